@@ -1,0 +1,24 @@
+"""The signing and verification the engine needs, injected by the host.
+
+The node plugs in its batch verifier (whose cache makes a vote it already
+checked free); the simulator plugs in plain Ed25519 or a faster stand-in.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Signer(Protocol):
+    """Holds one validator's private key."""
+
+    @property
+    def public_key(self) -> bytes: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+class Verifier(Protocol):
+    """Checks Ed25519 signatures; must never raise on malformed input."""
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...

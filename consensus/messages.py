@@ -1,0 +1,92 @@
+"""Consensus messages and the bytes their senders sign.
+
+The names follow the paper (Buchman, Kwon, Milosevic, "The latest gossip on BFT
+consensus", arXiv:1807.04938): a PROPOSAL carries a value and its ``validRound``;
+PREVOTE and PRECOMMIT carry ``id(v)`` or nil.  The signed bytes are a domain tag,
+the chain id, and the fixed-width fields, so a signature from one chain, height,
+round or message type can never be replayed as another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+CONSENSUS_DOMAIN = b"somnode-consensus-v1\x00"
+VALUE_ID_SIZE = 32
+NIL = None  # a vote for nil carries no value id
+
+
+class MessageType(IntEnum):
+    PROPOSAL = 1
+    PREVOTE = 2
+    PRECOMMIT = 3
+
+
+def value_id(value: bytes) -> bytes:
+    """``id(v)`` of the paper: SHA-256 of the proposed value."""
+    return hashlib.sha256(value).digest()
+
+
+_FIELDS = struct.Struct(">BQIq")  # type, height, round, valid_round (-1 for none)
+
+
+def signing_bytes(
+    chain_id: str,
+    kind: MessageType,
+    height: int,
+    round: int,
+    vid: bytes | None,
+    valid_round: int = -1,
+) -> bytes:
+    """The bytes a validator signs for a proposal or vote."""
+    chain = chain_id.encode("utf-8")
+    id_field = b"\x00" + bytes(VALUE_ID_SIZE) if vid is None else b"\x01" + vid
+    return (
+        CONSENSUS_DOMAIN
+        + bytes([len(chain)])
+        + chain
+        + _FIELDS.pack(int(kind), height, round, valid_round)
+        + id_field
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """⟨PROPOSAL, h, r, v, validRound⟩ signed by the round's proposer."""
+
+    height: int
+    round: int
+    value: bytes
+    valid_round: int
+    proposer: bytes
+    signature: bytes
+
+    @property
+    def value_id(self) -> bytes:
+        return value_id(self.value)
+
+    def signing_bytes(self, chain_id: str) -> bytes:
+        return signing_bytes(
+            chain_id, MessageType.PROPOSAL, self.height, self.round, self.value_id, self.valid_round
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """⟨PREVOTE or PRECOMMIT, h, r, id(v) or nil⟩ signed by ``validator``."""
+
+    type: MessageType
+    height: int
+    round: int
+    value_id: bytes | None
+    validator: bytes
+    signature: bytes
+
+    def signing_bytes(self, chain_id: str) -> bytes:
+        return signing_bytes(chain_id, self.type, self.height, self.round, self.value_id)
+
+
+Message = Proposal | Vote

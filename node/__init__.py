@@ -1,0 +1,1 @@
+"""somnode: the validator node for the digital som."""

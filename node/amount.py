@@ -1,0 +1,58 @@
+"""Money amounts: integer tyiyn (1 som = 100 tyiyn), unsigned 64-bit.
+
+Amounts are never floats: a user's "12.50" is parsed digit by digit, and an
+input that is not exactly representable in tyiyn is refused rather than rounded,
+because a silently rounded payment is a wrong payment.
+"""
+
+from __future__ import annotations
+
+import re
+
+TYIYN_PER_SOM = 100
+MAX_TYIYN = 2**64 - 1
+
+_SOM_TEXT = re.compile(r"(?P<whole>[0-9]+)(?:\.(?P<frac>[0-9]{1,2}))?")
+
+
+class AmountError(ValueError):
+    """The text or number is not a valid amount of money."""
+
+
+def check_tyiyn(value: object) -> int:
+    """Return ``value`` if it is an int in [0, 2**64 - 1]; raise otherwise."""
+    if type(value) is not int:
+        raise AmountError(f"amount must be an integer number of tyiyn, got {type(value).__name__}")
+    if not 0 <= value <= MAX_TYIYN:
+        raise AmountError(f"amount {value} is outside 0..{MAX_TYIYN} tyiyn")
+    return value
+
+
+def parse_som(text: str) -> int:
+    """Parse a som amount such as ``"12.50"`` or ``"3"`` into tyiyn.
+
+    At most two decimal places; no sign, exponent, separators or spaces.
+    """
+    if not isinstance(text, str):
+        raise AmountError("amount must be given as text")
+    match = _SOM_TEXT.fullmatch(text)
+    if match is None:
+        raise AmountError(
+            f"{text!r} is not a som amount: use digits with at most two decimals, e.g. 12.50"
+        )
+    frac = (match["frac"] or "").ljust(2, "0")
+    return check_tyiyn(int(match["whole"]) * TYIYN_PER_SOM + int(frac))
+
+
+def parse_tyiyn(text: str) -> int:
+    """Parse a whole number of tyiyn given as decimal digits."""
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit():
+        raise AmountError(f"{text!r} is not a whole number of tyiyn")
+    return check_tyiyn(int(text))
+
+
+def format_som(tyiyn: int) -> str:
+    """Format tyiyn as som with exactly two decimals: 1250 -> ``"12.50"``."""
+    check_tyiyn(tyiyn)
+    whole, frac = divmod(tyiyn, TYIYN_PER_SOM)
+    return f"{whole}.{frac:02d}"

@@ -1,0 +1,205 @@
+"""Transactions of the digital som and their canonical wire format.
+
+Three kinds exist today: ``transfer`` (any account), ``issue`` (the issuer
+creates som into an account) and ``redeem`` (a holder destroys som, returning
+it to the issuer's books).  Every transaction is a msgpack array in one fixed
+field order; the decoder re-encodes what it parsed and refuses the input unless
+the bytes are identical, so each transaction has exactly one encoding and thus
+exactly one hash.  docs/protocol.md is the normative description.
+
+Signed form (msgpack array):
+    transfer, issue: [version, kind, sender, nonce, recipient, amount, memo, signature]
+    redeem:          [version, kind, sender, nonce, amount, memo, signature]
+The signature covers ``signing_bytes(chain_id)``: a domain tag, the chain id and
+the unsigned array (the same array without the signature), so a transaction
+signed for one chain is worthless on another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+import msgpack
+
+from node.amount import MAX_TYIYN
+
+TX_VERSION = 1
+PUBLIC_KEY_SIZE = 32
+SIGNATURE_SIZE = 64
+MAX_MEMO_BYTES = 256
+MAX_CHAIN_ID_BYTES = 64
+# The largest canonical transaction: a transfer with a full memo is under 420 bytes.
+MAX_TX_BYTES = 512
+TX_DOMAIN = b"somnode-tx-v1\x00"
+
+
+class TxKind(IntEnum):
+    TRANSFER = 1
+    ISSUE = 2
+    REDEEM = 3
+
+
+_KINDS_WITH_RECIPIENT = frozenset({TxKind.TRANSFER, TxKind.ISSUE})
+# Wire bytes of the signature field: msgpack bin 8 header (0xc4, length 64).
+_SIGNATURE_FIELD_SIZE = 2 + SIGNATURE_SIZE
+
+
+class TxDecodeError(ValueError):
+    """The bytes are not one canonical, well-formed transaction."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Signer(Protocol):
+    public_key: bytes
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+def _pack(obj: object) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def chain_id_bytes(chain_id: str) -> bytes:
+    encoded = chain_id.encode("utf-8")
+    if not 0 < len(encoded) <= MAX_CHAIN_ID_BYTES:
+        raise ValueError(f"chain id must be 1..{MAX_CHAIN_ID_BYTES} bytes of UTF-8")
+    return encoded
+
+
+def signing_prefix(chain_id: str) -> bytes:
+    """The bytes that precede every unsigned body on ``chain_id``."""
+    encoded = chain_id_bytes(chain_id)
+    return TX_DOMAIN + bytes([len(encoded)]) + encoded
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """An unsigned transaction; ``recipient`` is None exactly for redeem."""
+
+    kind: TxKind
+    sender: bytes
+    nonce: int
+    amount: int
+    recipient: bytes | None = None
+    memo: str = ""
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
+    def fields(self) -> list[object]:
+        """The unsigned msgpack array, in wire order."""
+        head: list[object] = [TX_VERSION, int(self.kind), self.sender, self.nonce]
+        if self.recipient is not None:
+            head.append(self.recipient)
+        head += [self.amount, self.memo]
+        return head
+
+    def unsigned_bytes(self) -> bytes:
+        return _pack(self.fields())
+
+    def signing_bytes(self, chain_id: str) -> bytes:
+        return signing_prefix(chain_id) + self.unsigned_bytes()
+
+    def sign(self, key: Signer, chain_id: str) -> "SignedTransaction":
+        if key.public_key != self.sender:
+            raise ValueError("the key does not belong to the transaction's sender")
+        signature = key.sign(self.signing_bytes(chain_id))
+        raw = _pack(self.fields() + [signature])
+        return SignedTransaction(self, signature, raw, hashlib.sha256(raw).digest())
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTransaction:
+    """A transaction with its signature, canonical bytes and hash.
+
+    The signature has not necessarily been verified: that is the batch
+    verifier's job (see ``verify_item``).
+    """
+
+    tx: Transaction
+    signature: bytes
+    raw: bytes
+    hash: bytes
+
+    def unsigned_bytes(self) -> bytes:
+        # The canonical signed array is the unsigned array with one more element
+        # (always a 66-byte bin 8 field), so the unsigned bytes are a slice.
+        return bytes([self.raw[0] - 1]) + self.raw[1:-_SIGNATURE_FIELD_SIZE]
+
+    def signing_bytes(self, chain_id: str) -> bytes:
+        return signing_prefix(chain_id) + self.unsigned_bytes()
+
+    def verify_item(self, prefix: bytes) -> tuple[bytes, bytes, bytes]:
+        """(public key, message, signature) for the verifier; ``prefix`` is ``signing_prefix(chain_id)``."""
+        return self.tx.sender, prefix + self.unsigned_bytes(), self.signature
+
+
+def _fail(code: str, message: str) -> TxDecodeError:
+    return TxDecodeError(code, message)
+
+
+def _check_fields(tx: Transaction) -> None:
+    if not isinstance(tx.kind, TxKind):
+        raise _fail("unknown_kind", f"unknown transaction kind {tx.kind!r}")
+    if type(tx.sender) is not bytes or len(tx.sender) != PUBLIC_KEY_SIZE:
+        raise _fail("bad_field", "sender must be a 32-byte public key")
+    if type(tx.nonce) is not int or not 0 <= tx.nonce <= MAX_TYIYN:
+        raise _fail("bad_field", "nonce must be an unsigned 64-bit integer")
+    if type(tx.amount) is not int or not 1 <= tx.amount <= MAX_TYIYN:
+        raise _fail("bad_amount", "amount must be 1..2^64-1 tyiyn")
+    if tx.kind in _KINDS_WITH_RECIPIENT:
+        if type(tx.recipient) is not bytes or len(tx.recipient) != PUBLIC_KEY_SIZE:
+            raise _fail("bad_field", "recipient must be a 32-byte public key")
+    elif tx.recipient is not None:
+        raise _fail("bad_field", "redeem has no recipient")
+    if type(tx.memo) is not str:
+        raise _fail("bad_field", "memo must be text")
+    if len(tx.memo.encode("utf-8")) > MAX_MEMO_BYTES:
+        raise _fail("memo_too_long", f"memo is longer than {MAX_MEMO_BYTES} bytes of UTF-8")
+
+
+def decode_tx(raw: bytes) -> SignedTransaction:
+    """Parse one canonical signed transaction; raise TxDecodeError otherwise."""
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise _fail("malformed", "a transaction is bytes")
+    raw = bytes(raw)
+    if len(raw) > MAX_TX_BYTES:
+        raise _fail("too_large", f"transaction is {len(raw)} bytes; the limit is {MAX_TX_BYTES}")
+    try:
+        fields = msgpack.unpackb(
+            raw, raw=False, use_list=True, strict_map_key=True,
+            max_bin_len=MAX_TX_BYTES, max_str_len=MAX_TX_BYTES,
+            max_array_len=16, max_map_len=0, max_ext_len=0,
+        )
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, UnicodeDecodeError) as exc:
+        raise _fail("malformed", f"not a single msgpack value: {exc}") from exc
+    if type(fields) is not list or len(fields) < 3:
+        raise _fail("malformed", "a transaction is a msgpack array")
+    if fields[0] != TX_VERSION or type(fields[0]) is not int:
+        raise _fail("bad_version", f"unsupported transaction version {fields[0]!r}")
+    try:
+        kind = TxKind(fields[1]) if type(fields[1]) is int else None
+    except ValueError:
+        kind = None
+    if kind is None:
+        raise _fail("unknown_kind", f"unknown transaction kind {fields[1]!r}")
+    expected = 8 if kind in _KINDS_WITH_RECIPIENT else 7
+    if len(fields) != expected:
+        raise _fail("bad_field_count", f"{kind.name.lower()} has {expected} fields, got {len(fields)}")
+    if kind in _KINDS_WITH_RECIPIENT:
+        _, _, sender, nonce, recipient, amount, memo, signature = fields
+    else:
+        _, _, sender, nonce, amount, memo, signature = fields
+        recipient = None
+    if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
+        raise _fail("bad_signature", "signature must be 64 bytes")
+    tx = Transaction(kind, sender, nonce, amount, recipient, memo)
+    if _pack(tx.fields() + [signature]) != raw:
+        raise _fail("non_canonical", "the encoding is not canonical")
+    return SignedTransaction(tx, signature, raw, hashlib.sha256(raw).digest())
