@@ -1,0 +1,264 @@
+"""A validator's configuration file (TOML).
+
+The operations team of a bank edits this file by hand, so every mistake must be
+reported with the dotted name of the field it concerns ("api.listen: ..."), and
+anything the loader does not know is refused: a misspelt option that is
+silently ignored is a setting the operator believes is in force but is not.
+
+Relative paths are resolved against the directory of the config file, so a
+validator directory can be moved or copied as a whole.  ``render_config`` writes
+the same format back (paths relative to the file again); only the handful of
+flat sections below exist, so a small writer is enough and no TOML-writing
+dependency is needed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+
+from node.block import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
+from node.tx import MAX_TX_BYTES
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_MAX_TIMEOUT_MS = 600_000
+_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message starts with the field's name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A TCP host and port, written ``host:port`` (``[v6]:port`` for IPv6)."""
+
+    host: str
+    port: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is outside 1..65535")
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_endpoint(text: object) -> Endpoint:
+    """Parse ``host:port``; raise ValueError saying what is wrong."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected host:port, got {type(text).__name__}")
+    bracketed = re.fullmatch(r"\[([^\]]+)\]:([0-9]{1,5})", text)
+    plain = re.fullmatch(r"([^:\[\]]+):([0-9]{1,5})", text)
+    match = bracketed or plain
+    if match is None:
+        raise ValueError(f"expected host:port, got {text!r}")
+    host, port = match[1], int(match[2])
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} in {text!r} is not an IPv6 address") from None
+    elif not all(_HOSTNAME_LABEL.fullmatch(label) for label in host.split(".")):
+        raise ValueError(f"{host!r} in {text!r} is not a host name or IPv4 address")
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} in {text!r} is outside 1..65535")
+    return Endpoint(host, port)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSection:
+    name: str
+    data_dir: Path
+    key_file: Path
+    genesis_file: Path
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class P2PSection:
+    listen: Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSection:
+    listen: Endpoint
+    max_body_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolSection:
+    max_txs: int = 50_000
+    max_bytes: int = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusSection:
+    timeout_propose_ms: int = 1000
+    timeout_prevote_ms: int = 500
+    timeout_precommit_ms: int = 500
+    timeout_delta_ms: int = 250
+    max_block_txs: int = 5000
+    max_block_bytes: int = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """One validator's settings; paths are absolute once loaded."""
+
+    node: NodeSection
+    p2p: P2PSection
+    api: ApiSection
+    mempool: MempoolSection = field(default_factory=MempoolSection)
+    consensus: ConsensusSection = field(default_factory=ConsensusSection)
+
+
+# Inclusive bounds of every integer option, checked on load.
+_INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "api.max_body_bytes": (MAX_TX_BYTES, 64 * 1024 * 1024),
+    "mempool.max_txs": (1, 10_000_000),
+    "mempool.max_bytes": (MAX_TX_BYTES, 8 * 1024 * 1024 * 1024),
+    "consensus.timeout_propose_ms": (1, _MAX_TIMEOUT_MS),
+    "consensus.timeout_prevote_ms": (1, _MAX_TIMEOUT_MS),
+    "consensus.timeout_precommit_ms": (1, _MAX_TIMEOUT_MS),
+    "consensus.timeout_delta_ms": (0, _MAX_TIMEOUT_MS),
+    "consensus.max_block_txs": (1, MAX_BLOCK_TXS),
+    "consensus.max_block_bytes": (MAX_TX_BYTES, MAX_BLOCK_BYTES),
+}
+_PATH_FIELDS = frozenset({"node.data_dir", "node.key_file", "node.genesis_file"})
+_ENDPOINT_FIELDS = frozenset({"p2p.listen", "api.listen"})
+_SECTIONS: dict[str, type] = {
+    "node": NodeSection,
+    "p2p": P2PSection,
+    "api": ApiSection,
+    "mempool": MempoolSection,
+    "consensus": ConsensusSection,
+}
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and check a config file; raise ConfigError naming the bad field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is unreadable: {exc}") from None
+    return parse_config(text, base_dir=path.resolve().parent, source=str(path))
+
+
+def parse_config(text: str, base_dir: Path, source: str = "<config>") -> Config:
+    """Parse config text; relative paths resolve against ``base_dir``."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    unknown = sorted(set(document) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(_SECTIONS)})")
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        table = document.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name}: expected a [{name}] section")
+        sections[name] = _parse_section(name, cls, table, base_dir)
+    return Config(**sections)
+
+
+def _parse_section(section: str, cls: type, table: dict, base_dir: Path) -> object:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"{section}.{unknown[0]}: unknown field (known: {', '.join(known)})")
+    values = {}
+    for name, spec in known.items():
+        dotted = f"{section}.{name}"
+        if name not in table:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise ConfigError(f"{dotted}: missing required field")
+            continue
+        values[name] = _parse_value(dotted, table[name], base_dir)
+    return cls(**values)
+
+
+def _parse_value(dotted: str, value: object, base_dir: Path) -> object:
+    if dotted in _INT_BOUNDS:
+        low, high = _INT_BOUNDS[dotted]
+        if type(value) is not int:
+            raise ConfigError(f"{dotted}: expected an integer, got {_describe(value)}")
+        if not low <= value <= high:
+            raise ConfigError(f"{dotted}: must be between {low} and {high}, got {value}")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{dotted}: expected a string, got {_describe(value)}")
+    if dotted in _ENDPOINT_FIELDS:
+        try:
+            return parse_endpoint(value)
+        except ValueError as exc:
+            raise ConfigError(f"{dotted}: {exc}") from None
+    if dotted in _PATH_FIELDS:
+        if not value or "\x00" in value:
+            raise ConfigError(f"{dotted}: expected a file system path, got {value!r}")
+        return (base_dir / Path(value).expanduser()).resolve()
+    if dotted == "node.log_level":
+        if value not in LOG_LEVELS:
+            raise ConfigError(f"{dotted}: expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+        return value
+    if dotted == "node.name":
+        if not value.strip() or not value.isprintable():
+            raise ConfigError(f"{dotted}: expected a non-empty printable name, got {value!r}")
+        return value
+    raise AssertionError(f"no parser for config field {dotted}")
+
+
+def _describe(value: object) -> str:
+    kind = {bool: "a boolean", int: "an integer", float: "a number with a fraction", str: "a string",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+    return f"{kind} ({value!r})"
+
+
+def render_config(config: Config, base_dir: Path) -> str:
+    """The TOML text of ``config``; paths are written relative to ``base_dir``."""
+    lines = ["# somnode validator configuration; every field is described in configs/README.md", ""]
+    for section in _SECTIONS:
+        lines.append(f"[{section}]")
+        values = getattr(config, section)
+        for spec in fields(values):
+            value = getattr(values, spec.name)
+            if isinstance(value, Path):
+                value = os.path.relpath(value, base_dir.resolve())
+            if isinstance(value, Endpoint):
+                value = str(value)
+            lines.append(f"{spec.name} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: object) -> str:
+    if type(value) is int:
+        return str(value)
+    assert isinstance(value, str), f"config values are ints or strings, not {type(value).__name__}"
+    return '"' + "".join(_toml_char(c) for c in value) + '"'
+
+
+def _toml_char(char: str) -> str:
+    # TOML basic strings: backslash and quote are escaped, control characters
+    # (U+0000..U+001F and U+007F) must be written as \uXXXX.
+    if char in '"\\':
+        return "\\" + char
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return f"\\u{ord(char):04X}"
+    return char
+
+
+def write_config(path: str | os.PathLike[str], config: Config) -> None:
+    """Write ``config`` to a new file at ``path``; refuse to overwrite."""
+    path = Path(path)
+    with open(path, "x", encoding="utf-8") as out:
+        out.write(render_config(config, path.resolve().parent))
