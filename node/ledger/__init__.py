@@ -1,0 +1,21 @@
+"""The ledger: deterministic execution of committed blocks and their LevelDB store."""
+
+from node.ledger.receipts import RECEIPT_CODES, Receipt, TxLocation
+from node.ledger.state import GenesisState
+from node.ledger.store import (
+    Account,
+    BlockResult,
+    LedgerCorruptError,
+    LedgerError,
+    LedgerHeightError,
+    LedgerMismatchError,
+    LedgerOpenError,
+    LedgerStore,
+    Supply,
+)
+
+__all__ = [
+    "Account", "BlockResult", "GenesisState", "LedgerCorruptError", "LedgerError",
+    "LedgerHeightError", "LedgerMismatchError", "LedgerOpenError", "LedgerStore",
+    "RECEIPT_CODES", "Receipt", "Supply", "TxLocation",
+]

@@ -1,0 +1,80 @@
+"""The LevelDB key layout of the ledger.
+
+One-byte prefixes keep each family in its own contiguous key range, so a
+family can be scanned with a prefix iterator and two families never collide.
+Integers in keys are big-endian so that byte order equals numeric order.
+
+    a<pk:32>        account: balance u64 || next nonce u64
+    s               supply: issued u128 || redeemed u128
+    b<height:u64>   block bytes (opaque, supplied by the caller)
+    c<height:u64>   commit certificate bytes (opaque)
+    r<height:u64>   receipts: (tx_hash:32 || code:u8) per transaction
+    t<hash:32>      transaction index: height u64 || index u32 || code u8
+    m<name>         chain meta (schema, chain id, genesis hash, roles, height, app hash)
+
+Only ``a`` and ``s`` are application state and enter the app hash.
+"""
+
+from __future__ import annotations
+
+import struct
+
+ACCOUNT = b"a"
+SUPPLY = b"s"
+BLOCK = b"b"
+CERTIFICATE = b"c"
+RECEIPTS = b"r"
+TX_INDEX = b"t"
+
+META_SCHEMA = b"mschema"
+META_CHAIN_ID = b"mchain_id"
+META_GENESIS_HASH = b"mgenesis_hash"
+META_ISSUER = b"missuer"
+META_BANKS = b"mbanks"
+META_HEIGHT = b"mheight"
+META_APP_HASH = b"mapp_hash"
+
+SCHEMA_VERSION = b"somnode-ledger-1"
+
+_U64 = struct.Struct(">Q")
+ACCOUNT_VALUE = struct.Struct(">QQ")
+SUPPLY_VALUE = struct.Struct(">QQQQ")
+_U64_MASK = (1 << 64) - 1
+
+
+def account_key(public_key: bytes) -> bytes:
+    return ACCOUNT + public_key
+
+
+def block_key(height: int) -> bytes:
+    return BLOCK + _U64.pack(height)
+
+
+def certificate_key(height: int) -> bytes:
+    return CERTIFICATE + _U64.pack(height)
+
+
+def receipts_key(height: int) -> bytes:
+    return RECEIPTS + _U64.pack(height)
+
+
+def tx_key(tx_hash: bytes) -> bytes:
+    return TX_INDEX + tx_hash
+
+
+def encode_height(height: int) -> bytes:
+    return _U64.pack(height)
+
+
+def decode_height(raw: bytes) -> int:
+    return _U64.unpack(raw)[0]
+
+
+def encode_supply(issued: int, redeemed: int) -> bytes:
+    """Issued and redeemed are lifetime totals and may outgrow u64, so they are u128."""
+    return SUPPLY_VALUE.pack(issued >> 64, issued & _U64_MASK, redeemed >> 64, redeemed & _U64_MASK)
+
+
+def decode_supply(raw: bytes) -> tuple[int, int]:
+    ih, il, rh, rl = SUPPLY_VALUE.unpack(raw)
+    return (ih << 64) | il, (rh << 64) | rl

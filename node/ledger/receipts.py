@@ -1,0 +1,88 @@
+"""Receipt codes and the stored forms of receipts and the transaction index.
+
+Codes are stable strings in the API and one byte on disk.  The byte is the
+code's position in ``RECEIPT_CODES``: the tuple is append-only, because a
+reordering would silently change the meaning of every stored receipt.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+RECEIPT_CODES: tuple[str, ...] = (
+    "ok",
+    "bad_nonce",
+    "unknown_account",
+    "insufficient_funds",
+    "unauthorised",
+    "overflow",
+    "self_transfer",
+)
+OK, BAD_NONCE, UNKNOWN_ACCOUNT, INSUFFICIENT_FUNDS, UNAUTHORISED, OVERFLOW, SELF_TRANSFER = range(
+    len(RECEIPT_CODES)
+)
+# Outcomes that leave the sender's nonce untouched: the transaction changed nothing
+# at all, so the same signed bytes may still be applied by a later block.
+NONCE_KEEPING = frozenset({BAD_NONCE, UNKNOWN_ACCOUNT})
+
+_HASH_SIZE = 32
+_RECEIPT_SIZE = _HASH_SIZE + 1
+_LOCATION = struct.Struct(">QIB")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The outcome of the transaction at ``index`` in its block."""
+
+    index: int
+    tx_hash: bytes
+    code: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class TxLocation:
+    """Where a committed transaction sits and how it ended."""
+
+    height: int
+    index: int
+    code: str
+
+
+def encode_receipts(tx_hashes: list[bytes], codes: bytes | bytearray) -> bytes:
+    """A block's receipts on disk: ``tx_hash || code byte`` per transaction, in block order."""
+    assert len(tx_hashes) == len(codes), "one code per transaction"
+    return b"".join([h + codes[i : i + 1] for i, h in enumerate(tx_hashes)])
+
+
+def decode_receipts(raw: bytes) -> tuple[Receipt, ...]:
+    if len(raw) % _RECEIPT_SIZE:
+        raise ValueError(f"receipt record of {len(raw)} bytes is not a multiple of {_RECEIPT_SIZE}")
+    return tuple(
+        Receipt(i, raw[off : off + _HASH_SIZE], _code_name(raw[off + _HASH_SIZE]))
+        for i, off in enumerate(range(0, len(raw), _RECEIPT_SIZE))
+    )
+
+
+def encode_location(height: int, index: int, code: int) -> bytes:
+    return _LOCATION.pack(height, index, code)
+
+
+def decode_location(raw: bytes) -> TxLocation:
+    height, index, code = _LOCATION.unpack(raw)
+    return TxLocation(height, index, _code_name(code))
+
+
+def location_code(raw: bytes) -> int:
+    """The code byte of a stored location, without building a TxLocation."""
+    return raw[-1]
+
+
+def _code_name(code: int) -> str:
+    if code >= len(RECEIPT_CODES):
+        raise ValueError(f"unknown receipt code byte {code}")
+    return RECEIPT_CODES[code]

@@ -1,0 +1,357 @@
+"""The ledger's LevelDB store: committed blocks and the state they produced.
+
+Each committed block goes to disk in ONE ``write_batch(sync=True)`` holding the
+state changes, the block, its commit certificate, its receipts, the
+transaction index, the height and the app hash.  LevelDB applies a batch from
+its write-ahead log entirely or not at all, so a process killed at any instant
+reopens at a block boundary; the in-memory view (height, app hash, supply,
+account cache) is updated only after the batch is durable, so it never runs
+ahead of the disk.
+
+The store is not thread-safe: one thread (or the caller's lock) drives it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import NamedTuple
+
+import plyvel
+
+from node.ledger import keys as k
+from node.ledger.apphash import changes_digest, genesis_app_hash, next_app_hash
+from node.ledger.receipts import (
+    NONCE_KEEPING,
+    Receipt,
+    TxLocation,
+    decode_location,
+    decode_receipts,
+    encode_location,
+    encode_receipts,
+    location_code,
+    RECEIPT_CODES,
+)
+from node.ledger.state import Execution, GenesisState, execute
+from node.tx import SignedTransaction
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_ACCOUNTS = 262_144
+_WRITE_BUFFER_BYTES = 64 * 1024 * 1024
+_BLOCK_CACHE_BYTES = 64 * 1024 * 1024
+
+
+class LedgerError(Exception):
+    """The ledger store cannot be used as asked."""
+
+
+class LedgerOpenError(LedgerError):
+    """The store could not be opened (missing, locked by another process, unreadable)."""
+
+
+class LedgerCorruptError(LedgerError):
+    """The store's files or records are damaged; restore from a backup or resync."""
+
+
+class LedgerMismatchError(LedgerError):
+    """The store belongs to a different chain or genesis than the node's configuration."""
+
+
+class LedgerHeightError(LedgerError):
+    """A block was offered out of order: heights must be contiguous."""
+
+
+class Account(NamedTuple):
+    balance: int
+    nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class Supply:
+    """Lifetime totals; ``outstanding`` (issued - redeemed) equals the sum of all balances."""
+
+    issued: int
+    redeemed: int
+
+    @property
+    def outstanding(self) -> int:
+        return self.issued - self.redeemed
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    """What executing a block produced; identical on every honest validator."""
+
+    height: int
+    receipts: tuple[Receipt, ...]
+    app_hash: bytes
+    state_changes_digest: bytes
+
+
+class LedgerStore:
+    """Open with ``LedgerStore.open``; a fresh directory is initialised from the genesis given."""
+
+    def __init__(self, db: plyvel.DB, path: str, cache_accounts: int) -> None:
+        self._db = db
+        self.path = path
+        self._cache: dict[bytes, tuple[int, int]] = {}
+        self._cache_limit = cache_accounts
+        try:
+            meta = {key: db.get(key) for key in (
+                k.META_CHAIN_ID, k.META_GENESIS_HASH, k.META_ISSUER, k.META_BANKS,
+                k.META_HEIGHT, k.META_APP_HASH, k.SUPPLY)}
+            if any(value is None for value in meta.values()):
+                raise LedgerCorruptError(f"ledger store {path} lacks chain meta records")
+            self.chain_id = meta[k.META_CHAIN_ID].decode("utf-8")
+            self.genesis_hash: bytes = meta[k.META_GENESIS_HASH]
+            self.issuer: bytes = meta[k.META_ISSUER]
+            banks = meta[k.META_BANKS]
+            self.banks = frozenset(banks[i : i + 32] for i in range(0, len(banks), 32))
+            self._height = k.decode_height(meta[k.META_HEIGHT])
+            self._app_hash: bytes = meta[k.META_APP_HASH]
+            self._issued, self._redeemed = k.decode_supply(meta[k.SUPPLY])
+            if self._height and db.get(k.block_key(self._height)) is None:
+                raise LedgerCorruptError(f"ledger store {path} is at height {self._height} but lacks that block")
+        except (plyvel.CorruptionError, UnicodeDecodeError, ValueError) as exc:
+            raise LedgerCorruptError(f"ledger store {path} has damaged meta records: {exc}") from exc
+
+    # -- opening -----------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], genesis: GenesisState, *,
+             cache_accounts: int = DEFAULT_CACHE_ACCOUNTS) -> "LedgerStore":
+        """Open the store at ``path``, creating it from ``genesis`` if the directory holds none.
+
+        An existing store must belong to ``genesis.chain_id`` and ``genesis.genesis_hash``:
+        a node pointed at another chain's data must stop, not extend it.
+        """
+        path = os.fspath(path)
+        db = _open_db(path, create=True)
+        try:
+            schema = db.get(k.META_SCHEMA)
+            if schema is None:
+                if next(db.iterator(include_value=False), None) is not None:
+                    raise LedgerCorruptError(f"{path} holds data but no ledger schema record")
+                _write_genesis(db, genesis)
+                log.info("ledger.init path=%s chain_id=%s height=0", path, genesis.chain_id)
+            elif schema != k.SCHEMA_VERSION:
+                raise LedgerCorruptError(f"{path} has ledger schema {schema!r}; expected {k.SCHEMA_VERSION!r}")
+            store = cls(db, path, cache_accounts)
+            if store.chain_id != genesis.chain_id or store.genesis_hash != genesis.genesis_hash:
+                raise LedgerMismatchError(
+                    f"ledger store {path} belongs to chain {store.chain_id!r} with genesis hash "
+                    f"{store.genesis_hash.hex()}, not chain {genesis.chain_id!r} with genesis hash "
+                    f"{genesis.genesis_hash.hex()}")
+        except plyvel.CorruptionError as exc:
+            db.close()
+            raise LedgerCorruptError(f"ledger store {path} is corrupted: {exc}") from exc
+        except BaseException:
+            db.close()
+            raise
+        log.info("ledger.open path=%s chain_id=%s height=%d app_hash=%s",
+                 path, store.chain_id, store.height, store.app_hash.hex())
+        return store
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "LedgerStore":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------
+
+    @property
+    def height(self) -> int:
+        return self._height
+
+    @property
+    def app_hash(self) -> bytes:
+        return self._app_hash
+
+    def supply(self) -> Supply:
+        return Supply(self._issued, self._redeemed)
+
+    def account(self, public_key: bytes) -> Account | None:
+        """Committed balance and next nonce, or None when the key has no account (it never held som)."""
+        stored = self._lookup(public_key)
+        return None if stored is None else Account(*stored)
+
+    def block(self, height: int) -> bytes | None:
+        return self._get(k.block_key(height))
+
+    def certificate(self, height: int) -> bytes | None:
+        return self._get(k.certificate_key(height))
+
+    def receipts(self, height: int) -> tuple[Receipt, ...] | None:
+        raw = self._get(k.receipts_key(height))
+        return None if raw is None else decode_receipts(raw)
+
+    def tx_location(self, tx_hash: bytes) -> TxLocation | None:
+        raw = self._get(k.tx_key(tx_hash))
+        return None if raw is None else decode_location(raw)
+
+    def iter_accounts(self) -> "list[tuple[bytes, Account]]":
+        """Every account, sorted by key: for audits and tests, not for the hot path."""
+        try:
+            return [(key[1:], Account(*k.ACCOUNT_VALUE.unpack(value)))
+                    for key, value in self._db.iterator(prefix=k.ACCOUNT)]
+        except plyvel.CorruptionError as exc:
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
+
+    # -- executing ---------------------------------------------------------
+
+    def check_block(self, txs: Sequence[SignedTransaction]) -> BlockResult:
+        """Execute ``txs`` as the next block without writing: proposal validation before a prevote."""
+        execution = self._execute(txs)
+        records = _state_records(execution)
+        digest = changes_digest(records)
+        return BlockResult(self._height + 1, _receipts(txs, execution.codes),
+                           next_app_hash(self._app_hash, digest), digest)
+
+    def apply_block(self, height: int, txs: Sequence[SignedTransaction],
+                    block_bytes: bytes, certificate_bytes: bytes) -> BlockResult:
+        """Execute and durably commit block ``height``, which must follow the current height."""
+        if height != self._height + 1:
+            raise LedgerHeightError(f"block {height} offered at ledger height {self._height}")
+        execution = self._execute(txs)
+        records = _state_records(execution)
+        digest = changes_digest(records)
+        app_hash = next_app_hash(self._app_hash, digest)
+        codes = execution.codes
+        hashes = [stx.hash for stx in txs]
+        db = self._db
+        try:
+            with db.write_batch(sync=True) as batch:
+                put = batch.put
+                for key, value in records:
+                    put(key, value)
+                put(k.block_key(height), block_bytes)
+                put(k.certificate_key(height), certificate_bytes)
+                put(k.receipts_key(height), encode_receipts(hashes, codes))
+                for key, value in self._index_records(height, hashes, codes):
+                    put(key, value)
+                put(k.META_HEIGHT, k.encode_height(height))
+                put(k.META_APP_HASH, app_hash)
+        except plyvel.CorruptionError as exc:
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
+        self._height = height
+        self._app_hash = app_hash
+        self._issued, self._redeemed = execution.issued, execution.redeemed
+        cache = self._cache
+        for public_key, account in execution.written.items():
+            cache[public_key] = (account[0], account[1])
+        self._trim_cache()
+        log.debug("ledger.commit height=%d txs=%d accounts_written=%d app_hash=%s",
+                  height, len(txs), len(execution.written), app_hash.hex())
+        return BlockResult(height, _receipts(txs, codes), app_hash, digest)
+
+    # -- internals ---------------------------------------------------------
+
+    def _execute(self, txs: Sequence[SignedTransaction]) -> Execution:
+        try:
+            execution = execute(txs, self._lookup, self.issuer, self.banks, self._issued, self._redeemed)
+        except plyvel.CorruptionError as exc:
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
+        self._trim_cache()
+        return execution
+
+    def _lookup(self, public_key: bytes) -> tuple[int, int] | None:
+        """Committed account record through the cache; absent keys are not cached."""
+        cached = self._cache.get(public_key)
+        if cached is not None:
+            return cached
+        raw = self._db.get(k.ACCOUNT + public_key)
+        if raw is None:
+            return None
+        record = self._cache[public_key] = k.ACCOUNT_VALUE.unpack(raw)
+        return record
+
+    def _index_records(self, height: int, hashes: list[bytes], codes: bytearray) -> list[tuple[bytes, bytes]]:
+        """Transaction index entries: an outcome that consumed the nonce always wins.
+
+        A transaction that changed nothing (bad nonce, unknown account) may be
+        included again later and then succeed; the index must then say so, and
+        must never let a later no-op inclusion hide an earlier real outcome.
+        """
+        records: dict[bytes, bytes] = {}
+        for index, tx_hash in enumerate(hashes):
+            code = codes[index]
+            key = k.TX_INDEX + tx_hash
+            if code in NONCE_KEEPING:
+                earlier = records.get(key) or self._db.get(key)
+                if earlier is not None:
+                    continue
+            records[key] = encode_location(height, index, code)
+        return list(records.items())
+
+    def _trim_cache(self) -> None:
+        """Evict the oldest-loaded accounts once over the bound, an eighth at a time to amortise."""
+        excess = len(self._cache) - self._cache_limit
+        if excess > 0:
+            cache = self._cache
+            for public_key in list(islice(cache, excess + self._cache_limit // 8)):
+                del cache[public_key]
+
+    def _get(self, key: bytes) -> bytes | None:
+        try:
+            return self._db.get(key)
+        except plyvel.CorruptionError as exc:
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
+
+
+def _open_db(path: str, create: bool) -> plyvel.DB:
+    try:
+        return plyvel.DB(
+            path, create_if_missing=create, paranoid_checks=True, bloom_filter_bits=10,
+            write_buffer_size=_WRITE_BUFFER_BYTES, lru_cache_size=_BLOCK_CACHE_BYTES,
+        )
+    except plyvel.CorruptionError as exc:
+        raise LedgerCorruptError(f"ledger store {path} is corrupted: {exc}") from exc
+    except plyvel.IOError as exc:
+        raise LedgerOpenError(f"cannot open ledger store {path} (is another node using it?): {exc}") from exc
+    except plyvel.Error as exc:
+        raise LedgerOpenError(f"cannot open ledger store {path}: {exc}") from exc
+
+
+def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
+    """Write the genesis state and meta in one batch, so a store is either absent or complete."""
+    supply = genesis.supply
+    records = sorted(
+        [(k.account_key(key), k.ACCOUNT_VALUE.pack(*account)) for key, account in genesis.accounts().items()]
+        + [(k.SUPPLY, k.encode_supply(supply, 0))]
+    )
+    app_hash = genesis_app_hash(genesis.chain_id, genesis.genesis_hash, changes_digest(records))
+    with db.write_batch(sync=True) as batch:
+        for key, value in records:
+            batch.put(key, value)
+        batch.put(k.META_CHAIN_ID, genesis.chain_id.encode("utf-8"))
+        batch.put(k.META_GENESIS_HASH, genesis.genesis_hash)
+        batch.put(k.META_ISSUER, genesis.issuer)
+        batch.put(k.META_BANKS, b"".join(sorted(genesis.banks)))
+        batch.put(k.META_HEIGHT, k.encode_height(0))
+        batch.put(k.META_APP_HASH, app_hash)
+        batch.put(k.META_SCHEMA, k.SCHEMA_VERSION)
+
+
+def _state_records(execution: Execution) -> list[tuple[bytes, bytes]]:
+    """The block's state changes as sorted (key, value) records: accounts written, then supply."""
+    pack = k.ACCOUNT_VALUE.pack
+    prefix = k.ACCOUNT
+    records = [(prefix + public_key, pack(account[0], account[1]))
+               for public_key, account in execution.written.items()]
+    records.sort()
+    # "s" sorts after every "a..." account key, so appending keeps the order.
+    records.append((k.SUPPLY, k.encode_supply(execution.issued, execution.redeemed)))
+    return records
+
+
+def _receipts(txs: Sequence[SignedTransaction], codes: bytearray) -> tuple[Receipt, ...]:
+    names = RECEIPT_CODES
+    return tuple([Receipt(i, stx.hash, names[code]) for i, (stx, code) in enumerate(zip(txs, codes))])

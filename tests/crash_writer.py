@@ -1,0 +1,194 @@
+"""Deterministic ledger workloads, an independent reference model, and the crash-test writer.
+
+Run as a program, it opens (or creates) a ledger store and commits
+deterministic blocks forever, printing each committed height; the crash test
+SIGKILLs it at random instants.  Imported, it gives the tests the same block
+generator and ``ReferenceLedger``, a deliberately plain re-implementation of
+docs/ledger.md that the store is checked against.
+
+    python tests/crash_writer.py STORE_DIR SEED
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import struct
+import sys
+
+import msgpack
+
+from node.amount import MAX_TYIYN
+from node.ledger.apphash import BLOCK_DOMAIN, GENESIS_DOMAIN
+from node.ledger.state import GenesisState
+from node.tx import SignedTransaction, Transaction, TxKind
+
+CHAIN_ID = "som-crash-test"
+GENESIS_HASH = hashlib.sha256(b"crash-test genesis").digest()
+ACCOUNTS = 24
+TXS_PER_BLOCK = 40
+
+
+def key(n: int) -> bytes:
+    """A deterministic 32-byte stand-in public key: the ledger never checks signatures."""
+    return hashlib.sha256(b"account %d" % n).digest()
+
+
+ISSUER = key(0)
+BANKS = (key(1), key(2))
+HOLDERS = tuple(key(n) for n in range(3, ACCOUNTS))
+
+
+def genesis_state(balances: tuple[tuple[bytes, int], ...] | None = None) -> GenesisState:
+    if balances is None:
+        balances = tuple(sorted((holder, 1_000_000) for holder in HOLDERS[:8]))
+    return GenesisState(CHAIN_ID, GENESIS_HASH, ISSUER, frozenset(BANKS), balances)
+
+
+def signed(kind: TxKind, sender: bytes, nonce: int, amount: int,
+           recipient: bytes | None = None, memo: str = "") -> SignedTransaction:
+    """A transaction with a placeholder signature: execution trusts the caller's verification."""
+    tx = Transaction(kind, sender, nonce, amount, recipient, memo)
+    signature = hashlib.sha512(tx.unsigned_bytes()).digest()
+    raw = msgpack.packb(tx.fields() + [signature], use_bin_type=True)
+    return SignedTransaction(tx, signature, raw, hashlib.sha256(raw).digest())
+
+
+class ReferenceLedger:
+    """The ledger rules written the obvious way, to check the optimised implementation against."""
+
+    def __init__(self, genesis: GenesisState) -> None:
+        self.issuer = genesis.issuer
+        self.banks = set(genesis.banks)
+        self.accounts: dict[bytes, list[int]] = {pk: [0, 0] for pk in (genesis.issuer, *genesis.banks)}
+        for pk, amount in genesis.balances:
+            self.accounts[pk] = [amount, 0]
+        self.issued = sum(amount for _, amount in genesis.balances)
+        self.redeemed = 0
+        self.height = 0
+        records = [(b"a" + pk, self._pack(pk)) for pk in self.accounts] + [(b"s", self._supply())]
+        cid = genesis.chain_id.encode()
+        self.app_hash = hashlib.sha256(
+            GENESIS_DOMAIN + bytes([len(cid)]) + cid + genesis.genesis_hash + self._digest(records)).digest()
+
+    def nonce(self, pk: bytes) -> int:
+        return self.accounts[pk][1] if pk in self.accounts else 0
+
+    def balance(self, pk: bytes) -> int:
+        return self.accounts[pk][0] if pk in self.accounts else 0
+
+    def apply(self, txs: list[SignedTransaction]) -> list[str]:
+        codes = []
+        touched: set[bytes] = set()
+        for stx in txs:
+            code = self._apply_one(stx.tx, touched)
+            codes.append(code)
+        records = sorted((b"a" + pk, self._pack(pk)) for pk in touched) + [(b"s", self._supply())]
+        self.app_hash = hashlib.sha256(BLOCK_DOMAIN + self.app_hash + self._digest(records)).digest()
+        self.height += 1
+        return codes
+
+    def _apply_one(self, tx: Transaction, touched: set[bytes]) -> str:
+        if tx.sender not in self.accounts:
+            return "unknown_account"
+        sender = self.accounts[tx.sender]
+        if tx.nonce != sender[1] or tx.nonce == MAX_TYIYN:
+            return "bad_nonce"
+        sender[1] += 1
+        touched.add(tx.sender)
+        if tx.kind == TxKind.TRANSFER:
+            if tx.recipient == tx.sender:
+                return "self_transfer"
+            if sender[0] < tx.amount:
+                return "insufficient_funds"
+            sender[0] -= tx.amount
+            self.accounts.setdefault(tx.recipient, [0, 0])[0] += tx.amount
+            touched.add(tx.recipient)
+            return "ok"
+        if tx.kind == TxKind.ISSUE:
+            if tx.sender != self.issuer:
+                return "unauthorised"
+            if self.issued - self.redeemed + tx.amount > MAX_TYIYN:
+                return "overflow"
+            self.accounts.setdefault(tx.recipient, [0, 0])[0] += tx.amount
+            touched.add(tx.recipient)
+            self.issued += tx.amount
+            return "ok"
+        if tx.sender not in self.banks and tx.sender != self.issuer:
+            return "unauthorised"
+        if sender[0] < tx.amount:
+            return "insufficient_funds"
+        sender[0] -= tx.amount
+        self.redeemed += tx.amount
+        return "ok"
+
+    def _pack(self, pk: bytes) -> bytes:
+        balance, nonce = self.accounts[pk]
+        return struct.pack(">QQ", balance, nonce)
+
+    def _supply(self) -> bytes:
+        m = (1 << 64) - 1
+        return struct.pack(">QQQQ", self.issued >> 64, self.issued & m, self.redeemed >> 64, self.redeemed & m)
+
+    @staticmethod
+    def _digest(records: list[tuple[bytes, bytes]]) -> bytes:
+        return hashlib.sha256(msgpack.packb(sorted(records), use_bin_type=True)).digest()
+
+
+def make_block(seed: int, height: int, nonce_of) -> list[SignedTransaction]:
+    """Block ``height`` of workload ``seed``: mostly valid, with every failure kind mixed in.
+
+    ``nonce_of(pk)`` reads the committed nonce, so the block depends only on the
+    seed, the height and the state after blocks 1..height-1.
+    """
+    rng = random.Random(f"{seed}/{height}")
+    pending: dict[bytes, int] = {}
+    txs = []
+    everyone = (ISSUER, *BANKS, *HOLDERS)
+    for _ in range(TXS_PER_BLOCK):
+        roll = rng.random()
+        if roll < 0.1:
+            sender, kind, recipient = ISSUER, TxKind.ISSUE, rng.choice(everyone)
+        elif roll < 0.15:
+            sender, kind, recipient = rng.choice(everyone), TxKind.ISSUE, rng.choice(everyone)
+        elif roll < 0.25:
+            sender, kind, recipient = rng.choice(everyone), TxKind.REDEEM, None
+        else:
+            sender, kind, recipient = rng.choice(everyone), TxKind.TRANSFER, rng.choice(everyone)
+        nonce = pending.get(sender, nonce_of(sender))
+        if rng.random() < 0.05:
+            nonce += rng.choice((-1, 1, 2)) if nonce else 1
+        else:
+            pending[sender] = nonce + 1
+        amount = rng.choice((1, rng.randrange(1, 5_000), rng.randrange(1, 500_000)))
+        txs.append(signed(kind, sender, nonce, amount, recipient))
+    return txs
+
+
+def block_bytes(height: int, txs: list[SignedTransaction]) -> bytes:
+    return msgpack.packb([height, [stx.raw for stx in txs]], use_bin_type=True)
+
+
+def certificate_bytes(height: int) -> bytes:
+    return hashlib.sha256(b"certificate %d" % height).digest()
+
+
+def main(argv: list[str]) -> None:
+    from node.ledger.store import LedgerStore
+
+    path, seed = argv[1], int(argv[2])
+    with LedgerStore.open(path, genesis_state()) as store:
+        def nonce_of(pk: bytes) -> int:
+            account = store.account(pk)
+            return 0 if account is None else account.nonce
+
+        while True:
+            height = store.height + 1
+            txs = make_block(seed, height, nonce_of)
+            store.apply_block(height, txs, block_bytes(height, txs), certificate_bytes(height))
+            sys.stdout.write(f"{height}\n")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
