@@ -227,18 +227,21 @@ class LedgerStore:
         codes = execution.codes
         hashes = [stx.hash for stx in txs]
         db = self._db
+        # An explicit write(), never the context manager: plyvel's ``with`` block
+        # writes whatever was put so far when an exception escapes it.
+        batch = db.write_batch(sync=True)
+        put = batch.put
+        for key, value in records:
+            put(key, value)
+        put(k.block_key(height), block_bytes)
+        put(k.certificate_key(height), certificate_bytes)
+        put(k.receipts_key(height), encode_receipts(hashes, codes))
+        for key, value in self._index_records(height, hashes, codes):
+            put(key, value)
+        put(k.META_HEIGHT, k.encode_height(height))
+        put(k.META_APP_HASH, app_hash)
         try:
-            with db.write_batch(sync=True) as batch:
-                put = batch.put
-                for key, value in records:
-                    put(key, value)
-                put(k.block_key(height), block_bytes)
-                put(k.certificate_key(height), certificate_bytes)
-                put(k.receipts_key(height), encode_receipts(hashes, codes))
-                for key, value in self._index_records(height, hashes, codes):
-                    put(key, value)
-                put(k.META_HEIGHT, k.encode_height(height))
-                put(k.META_APP_HASH, app_hash)
+            batch.write()
         except plyvel.CorruptionError as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
         self._height = height
@@ -285,7 +288,7 @@ class LedgerStore:
             code = codes[index]
             key = k.TX_INDEX + tx_hash
             if code in NONCE_KEEPING:
-                earlier = records.get(key) or self._db.get(key)
+                earlier = records.get(key) or self._get(key)
                 if earlier is not None:
                     continue
             records[key] = encode_location(height, index, code)
@@ -328,16 +331,17 @@ def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
         + [(k.SUPPLY, k.encode_supply(supply, 0))]
     )
     app_hash = genesis_app_hash(genesis.chain_id, genesis.genesis_hash, changes_digest(records))
-    with db.write_batch(sync=True) as batch:
-        for key, value in records:
-            batch.put(key, value)
-        batch.put(k.META_CHAIN_ID, genesis.chain_id.encode("utf-8"))
-        batch.put(k.META_GENESIS_HASH, genesis.genesis_hash)
-        batch.put(k.META_ISSUER, genesis.issuer)
-        batch.put(k.META_BANKS, b"".join(sorted(genesis.banks)))
-        batch.put(k.META_HEIGHT, k.encode_height(0))
-        batch.put(k.META_APP_HASH, app_hash)
-        batch.put(k.META_SCHEMA, k.SCHEMA_VERSION)
+    batch = db.write_batch(sync=True)
+    for key, value in records:
+        batch.put(key, value)
+    batch.put(k.META_CHAIN_ID, genesis.chain_id.encode("utf-8"))
+    batch.put(k.META_GENESIS_HASH, genesis.genesis_hash)
+    batch.put(k.META_ISSUER, genesis.issuer)
+    batch.put(k.META_BANKS, b"".join(sorted(genesis.banks)))
+    batch.put(k.META_HEIGHT, k.encode_height(0))
+    batch.put(k.META_APP_HASH, app_hash)
+    batch.put(k.META_SCHEMA, k.SCHEMA_VERSION)
+    batch.write()
 
 
 def _state_records(execution: Execution) -> list[tuple[bytes, bytes]]:
