@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from consensus.certificate import CommitCertificate
+from consensus.evidence import Evidence
 from consensus.messages import Message, Proposal, Vote
 
 
@@ -97,3 +99,23 @@ class RequestValue:
 
     height: int
     round: int
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """The height is decided (Algorithm 1, lines 49-54): apply ``value`` and
+    store ``certificate`` with it before acting on anything that follows."""
+
+    height: int
+    value: bytes
+    certificate: CommitCertificate
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFound:
+    """A validator signed two conflicting messages; reported once per pair."""
+
+    evidence: Evidence
+
+
+Action = Broadcast | PersistSigningState | ScheduleTimeout | RequestValue | Commit | EvidenceFound
