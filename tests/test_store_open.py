@@ -1,0 +1,125 @@
+"""Opening, reopening and refusing stores; heights; the bounded account cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import plyvel
+import pytest
+
+import crash_writer as cw
+from node.ledger import (
+    LedgerCorruptError,
+    LedgerHeightError,
+    LedgerMismatchError,
+    LedgerOpenError,
+    LedgerStore,
+)
+
+
+def run_blocks(store, reference, seed, count, size_factor=1):
+    for _ in range(count):
+        height = store.height + 1
+        txs = cw.make_block(seed, height, reference.nonce)
+        codes = reference.apply(txs)
+        result = store.apply_block(height, txs, cw.block_bytes(height, txs) * size_factor,
+                                   cw.certificate_bytes(height))
+        assert [r.code for r in result.receipts] == codes
+        assert result.app_hash == reference.app_hash == store.app_hash
+
+
+def assert_same_state(store, reference):
+    assert store.height == reference.height
+    assert store.app_hash == reference.app_hash
+    supply = store.supply()
+    assert (supply.issued, supply.redeemed) == (reference.issued, reference.redeemed)
+    assert {pk: tuple(a) for pk, a in store.iter_accounts()} == {
+        pk: tuple(a) for pk, a in reference.accounts.items()}
+
+
+def test_reopen_restores_everything(tmp_path):
+    genesis = cw.genesis_state()
+    reference = cw.ReferenceLedger(genesis)
+    with LedgerStore.open(tmp_path / "l", genesis) as store:
+        assert store.app_hash == reference.app_hash
+        run_blocks(store, reference, seed=3, count=25)
+    with LedgerStore.open(tmp_path / "l", genesis) as store:
+        assert_same_state(store, reference)
+        assert (store.chain_id, store.genesis_hash, store.issuer, store.banks) == (
+            genesis.chain_id, genesis.genesis_hash, genesis.issuer, genesis.banks)
+        run_blocks(store, reference, seed=3, count=5)
+        assert_same_state(store, reference)
+
+
+@pytest.mark.parametrize("change", [
+    {"chain_id": "som-other-chain"},
+    {"genesis_hash": hashlib.sha256(b"other").digest()},
+])
+def test_refuses_a_store_of_another_chain(tmp_path, change):
+    genesis = cw.genesis_state()
+    LedgerStore.open(tmp_path / "l", genesis).close()
+    with pytest.raises(LedgerMismatchError, match="belongs to chain"):
+        LedgerStore.open(tmp_path / "l", dataclasses.replace(genesis, **change))
+    LedgerStore.open(tmp_path / "l", genesis).close()  # the refusal released the lock
+
+
+def test_refuses_a_store_another_process_holds(tmp_path):
+    with LedgerStore.open(tmp_path / "l", cw.genesis_state()):
+        with pytest.raises(LedgerOpenError, match="another node"):
+            LedgerStore.open(tmp_path / "l", cw.genesis_state())
+
+
+def test_refuses_a_directory_of_foreign_data(tmp_path):
+    db = plyvel.DB(str(tmp_path / "l"), create_if_missing=True)
+    db.put(b"something", b"else")
+    db.close()
+    with pytest.raises(LedgerCorruptError, match="no ledger schema"):
+        LedgerStore.open(tmp_path / "l", cw.genesis_state())
+
+
+@pytest.mark.parametrize("victim", ["CURRENT", "MANIFEST", ".ldb"])
+def test_refuses_damaged_files(tmp_path, victim):
+    genesis = cw.genesis_state()
+    reference = cw.ReferenceLedger(genesis)
+    with LedgerStore.open(tmp_path / "l", genesis) as store:
+        run_blocks(store, reference, seed=5, count=20, size_factor=20)
+        store._db.compact_range()  # push everything into table files
+    damaged = [p for p in (tmp_path / "l").iterdir() if victim in p.name]
+    assert damaged, f"no {victim} file to damage"
+    for path in damaged:
+        data = bytearray(path.read_bytes())
+        for i in range(0, len(data), 97):
+            data[i] ^= 0x55
+        path.write_bytes(bytes(data))
+    with pytest.raises(LedgerCorruptError, match="corrupt"):
+        with LedgerStore.open(tmp_path / "l", genesis) as store:
+            store.iter_accounts()
+
+
+def test_heights_must_be_contiguous(tmp_path):
+    with LedgerStore.open(tmp_path / "l", cw.genesis_state()) as store:
+        with pytest.raises(LedgerHeightError):
+            store.apply_block(2, [], b"b", b"c")
+        store.apply_block(1, [], b"b", b"c")
+        with pytest.raises(LedgerHeightError):
+            store.apply_block(1, [], b"b", b"c")
+        assert store.height == 1
+
+
+def test_empty_blocks_still_advance_the_app_hash(tmp_path):
+    with LedgerStore.open(tmp_path / "l", cw.genesis_state()) as store:
+        seen = {store.app_hash}
+        for height in range(1, 4):
+            seen.add(store.apply_block(height, [], b"", b"").app_hash)
+        assert len(seen) == 4
+
+
+@pytest.mark.parametrize("cache_accounts", [1, 3, 10])
+def test_a_tiny_account_cache_gives_the_same_results(tmp_path, cache_accounts):
+    genesis = cw.genesis_state()
+    reference = cw.ReferenceLedger(genesis)
+    with LedgerStore.open(tmp_path / "l", genesis, cache_accounts=cache_accounts) as store:
+        run_blocks(store, reference, seed=11, count=30)
+        assert len(store._cache) <= cache_accounts
+        assert_same_state(store, reference)
