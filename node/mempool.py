@@ -1,0 +1,296 @@
+"""The mempool: signed transactions admitted by this node and waiting for a block.
+
+Admission runs every check that can be decided before ordering, so a proposal
+built from the pool is (almost) always fully applicable: canonical decoding,
+one batched signature verification per submitted batch, authorisation (issue
+by the issuer only, redeem by a bank or the issuer, as the ledger rules say),
+and nonce and balance checks.
+
+Pending state is tracked per account because a sender's transactions are not
+independent: the ledger applies an account's nonces strictly in sequence and
+debits each spend from the same balance.  Checking each transaction only
+against committed state would admit nonces 5, 5 and 5 from one account, or
+three spends that each fit the balance but together overdraw it; all but one
+would fail in the block and waste its space and every validator's verification
+time.  So each account keeps a queue of pending transactions whose nonces are
+contiguous from the committed next nonce, plus the sum they spend, and a new
+transaction must continue that queue and fit what is left of the balance.
+Pending credits are deliberately ignored: a credit only helps once its block
+commits, and counting it earlier would let a failed transfer strand the
+transactions queued behind it.
+
+Costs: admission and removal are O(1) per transaction (dict and deque
+operations); ``update`` re-reads committed state only for accounts a block
+touched, since no other account's committed state changed; ``reap`` visits
+each account at most once per transaction it takes plus once when it drops it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from node.tx import SignedTransaction, TxDecodeError, TxKind, decode_tx, signing_prefix
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+MEMPOOL_FULL = "mempool_full"
+INVALID_SIGNATURE = "invalid_signature"
+UNAUTHORISED = "unauthorised"
+SELF_TRANSFER = "self_transfer"
+STALE_NONCE = "stale_nonce"
+NONCE_GAP = "nonce_gap"
+INSUFFICIENT_FUNDS = "insufficient_funds"
+TOO_MANY_PENDING = "too_many_pending"
+
+
+class BatchVerifier(Protocol):
+    async def verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]: ...
+
+
+AccountLookup = Callable[[bytes], tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitResult:
+    """The outcome of offering one transaction; ``duplicate`` counts as accepted (idempotent resubmission)."""
+
+    tx_hash: bytes | None
+    accepted: bool
+    code: str
+    message: str
+
+
+def _debit(tx: SignedTransaction) -> int:
+    """What the transaction takes from its sender's balance: issuance creates som, it spends none."""
+    return 0 if tx.tx.kind is TxKind.ISSUE else tx.tx.amount
+
+
+class _AccountQueue:
+    """One sender's pending transactions, nonces ``nonce``, ``nonce + 1``, ... in order."""
+
+    __slots__ = ("balance", "nonce", "txs", "spend")
+
+    def __init__(self, balance: int, nonce: int) -> None:
+        self.balance = balance  # committed balance when last read
+        self.nonce = nonce  # committed next nonce when last read
+        self.txs: deque[SignedTransaction] = deque()
+        self.spend = 0  # sum of the pending debits
+
+    @property
+    def next_nonce(self) -> int:
+        return self.nonce + len(self.txs)
+
+
+class Mempool:
+    def __init__(
+        self,
+        *,
+        chain_id: str,
+        verifier: BatchVerifier,
+        account: AccountLookup,
+        issuer: bytes,
+        banks: frozenset[bytes],
+        max_txs: int,
+        max_bytes: int,
+        max_pending_per_account: int = 1000,
+    ) -> None:
+        if max_txs < 1 or max_bytes < 1 or max_pending_per_account < 1:
+            raise ValueError("mempool limits must be positive")
+        self._prefix = signing_prefix(chain_id)
+        self._verifier = verifier
+        self._account = account
+        self._issuer = issuer
+        self._redeemers = banks | {issuer}
+        self._max_txs = max_txs
+        self._max_bytes = max_bytes
+        self._max_per_account = max_pending_per_account
+        self._by_hash: dict[bytes, SignedTransaction] = {}
+        # Insertion order is the order accounts got their oldest pending transaction: reap's fairness order.
+        self._accounts: dict[bytes, _AccountQueue] = {}
+        self._bytes = 0
+
+    # ---- queries
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return tx_hash in self._by_hash
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, tx_hash: bytes) -> SignedTransaction | None:
+        return self._by_hash.get(tx_hash)
+
+    def pending_nonce(self, public_key: bytes) -> int:
+        """The nonce the account's next transaction must carry, counting its pending ones."""
+        queue = self._accounts.get(public_key)
+        return queue.next_nonce if queue is not None else self._account(public_key)[1]
+
+    # ---- admission
+
+    async def add_batch(self, raws: Sequence[bytes]) -> list[AdmitResult]:
+        """Admit what passes every check; one result per input, in input order."""
+        results: list[AdmitResult | None] = [None] * len(raws)
+        candidates: list[tuple[int, SignedTransaction]] = []
+        seen: set[bytes] = set()
+        for i, raw in enumerate(raws):
+            try:
+                stx = decode_tx(raw)
+            except TxDecodeError as exc:
+                results[i] = AdmitResult(None, False, exc.code, str(exc))
+                continue
+            if stx.hash in self._by_hash or stx.hash in seen:
+                results[i] = AdmitResult(stx.hash, True, DUPLICATE, "already pending")
+                continue
+            refusal = self._authorisation_refusal(stx)
+            if refusal is not None:
+                results[i] = refusal
+                continue
+            seen.add(stx.hash)
+            candidates.append((i, stx))
+        if candidates:
+            prefix = self._prefix
+            valid = await self._verifier.verify_batch([stx.verify_item(prefix) for _, stx in candidates])
+            if len(valid) != len(candidates):
+                raise RuntimeError(f"verifier answered {len(valid)} results for {len(candidates)} items")
+            # No await from here on: the state checks and inserts see one consistent pool.
+            # Within a batch each account's transactions are tried in nonce order, so a
+            # client's batch need not be sorted to be admitted in full.
+            verified = [pair for pair, ok in zip(candidates, valid) if ok]
+            for (i, stx), ok in zip(candidates, valid):
+                if not ok:
+                    results[i] = AdmitResult(stx.hash, False, INVALID_SIGNATURE, "the signature does not verify")
+            verified.sort(key=lambda pair: pair[1].tx.nonce)
+            for i, stx in verified:
+                results[i] = self._admit(stx)
+        assert all(r is not None for r in results), "every input gets a result"
+        return results  # type: ignore[return-value]
+
+    def _authorisation_refusal(self, stx: SignedTransaction) -> AdmitResult | None:
+        tx = stx.tx
+        if tx.kind is TxKind.ISSUE and tx.sender != self._issuer:
+            return AdmitResult(stx.hash, False, UNAUTHORISED, "only the issuer may issue som")
+        if tx.kind is TxKind.REDEEM and tx.sender not in self._redeemers:
+            return AdmitResult(stx.hash, False, UNAUTHORISED, "only a bank or the issuer may redeem som")
+        if tx.kind is TxKind.TRANSFER and tx.recipient == tx.sender:
+            return AdmitResult(stx.hash, False, SELF_TRANSFER, "sender and recipient are the same account")
+        return None
+
+    def _admit(self, stx: SignedTransaction) -> AdmitResult:
+        if stx.hash in self._by_hash:  # admitted by a concurrent batch while this one was verified
+            return AdmitResult(stx.hash, True, DUPLICATE, "already pending")
+        sender = stx.tx.sender
+        queue = self._accounts.get(sender)
+        if queue is None:
+            balance, nonce = self._account(sender)
+            queue = _AccountQueue(balance, nonce)
+        expected = queue.next_nonce
+        if stx.tx.nonce < expected:
+            return AdmitResult(stx.hash, False, STALE_NONCE, f"nonce {stx.tx.nonce} is used; the next is {expected}")
+        if stx.tx.nonce > expected:
+            return AdmitResult(stx.hash, False, NONCE_GAP, f"nonce {stx.tx.nonce} skips ahead; the next is {expected}")
+        if len(queue.txs) >= self._max_per_account:
+            return AdmitResult(stx.hash, False, TOO_MANY_PENDING,
+                               f"the account already has {len(queue.txs)} pending transactions")
+        debit = _debit(stx)
+        if queue.spend + debit > queue.balance:
+            return AdmitResult(stx.hash, False, INSUFFICIENT_FUNDS,
+                               f"balance {queue.balance} tyiyn with {queue.spend} pending does not cover {debit}")
+        # Checked last, so "mempool_full" always means the transaction is good and worth retrying.
+        if len(self._by_hash) >= self._max_txs or self._bytes + len(stx.raw) > self._max_bytes:
+            return AdmitResult(stx.hash, False, MEMPOOL_FULL, "the mempool is full; retry later")
+        if not queue.txs:
+            self._accounts[sender] = queue
+        queue.txs.append(stx)
+        queue.spend += debit
+        self._by_hash[stx.hash] = stx
+        self._bytes += len(stx.raw)
+        return AdmitResult(stx.hash, True, ACCEPTED, "accepted")
+
+    # ---- proposal
+
+    def reap(self, max_txs: int, max_bytes: int) -> list[SignedTransaction]:
+        """Transactions for a proposal, at most ``max_txs`` and ``max_bytes`` in total.
+
+        Round-robin across accounts in the order they arrived: one transaction
+        from each account per pass, so one busy sender cannot fill a block while
+        others wait.  Each account's transactions come out in nonce order, and an
+        account whose next transaction does not fit leaves the rotation, since
+        its later nonces cannot apply without it.
+        """
+        picked: list[SignedTransaction] = []
+        if max_txs <= 0 or max_bytes <= 0:
+            return picked
+        # The first pass takes accounts lazily, so a small block does not walk a large pool.
+        fresh = iter(self._accounts.values())
+        rotation: deque[Iterator[SignedTransaction]] = deque()
+        room = max_bytes
+        while len(picked) < max_txs:
+            queue = next(fresh, None)
+            if queue is not None:
+                pending = iter(queue.txs)
+            elif rotation:
+                pending = rotation.popleft()
+            else:
+                break
+            stx = next(pending, None)
+            if stx is None or len(stx.raw) > room:
+                continue
+            picked.append(stx)
+            room -= len(stx.raw)
+            rotation.append(pending)
+        return picked
+
+    # ---- commit
+
+    def update(self, committed: Sequence[SignedTransaction]) -> None:
+        """Forget what a block committed and re-check the accounts it touched against the new state."""
+        touched: dict[bytes, None] = {}
+        for stx in committed:
+            touched[stx.tx.sender] = None
+            if stx.tx.recipient is not None:
+                touched[stx.tx.recipient] = None
+        dropped = 0
+        for public_key in touched:
+            queue = self._accounts.get(public_key)
+            if queue is not None:
+                dropped += self._recheck(public_key, queue)
+        if dropped:
+            log.info("mempool_recheck dropped=%d remaining=%d", dropped, len(self._by_hash))
+
+    def _recheck(self, public_key: bytes, queue: _AccountQueue) -> int:
+        """Refresh one account from committed state; return how many pending transactions became invalid."""
+        balance, nonce = self._account(public_key)
+        queue.balance, queue.nonce = balance, nonce
+        txs = queue.txs
+        while txs and txs[0].tx.nonce < nonce:  # committed, or made stale by a conflicting commit
+            self._forget(txs.popleft())
+        spend = 0
+        kept = 0
+        if txs and txs[0].tx.nonce == nonce:  # otherwise a gap at the head: nothing behind it can apply
+            for stx in txs:
+                debit = _debit(stx)
+                if spend + debit > balance:
+                    break
+                spend += debit
+                kept += 1
+        dropped = len(txs) - kept
+        while len(txs) > kept:
+            self._forget(txs.pop())
+        queue.spend = spend
+        if not txs:
+            del self._accounts[public_key]
+        return dropped
+
+    def _forget(self, stx: SignedTransaction) -> None:
+        del self._by_hash[stx.hash]
+        self._bytes -= len(stx.raw)

@@ -1,0 +1,334 @@
+"""Mempool admission, ordering and commit handling against a dictionary of committed state."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.keys import KeyPair, verify_signature
+from node.mempool import AdmitResult, Mempool
+from node.tx import SignedTransaction, Transaction, TxKind
+
+CHAIN = "som-test"
+SEEDS = [bytes([i]) * 32 for i in range(1, 7)]
+ISSUER, BANK, ALICE, BOB, CAROL, DAVE = (KeyPair.from_seed(s) for s in SEEDS)
+
+
+class FakeVerifier:
+    """Verifies with PyNaCl one by one and records each batch it was given."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    async def verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        self.batches.append(len(items))
+        await asyncio.sleep(0)  # let concurrent admissions interleave, as a thread pool would
+        return [verify_signature(pk, msg, sig) for pk, msg, sig in items]
+
+
+class Ledger:
+    """Committed state: public key -> [balance, next nonce]."""
+
+    def __init__(self, balances: dict[bytes, int]) -> None:
+        self.accounts = {pk: [balance, 0] for pk, balance in balances.items()}
+
+    def lookup(self, public_key: bytes) -> tuple[int, int]:
+        balance, nonce = self.accounts.get(public_key, [0, 0])
+        return balance, nonce
+
+    def apply(self, stx: SignedTransaction) -> None:
+        """A simplified ledger: the nonce is consumed, then the debit and credit happen if funds allow."""
+        tx = stx.tx
+        sender = self.accounts.setdefault(tx.sender, [0, 0])
+        assert tx.nonce == sender[1], "the mempool proposed an out-of-order nonce"
+        sender[1] += 1
+        debit = 0 if tx.kind is TxKind.ISSUE else tx.amount
+        if debit > sender[0]:
+            return
+        sender[0] -= debit
+        if tx.recipient is not None:
+            self.accounts.setdefault(tx.recipient, [0, 0])[0] += tx.amount
+
+
+def make_pool(ledger: Ledger, verifier: FakeVerifier | None = None, **limits: int) -> Mempool:
+    return Mempool(
+        chain_id=CHAIN,
+        verifier=verifier or FakeVerifier(),
+        account=ledger.lookup,
+        issuer=ISSUER.public_key,
+        banks=frozenset({BANK.public_key}),
+        max_txs=limits.get("max_txs", 10_000),
+        max_bytes=limits.get("max_bytes", 10_000_000),
+        max_pending_per_account=limits.get("max_pending_per_account", 1000),
+    )
+
+
+def transfer(key: KeyPair, nonce: int, amount: int, to: KeyPair = DAVE, memo: str = "", chain: str = CHAIN
+             ) -> SignedTransaction:
+    return Transaction(TxKind.TRANSFER, key.public_key, nonce, amount, to.public_key, memo).sign(key, chain)
+
+
+def issue(key: KeyPair, nonce: int, amount: int, to: KeyPair = BANK) -> SignedTransaction:
+    return Transaction(TxKind.ISSUE, key.public_key, nonce, amount, to.public_key).sign(key, CHAIN)
+
+
+def redeem(key: KeyPair, nonce: int, amount: int) -> SignedTransaction:
+    return Transaction(TxKind.REDEEM, key.public_key, nonce, amount).sign(key, CHAIN)
+
+
+@pytest.fixture
+def ledger() -> Ledger:
+    return Ledger({ALICE.public_key: 1_000, BOB.public_key: 500, BANK.public_key: 10_000})
+
+
+def codes(results: list[AdmitResult]) -> list[str]:
+    return [r.code for r in results]
+
+
+async def test_accepts_a_valid_transfer(ledger: Ledger) -> None:
+    pool = make_pool(ledger)
+    stx = transfer(ALICE, 0, 100)
+    [result] = await pool.add_batch([stx.raw])
+    assert result == AdmitResult(stx.hash, True, "accepted", "accepted")
+    assert stx.hash in pool and len(pool) == 1
+    assert pool.get(stx.hash) == stx
+    assert pool.size_bytes == len(stx.raw)
+    assert pool.pending_nonce(ALICE.public_key) == 1
+    assert pool.pending_nonce(CAROL.public_key) == 0
+
+
+async def test_duplicates_are_idempotent_and_not_reverified(ledger: Ledger) -> None:
+    verifier = FakeVerifier()
+    pool = make_pool(ledger, verifier)
+    stx = transfer(ALICE, 0, 100)
+    first = await pool.add_batch([stx.raw, stx.raw])
+    assert codes(first) == ["accepted", "duplicate"]
+    assert all(r.accepted and r.tx_hash == stx.hash for r in first)
+    again = await pool.add_batch([stx.raw])
+    assert codes(again) == ["duplicate"]
+    assert verifier.batches == [1]
+    assert len(pool) == 1
+
+
+async def test_one_verification_call_per_batch(ledger: Ledger) -> None:
+    verifier = FakeVerifier()
+    pool = make_pool(ledger, verifier)
+    raws = [transfer(ALICE, n, 1).raw for n in range(5)] + [transfer(BOB, n, 1).raw for n in range(3)]
+    assert codes(await pool.add_batch(raws)) == ["accepted"] * 8
+    assert verifier.batches == [8]
+
+
+async def test_decode_errors_keep_their_codes(ledger: Ledger) -> None:
+    pool = make_pool(ledger)
+    good = transfer(ALICE, 0, 100)
+    results = await pool.add_batch([b"\xc1", good.raw + b"\x00", b"", good.raw])
+    assert codes(results) == ["malformed", "malformed", "malformed", "accepted"]
+    assert results[0].tx_hash is None and not results[0].accepted and results[0].message
+
+
+async def test_bad_signature_is_refused(ledger: Ledger) -> None:
+    pool = make_pool(ledger)
+    other_chain = transfer(ALICE, 0, 100, chain="som-other")
+    [result] = await pool.add_batch([other_chain.raw])
+    assert (result.accepted, result.code) == (False, "invalid_signature")
+    assert len(pool) == 0
+
+
+async def test_authorisation(ledger: Ledger) -> None:
+    pool = make_pool(ledger)
+    results = await pool.add_batch([
+        issue(ALICE, 0, 5).raw,            # only the issuer issues
+        redeem(ALICE, 0, 5).raw,           # only a bank (or the issuer) redeems
+        transfer(BOB, 0, 5, to=BOB).raw,   # self transfer is pointless and refused
+        issue(ISSUER, 0, 1_000_000).raw,   # the issuer needs no balance to issue
+        redeem(BANK, 0, 5).raw,
+    ])
+    assert codes(results) == ["unauthorised", "unauthorised", "self_transfer", "accepted", "accepted"]
+
+
+async def test_nonces_must_continue_the_pending_queue(ledger: Ledger) -> None:
+    ledger.accounts[ALICE.public_key][1] = 3
+    pool = make_pool(ledger)
+    assert codes(await pool.add_batch([transfer(ALICE, 2, 1).raw])) == ["stale_nonce"]
+    assert codes(await pool.add_batch([transfer(ALICE, 4, 1).raw])) == ["nonce_gap"]
+    assert codes(await pool.add_batch([transfer(ALICE, 3, 1).raw])) == ["accepted"]
+    assert codes(await pool.add_batch([transfer(ALICE, 3, 2).raw])) == ["stale_nonce"]
+    assert codes(await pool.add_batch([transfer(ALICE, 5, 1).raw])) == ["nonce_gap"]
+    assert codes(await pool.add_batch([transfer(ALICE, 4, 1).raw])) == ["accepted"]
+    assert pool.pending_nonce(ALICE.public_key) == 5
+
+
+async def test_a_batch_need_not_be_sorted_by_nonce(ledger: Ledger) -> None:
+    pool = make_pool(ledger)
+    txs = [transfer(ALICE, n, 1) for n in (2, 0, 1)]
+    assert codes(await pool.add_batch([t.raw for t in txs])) == ["accepted"] * 3
+
+
+async def test_balance_covers_pending_spends(ledger: Ledger) -> None:
+    pool = make_pool(ledger)  # Alice holds 1000
+    results = await pool.add_batch([transfer(ALICE, 0, 600).raw, transfer(ALICE, 1, 401).raw])
+    assert codes(results) == ["accepted", "insufficient_funds"]
+    assert codes(await pool.add_batch([transfer(ALICE, 1, 400).raw])) == ["accepted"]
+    assert codes(await pool.add_batch([transfer(ALICE, 2, 1).raw])) == ["insufficient_funds"]
+    assert codes(await pool.add_batch([transfer(CAROL, 0, 1).raw])) == ["insufficient_funds"]
+
+
+async def test_full_by_count_and_by_bytes(ledger: Ledger) -> None:
+    pool = make_pool(ledger, max_txs=2)
+    results = await pool.add_batch([transfer(ALICE, n, 1).raw for n in range(3)])
+    assert codes(results) == ["accepted", "accepted", "mempool_full"]
+    assert not results[2].accepted and results[2].tx_hash is not None
+    # A bad transaction still gets its own error, not "mempool_full".
+    assert codes(await pool.add_batch([transfer(BOB, 7, 1).raw])) == ["nonce_gap"]
+
+    one = transfer(ALICE, 0, 1)
+    pool = make_pool(ledger, max_bytes=len(one.raw) + 10)
+    results = await pool.add_batch([one.raw, transfer(ALICE, 1, 1).raw])
+    assert codes(results) == ["accepted", "mempool_full"]
+    assert pool.size_bytes <= len(one.raw) + 10
+
+
+async def test_pending_limit_per_account(ledger: Ledger) -> None:
+    pool = make_pool(ledger, max_pending_per_account=2)
+    results = await pool.add_batch([transfer(ALICE, n, 1).raw for n in range(3)] + [transfer(BOB, 0, 1).raw])
+    assert codes(results) == ["accepted", "accepted", "too_many_pending", "accepted"]
+
+
+async def test_concurrent_batches_admit_a_transaction_once(ledger: Ledger) -> None:
+    pool = make_pool(ledger)
+    stx = transfer(ALICE, 0, 1)
+    a, b = await asyncio.gather(pool.add_batch([stx.raw]), pool.add_batch([stx.raw]))
+    assert sorted(codes(a + b)) == ["accepted", "duplicate"]
+    assert len(pool) == 1 and pool.size_bytes == len(stx.raw)
+
+
+async def test_reap_is_round_robin_in_nonce_order(ledger: Ledger) -> None:
+    pool = make_pool(ledger)
+    alice = [transfer(ALICE, n, 1) for n in range(3)]
+    bob = [transfer(BOB, n, 1, to=ALICE) for n in range(2)]
+    await pool.add_batch([alice[0].raw, bob[0].raw, alice[1].raw, alice[2].raw, bob[1].raw])
+    assert pool.reap(100, 1_000_000) == [alice[0], bob[0], alice[1], bob[1], alice[2]]
+    assert pool.reap(3, 1_000_000) == [alice[0], bob[0], alice[1]]
+    size = len(alice[0].raw)
+    assert len(pool.reap(100, 2 * size)) == 2
+    assert pool.reap(0, 1_000_000) == [] and pool.reap(10, 0) == []
+    assert len(pool) == 5  # reaping proposes, it does not remove
+
+
+async def test_update_drops_committed_and_rechecks(ledger: Ledger) -> None:
+    pool = make_pool(ledger)
+    alice = [transfer(ALICE, n, 300) for n in range(3)]
+    bob = [transfer(BOB, n, 100, to=CAROL) for n in range(2)]
+    await pool.add_batch([t.raw for t in alice + bob])
+    assert len(pool) == 5
+
+    # Alice's first two commit; meanwhile she lost funds elsewhere, so her third no longer fits.
+    for stx in alice[:2]:
+        ledger.apply(stx)
+    ledger.accounts[ALICE.public_key][0] = 250
+    pool.update(alice[:2])
+    assert alice[0].hash not in pool and alice[1].hash not in pool
+    assert alice[2].hash not in pool
+    assert all(t.hash in pool for t in bob)
+    assert pool.size_bytes == sum(len(t.raw) for t in bob)
+    assert pool.pending_nonce(ALICE.public_key) == 2
+
+    # A conflicting transaction from Bob (same nonce, other content) commits: his pending nonce 0 is stale,
+    # nonce 1 still follows the committed state and stays.
+    conflicting = transfer(BOB, 0, 50, to=DAVE)
+    ledger.apply(conflicting)
+    pool.update([conflicting])
+    assert bob[0].hash not in pool and bob[1].hash in pool
+    assert pool.reap(10, 1_000_000) == [bob[1]]
+
+
+async def test_update_drops_the_tail_that_no_longer_fits(ledger: Ledger) -> None:
+    pool = make_pool(ledger)
+    alice = [transfer(ALICE, n, 1) for n in range(3)]
+    await pool.add_batch([t.raw for t in alice])
+    ledger.accounts[ALICE.public_key][0] = 2  # nothing of Alice committed, but a block touched her and she has less
+    credit = transfer(BOB, 0, 1, to=ALICE)
+    pool.update([credit])
+    assert [t.hash in pool for t in alice] == [True, True, False]
+
+
+async def test_update_refreshes_credits_of_recipients(ledger: Ledger) -> None:
+    pool = make_pool(ledger)
+    ledger.accounts[CAROL.public_key] = [10, 0]
+    await pool.add_batch([transfer(CAROL, 0, 10).raw])
+    assert codes(await pool.add_batch([transfer(CAROL, 1, 5).raw])) == ["insufficient_funds"]
+    credit = transfer(ALICE, 0, 5, to=CAROL)
+    ledger.apply(credit)
+    pool.update([credit])
+    assert codes(await pool.add_batch([transfer(CAROL, 1, 5).raw])) == ["accepted"]
+
+
+# ---- randomised: reap never breaks nonce order or bounds, across admissions and commits
+
+ACCOUNTS = [ALICE, BOB, CAROL, DAVE]
+_EXAMPLES = int(os.environ.get("SOMNODE_MEMPOOL_EXAMPLES", "2000" if os.environ.get("SOMNODE_LONG") == "1" else "100"))
+
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.lists(
+            st.tuples(st.integers(0, len(ACCOUNTS) - 1), st.integers(-1, 2), st.integers(1, 400)),
+            min_size=1, max_size=8)),
+        st.tuples(st.just("reap"), st.integers(0, 12), st.integers(0, 3000), st.booleans()),
+    ),
+    min_size=1, max_size=12,
+)
+
+
+def _pending_by_account(pool: Mempool) -> dict[bytes, list[SignedTransaction]]:
+    everything = pool.reap(10**9, 10**12)
+    assert len(everything) == len(pool), "an unbounded reap returns the whole pool"
+    assert sum(len(t.raw) for t in everything) == pool.size_bytes
+    grouped: dict[bytes, list[SignedTransaction]] = {}
+    for stx in everything:
+        grouped.setdefault(stx.tx.sender, []).append(stx)
+    return grouped
+
+
+def _check_pool(pool: Mempool, ledger: Ledger, max_txs: int, max_bytes: int) -> None:
+    assert len(pool) <= max_txs and pool.size_bytes <= max_bytes
+    for sender, txs in _pending_by_account(pool).items():
+        balance, nonce = ledger.lookup(sender)
+        assert [t.tx.nonce for t in txs] == list(range(nonce, nonce + len(txs)))
+        assert sum(0 if t.tx.kind is TxKind.ISSUE else t.tx.amount for t in txs) <= balance
+
+
+@settings(max_examples=_EXAMPLES, deadline=None)
+@given(ops=_ops, max_txs=st.integers(1, 20), max_bytes=st.integers(200, 6000))
+def test_reap_keeps_nonce_order_and_bounds(ops: list[tuple], max_txs: int, max_bytes: int) -> None:
+    ledger = Ledger({ALICE.public_key: 1_000, BOB.public_key: 300, CAROL.public_key: 50})
+    pool = make_pool(ledger, max_txs=max_txs, max_bytes=max_bytes)
+    for op in ops:
+        if op[0] == "add":
+            raws = []
+            for who, offset, amount in op[1]:
+                key = ACCOUNTS[who]
+                to = ACCOUNTS[(who + 1) % len(ACCOUNTS)]
+                nonce = max(0, pool.pending_nonce(key.public_key) + offset)
+                raws.append(transfer(key, nonce, amount, to=to).raw)
+            results = asyncio.run(pool.add_batch(raws))
+            assert len(results) == len(raws)
+        else:
+            _, reap_txs, reap_bytes, commit = op
+            block = pool.reap(reap_txs, reap_bytes)
+            assert len(block) <= reap_txs and sum(len(t.raw) for t in block) <= reap_bytes
+            next_nonce: dict[bytes, int] = {}
+            for stx in block:
+                expected = next_nonce.get(stx.tx.sender, ledger.lookup(stx.tx.sender)[1])
+                assert stx.tx.nonce == expected, "reap yielded an account's nonces out of order"
+                next_nonce[stx.tx.sender] = expected + 1
+            if commit:
+                for stx in block:
+                    ledger.apply(stx)
+                pool.update(block)
+                assert not any(t.hash in pool for t in block)
+        _check_pool(pool, ledger, max_txs, max_bytes)
