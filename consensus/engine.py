@@ -1,0 +1,512 @@
+"""Tendermint consensus for one validator, as a sans-I/O state machine.
+
+This is Algorithm 1 of Buchman, Kwon, Milosevic, "The latest gossip on BFT
+consensus" (arXiv:1807.04938), with the paper's variable names.  Each upon-rule
+is a method or branch labelled with its line numbers.  After every event the
+engine re-evaluates the rules until none fires, which is how the paper's
+"upon" clauses are meant to be read: a rule fires as soon as its condition
+holds, whichever message completed it.
+
+Departures from the paper, all on the side of safety:
+
+* A validator never signs at or below its persisted ``SigningState``, so a
+  restarted validator cannot equivocate; where it would have signed it simply
+  stays silent, as if its message had been lost.
+* A validator restarted in a height it already voted in cannot know what it
+  had locked on, so it assumes a lock on an unknown value at the last round it
+  may have precommitted in.  That only ever turns a prevote for a value into a
+  prevote for nil, which Algorithm 1 always permits.
+* Memory is bounded: rounds far behind the current one are forgotten, each
+  validator may occupy only a few future rounds, and messages for the next
+  height are buffered per validator with a cap.  Dropping a message is
+  indistinguishable from the network losing it, which the protocol tolerates.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from consensus.certificate import CommitCertificate
+from consensus.crypto import Signer, Verifier
+from consensus.events import (
+    Action,
+    Broadcast,
+    Commit,
+    Event,
+    EvidenceFound,
+    PersistSigningState,
+    ProposalReceived,
+    RequestValue,
+    ScheduleTimeout,
+    SigningState,
+    Step,
+    TimeoutFired,
+    ValueReady,
+    VoteReceived,
+)
+from consensus.evidence import Evidence, conflicting, make_evidence, signer_of
+from consensus.messages import VALUE_ID_SIZE, MessageType, Proposal, Vote, signing_bytes, value_id
+from consensus.validators import ValidatorSet
+from consensus.votes import HeightLog
+
+# How many rounds above the current one a validator's messages may occupy.
+MAX_FUTURE_ROUNDS_PER_VALIDATOR = 4
+# Rounds further behind the current round than this are forgotten.
+MAX_PAST_ROUNDS = 64
+# Messages per validator kept for the next height until this one is decided.
+MAX_NEXT_HEIGHT_MESSAGES_PER_VALIDATOR = 3 * MAX_FUTURE_ROUNDS_PER_VALIDATOR
+MAX_EVIDENCE = 256
+_MAX_VALIDITY_CACHE = 1024
+_MAX_UINT64 = 2**64 - 1
+_MAX_UINT32 = 2**32 - 1
+_KEY_SIZE = 32
+_SIGNATURE_SIZE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutConfig:
+    """The paper's timeoutPropose/Prevote/Precommit(r) = base + r * delta.
+
+    Growing with the round is what gives liveness after GST: eventually the
+    timeouts exceed the real message delay.
+    """
+
+    propose_ms: int = 1000
+    prevote_ms: int = 500
+    precommit_ms: int = 500
+    delta_ms: int = 250
+
+    def __post_init__(self) -> None:
+        for name in ("propose_ms", "prevote_ms", "precommit_ms", "delta_ms"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise ValueError(f"timeout {name} must be a non-negative integer, got {value!r}")
+
+    def duration_ms(self, step: Step, round: int) -> int:
+        base = {Step.PROPOSE: self.propose_ms, Step.PREVOTE: self.prevote_ms,
+                Step.PRECOMMIT: self.precommit_ms}[step]
+        return base + round * self.delta_ms
+
+
+class Engine:
+    """One validator's (or observer's) view of consensus, height by height."""
+
+    def __init__(
+        self,
+        chain_id: str,
+        validators: ValidatorSet,
+        signer: Signer | None,
+        verifier: Verifier,
+        is_valid: Callable[[int, bytes], bool],
+        height: int,
+        signing_state: SigningState | None = None,
+        timeouts: TimeoutConfig = TimeoutConfig(),
+    ) -> None:
+        if type(height) is not int or not 0 <= height <= _MAX_UINT64:
+            raise ValueError(f"height must be a non-negative 64-bit integer, got {height!r}")
+        self._chain_id = chain_id
+        self._validators = validators
+        # A key outside the validator set has no vote: such a node only observes.
+        voting = signer is not None and signer.public_key in validators
+        self._signer = signer if voting else None
+        self._own_key = signer.public_key if voting else None
+        self._verifier = verifier
+        self._is_valid = is_valid
+        self._timeouts = timeouts
+        self._signing_state = signing_state
+        self._started = False
+        self._height = height
+        self._round = 0
+        self._step = Step.PROPOSE
+        self._locked_value: bytes | None = None
+        self._locked_round = -1
+        self._valid_value: bytes | None = None
+        self._valid_round = -1
+        self._log = HeightLog(height, validators)
+        self._awaiting_value: tuple[int, int] | None = None
+        self._fired: set[int] = set()  # "for the first time" rules already fired in this round
+        self._dirty: set[int] = set()  # rounds that gained messages since rules were last evaluated
+        self._validity: dict[bytes, bool] = {}
+        self._next_height: dict[bytes, deque[Proposal | Vote]] = {}
+        self._evidence: deque[Evidence] = deque(maxlen=MAX_EVIDENCE)
+        self._reported: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
+        self._assume_lock_from_signing_state()
+
+    # ---- read-only state
+
+    @property
+    def height(self) -> int:
+        return self._height
+
+    @property
+    def round(self) -> int:
+        return self._round
+
+    @property
+    def step(self) -> Step:
+        return self._step
+
+    @property
+    def locked_value(self) -> bytes | None:
+        return self._locked_value
+
+    @property
+    def locked_round(self) -> int:
+        return self._locked_round
+
+    @property
+    def valid_value(self) -> bytes | None:
+        return self._valid_value
+
+    @property
+    def valid_round(self) -> int:
+        return self._valid_round
+
+    @property
+    def evidence(self) -> tuple[Evidence, ...]:
+        return tuple(self._evidence)
+
+    @property
+    def signing_state(self) -> SigningState | None:
+        return self._signing_state
+
+    # ---- host interface
+
+    def start(self) -> list[Action]:
+        """StartRound(0) at the construction height; messages received earlier count."""
+        if self._started:
+            return []
+        self._started = True
+        out: list[Action] = []
+        self._dirty.update(self._log.rounds())
+        self._start_round(0, out)
+        self._evaluate(out)
+        return out
+
+    def handle(self, event: Event) -> list[Action]:
+        """Feed one event; malformed, stale or unverifiable input is dropped."""
+        out: list[Action] = []
+        if isinstance(event, ProposalReceived):
+            self._receive(event.proposal, out)
+        elif isinstance(event, VoteReceived):
+            self._receive(event.vote, out)
+        elif isinstance(event, TimeoutFired):
+            if self._started:
+                self._on_timeout(event, out)
+        elif isinstance(event, ValueReady):
+            if self._started:
+                self._on_value_ready(event, out)
+        if self._started:
+            self._evaluate(out)
+        return out
+
+    def skip_to_height(self, height: int) -> list[Action]:
+        """The host fetched and applied blocks up to ``height - 1`` with their
+        certificates; join consensus at ``height`` with StartRound(0)."""
+        if type(height) is not int or not self._height < height <= _MAX_UINT64:
+            return []
+        out: list[Action] = []
+        self._started = True
+        self._enter_height(height, out)
+        self._evaluate(out)
+        return out
+
+    # ---- receiving messages
+
+    def _receive(self, message: object, out: list[Action]) -> None:
+        if not _well_formed(message):
+            return
+        if message.height == self._height:
+            self._accept(message, out, verified=False)
+        elif message.height == self._height + 1:
+            self._buffer_for_next_height(message)
+
+    def _accept(self, message: Proposal | Vote, out: list[Action], *, verified: bool) -> None:
+        """Verify a message for the current height and log it, or record the equivocation."""
+        sender = signer_of(message)
+        if sender not in self._validators:
+            return
+        existing = self._log.existing(message)
+        if existing == message:
+            return  # a duplicate, e.g. our own message looped back by the host
+        if existing is None and not self._has_room(sender, message.round):
+            return
+        if not verified and not self._authentic(message):
+            return
+        if existing is not None:
+            if conflicting(existing, message):
+                self._report(make_evidence(existing, message), out)
+            return
+        self._log.add(message)
+        self._dirty.add(message.round)
+
+    def _has_room(self, sender: bytes, round: int) -> bool:
+        """Per-validator bound on future rounds; see MAX_FUTURE_ROUNDS_PER_VALIDATOR."""
+        if round <= self._round:
+            return True
+        rounds = self._log.rounds_of(sender)
+        if round in rounds:
+            return True
+        return sum(1 for r in rounds if r > self._round) < MAX_FUTURE_ROUNDS_PER_VALIDATOR
+
+    def _authentic(self, message: Proposal | Vote) -> bool:
+        """Signed by its sender, and a proposal comes from proposer(h, r)."""
+        sender = signer_of(message)
+        if isinstance(message, Proposal) and self._validators.proposer(message.height, message.round) != sender:
+            return False
+        return self._verifier.verify(sender, message.signing_bytes(self._chain_id), message.signature)
+
+    def _buffer_for_next_height(self, message: Proposal | Vote) -> None:
+        sender = signer_of(message)
+        if sender not in self._validators:
+            return
+        queue = self._next_height.get(sender)
+        if queue is not None and message in queue:
+            return
+        if not self._authentic(message):
+            return
+        if queue is None:
+            queue = self._next_height[sender] = deque(maxlen=MAX_NEXT_HEIGHT_MESSAGES_PER_VALIDATOR)
+        queue.append(message)
+
+    def _report(self, evidence: Evidence, out: list[Action]) -> None:
+        key = (evidence.first.signature, evidence.second.signature)
+        if key in self._reported:
+            return
+        self._reported[key] = None
+        if len(self._reported) > MAX_EVIDENCE:
+            self._reported.popitem(last=False)
+        self._evidence.append(evidence)
+        out.append(EvidenceFound(evidence))
+
+    # ---- the rules
+
+    def _evaluate(self, out: list[Action]) -> None:
+        """Fire enabled upon-rules until none is enabled."""
+        while self._try_decide(out) or self._current_round_rules(out) or self._try_skip_round(out):
+            pass
+        self._dirty.clear()
+
+    def _start_round(self, round: int, out: list[Action]) -> None:
+        """StartRound(round): Algorithm 1, lines 11-21."""
+        self._round = round
+        self._step = Step.PROPOSE
+        self._fired.clear()
+        self._awaiting_value = None
+        self._log.prune_below(round - MAX_PAST_ROUNDS)
+        height = self._height
+        if self._own_key is not None and self._validators.proposer(height, round) == self._own_key \
+                and self._may_sign(Step.PROPOSE):
+            if self._valid_value is not None:  # lines 15-16
+                self._propose(self._valid_value, self._valid_round, out)
+            else:
+                self._awaiting_value = (height, round)
+                out.append(RequestValue(height, round))
+        else:  # line 19; also when our own proposal is barred by the signing state
+            out.append(ScheduleTimeout(Step.PROPOSE, height, round,
+                                       self._timeouts.duration_ms(Step.PROPOSE, round)))
+
+    def _on_value_ready(self, event: ValueReady, out: list[Action]) -> None:
+        """getValue() returned (line 16): broadcast the proposal (line 17)."""
+        if self._awaiting_value != (event.height, event.round) or self._step != Step.PROPOSE:
+            return
+        if not isinstance(event.value, bytes):
+            return
+        self._awaiting_value = None
+        self._propose(event.value, -1, out)
+
+    def _current_round_rules(self, out: list[Action]) -> bool:
+        """The rules about round_p: lines 22-27, 28-33, 34-35, 36-43, 44-46, 47-48."""
+        r = self._round
+        proposal = self._log.proposal(r)
+        quorum = self._validators.quorum
+        if self._step == Step.PROPOSE and proposal is not None:
+            v, vr = proposal.value, proposal.valid_round
+            if vr == -1:  # lines 22-27
+                acceptable = self._valid(v) and (self._locked_round == -1 or self._locked_value == v)
+                self._prevote(proposal.value_id if acceptable else None, out)
+                return True
+            if vr < r and self._log.power_for(vr, MessageType.PREVOTE, proposal.value_id) >= quorum:  # 28-33
+                acceptable = self._valid(v) and (self._locked_round <= vr or self._locked_value == v)
+                self._prevote(proposal.value_id if acceptable else None, out)
+                return True
+        if self._step == Step.PREVOTE and 34 not in self._fired \
+                and self._log.power_any(r, MessageType.PREVOTE) >= quorum:  # lines 34-35
+            self._fired.add(34)
+            out.append(ScheduleTimeout(Step.PREVOTE, self._height, r,
+                                       self._timeouts.duration_ms(Step.PREVOTE, r)))
+            return True
+        if self._step >= Step.PREVOTE and proposal is not None and 36 not in self._fired \
+                and self._log.power_for(r, MessageType.PREVOTE, proposal.value_id) >= quorum \
+                and self._valid(proposal.value):  # lines 36-43
+            self._fired.add(36)
+            if self._step == Step.PREVOTE:
+                self._locked_value = proposal.value
+                self._locked_round = r
+                self._precommit(proposal.value_id, out)
+            self._valid_value = proposal.value
+            self._valid_round = r
+            return True
+        if self._step == Step.PREVOTE and self._log.power_for(r, MessageType.PREVOTE, None) >= quorum:  # 44-46
+            self._precommit(None, out)
+            return True
+        if 47 not in self._fired and self._log.power_any(r, MessageType.PRECOMMIT) >= quorum:  # lines 47-48
+            self._fired.add(47)
+            out.append(ScheduleTimeout(Step.PRECOMMIT, self._height, r,
+                                       self._timeouts.duration_ms(Step.PRECOMMIT, r)))
+            return True
+        return False
+
+    def _try_decide(self, out: list[Action]) -> bool:
+        """Algorithm 1, lines 49-54: a proposal and 2f+1 precommits for it in any round."""
+        for r in sorted(self._dirty):
+            proposal = self._log.proposal(r)
+            if proposal is None:
+                continue
+            if self._log.power_for(r, MessageType.PRECOMMIT, proposal.value_id) < self._validators.quorum:
+                continue
+            if not self._valid(proposal.value):
+                continue
+            precommits = self._log.votes_for(r, MessageType.PRECOMMIT, proposal.value_id)
+            certificate = CommitCertificate(self._height, r, proposal.value_id, precommits)
+            out.append(Commit(self._height, proposal.value, certificate))
+            self._enter_height(self._height + 1, out)
+            return True
+        return False
+
+    def _try_skip_round(self, out: list[Action]) -> bool:
+        """Algorithm 1, lines 55-56: f+1 messages of a higher round start that round."""
+        candidates = [r for r in self._dirty
+                      if r > self._round and self._log.round_power(r) >= self._validators.f_plus_one]
+        if not candidates:
+            return False
+        self._start_round(max(candidates), out)
+        return True
+
+    def _on_timeout(self, event: TimeoutFired, out: list[Action]) -> None:
+        """OnTimeoutPropose (57-60), OnTimeoutPrevote (61-64), OnTimeoutPrecommit (65-67)."""
+        if event.height != self._height or event.round != self._round:
+            return
+        if event.step == Step.PROPOSE and self._step == Step.PROPOSE:
+            self._prevote(None, out)
+        elif event.step == Step.PREVOTE and self._step == Step.PREVOTE:
+            self._precommit(None, out)
+        elif event.step == Step.PRECOMMIT:
+            self._start_round(self._round + 1, out)
+
+    def _enter_height(self, height: int, out: list[Action]) -> None:
+        """Line 52-54: the next height with a fresh state and message log, then StartRound(0)."""
+        buffered = self._next_height if height == self._height + 1 else {}
+        self._next_height = {}
+        self._height = height
+        self._round = 0
+        self._locked_value, self._locked_round = None, -1
+        self._valid_value, self._valid_round = None, -1
+        self._log = HeightLog(height, self._validators)
+        self._validity.clear()
+        self._dirty.clear()
+        self._assume_lock_from_signing_state()
+        for queue in buffered.values():
+            for message in queue:
+                self._accept(message, out, verified=True)
+        self._start_round(0, out)
+
+    # ---- our own messages
+
+    def _propose(self, value: bytes, valid_round: int, out: list[Action]) -> None:
+        """Line 17: broadcast ⟨PROPOSAL, h_p, round_p, proposal, validRound_p⟩."""
+        h, r = self._height, self._round
+        if not self._may_sign(Step.PROPOSE):
+            return
+        signature = self._signer.sign(
+            signing_bytes(self._chain_id, MessageType.PROPOSAL, h, r, value_id(value), valid_round)
+        )
+        proposal = Proposal(h, r, value, valid_round, self._own_key, signature)
+        self._emit_signed(proposal, Step.PROPOSE, out)
+
+    def _prevote(self, vid: bytes | None, out: list[Action]) -> None:
+        """Broadcast ⟨PREVOTE, h_p, round_p, vid⟩ and set step_p ← prevote."""
+        self._vote(MessageType.PREVOTE, Step.PREVOTE, vid, out)
+        self._step = Step.PREVOTE
+
+    def _precommit(self, vid: bytes | None, out: list[Action]) -> None:
+        """Broadcast ⟨PRECOMMIT, h_p, round_p, vid⟩ and set step_p ← precommit."""
+        self._vote(MessageType.PRECOMMIT, Step.PRECOMMIT, vid, out)
+        self._step = Step.PRECOMMIT
+
+    def _vote(self, kind: MessageType, step: Step, vid: bytes | None, out: list[Action]) -> None:
+        if not self._may_sign(step):
+            return
+        h, r = self._height, self._round
+        signature = self._signer.sign(signing_bytes(self._chain_id, kind, h, r, vid))
+        self._emit_signed(Vote(kind, h, r, vid, self._own_key, signature), step, out)
+
+    def _emit_signed(self, message: Proposal | Vote, step: Step, out: list[Action]) -> None:
+        """Persist the signing state, then broadcast, then count our own message."""
+        self._signing_state = SigningState(message.height, message.round, step)
+        out.append(PersistSigningState(self._signing_state))
+        out.append(Broadcast(message))
+        if self._log.existing(message) is None:
+            self._log.add(message)
+            self._dirty.add(message.round)
+
+    def _may_sign(self, step: Step) -> bool:
+        if self._signer is None:
+            return False
+        state = self._signing_state
+        return state is None or state.allows(self._height, self._round, step)
+
+    def _assume_lock_from_signing_state(self) -> None:
+        """After a restart inside a height we voted in, assume a lock on an unknown
+        value at the last round we may have precommitted in (see module docstring)."""
+        state = self._signing_state
+        if state is None or state.height != self._height:
+            return
+        lock_round = state.round if state.step == Step.PRECOMMIT else state.round - 1
+        if lock_round >= 0:
+            self._locked_value, self._locked_round = None, lock_round
+
+    def _valid(self, value: bytes) -> bool:
+        """The paper's valid(v), asked of the application once per value and height."""
+        key = value_id(value)
+        known = self._validity.get(key)
+        if known is None:
+            if len(self._validity) >= _MAX_VALIDITY_CACHE:
+                self._validity.clear()
+            known = self._validity[key] = bool(self._is_valid(self._height, value))
+        return known
+
+
+def _well_formed(message: object) -> bool:
+    """Fields of the right types and ranges, so signing bytes can be built."""
+    if isinstance(message, Proposal):
+        return (
+            _uint(message.height, _MAX_UINT64)
+            and _uint(message.round, _MAX_UINT32)
+            and type(message.valid_round) is int
+            and -1 <= message.valid_round < message.round
+            and isinstance(message.value, bytes)
+            and _sized(message.proposer, _KEY_SIZE)
+            and _sized(message.signature, _SIGNATURE_SIZE)
+        )
+    if isinstance(message, Vote):
+        return (
+            isinstance(message.type, int)
+            and message.type in (MessageType.PREVOTE, MessageType.PRECOMMIT)
+            and _uint(message.height, _MAX_UINT64)
+            and _uint(message.round, _MAX_UINT32)
+            and (message.value_id is None or _sized(message.value_id, VALUE_ID_SIZE))
+            and _sized(message.validator, _KEY_SIZE)
+            and _sized(message.signature, _SIGNATURE_SIZE)
+        )
+    return False
+
+
+def _uint(value: object, maximum: int) -> bool:
+    return type(value) is int and 0 <= value <= maximum
+
+
+def _sized(value: object, size: int) -> bool:
+    return isinstance(value, bytes) and len(value) == size
