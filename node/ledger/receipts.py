@@ -8,6 +8,7 @@ reordering would silently change the meaning of every stored receipt.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 RECEIPT_CODES: tuple[str, ...] = (
@@ -28,7 +29,7 @@ NONCE_KEEPING = frozenset({BAD_NONCE, UNKNOWN_ACCOUNT})
 
 _HASH_SIZE = 32
 _RECEIPT_SIZE = _HASH_SIZE + 1
-_LOCATION = struct.Struct(">QIB")
+LOCATION = struct.Struct(">QIB")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class TxLocation:
     code: str
 
 
-def encode_receipts(tx_hashes: list[bytes], codes: bytes | bytearray) -> bytes:
+def encode_receipts(tx_hashes: Sequence[bytes], codes: bytes | bytearray) -> bytes:
     """A block's receipts on disk: ``tx_hash || code byte`` per transaction, in block order."""
     assert len(tx_hashes) == len(codes), "one code per transaction"
     return b"".join([h + codes[i : i + 1] for i, h in enumerate(tx_hashes)])
@@ -68,18 +69,9 @@ def decode_receipts(raw: bytes) -> tuple[Receipt, ...]:
     )
 
 
-def encode_location(height: int, index: int, code: int) -> bytes:
-    return _LOCATION.pack(height, index, code)
-
-
 def decode_location(raw: bytes) -> TxLocation:
-    height, index, code = _LOCATION.unpack(raw)
+    height, index, code = LOCATION.unpack(raw)
     return TxLocation(height, index, _code_name(code))
-
-
-def location_code(raw: bytes) -> int:
-    """The code byte of a stored location, without building a TxLocation."""
-    return raw[-1]
 
 
 def _code_name(code: int) -> str:

@@ -25,15 +25,14 @@ import plyvel
 from node.ledger import keys as k
 from node.ledger.apphash import changes_digest, genesis_app_hash, next_app_hash
 from node.ledger.receipts import (
+    LOCATION,
     NONCE_KEEPING,
+    RECEIPT_CODES,
     Receipt,
     TxLocation,
     decode_location,
     decode_receipts,
-    encode_location,
     encode_receipts,
-    location_code,
-    RECEIPT_CODES,
 )
 from node.ledger.state import Execution, GenesisState, execute
 from node.tx import SignedTransaction
@@ -84,12 +83,22 @@ class Supply:
 
 @dataclass(frozen=True, slots=True)
 class BlockResult:
-    """What executing a block produced; identical on every honest validator."""
+    """What executing a block produced; identical on every honest validator.
+
+    Codes and hashes are kept as flat tuples and ``receipts`` is built on
+    demand: ten thousand Receipt objects per block would cost a third of the
+    commit time, and the runtime mostly needs only the codes.
+    """
 
     height: int
-    receipts: tuple[Receipt, ...]
+    tx_hashes: tuple[bytes, ...]
+    codes: tuple[str, ...]
     app_hash: bytes
     state_changes_digest: bytes
+
+    @property
+    def receipts(self) -> tuple[Receipt, ...]:
+        return tuple([Receipt(i, h, c) for i, (h, c) in enumerate(zip(self.tx_hashes, self.codes))])
 
 
 class LedgerStore:
@@ -210,9 +219,8 @@ class LedgerStore:
     def check_block(self, txs: Sequence[SignedTransaction]) -> BlockResult:
         """Execute ``txs`` as the next block without writing: proposal validation before a prevote."""
         execution = self._execute(txs)
-        records = _state_records(execution)
-        digest = changes_digest(records)
-        return BlockResult(self._height + 1, _receipts(txs, execution.codes),
+        digest = changes_digest(_state_records(execution))
+        return BlockResult(self._height + 1, tuple([stx.hash for stx in txs]), _code_names(execution.codes),
                            next_app_hash(self._app_hash, digest), digest)
 
     def apply_block(self, height: int, txs: Sequence[SignedTransaction],
@@ -225,7 +233,7 @@ class LedgerStore:
         digest = changes_digest(records)
         app_hash = next_app_hash(self._app_hash, digest)
         codes = execution.codes
-        hashes = [stx.hash for stx in txs]
+        hashes = tuple([stx.hash for stx in txs])
         db = self._db
         # An explicit write(), never the context manager: plyvel's ``with`` block
         # writes whatever was put so far when an exception escapes it.
@@ -253,7 +261,7 @@ class LedgerStore:
         self._trim_cache()
         log.debug("ledger.commit height=%d txs=%d accounts_written=%d app_hash=%s",
                   height, len(txs), len(execution.written), app_hash.hex())
-        return BlockResult(height, _receipts(txs, codes), app_hash, digest)
+        return BlockResult(height, hashes, _code_names(codes), app_hash, digest)
 
     # -- internals ---------------------------------------------------------
 
@@ -284,14 +292,14 @@ class LedgerStore:
         must never let a later no-op inclusion hide an earlier real outcome.
         """
         records: dict[bytes, bytes] = {}
+        pack = LOCATION.pack
+        prefix = k.TX_INDEX
         for index, tx_hash in enumerate(hashes):
             code = codes[index]
-            key = k.TX_INDEX + tx_hash
-            if code in NONCE_KEEPING:
-                earlier = records.get(key) or self._get(key)
-                if earlier is not None:
-                    continue
-            records[key] = encode_location(height, index, code)
+            key = prefix + tx_hash
+            if code in NONCE_KEEPING and (key in records or self._get(key) is not None):
+                continue
+            records[key] = pack(height, index, code)
         return list(records.items())
 
     def _trim_cache(self) -> None:
@@ -356,6 +364,5 @@ def _state_records(execution: Execution) -> list[tuple[bytes, bytes]]:
     return records
 
 
-def _receipts(txs: Sequence[SignedTransaction], codes: bytearray) -> tuple[Receipt, ...]:
-    names = RECEIPT_CODES
-    return tuple([Receipt(i, stx.hash, names[code]) for i, (stx, code) in enumerate(zip(txs, codes))])
+def _code_names(codes: bytearray) -> tuple[str, ...]:
+    return tuple(map(RECEIPT_CODES.__getitem__, codes))
