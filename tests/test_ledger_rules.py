@@ -156,6 +156,15 @@ def test_check_block_writes_nothing_and_predicts_apply(store):
     assert predicted == applied
 
 
+def test_a_checked_proposal_is_not_mistaken_for_a_different_committed_block(store):
+    proposal = [signed(T, ALICE, 0, 9, BOB)]
+    committed = [signed(T, ALICE, 0, 4, STRANGER)]
+    assert store.check_block(proposal).codes == ("ok",)
+    store.apply_block(1, committed, b"block", b"cert")
+    assert store.account(STRANGER) == (4, 0) and store.account(BOB) == (1_000_000, 0)
+    assert store.check_block(proposal).codes == ("bad_nonce",)
+
+
 def test_a_failed_write_leaves_disk_and_memory_untouched(tmp_path):
     txs = [signed(T, ALICE, 0, 9, BOB)]
     with LedgerStore.open(tmp_path / "l", genesis_state()) as store:

@@ -101,6 +101,18 @@ class BlockResult:
         return tuple([Receipt(i, h, c) for i, (h, c) in enumerate(zip(self.tx_hashes, self.codes))])
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """An executed, not yet written block: valid only while the ledger is at ``height - 1``."""
+
+    height: int
+    hashes: tuple[bytes, ...]
+    execution: Execution
+    records: list[tuple[bytes, bytes]]
+    digest: bytes
+    app_hash: bytes
+
+
 class LedgerStore:
     """Open with ``LedgerStore.open``; a fresh directory is initialised from the genesis given."""
 
@@ -109,6 +121,7 @@ class LedgerStore:
         self.path = path
         self._cache: dict[bytes, tuple[int, int]] = {}
         self._cache_limit = cache_accounts
+        self._checked: _Prepared | None = None
         try:
             meta = {key: db.get(key) for key in (
                 k.META_CHAIN_ID, k.META_GENESIS_HASH, k.META_ISSUER, k.META_BANKS,
@@ -217,29 +230,29 @@ class LedgerStore:
     # -- executing ---------------------------------------------------------
 
     def check_block(self, txs: Sequence[SignedTransaction]) -> BlockResult:
-        """Execute ``txs`` as the next block without writing: proposal validation before a prevote."""
-        execution = self._execute(txs)
-        digest = changes_digest(_state_records(execution))
-        return BlockResult(self._height + 1, tuple([stx.hash for stx in txs]), _code_names(execution.codes),
-                           next_app_hash(self._app_hash, digest), digest)
+        """Execute ``txs`` as the next block without writing: proposal validation before a prevote.
+
+        The outcome is remembered, so committing the same block next reuses it
+        instead of executing the block a second time.
+        """
+        prepared = self._checked = self._prepare(txs)
+        return BlockResult(prepared.height, prepared.hashes, _code_names(prepared.execution.codes),
+                           prepared.app_hash, prepared.digest)
 
     def apply_block(self, height: int, txs: Sequence[SignedTransaction],
                     block_bytes: bytes, certificate_bytes: bytes) -> BlockResult:
         """Execute and durably commit block ``height``, which must follow the current height."""
         if height != self._height + 1:
             raise LedgerHeightError(f"block {height} offered at ledger height {self._height}")
-        execution = self._execute(txs)
-        records = _state_records(execution)
-        digest = changes_digest(records)
-        app_hash = next_app_hash(self._app_hash, digest)
+        prepared = self._prepare(txs)
+        execution, app_hash, hashes = prepared.execution, prepared.app_hash, prepared.hashes
         codes = execution.codes
-        hashes = tuple([stx.hash for stx in txs])
         db = self._db
         # An explicit write(), never the context manager: plyvel's ``with`` block
         # writes whatever was put so far when an exception escapes it.
         batch = db.write_batch(sync=True)
         put = batch.put
-        for key, value in records:
+        for key, value in prepared.records:
             put(key, value)
         put(k.block_key(height), block_bytes)
         put(k.certificate_key(height), certificate_bytes)
@@ -252,6 +265,7 @@ class LedgerStore:
             batch.write()
         except plyvel.CorruptionError as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
+        self._checked = None
         self._height = height
         self._app_hash = app_hash
         self._issued, self._redeemed = execution.issued, execution.redeemed
@@ -261,9 +275,21 @@ class LedgerStore:
         self._trim_cache()
         log.debug("ledger.commit height=%d txs=%d accounts_written=%d app_hash=%s",
                   height, len(txs), len(execution.written), app_hash.hex())
-        return BlockResult(height, hashes, _code_names(codes), app_hash, digest)
+        return BlockResult(height, hashes, _code_names(codes), app_hash, prepared.digest)
 
     # -- internals ---------------------------------------------------------
+
+    def _prepare(self, txs: Sequence[SignedTransaction]) -> "_Prepared":
+        """Execute ``txs`` as the next block, or reuse the proposal check of exactly these transactions."""
+        hashes = tuple([stx.hash for stx in txs])
+        checked = self._checked
+        if checked is not None and checked.height == self._height + 1 and checked.hashes == hashes:
+            return checked
+        execution = self._execute(txs)
+        records = _state_records(execution)
+        digest = changes_digest(records)
+        return _Prepared(self._height + 1, hashes, execution, records, digest,
+                         next_app_hash(self._app_hash, digest))
 
     def _execute(self, txs: Sequence[SignedTransaction]) -> Execution:
         try:
