@@ -1,0 +1,147 @@
+"""One authenticated link to a validator: a bounded outbox and a guarded reader.
+
+The outbox drops its oldest frame when full rather than blocking the runtime
+or growing without bound: a slow or stuck peer must never stall consensus with
+the others, and the runtime re-sends proposals and votes on its own schedule.
+The reader admits frames through the peer's token bucket and closes the link
+on the first frame that is oversized, undecodable or of the wrong kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Union
+
+import aiohttp
+from aiohttp import web
+
+from node.p2p.framing import WireError
+from node.p2p.handshake import Role
+from node.p2p.ratelimit import TokenBucket
+from node.p2p.stats import NetworkStats
+from node.p2p.wire import WireMessage, decode
+
+log = logging.getLogger("somnode.p2p")
+
+WebSocket = Union[web.WebSocketResponse, aiohttp.ClientWebSocketResponse]
+Dispatch = Callable[["PeerLink", WireMessage], Awaitable[None]]
+
+_CLOSING = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)
+
+
+class PeerLink:
+    def __init__(
+        self,
+        ws: WebSocket,
+        peer_key: bytes,
+        role: Role,
+        remote: str,
+        outbox_size: int,
+        max_frame_bytes: int,
+        bucket: TokenBucket,
+        stats: NetworkStats,
+    ) -> None:
+        self.ws = ws
+        self.peer_key = peer_key
+        self.role = role
+        self.remote = remote
+        self.height: int | None = None
+        self._outbox: deque[bytes] = deque()
+        self._outbox_size = outbox_size
+        self._max_frame_bytes = max_frame_bytes
+        self._wake = asyncio.Event()
+        self._bucket = bucket
+        self._stats = stats
+
+    @property
+    def peer(self) -> str:
+        return self.peer_key.hex()[:16]
+
+    def enqueue(self, frame: bytes) -> bool:
+        """Queue ``frame``; False when the link is already closed (the frame is dropped)."""
+        if self.ws.closed:
+            self._stats.drops += 1
+            return False
+        if len(self._outbox) >= self._outbox_size:
+            self._outbox.popleft()
+            self._stats.drops += 1
+        self._outbox.append(frame)
+        self._wake.set()
+        return True
+
+    async def run(self, dispatch: Dispatch) -> None:
+        """Serve the link until either side closes it."""
+        writer = asyncio.create_task(self._write_loop(), name=f"p2p-writer-{self.peer}")
+        try:
+            await self._read_loop(dispatch)
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            self._stats.drops += len(self._outbox)
+            self._outbox.clear()
+            await self.ws.close()
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code=code, message=reason.encode("utf-8"))
+
+    async def _write_loop(self) -> None:
+        while not self.ws.closed:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox:
+                frame = self._outbox.popleft()
+                try:
+                    await self.ws.send_bytes(frame)
+                except ConnectionError as exc:
+                    log.info("p2p send failed peer=%s error=%s", self.peer, exc)
+                    return
+                self._stats.frames_out += 1
+                self._stats.bytes_out += len(frame)
+
+    async def _read_loop(self, dispatch: Dispatch) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message.type is aiohttp.WSMsgType.BINARY:
+                if not await self._admit(message.data, dispatch):
+                    return
+            elif message.type is aiohttp.WSMsgType.ERROR:
+                code = getattr(message.data, "code", None)
+                if code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+                    self._stats.oversized_frames += 1
+                    log.warning("p2p closed link peer=%s reason=oversized_frame", self.peer)
+                else:
+                    log.info("p2p link error peer=%s error=%s", self.peer, message.data)
+                return
+            elif message.type in _CLOSING:
+                return
+            else:
+                self._stats.bad_frames += 1
+                log.warning("p2p closed link peer=%s reason=non_binary_frame type=%s",
+                            self.peer, message.type.name)
+                await self.close(aiohttp.WSCloseCode.UNSUPPORTED_DATA, "binary frames only")
+                return
+
+    async def _admit(self, data: bytes, dispatch: Dispatch) -> bool:
+        self._stats.frames_in += 1
+        self._stats.bytes_in += len(data)
+        admission = self._bucket.admit()
+        if admission.flooding:
+            self._stats.flood_disconnects += 1
+            log.warning("p2p closed link peer=%s reason=flooding", self.peer)
+            await self.close(aiohttp.WSCloseCode.POLICY_VIOLATION, "flooding")
+            return False
+        if admission.delay_s > 0:
+            self._stats.throttled += 1
+            await asyncio.sleep(admission.delay_s)
+        try:
+            decoded = decode(data, self._max_frame_bytes)
+        except WireError as exc:
+            self._stats.bad_frames += 1
+            log.warning("p2p closed link peer=%s reason=bad_frame code=%s detail=%s", self.peer, exc.code, exc)
+            await self.close(aiohttp.WSCloseCode.UNSUPPORTED_DATA, exc.code)
+            return False
+        await dispatch(self, decoded)
+        return True

@@ -1,0 +1,360 @@
+"""The validator network: one authenticated websocket link to every other validator.
+
+Every validator both listens and dials, so a link comes up as soon as either
+side can reach the other.  When both dial at once, two authenticated links can
+exist for a moment; both sides keep the one initiated by the smaller public key
+(the same rule evaluated with the same inputs), and refuse the other as
+``already_connected``.  A second link in the same direction replaces the first,
+because an honest validator dials a peer only while it has no link to it: the
+new link means the old one died without us noticing yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from consensus.certificate import CommitCertificate
+from node.keys import KeyPair
+from node.p2p.backoff import Backoff
+from node.p2p.config import NetworkConfig
+from node.p2p.handshake import (
+    REFUSAL_CLOSE_CODE, HandshakeRefused, Identity, Refusal, Role, run_handshake,
+)
+from node.p2p.link import PeerLink, WebSocket
+from node.p2p.ratelimit import TokenBucket
+from node.p2p.stats import NetworkStats
+from node.p2p.wire import (
+    MAX_BLOCKS_PER_RESPONSE, BlockRequest, BlockResponse, Status, WireMessage, encode, fit_blocks,
+)
+
+log = logging.getLogger("somnode.p2p")
+
+P2P_PATH = "/p2p"
+NETWORK_KEY = web.AppKey("p2p_network", "PeerNetwork")
+
+MessageHandler = Callable[[bytes, WireMessage], Awaitable[None]]
+BlockSource = Callable[[int, int], Awaitable[Sequence[tuple[bytes, CommitCertificate]]]]
+
+
+class PeerUnavailable(Exception):
+    """The peer has no link, lost it, or answered outside the protocol."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    public_key: bytes
+    role: Role
+    remote: str
+    height: int | None
+
+
+def build_p2p_app(network: "PeerNetwork") -> web.Application:
+    """The aiohttp application that accepts validator links on ``/p2p``."""
+    app = web.Application()
+    app[NETWORK_KEY] = network
+    app.router.add_get(P2P_PATH, _accept)
+    return app
+
+
+async def _accept(request: web.Request) -> web.StreamResponse:
+    return await request.app[NETWORK_KEY].accept(request)
+
+
+class PeerNetwork:
+    """Links to the other validators, with the async API the runtime drives.
+
+    ``on_message`` receives proposals, votes, transaction batches and status
+    from authenticated peers, one link at a time (a slow handler slows that
+    peer only).  Block requests are answered from ``block_source``.
+    """
+
+    def __init__(
+        self,
+        config: NetworkConfig,
+        key: KeyPair,
+        on_message: MessageHandler | None = None,
+        block_source: BlockSource | None = None,
+        local_height: Callable[[], int] | None = None,
+        rng: random.Random | None = None,
+        nonce_source: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self._config = config
+        keys = frozenset(k for k, _ in config.validators)
+        if key.public_key not in keys:
+            raise ValueError("this node's key is not a validator in the network config")
+        self._identity = Identity(config.chain_id, config.genesis_hash, key, keys)
+        self._endpoints = {k: e for k, e in config.endpoints().items() if k != key.public_key}
+        self._on_message = on_message
+        self._block_source = block_source
+        self._local_height = local_height
+        self._rng = rng or random.Random()
+        self._nonce_source = nonce_source
+        self.stats = NetworkStats()
+        self._links: dict[bytes, PeerLink] = {}
+        self._idle = {k: asyncio.Event() for k in self._endpoints}
+        for event in self._idle.values():
+            event.set()
+        self._changed = asyncio.Condition()
+        self._sockets: set[WebSocket] = set()
+        self._pending_handshakes = 0
+        self._requests: dict[int, tuple[bytes, asyncio.Future[BlockResponse]]] = {}
+        self._request_ids = itertools.count(1)
+        self._dialers: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._port: int | None = None
+
+    @property
+    def public_key(self) -> bytes:
+        return self._identity.key.public_key
+
+    @property
+    def listen_port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the network is not started")
+        return self._port
+
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen (on ``sock`` if given, else the configured address) and dial every peer."""
+        cfg = self._config
+        self._runner = web.AppRunner(build_p2p_app(self), handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site: web.BaseSite
+        if sock is not None:
+            site = web.SockSite(self._runner, sock)
+        else:
+            site = web.TCPSite(self._runner, cfg.listen_host, cfg.listen_port)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, connect=cfg.handshake_timeout_s))
+        for peer_key in self._endpoints:
+            self._dialers.append(asyncio.create_task(self._dial_loop(peer_key), name=f"p2p-dial-{peer_key.hex()[:16]}"))
+        log.info("p2p started port=%d peers=%d", self._port, len(self._endpoints))
+
+    async def stop(self) -> None:
+        """Close every link and stop listening; safe to call twice."""
+        for task in self._dialers:
+            task.cancel()
+        await asyncio.gather(*self._dialers, return_exceptions=True)
+        self._dialers.clear()
+        await asyncio.gather(*(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutting down")
+                               for ws in list(self._sockets)), return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        for _, future in self._requests.values():
+            if not future.done():
+                future.set_exception(PeerUnavailable("the network stopped"))
+        log.info("p2p stopped")
+
+    def peers(self) -> tuple[PeerInfo, ...]:
+        return tuple(PeerInfo(l.peer_key, l.role, l.remote, l.height) for l in self._links.values())
+
+    async def wait_for_peers(self, count: int) -> None:
+        """Return once at least ``count`` peers have a link (the caller bounds the wait)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: len(self._links) >= count)
+
+    def broadcast(self, message: WireMessage) -> int:
+        """Queue ``message`` for every linked peer; return how many it was queued for."""
+        frame = encode(message)
+        return sum(link.enqueue(frame) for link in list(self._links.values()))
+
+    def send(self, peer: bytes, message: WireMessage) -> bool:
+        """Queue ``message`` for ``peer``; False (and counted as a drop) when there is no link."""
+        link = self._links.get(peer)
+        if link is None:
+            self.stats.drops += 1
+            return False
+        return link.enqueue(encode(message))
+
+    async def request_blocks(
+        self, peer: bytes, from_height: int, to_height: int,
+    ) -> tuple[tuple[bytes, CommitCertificate], ...]:
+        """Committed blocks from ``peer``, starting at ``from_height``; possibly fewer than asked.
+
+        Raises PeerUnavailable, or TimeoutError after ``request_timeout_s``.
+        The blocks and certificates are unverified: the caller checks them.
+        """
+        if not 1 <= from_height <= to_height:
+            raise ValueError("need 1 <= from_height <= to_height")
+        to_height = min(to_height, from_height + MAX_BLOCKS_PER_RESPONSE - 1)
+        link = self._links.get(peer)
+        if link is None:
+            raise PeerUnavailable(f"no link to {peer.hex()}")
+        if len(self._requests) >= self._config.max_pending_requests:
+            raise PeerUnavailable("too many block requests in flight")
+        request_id = next(self._request_ids)
+        future: asyncio.Future[BlockResponse] = asyncio.get_running_loop().create_future()
+        self._requests[request_id] = (peer, future)
+        try:
+            link.enqueue(encode(BlockRequest(request_id, from_height, to_height)))
+            async with asyncio.timeout(self._config.request_timeout_s):
+                response = await future
+        finally:
+            del self._requests[request_id]
+        if len(response.blocks) > to_height - from_height + 1:
+            raise PeerUnavailable(f"peer {peer.hex()} sent more blocks than requested")
+        return response.blocks
+
+    async def accept(self, request: web.Request) -> web.StreamResponse:
+        """Serve an incoming link (the ``/p2p`` route)."""
+        cfg = self._config
+        ws = web.WebSocketResponse(max_msg_size=cfg.max_frame_bytes + 1, heartbeat=cfg.heartbeat_s,
+                                   compress=False)
+        await ws.prepare(request)
+        await self._serve(ws, Role.RESPONDER, None, request.remote or "?")
+        return ws
+
+    async def _dial_loop(self, peer: bytes) -> None:
+        cfg = self._config
+        endpoint = self._endpoints[peer]
+        url = f"ws://{endpoint}{P2P_PATH}"
+        backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s, self._rng)
+        while True:
+            await self._idle[peer].wait()
+            assert self._session is not None
+            try:
+                ws = await self._session.ws_connect(
+                    url, max_msg_size=cfg.max_frame_bytes + 1, heartbeat=cfg.heartbeat_s, compress=0)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.debug("p2p dial failed peer=%s address=%s error=%s", peer.hex()[:16], endpoint, exc)
+            else:
+                if await self._serve(ws, Role.INITIATOR, peer, str(endpoint)):
+                    backoff.reset()
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _serve(self, ws: WebSocket, role: Role, expected: bytes | None, remote: str) -> bool:
+        """Authenticate and then serve a link; True when the peer authenticated."""
+        self._sockets.add(ws)
+        try:
+            peer = await self._authenticate(ws, role, expected, remote)
+            if peer is None:
+                return False
+            link = PeerLink(ws, peer, role, remote, self._config.outbox_size, self._config.max_frame_bytes,
+                            self._bucket(), self.stats)
+            if not await self._register(link):
+                return True
+            try:
+                if self._local_height is not None:
+                    link.enqueue(encode(Status(self._local_height())))
+                await link.run(self._dispatch)
+            finally:
+                await self._unregister(link)
+            return True
+        finally:
+            self._sockets.discard(ws)
+            await ws.close()
+
+    async def _authenticate(self, ws: WebSocket, role: Role, expected: bytes | None, remote: str) -> bytes | None:
+        if self._pending_handshakes >= self._config.max_pending_handshakes:
+            await self._refuse(ws, role, remote, HandshakeRefused(Refusal.TOO_MANY_PENDING))
+            return None
+        self._pending_handshakes += 1
+        try:
+            async with asyncio.timeout(self._config.handshake_timeout_s):
+                return await run_handshake(ws, self._identity, role, expected, self._nonce_source)
+        except HandshakeRefused as exc:
+            await self._refuse(ws, role, remote, exc)
+        except TimeoutError:
+            await self._refuse(ws, role, remote, HandshakeRefused(Refusal.TIMEOUT))
+        except ConnectionError as exc:
+            await self._refuse(ws, role, remote, HandshakeRefused(Refusal.REMOTE_CLOSED, str(exc)))
+        finally:
+            self._pending_handshakes -= 1
+        return None
+
+    async def _refuse(self, ws: WebSocket, role: Role, remote: str, refusal: HandshakeRefused,
+                      peer: bytes | None = None) -> None:
+        self.stats.refuse(refusal.reason)
+        log.warning("p2p refused link reason=%s role=%s remote=%s peer=%s detail=%s",
+                    refusal.reason.value, role.name.lower(), remote,
+                    peer.hex()[:16] if peer else "-", refusal.detail or "-")
+        await ws.close(code=REFUSAL_CLOSE_CODE, message=refusal.reason.value.encode())
+
+    def _bucket(self) -> TokenBucket:
+        cfg = self._config
+        return TokenBucket(cfg.rate_frames_per_s, cfg.rate_burst, cfg.flood_strikes,
+                           asyncio.get_running_loop().time)
+
+    def _initiator_key(self, link: PeerLink) -> bytes:
+        return self.public_key if link.role is Role.INITIATOR else link.peer_key
+
+    async def _register(self, link: PeerLink) -> bool:
+        existing = self._links.get(link.peer_key)
+        if existing is not None:
+            keep_new = (existing.role is link.role
+                        or self._initiator_key(link) == min(self.public_key, link.peer_key))
+            if not keep_new:
+                await self._refuse(link.ws, link.role, link.remote,
+                                   HandshakeRefused(Refusal.ALREADY_CONNECTED), link.peer_key)
+                return False
+            self.stats.superseded += 1
+            log.info("p2p link superseded peer=%s old_role=%s new_role=%s",
+                     link.peer, existing.role.name.lower(), link.role.name.lower())
+            await existing.close(aiohttp.WSCloseCode.POLICY_VIOLATION, "superseded")
+        self._links[link.peer_key] = link
+        self._idle[link.peer_key].clear()
+        log.info("p2p linked peer=%s role=%s remote=%s", link.peer, link.role.name.lower(), link.remote)
+        async with self._changed:
+            self._changed.notify_all()
+        return True
+
+    async def _unregister(self, link: PeerLink) -> None:
+        if self._links.get(link.peer_key) is not link:
+            return
+        del self._links[link.peer_key]
+        self._idle[link.peer_key].set()
+        for peer, future in self._requests.values():
+            if peer == link.peer_key and not future.done():
+                future.set_exception(PeerUnavailable(f"link to {peer.hex()} closed"))
+        log.info("p2p unlinked peer=%s role=%s", link.peer, link.role.name.lower())
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _dispatch(self, link: PeerLink, message: WireMessage) -> None:
+        match message:
+            case BlockRequest():
+                await self._answer(link, message)
+                return
+            case BlockResponse():
+                pending = self._requests.get(message.request_id)
+                if pending is None or pending[0] != link.peer_key or pending[1].done():
+                    self.stats.unsolicited_responses += 1
+                else:
+                    pending[1].set_result(message)
+                return
+            case Status():
+                link.height = message.height
+        if self._on_message is None:
+            return
+        try:
+            await self._on_message(link.peer_key, message)
+        except Exception:
+            self.stats.handler_errors += 1
+            log.exception("p2p message handler failed peer=%s type=%s", link.peer, type(message).__name__)
+
+    async def _answer(self, link: PeerLink, request: BlockRequest) -> None:
+        blocks: Sequence[tuple[bytes, CommitCertificate]] = ()
+        if self._block_source is not None:
+            to_height = min(request.to_height, request.from_height + MAX_BLOCKS_PER_RESPONSE - 1)
+            try:
+                blocks = await self._block_source(request.from_height, to_height)
+            except Exception:
+                log.exception("p2p block source failed peer=%s from=%d to=%d",
+                              link.peer, request.from_height, to_height)
+        link.enqueue(encode(BlockResponse(request.request_id, fit_blocks(blocks, self._config.max_frame_bytes))))

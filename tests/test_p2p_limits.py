@@ -1,0 +1,125 @@
+"""Backoff, the per-peer token bucket and the outbox that drops its oldest frame."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import aiohttp
+import pytest
+
+from node.p2p.backoff import Backoff
+from node.p2p.handshake import Role
+from node.p2p.link import PeerLink
+from node.p2p.ratelimit import TokenBucket
+from node.p2p.stats import NetworkStats
+from node.p2p.wire import Status, encode
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 12345])
+def test_backoff_grows_to_its_ceiling_with_jitter_and_replays_from_the_seed(seed):
+    delays = [d for d in _delays(seed, 12)]
+    assert delays == _delays(seed, 12), f"seed={seed}"
+    for attempt, delay in enumerate(delays):
+        ceiling = min(2.0, 0.1 * 2**attempt)
+        assert ceiling / 2 <= delay <= ceiling, f"seed={seed} attempt={attempt}"
+    assert max(delays[6:]) > 1.0
+
+
+def _delays(seed: int, n: int) -> list[float]:
+    backoff = Backoff(0.1, 2.0, random.Random(seed))
+    return [backoff.next_delay() for _ in range(n)]
+
+
+def test_backoff_reset_starts_again_from_the_initial_delay():
+    backoff = Backoff(0.1, 2.0, random.Random(7))
+    for _ in range(10):
+        backoff.next_delay()
+    backoff.reset()
+    assert backoff.next_delay() <= 0.1
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bucket_admits_a_burst_then_throttles():
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=10, burst=5, max_strikes=3, clock=clock)
+    assert all(bucket.admit().delay_s == 0 for _ in range(5))
+    throttled = bucket.admit()
+    assert throttled.delay_s == pytest.approx(0.1) and not throttled.flooding
+    clock.now += 10
+    assert bucket.admit().delay_s == 0  # refilled, capped at the burst
+
+
+def test_bucket_calls_a_sustained_flood_flooding():
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=10, burst=2, max_strikes=3, clock=clock)
+    verdicts = []
+    for _ in range(10):
+        verdict = bucket.admit()
+        verdicts.append(verdict.flooding)
+        clock.now += verdict.delay_s  # the link waits as told, but the peer keeps sending
+    assert verdicts[:5] == [False] * 5
+    assert verdicts[5] is True
+
+
+def test_bucket_forgives_a_peer_that_slows_down():
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=10, burst=1, max_strikes=2, clock=clock)
+    for _ in range(50):
+        verdict = bucket.admit()
+        assert not verdict.flooding
+        clock.now += 0.1
+
+
+class FakeSocket:
+    """A websocket that records sent frames and closes when told."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closed = False
+        self._closed = asyncio.Event()
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    async def receive(self) -> aiohttp.WSMessage:
+        await self._closed.wait()
+        return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSED, None, None)
+
+    async def close(self, code: int = 1000, message: bytes = b"") -> bool:
+        self.closed = True
+        self._closed.set()
+        return True
+
+
+async def test_full_outbox_drops_the_oldest_frames_and_counts_them():
+    ws, stats = FakeSocket(), NetworkStats()
+    link = PeerLink(ws, bytes(32), Role.INITIATOR, "test", outbox_size=3, max_frame_bytes=1 << 20,
+                    bucket=TokenBucket(10, 10, 10, lambda: 0.0), stats=stats)
+    frames = [encode(Status(h)) for h in range(8)]
+    for frame in frames:
+        assert link.enqueue(frame)
+    assert stats.drops == 5
+
+    async def dispatch(link, message):
+        raise AssertionError("nothing is received")
+
+    runner = asyncio.create_task(link.run(dispatch))
+    try:
+        async with asyncio.timeout(5):
+            while len(ws.sent) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        await ws.close()
+        await asyncio.wait_for(runner, 5)
+    assert ws.sent == frames[5:]
+    assert stats.frames_out == 3
+    assert not link.enqueue(frames[0])
+    assert stats.drops == 6
