@@ -1,0 +1,112 @@
+"""What the client API needs from the node, and the read-only views it renders.
+
+The API never touches the mempool, ledger or consensus directly: the runtime
+implements ``ApiBackend``, so the HTTP layer can be tested against a fake and
+the node's internals can change without touching a single handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry
+
+from node.mempool import AdmitResult
+
+
+class TxState(str, Enum):
+    PENDING = "pending"
+    COMMITTED = "committed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class TxStatus:
+    """Where a transaction is; ``height``, ``index`` and ``result`` are set exactly when it is committed.
+
+    ``result`` is the ledger's receipt code ("ok", "insufficient_funds", ...):
+    a committed transaction may still have failed a business rule.
+    """
+
+    state: TxState
+    height: int | None = None
+    index: int | None = None
+    result: str | None = None
+
+    def __post_init__(self) -> None:
+        committed = self.state is TxState.COMMITTED
+        located = self.height is not None and self.index is not None and self.result is not None
+        unlocated = self.height is None and self.index is None and self.result is None
+        if not (located if committed else unlocated):
+            raise ValueError("height, index and result are given exactly for committed transactions")
+
+
+@dataclass(frozen=True, slots=True)
+class PrecommitView:
+    validator: bytes  # the validator's Ed25519 public key
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CommitCertificateView:
+    """The +2/3 precommits for ``value_id`` (the block hash) in ``round`` that finalised a block."""
+
+    round: int
+    value_id: bytes
+    precommits: tuple[PrecommitView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockView:
+    """A committed block as clients see it: header, transaction hashes and commit certificate.
+
+    ``previous_app_hash`` is in the signed header (execution follows commit);
+    ``app_hash`` is the state after applying this block, known once it is applied.
+    """
+
+    height: int
+    time_ms: int
+    block_hash: bytes
+    proposer: bytes
+    previous_block_hash: bytes
+    previous_app_hash: bytes
+    app_hash: bytes
+    tx_hashes: tuple[bytes, ...]
+    commit: CommitCertificateView
+
+
+class ApiBackend(Protocol):
+    """The node as the client API sees it; the runtime implements this."""
+
+    chain_id: str
+    node_id: str
+    metrics_registry: CollectorRegistry
+
+    async def submit(self, raws: list[bytes]) -> list[AdmitResult]: ...
+
+    def tx_status(self, tx_hash: bytes) -> TxStatus: ...
+
+    def account(self, public_key: bytes) -> tuple[int, int]:
+        """Committed (balance in tyiyn, next nonce)."""
+        ...
+
+    def pending_nonce(self, public_key: bytes) -> int:
+        """The nonce the account's next transaction must carry, counting its pending ones (the mempool's answer)."""
+        ...
+
+    def block(self, height: int) -> BlockView | None: ...
+
+    def latest_height(self) -> int:
+        """Height of the last committed block; 0 before the first."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """JSON-ready: chain id, node id, height, app hash, validators, peers, mempool size, round."""
+        ...
+
+    def subscribe(self) -> AsyncIterator[BlockView]:
+        """Committed blocks from now on; ends with ``SubscriberLagged`` if the reader falls behind (see BlockFeed)."""
+        ...

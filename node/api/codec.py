@@ -1,0 +1,144 @@
+"""Request parsing and response rendering: JSON by default, msgpack on request.
+
+Both encodings carry the same documents (byte strings as lowercase hex), so a
+client can switch encodings without changing how it reads a field.  Parsing is
+strict: anything that is not exactly the documented shape is a 4xx with a
+stable code, never a guess.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from typing import Any
+
+import msgpack
+from aiohttp import web
+
+from node.address import encode_address
+from node.api.backend import BlockView, TxState, TxStatus
+from node.api.errors import BAD_HEX, BAD_JSON, BAD_MSGPACK, BAD_REQUEST, TOO_MANY_TXS, ApiError
+from node.mempool import AdmitResult
+
+MSGPACK_TYPES = frozenset({"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"})
+MSGPACK_CONTENT_TYPE = "application/msgpack"
+HASH_SIZE = 32
+
+
+def parse_hex(text: object, what: str) -> bytes:
+    """Strict hex: a string of hex digit pairs, no prefix or whitespace."""
+    if not isinstance(text, str):
+        raise ApiError(400, BAD_REQUEST, f"{what} must be a hex string")
+    try:
+        return binascii.a2b_hex(text)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, BAD_HEX, f"{what} is not hex: {exc}") from exc
+
+
+def parse_hash(text: str) -> bytes:
+    digest = parse_hex(text, "the transaction hash")
+    if len(digest) != HASH_SIZE:
+        raise ApiError(400, BAD_HEX, f"a transaction hash is {HASH_SIZE} bytes ({2 * HASH_SIZE} hex digits)")
+    return digest
+
+
+def parse_height(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 20) or int(text) < 1:
+        raise ApiError(400, BAD_REQUEST, f"height must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def parse_submission(content_type: str, body: bytes, max_txs: int) -> list[bytes]:
+    """The raw transactions in a POST /v1/txs body.
+
+    JSON: ``{"txs": ["<hex>", ...]}`` or ``{"tx": "<hex>"}``.  msgpack: an array
+    of bin.  Any other content type is read as JSON, so ``curl -d`` just works.
+    """
+    if content_type in MSGPACK_TYPES:
+        raws = _parse_msgpack_submission(body)
+    else:
+        raws = _parse_json_submission(body)
+    if not raws:
+        raise ApiError(400, BAD_REQUEST, "no transactions in the request")
+    if len(raws) > max_txs:
+        raise ApiError(400, TOO_MANY_TXS, f"{len(raws)} transactions in one request; the limit is {max_txs}")
+    return raws
+
+
+def _parse_json_submission(body: bytes) -> list[bytes]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ApiError(400, BAD_JSON, f"the body is not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or len(doc) != 1 or not ({"tx", "txs"} & doc.keys()):
+        raise ApiError(400, BAD_REQUEST, 'the body must be {"txs": ["<hex>", ...]} or {"tx": "<hex>"}')
+    if "tx" in doc:
+        return [parse_hex(doc["tx"], "tx")]
+    txs = doc["txs"]
+    if not isinstance(txs, list):
+        raise ApiError(400, BAD_REQUEST, '"txs" must be a list of hex strings')
+    return [parse_hex(item, f"txs[{i}]") for i, item in enumerate(txs)]
+
+
+def _parse_msgpack_submission(body: bytes) -> list[bytes]:
+    try:
+        doc = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, RecursionError) as exc:
+        raise ApiError(400, BAD_MSGPACK, f"the body is not one msgpack value: {exc}") from exc
+    if not isinstance(doc, list) or not all(type(item) is bytes for item in doc):
+        raise ApiError(400, BAD_REQUEST, "a msgpack body is an array of bin (one signed transaction each)")
+    return doc
+
+
+def wants_msgpack(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return any(kind in accept for kind in MSGPACK_TYPES)
+
+
+def render(request: web.Request, document: Any, status: int = 200) -> web.Response:
+    """``document`` as msgpack if the client asked for it, JSON otherwise."""
+    if wants_msgpack(request):
+        return web.Response(body=msgpack.packb(document, use_bin_type=True), status=status,
+                            content_type=MSGPACK_CONTENT_TYPE)
+    return web.json_response(document, status=status)
+
+
+# ---- documents
+
+def admit_result_doc(result: AdmitResult) -> dict[str, Any]:
+    doc: dict[str, Any] = {"accepted": result.accepted, "code": result.code}
+    if result.tx_hash is not None:
+        doc["hash"] = result.tx_hash.hex()
+    if not result.accepted:
+        doc["message"] = result.message
+    return doc
+
+
+def tx_status_doc(tx_hash: bytes, status: TxStatus) -> dict[str, Any]:
+    doc: dict[str, Any] = {"hash": tx_hash.hex(), "status": status.state.value}
+    if status.state is TxState.COMMITTED:
+        doc.update(height=status.height, index=status.index, result=status.result)
+    return doc
+
+
+def block_doc(block: BlockView) -> dict[str, Any]:
+    commit = block.commit
+    return {
+        "height": block.height,
+        "time_ms": block.time_ms,
+        "hash": block.block_hash.hex(),
+        "proposer": encode_address(block.proposer),
+        "previous_block_hash": block.previous_block_hash.hex(),
+        "previous_app_hash": block.previous_app_hash.hex(),
+        "app_hash": block.app_hash.hex(),
+        "tx_count": len(block.tx_hashes),
+        "txs": [h.hex() for h in block.tx_hashes],
+        "commit": {
+            "round": commit.round,
+            "value_id": commit.value_id.hex(),
+            "precommits": [
+                {"validator": encode_address(p.validator), "signature": p.signature.hex()}
+                for p in commit.precommits
+            ],
+        },
+    }

@@ -1,0 +1,107 @@
+"""The /v1 endpoints: thin translations between HTTP documents and the ApiBackend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from node.address import AddressError, decode_address
+from node.amount import format_som
+from node.api.backend import ApiBackend
+from node.api.codec import (
+    admit_result_doc,
+    block_doc,
+    parse_hash,
+    parse_height,
+    parse_submission,
+    render,
+    tx_status_doc,
+)
+from node.api.errors import BAD_ADDRESS, BLOCK_NOT_FOUND, MEMPOOL_FULL, ApiError
+from node.api.events import events_handler
+
+# Seconds a client should wait after a 503 mempool_full: about one block, when the pool drains.
+RETRY_AFTER_SECONDS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    max_body_bytes: int
+    max_txs_per_request: int
+
+
+BACKEND = web.AppKey("backend", ApiBackend)
+LIMITS = web.AppKey("limits", ApiLimits)
+WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
+
+
+async def submit_txs(request: web.Request) -> web.Response:
+    backend = request.app[BACKEND]
+    body = await request.read()  # aiohttp enforces client_max_size here: 413 body_too_large
+    raws = parse_submission(request.content_type, body, request.app[LIMITS].max_txs_per_request)
+    results = await backend.submit(raws)
+    if len(results) != len(raws):
+        raise RuntimeError(f"backend answered {len(results)} results for {len(raws)} transactions")
+    if all(r.code == MEMPOOL_FULL for r in results):
+        raise ApiError(503, MEMPOOL_FULL, "the mempool is full; retry later",
+                       headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return render(request, {"results": [admit_result_doc(r) for r in results]})
+
+
+async def get_tx(request: web.Request) -> web.Response:
+    tx_hash = parse_hash(request.match_info["hash"])
+    return render(request, tx_status_doc(tx_hash, request.app[BACKEND].tx_status(tx_hash)))
+
+
+async def get_account(request: web.Request) -> web.Response:
+    address = request.match_info["address"]
+    try:
+        public_key = decode_address(address)
+    except AddressError as exc:
+        raise ApiError(400, BAD_ADDRESS, str(exc)) from exc
+    backend = request.app[BACKEND]
+    balance, nonce = backend.account(public_key)
+    return render(request, {
+        "address": address,
+        "balance": balance,
+        "balance_som": format_som(balance),
+        "nonce": nonce,
+        "pending_nonce": backend.pending_nonce(public_key),
+    })
+
+
+async def get_block(request: web.Request) -> web.Response:
+    return _block_response(request, parse_height(request.match_info["height"]))
+
+
+async def get_latest_block(request: web.Request) -> web.Response:
+    height = request.app[BACKEND].latest_height()
+    if height < 1:
+        raise ApiError(404, BLOCK_NOT_FOUND, "no block has been committed yet")
+    return _block_response(request, height)
+
+
+def _block_response(request: web.Request, height: int) -> web.Response:
+    block = request.app[BACKEND].block(height)
+    if block is None:
+        raise ApiError(404, BLOCK_NOT_FOUND, f"no committed block at height {height}")
+    return render(request, block_doc(block))
+
+
+async def get_status(request: web.Request) -> web.Response:
+    return render(request, request.app[BACKEND].status())
+
+
+async def events(request: web.Request) -> web.WebSocketResponse:
+    return await events_handler(request, request.app[BACKEND], request.app[WEBSOCKETS])
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[BACKEND].metrics_registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
