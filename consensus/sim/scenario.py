@@ -1,0 +1,136 @@
+"""A scenario: the options a run is asked for, and the fault plan its seed draws.
+
+The options (validator count, Byzantine count and strategy, which fault kinds
+are on) are what a person or a test chooses; everything else — GST, delays,
+the partition, which validators are Byzantine, when who crashes — is drawn from
+the seed, so a scenario and its seed together replay a run exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from consensus.sim.byzantine import STRATEGIES
+from consensus.sim.network import NetworkConfig, Partition
+
+STRATEGY_CHOICES = (*STRATEGIES, "mixed", "collude")
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    seed: int
+    validators: int = 4
+    byzantine: int = 0
+    strategy: str = "mixed"
+    crashes: bool = False
+    loss: float = 0.0
+    partition: bool = False
+    heights: int = 3
+    persist: bool = True
+
+    def __post_init__(self) -> None:
+        if self.validators < 1:
+            raise ValueError("a scenario needs at least one validator")
+        if not 0 <= self.byzantine < self.validators:
+            raise ValueError("at least one validator must be honest")
+        if self.strategy not in STRATEGY_CHOICES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGY_CHOICES)}")
+        if not 0.0 <= self.loss < 1.0:
+            raise ValueError("loss is a probability below 1")
+        if self.heights < 1:
+            raise ValueError("the target height must be at least 1")
+
+    @property
+    def max_faulty(self) -> int:
+        """The paper's f for equal voting power: the most Byzantine validators tolerated."""
+        return (self.validators - 1) // 3
+
+    def command(self) -> str:
+        """The command line that replays exactly this run."""
+        parts = [
+            "python -m consensus.sim",
+            f"--validators {self.validators}",
+            f"--byzantine {self.byzantine}",
+            f"--strategy {self.strategy}",
+            f"--heights {self.heights}",
+            f"--loss {self.loss}",
+            f"--start-seed {self.seed}",
+            "--seeds 1",
+        ]
+        if self.crashes:
+            parts.append("--crashes")
+        if self.partition:
+            parts.append("--partition")
+        if not self.persist:
+            parts.append("--no-persist")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """Validator ``validator`` crashes ``offset_ms`` after it reaches ``at_height``.
+
+    Tying the crash to progress rather than to a clock time makes every crash
+    land while there is still consensus work to disturb.  It restarts
+    ``down_ms`` later.  With ``after_persist`` the crash waits for the next
+    action list holding a ``PersistSigningState`` and strikes right after it,
+    before the broadcast it covers: the moment that tests the ordering rule.
+    """
+
+    validator: int
+    at_height: int
+    offset_ms: int
+    down_ms: int
+    after_persist: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    network: NetworkConfig
+    byzantine: dict[int, str]
+    crashes: tuple[Crash, ...]
+
+
+def draw_plan(scenario: Scenario) -> FaultPlan:
+    """The fault plan the scenario's seed determines."""
+    rng = random.Random(f"somnode-sim-plan:{scenario.seed}")
+    n = scenario.validators
+    gst_ms = rng.randint(0, 1500)
+    if scenario.partition or scenario.loss:
+        gst_ms = max(gst_ms, rng.randint(300, 2500))
+    max_delay_ms = rng.randint(40, 600)
+    delta_ms = rng.randint(5, 30)
+    partition = None
+    if scenario.partition and n > 1:
+        members = list(range(n))
+        rng.shuffle(members)
+        cut = rng.randint(1, n - 1)
+        start = rng.randint(0, gst_ms // 2)
+        end = rng.randint(start, gst_ms)
+        partition = Partition((frozenset(members[:cut]), frozenset(members[cut:])), start, end)
+    network = NetworkConfig(
+        gst_ms=gst_ms,
+        delta_ms=delta_ms,
+        max_delay_ms=max(max_delay_ms, delta_ms),
+        loss=scenario.loss,
+        duplicate=rng.choice((0.0, 0.02, 0.1)),
+        partition=partition,
+    )
+    byzantine_ids = sorted(rng.sample(range(n), scenario.byzantine))
+    byzantine = {
+        i: rng.choice(STRATEGIES) if scenario.strategy == "mixed" else scenario.strategy
+        for i in byzantine_ids
+    }
+    honest = [i for i in range(n) if i not in byzantine]
+    crashes: list[Crash] = []
+    if scenario.crashes:
+        for _ in range(rng.randint(1, 2)):
+            crashes.append(Crash(
+                validator=rng.choice(honest),
+                at_height=rng.randint(1, scenario.heights),
+                offset_ms=rng.randint(0, 300),
+                down_ms=rng.randint(20, 1500),
+                after_persist=rng.random() < 0.5,
+            ))
+    return FaultPlan(network, byzantine, tuple(crashes))

@@ -1,0 +1,418 @@
+"""The deterministic discrete-event simulation that drives real engines.
+
+Time is simulated milliseconds; pending work is a heap of (time, sequence,
+event) so that ties break by scheduling order and one seed replays a run
+exactly.  Each validator runs the real ``Engine``; the simulator plays the host:
+it carries out actions in order, persists signing state to a simulated disk,
+moves messages through the faulty network, crashes and restarts validators,
+and lets lagging validators catch up from a peer's committed blocks.
+
+Gossip is modelled as a real node does it.  A validator broadcasts each message
+once, and every ``GOSSIP_INTERVAL_MS`` re-sends to each peer the messages of
+the current height that the peer does not have yet (the proposal, the votes it
+cast and the votes it relayed), so that losses before GST do not starve
+consensus; a peer that is behind gets the committed blocks it lacks instead,
+with their certificates, which it verifies before skipping ahead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+import random
+from dataclasses import dataclass
+
+from consensus.certificate import CertificateError, verify_certificate
+from consensus.engine import Engine, TimeoutConfig
+from consensus.events import (
+    Broadcast,
+    Commit,
+    EvidenceFound,
+    PersistSigningState,
+    ProposalReceived,
+    RequestValue,
+    ScheduleTimeout,
+    TimeoutFired,
+    ValueReady,
+    VoteReceived,
+)
+from consensus.evidence import Evidence
+from consensus.messages import Message, Proposal, value_id
+from consensus.sim.byzantine import (
+    ByzantineContext,
+    Collude,
+    CollusionPlan,
+    Strategy,
+    honest_value,
+    is_valid_value,
+    make_strategy,
+)
+from consensus.sim.checkers import CommitRecord, SignedRecord, Violation, check_agreement, \
+    check_certificates, check_liveness, check_no_equivocation, check_validity, conflicting_messages
+from consensus.sim.crypto import MemoVerifier, SimSigner
+from consensus.sim.network import Network
+from consensus.sim.scenario import Crash, FaultPlan, Scenario, draw_plan
+from consensus.sim.validator import SimValidator
+from consensus.validators import Validator, ValidatorSet
+
+log = logging.getLogger(__name__)
+
+CHAIN_ID = "somnode-sim"
+# Short timeouts keep simulated rounds short; they still grow per round, which
+# is what liveness after GST relies on.
+SIM_TIMEOUTS = TimeoutConfig(propose_ms=200, prevote_ms=100, precommit_ms=100, delta_ms=50)
+GOSSIP_INTERVAL_MS = 150
+# Most blocks one catch-up message carries; a longer gap takes several rounds of gossip.
+MAX_BLOCKS_PER_CATCH_UP = 16
+# After the network is stable and every crashed validator is back, each
+# honest validator must reach the target height within this much simulated time.
+LIVENESS_BASE_MS = 10_000
+LIVENESS_PER_HEIGHT_MS = 3_000
+# A crash armed to strike after the next PersistSigningState strikes anyway this late.
+CRASH_FALLBACK_MS = 200
+
+_DELIVER, _TIMEOUT, _VALUE, _GOSSIP, _CRASH, _CRASH_NOW, _RESTART, _BLOCKS = range(8)
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    scenario: Scenario
+    violations: tuple[Violation, ...]
+    commits: tuple[CommitRecord, ...]
+    honest: frozenset[int]
+    byzantine: dict[int, str]
+    evidence: tuple[tuple[int, Evidence], ...]
+    messages_sent: int
+    messages_lost: int
+    events: int
+    end_ms: int
+    deadline_ms: int
+    trace_digest: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    @property
+    def min_honest_height(self) -> int:
+        heights = {v: 0 for v in self.honest}
+        for record in self.commits:
+            if record.validator in heights:
+                heights[record.validator] = max(heights[record.validator], record.height)
+        return min(heights.values())
+
+
+class Simulation:
+    """One scenario: build it, ``run()`` it once, read the ``SimResult``."""
+
+    def __init__(self, scenario: Scenario, verifier: MemoVerifier | None = None) -> None:
+        self.scenario = scenario
+        self.plan: FaultPlan = draw_plan(scenario)
+        self.verifier = verifier if verifier is not None else MemoVerifier()
+        self.network = Network(self.plan.network, random.Random(f"somnode-sim-network:{scenario.seed}"))
+        signers = [SimSigner(i) for i in range(scenario.validators)]
+        self.validator_set = ValidatorSet([Validator(s.public_key, 1) for s in signers])
+        self.index_of = {s.public_key: i for i, s in enumerate(signers)}
+        self._collusion = self._collusion_plan() if "collude" in self.plan.byzantine.values() else None
+        self.nodes = [self._make_node(i, signer) for i, signer in enumerate(signers)]
+        self.honest = frozenset(n.index for n in self.nodes if n.honest)
+        self.now = 0
+        self._queue: list[tuple[int, int, int, int, object]] = []
+        self._seq = 0
+        self._events = 0
+        self._trace = hashlib.blake2b(digest_size=16)
+        self.commits: list[CommitRecord] = []
+        self.signed: list[SignedRecord] = []
+        self.evidence: list[tuple[int, Evidence]] = []
+        self._pending_crashes = 0
+        self._last_restart_ms = 0
+
+    def _make_node(self, index: int, signer: SimSigner) -> SimValidator:
+        strategy_name = self.plan.byzantine.get(index)
+        if strategy_name is None:
+            return SimValidator(index, signer, None, None)
+        peers = tuple(i for i in range(self.scenario.validators) if i != index)
+        context = ByzantineContext(index, signer, CHAIN_ID, peers,
+                                   random.Random(f"somnode-sim-byzantine:{self.scenario.seed}:{index}"))
+        strategy: Strategy
+        if strategy_name == "collude":
+            strategy = Collude(self._collusion)
+        else:
+            strategy = make_strategy(strategy_name)
+        return SimValidator(index, signer, strategy, context)
+
+    def _collusion_plan(self) -> CollusionPlan:
+        """One plan shared by all colluders: the honest validators split in two halves."""
+        colluders = tuple(sorted(self.plan.byzantine))
+        honest = [i for i in range(self.scenario.validators) if i not in self.plan.byzantine]
+        half = (len(honest) + 1) // 2
+        return CollusionPlan(tuple(honest[:half]), tuple(honest[half:]), colluders)
+
+    # ---- running
+
+    def run(self) -> SimResult:
+        target = self.scenario.heights
+        for node in self.nodes:
+            self._start_engine(node)
+        self._pending_crashes = len(self.plan.crashes)
+        while self._queue:
+            time, _, kind, target_node, payload = heapq.heappop(self._queue)
+            if time > self._deadline():
+                break
+            self.now = time
+            self._events += 1
+            self._dispatch(kind, self.nodes[target_node], payload)
+            if self._finished(target):
+                break
+        return self._result()
+
+    def _deadline(self) -> int:
+        stable = max(self.plan.network.gst_ms, self._last_restart_ms)
+        return stable + LIVENESS_BASE_MS + LIVENESS_PER_HEIGHT_MS * self.scenario.heights
+
+    def _finished(self, target: int) -> bool:
+        if self._pending_crashes:
+            return False
+        return all(self.nodes[i].up and self.nodes[i].disk.last_height >= target for i in self.honest)
+
+    def _result(self) -> SimResult:
+        target = self.scenario.heights
+        deadline = self._deadline()
+        violations = [
+            *check_agreement(self.commits, self.honest),
+            *check_validity(self.commits, self.honest, is_valid_value),
+            *check_certificates(self.commits, self.honest, self.validator_set, CHAIN_ID, self.verifier),
+            *check_liveness(self.commits, self.honest, target, deadline),
+            *check_no_equivocation(self.signed),
+            *self._check_evidence(),
+        ]
+        return SimResult(
+            scenario=self.scenario,
+            violations=tuple(violations),
+            commits=tuple(self.commits),
+            honest=self.honest,
+            byzantine=dict(self.plan.byzantine),
+            evidence=tuple(self.evidence),
+            messages_sent=self.network.sent,
+            messages_lost=self.network.lost,
+            events=self._events,
+            end_ms=self.now,
+            deadline_ms=deadline,
+            trace_digest=self._trace.hexdigest(),
+        )
+
+    def _check_evidence(self) -> list[Violation]:
+        """Evidence may only ever name a validator that really equivocated."""
+        honest_equivocators = {a.validator for a, _ in conflicting_messages(self.signed)}
+        accused: dict[int, int] = {}
+        for observer, evidence in self.evidence:
+            accused.setdefault(self.index_of[evidence.validator], observer)
+        return [
+            Violation("evidence", f"validator {observer} holds evidence against honest validator {v}, "
+                                  f"which never signed conflicting messages")
+            for v, observer in accused.items()
+            if v in self.honest and v not in honest_equivocators
+        ]
+
+    # ---- the event queue
+
+    def _schedule(self, time: int, kind: int, node: int, payload: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (time, self._seq, kind, node, payload))
+
+    def _dispatch(self, kind: int, node: SimValidator, payload: object) -> None:
+        if kind == _DELIVER:
+            src, message = payload
+            self._record(kind, node.index, _describe(message, self.index_of))
+            self._deliver(node, message)
+        elif kind == _TIMEOUT:
+            incarnation, event = payload
+            if node.up and incarnation == node.incarnation:
+                self._record(kind, node.index, f"{int(event.step)}/{event.height}/{event.round}")
+                self._execute(node, node.engine.handle(event))
+        elif kind == _VALUE:
+            incarnation, event = payload
+            if node.up and incarnation == node.incarnation:
+                self._record(kind, node.index, f"{event.height}/{event.round}")
+                self._execute(node, node.engine.handle(event))
+        elif kind == _GOSSIP:
+            if node.up and payload == node.incarnation:
+                self._gossip(node)
+                self._schedule(self.now + GOSSIP_INTERVAL_MS, _GOSSIP, node.index, node.incarnation)
+        elif kind == _CRASH:
+            self._record(kind, node.index, "armed")
+            self._arm_crash(node, payload)
+        elif kind == _CRASH_NOW:
+            if node.crash_pending is payload:
+                self._crash(node, payload)
+        elif kind == _RESTART:
+            if node.down is payload:
+                self._record(kind, node.index, str(node.disk.last_height))
+                node.down = None
+                self._last_restart_ms = self.now
+                self._pending_crashes -= 1
+                self._start_engine(node)
+        elif kind == _BLOCKS:
+            self._record(kind, node.index, ",".join(str(b[0]) for b in payload))
+            if node.up:
+                self._catch_up(node, payload)
+
+    def _record(self, kind: int, node: int, detail: str) -> None:
+        self._trace.update(f"{self.now}|{kind}|{node}|{detail};".encode())
+
+    # ---- the host of one validator
+
+    def _start_engine(self, node: SimValidator) -> None:
+        height = node.disk.last_height + 1
+        signing_state = node.disk.signing_state if self.scenario.persist else None
+        node.engine = Engine(CHAIN_ID, self.validator_set, node.signer, self.verifier, is_valid_value,
+                             height, signing_state=signing_state, timeouts=SIM_TIMEOUTS)
+        self._enter_height(node, height)
+        self._execute(node, node.engine.start())
+        if self.scenario.persist:
+            self._replay_wal(node)
+        self._schedule(self.now + GOSSIP_INTERVAL_MS, _GOSSIP, node.index, node.incarnation)
+
+    def _replay_wal(self, node: SimValidator) -> None:
+        """After a restart, relearn and re-gossip what we signed before the crash."""
+        for message in list(node.disk.wal):
+            if not node.up or message.height != node.height:
+                continue
+            node.have.add(message)
+            node.remember(message)
+            event = ProposalReceived(message) if isinstance(message, Proposal) else VoteReceived(message)
+            self._execute(node, node.engine.handle(event))
+
+    def _enter_height(self, node: SimValidator, height: int) -> None:
+        node.enter_height(height)
+        for crash in self.plan.crashes:
+            if crash.validator == node.index and height >= crash.at_height and crash not in node.crashes_armed:
+                node.crashes_armed.add(crash)
+                self._schedule(self.now + crash.offset_ms, _CRASH, node.index, crash)
+
+    def _execute(self, node: SimValidator, actions: list[object]) -> None:
+        """Carry out the engine's actions in order; a crash may cut the list short."""
+        for i, action in enumerate(actions):
+            if not node.up:
+                return
+            if isinstance(action, Broadcast):
+                self._broadcast(node, action.message)
+            elif isinstance(action, PersistSigningState):
+                covered = actions[i + 1] if i + 1 < len(actions) else None
+                node.disk.persist_signed(action.state, covered.message if isinstance(covered, Broadcast) else None)
+                if node.crash_pending is not None:
+                    self._crash(node, node.crash_pending)
+                    return
+            elif isinstance(action, ScheduleTimeout):
+                event = TimeoutFired(action.step, action.height, action.round)
+                self._schedule(self.now + action.duration_ms, _TIMEOUT, node.index, (node.incarnation, event))
+            elif isinstance(action, RequestValue):
+                value = honest_value(action.height, action.round, node.index, node.incarnation)
+                event = ValueReady(action.height, action.round, value)
+                self._schedule(self.now, _VALUE, node.index, (node.incarnation, event))
+            elif isinstance(action, Commit):
+                self._commit(node, action.height, action.value, action.certificate, "consensus")
+                self._enter_height(node, action.height + 1)
+            elif isinstance(action, EvidenceFound):
+                if len(self.evidence) < 10_000:
+                    self.evidence.append((node.index, action.evidence))
+            else:
+                raise TypeError(f"unknown engine action {action!r}")
+
+    def _commit(self, node: SimValidator, height: int, value: bytes, certificate: object, via: str) -> None:
+        node.disk.store_block(height, value, certificate)
+        self.commits.append(CommitRecord(node.index, height, value, certificate, self.now, via))
+        self._record(-1, node.index, f"commit {height} {value_id(value).hex()[:16]} {via}")
+
+    def _broadcast(self, node: SimValidator, message: Message) -> None:
+        if node.strategy is None:
+            self.signed.append(SignedRecord(node.index, message, self.now))
+            node.remember(message)
+            sends = [(message, tuple(i for i in range(len(self.nodes)) if i != node.index))]
+        else:
+            sends = node.strategy.outgoing(node.context, message)
+        for sent, destinations in sends:
+            for dst in destinations:
+                self._send(node.index, dst, sent)
+
+    def _send(self, src: int, dst: int, message: Message) -> None:
+        for arrival in self.network.arrivals(src, dst, self.now):
+            self._schedule(arrival, _DELIVER, dst, (src, message))
+
+    def _deliver(self, node: SimValidator, message: Message) -> None:
+        if not node.up or message.height < node.height:
+            return
+        if message.height == node.height:
+            if message in node.have:
+                return
+            node.have.add(message)
+            node.remember(message)
+        event = ProposalReceived(message) if isinstance(message, Proposal) else VoteReceived(message)
+        self._execute(node, node.engine.handle(event))
+
+    def _gossip(self, node: SimValidator) -> None:
+        """Re-send to each peer what it lacks at our height, or the blocks it lacks."""
+        for peer in self.nodes:
+            if peer is node or not peer.up or peer.height > node.height:
+                continue
+            if peer.height < node.height:
+                first = peer.disk.last_height + 1
+                last = min(node.disk.last_height, first + MAX_BLOCKS_PER_CATCH_UP - 1)
+                if first <= last:
+                    blocks = tuple((h, *node.disk.blocks[h]) for h in range(first, last + 1))
+                    for arrival in self.network.arrivals(node.index, peer.index, self.now):
+                        self._schedule(arrival, _BLOCKS, peer.index, blocks)
+                continue
+            have = peer.have
+            for message in node.log:
+                if message not in have:
+                    self._send(node.index, peer.index, message)
+
+    def _catch_up(self, node: SimValidator, blocks: tuple[tuple[int, bytes, object], ...]) -> None:
+        """Apply fetched blocks whose certificates verify, then rejoin consensus above them."""
+        start = node.disk.last_height
+        for height, value, certificate in blocks:
+            if height != node.disk.last_height + 1:
+                continue
+            try:
+                verify_certificate(certificate, self.validator_set, CHAIN_ID, self.verifier,
+                                   height=height, value_id=value_id(value))
+            except CertificateError as exc:
+                log.warning("catch-up rejected validator=%d height=%d reason=%s", node.index, height, exc)
+                break
+            self._commit(node, height, value, certificate, "catch-up")
+        if node.disk.last_height > start and node.disk.last_height + 1 > node.engine.height:
+            new_height = node.disk.last_height + 1
+            self._enter_height(node, new_height)
+            self._execute(node, node.engine.skip_to_height(new_height))
+
+    # ---- crashes
+
+    def _arm_crash(self, node: SimValidator, crash: Crash) -> None:
+        if not node.up or node.crash_pending is not None:
+            self._pending_crashes -= 1  # it is already down or about to be: this crash is moot
+            return
+        if crash.after_persist:
+            node.crash_pending = crash
+            self._schedule(self.now + CRASH_FALLBACK_MS, _CRASH_NOW, node.index, crash)
+        else:
+            self._crash(node, crash)
+
+    def _crash(self, node: SimValidator, crash: Crash) -> None:
+        self._record(_CRASH_NOW, node.index, f"crash at {node.height}")
+        log.debug("crash validator=%d height=%d time_ms=%d", node.index, node.height, self.now)
+        node.lose_memory()
+        node.down = crash
+        self._schedule(self.now + crash.down_ms, _RESTART, node.index, crash)
+
+
+def _describe(message: Message, index_of: dict[bytes, int]) -> str:
+    if isinstance(message, Proposal):
+        return f"P{message.height}/{message.round}/{index_of.get(message.proposer)}/{message.value_id.hex()[:8]}"
+    vid = "nil" if message.value_id is None else message.value_id.hex()[:8]
+    return f"V{int(message.type)}/{message.height}/{message.round}/{index_of.get(message.validator)}/{vid}"
+
+
+def run_scenario(scenario: Scenario, verifier: MemoVerifier | None = None) -> SimResult:
+    return Simulation(scenario, verifier).run()

@@ -1,0 +1,118 @@
+"""One simulated validator: its durable disk and what it holds in memory.
+
+The disk is what survives a crash: the last persisted signing state and the
+committed blocks with their certificates.  Everything else — the engine, the
+gossip log, what it has already received — is lost when the process dies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from consensus.certificate import CommitCertificate
+from consensus.engine import Engine
+from consensus.events import SigningState
+from consensus.messages import Message
+from consensus.sim.byzantine import ByzantineContext, Strategy
+from consensus.sim.crypto import SimSigner
+from consensus.sim.scenario import Crash
+
+# Messages of the current height a validator keeps for re-gossip.  Honest
+# traffic in one height is a proposal and two votes per validator per round,
+# so this covers dozens of rounds of a large set before anything is dropped.
+MAX_GOSSIP_LOG = 4096
+
+
+# Own signed messages of the current height kept in the write-ahead log.
+MAX_WAL_MESSAGES = 1024
+
+
+@dataclass(slots=True)
+class Disk:
+    """Durable storage: written synchronously, survives crashes.
+
+    ``wal`` holds the messages this validator signed at the height it is
+    deciding, written in the same durable write as the signing state that
+    covers them (as Tendermint's WAL and privval "last sign state" do).  The
+    engine refuses to sign again at or below its signing state, so without the
+    WAL a vote lost to a crash would be lost for good, and a height that needs
+    that vote would stall.
+    """
+
+    signing_state: SigningState | None = None
+    blocks: dict[int, tuple[bytes, CommitCertificate]] = field(default_factory=dict)
+    wal: list[Message] = field(default_factory=list)
+
+    @property
+    def last_height(self) -> int:
+        """The highest committed height; heights are committed in order from 1."""
+        return len(self.blocks)
+
+    def store_block(self, height: int, value: bytes, certificate: CommitCertificate) -> None:
+        if height != self.last_height + 1:
+            raise ValueError(f"block {height} does not follow the stored height {self.last_height}")
+        self.blocks[height] = (value, certificate)
+        self.wal = [m for m in self.wal if m.height > height]
+
+    def persist_signed(self, state: SigningState, message: Message | None) -> None:
+        """One durable write: the signing state and the message it covers."""
+        self.signing_state = state
+        if message is not None and len(self.wal) < MAX_WAL_MESSAGES:
+            self.wal.append(message)
+
+
+class SimValidator:
+    """A validator's process as the simulator sees it.
+
+    ``log`` is what a real node would re-gossip: every message of its current
+    height it sent or received.  ``have`` is what it already received at that
+    height; peers consult it as a real node's peers learn it from "has vote"
+    announcements, so re-gossip only sends what is missing.
+    """
+
+    __slots__ = (
+        "index", "signer", "disk", "strategy", "context", "engine", "incarnation", "height",
+        "log", "have", "crash_pending", "down", "crashes_armed",
+    )
+
+    def __init__(self, index: int, signer: SimSigner, strategy: Strategy | None,
+                 context: ByzantineContext | None) -> None:
+        self.index = index
+        self.signer = signer
+        self.disk = Disk()
+        self.strategy = strategy
+        self.context = context
+        self.engine: Engine | None = None
+        self.incarnation = 0
+        self.height = 0
+        self.log: dict[Message, None] = {}
+        self.have: set[Message] = set()
+        self.crash_pending: Crash | None = None
+        self.down: Crash | None = None
+        self.crashes_armed: set[Crash] = set()
+
+    @property
+    def honest(self) -> bool:
+        return self.strategy is None
+
+    @property
+    def up(self) -> bool:
+        return self.engine is not None
+
+    def enter_height(self, height: int) -> None:
+        """Forget the previous height's gossip; peers resend what this one lacks."""
+        self.height = height
+        self.log.clear()
+        self.have.clear()
+
+    def remember(self, message: Message) -> None:
+        if len(self.log) < MAX_GOSSIP_LOG:
+            self.log[message] = None
+
+    def lose_memory(self) -> None:
+        """A crash: the engine and everything in memory are gone; the disk stays."""
+        self.engine = None
+        self.incarnation += 1
+        self.log.clear()
+        self.have.clear()
+        self.crash_pending = None
