@@ -123,3 +123,17 @@ def test_a_tiny_account_cache_gives_the_same_results(tmp_path, cache_accounts):
         run_blocks(store, reference, seed=11, count=30)
         assert len(store._cache) <= cache_accounts
         assert_same_state(store, reference)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    (b"mapp_hash", b"short", "wrong size"),
+    (b"mheight", b"\x00" * 7 + b"\x09", "lacks that block"),
+    (b"mschema", b"somnode-ledger-0", "schema"),
+])
+def test_refuses_inconsistent_meta_records(tmp_path, key, value, message):
+    LedgerStore.open(tmp_path / "l", cw.genesis_state()).close()
+    db = plyvel.DB(str(tmp_path / "l"))
+    db.put(key, value)
+    db.close()
+    with pytest.raises(LedgerCorruptError, match=message):
+        LedgerStore.open(tmp_path / "l", cw.genesis_state())

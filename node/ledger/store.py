@@ -136,6 +136,9 @@ class LedgerStore:
             self._height = k.decode_height(meta[k.META_HEIGHT])
             self._app_hash: bytes = meta[k.META_APP_HASH]
             self._issued, self._redeemed = k.decode_supply(meta[k.SUPPLY])
+            if len(self.genesis_hash) != 32 or len(self.issuer) != 32 or len(self._app_hash) != 32 \
+                    or len(banks) % 32:
+                raise LedgerCorruptError(f"ledger store {path} has meta records of the wrong size")
             if self._height and db.get(k.block_key(self._height)) is None:
                 raise LedgerCorruptError(f"ledger store {path} is at height {self._height} but lacks that block")
         except (plyvel.CorruptionError, UnicodeDecodeError, ValueError) as exc:
@@ -219,7 +222,7 @@ class LedgerStore:
         raw = self._get(k.tx_key(tx_hash))
         return None if raw is None else decode_location(raw)
 
-    def iter_accounts(self) -> "list[tuple[bytes, Account]]":
+    def iter_accounts(self) -> list[tuple[bytes, Account]]:
         """Every account, sorted by key: for audits and tests, not for the hot path."""
         try:
             return [(key[1:], Account(*k.ACCOUNT_VALUE.unpack(value)))
