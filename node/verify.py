@@ -1,0 +1,383 @@
+"""Batch Ed25519 verification: the node's hot path.
+
+Every signature the node accepts — transactions at mempool admission and in
+proposals, votes, commit certificates, blocks fetched during catch-up — goes
+through one ``BatchVerifier``, so the node's throughput ceiling is this
+component's throughput.  Three things make it fast:
+
+* **Threads.**  PyNaCl's libsodium calls release the GIL, so a pool with one
+  thread per core verifies on all cores at once (see docs/verifier.md for the
+  measured scaling); more threads than cores gain nothing.
+* **Chunks.**  A thread hop costs tens of microseconds, an Ed25519 check about
+  seventy; handing the pool chunks of many signatures amortises the hop.
+* **Coalescing.**  ``verify_batch`` callers on the event loop often bring one
+  or a few signatures each.  While every worker is busy their items queue up
+  and leave together as one chunk — as soon as a worker frees, when a full
+  chunk has gathered, or at the latest ``max_wait_ms`` after the oldest one
+  arrived.  A request that finds a worker free goes at once: waiting for
+  company would only add latency when there is spare capacity.
+
+Answers are exactly those of ``node.keys.verify_signature`` item by item: the
+same length and type checks, then libsodium's ``crypto_sign_open`` (which
+``VerifyKey.verify`` also ends in; calling it directly skips a wrapper object
+per signature).  libsodium rejects non-canonical S, small-order R and public
+keys, and points off the curve; malformed input gives False, never an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import functools
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
+
+from node.verify_cache import VerifiedSignatureCache, signature_digest
+
+log = logging.getLogger(__name__)
+
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+
+# Below this many signatures a piece is not worth a second thread: the hop
+# would cost a sizeable fraction of the work it moves.
+MIN_PIECE = 8
+
+# Upper bounds ("le", as in Prometheus) of the batch-size counts in VerifierStats.
+BATCH_SIZE_BOUNDS: tuple[float, ...] = (1, 4, 16, 64, 256, 1024, 4096, math.inf)
+
+Triple = tuple[bytes, bytes, bytes]
+# (public key, signature ∥ message, cache digest): a triple ready for libsodium.
+_Prepared = tuple[bytes, bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierStats:
+    """A consistent snapshot of the verifier's counters, for the node's /metrics.
+
+    ``signatures`` = ``cache_hits`` + ``malformed`` + ``verified`` + the ones
+    still queued or in flight.  ``batch_size_le`` holds cumulative counts of
+    batches (calls into libsodium's loop) per upper bound in
+    ``BATCH_SIZE_BOUNDS``, ready to export as a histogram.
+    """
+
+    threads: int
+    requests: int
+    signatures: int
+    verified: int
+    valid: int
+    cache_hits: int
+    malformed: int
+    cache_entries: int
+    batches: int
+    batch_size_le: tuple[tuple[float, int], ...]
+    batch_seconds_total: float
+    last_batch_size: int
+    last_batch_seconds: float
+    queued: int
+    chunks_in_flight: int
+
+
+class _Request:
+    """One ``verify_batch`` call waiting for its queued items; lives on the event loop thread only."""
+
+    __slots__ = ("results", "outstanding", "future")
+
+    def __init__(self, results: list[bool], outstanding: int, future: asyncio.Future[list[bool]]) -> None:
+        self.results = results
+        self.outstanding = outstanding
+        self.future = future
+
+
+def _prepare(public_key: object, message: object, signature: object) -> _Prepared | None:
+    """The triple in libsodium's form, or None when it cannot verify whatever the bytes say.
+
+    Mirrors ``VerifyKey(pk).verify(message, signature)``: the key and the
+    signature must be ``bytes`` of exactly 32 and 64 bytes, and the message
+    anything that ``signature + message`` accepts.
+    """
+    if not (isinstance(public_key, bytes) and len(public_key) == PUBLIC_KEY_BYTES
+            and isinstance(signature, bytes) and len(signature) == SIGNATURE_BYTES):
+        return None
+    try:
+        signed = signature + message  # type: ignore[operator]
+    except (TypeError, ValueError, BufferError):
+        return None
+    if not isinstance(signed, bytes):
+        return None
+    return public_key, signed, signature_digest(public_key, signed)
+
+
+def _pieces(items: list, count: int) -> list[list]:
+    """``items`` cut into ``count`` consecutive pieces whose sizes differ by at most one."""
+    size, extra = divmod(len(items), count)
+    pieces, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        pieces.append(items[start:end])
+        start = end
+    return pieces
+
+
+class BatchVerifier:
+    """Verifies (public key, message, signature) triples in batches on a thread pool, with a cache.
+
+    ``verify_batch`` belongs to one event loop at a time and must be called
+    on its thread; ``verify_many`` and ``verify`` may be called from any
+    thread except the pool's own workers.  Satisfies ``consensus.crypto.Verifier``.
+    """
+
+    def __init__(self, *, threads: int | None = None, chunk_size: int = 256, max_wait_ms: float = 2.0,
+                 cache_size: int = 1_000_000) -> None:
+        threads = threads if threads is not None else (os.cpu_count() or 1)
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        if not (max_wait_ms >= 0 and math.isfinite(max_wait_ms)):
+            raise ValueError(f"max_wait_ms must be a finite number >= 0, got {max_wait_ms}")
+        self._threads = threads
+        self._chunk_size = chunk_size
+        self._max_wait = max_wait_ms / 1000.0
+        self._cache = VerifiedSignatureCache(cache_size)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="somnode-verify")
+        self._closed = False
+        # Coalescing state, touched only on the owning event loop's thread.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: list[tuple[_Request, int, _Prepared]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._chunks: set[asyncio.Future[list[bool]]] = set()
+        # Counters, updated from the loop, callers' threads and the workers.
+        self._stats_lock = threading.Lock()
+        self._requests = 0
+        self._signatures = 0
+        self._verified = 0
+        self._valid = 0
+        self._cache_hits = 0
+        self._malformed = 0
+        self._batches = 0
+        self._batch_sizes = [0] * len(BATCH_SIZE_BOUNDS)
+        self._batch_seconds_total = 0.0
+        self._last_batch_size = 0
+        self._last_batch_seconds = 0.0
+        log.info("verifier started threads=%d chunk_size=%d max_wait_ms=%s cache_size=%d",
+                 threads, chunk_size, max_wait_ms, cache_size)
+
+    # ----------------------------------------------------------------- API
+
+    async def verify_batch(self, items: Sequence[Triple]) -> list[bool]:
+        """Validity of each triple, in order; small concurrent requests share chunks."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        self._adopt_loop(loop)
+        results, pending = self._triage(items)
+        if not pending:
+            return results
+        request = _Request(results, len(pending), loop.create_future())
+        self._queue.extend((request, index, prepared) for index, prepared in pending)
+        self._dispatch(flush=False)
+        return await request.future
+
+    def verify_many(self, items: Sequence[Triple]) -> list[bool]:
+        """Validity of each triple, in order, blocking the calling thread; the work runs on the pool."""
+        self._check_open()
+        results, pending = self._triage(items)
+        if not pending:
+            return results
+        prepared = [p for _, p in pending]
+        if len(prepared) == 1:
+            outcome = self._verify_prepared(prepared)
+        else:
+            futures = [self._pool.submit(self._verify_prepared, piece)
+                       for piece in _pieces(prepared, self._piece_count(len(prepared)))]
+            outcome = [ok for future in futures for ok in future.result()]
+        for (index, _), ok in zip(pending, outcome, strict=True):
+            results[index] = ok
+        return results
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        """One check in the calling thread (a hop to the pool would cost more than it saves); cache first."""
+        return self.verify_many([(public_key, message, signature)])[0]
+
+    def is_known_valid(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        """True when this triple was verified valid before and is still cached; never verifies."""
+        prepared = _prepare(public_key, message, signature)
+        return prepared is not None and self._cache.contains(prepared[2])
+
+    @property
+    def stats(self) -> VerifierStats:
+        with self._stats_lock:
+            cumulative, running = [], 0
+            for bound, count in zip(BATCH_SIZE_BOUNDS, self._batch_sizes, strict=True):
+                running += count
+                cumulative.append((bound, running))
+            return VerifierStats(
+                threads=self._threads, requests=self._requests, signatures=self._signatures,
+                verified=self._verified, valid=self._valid, cache_hits=self._cache_hits,
+                malformed=self._malformed, cache_entries=len(self._cache), batches=self._batches,
+                batch_size_le=tuple(cumulative), batch_seconds_total=self._batch_seconds_total,
+                last_batch_size=self._last_batch_size, last_batch_seconds=self._last_batch_seconds,
+                queued=len(self._queue), chunks_in_flight=len(self._chunks),
+            )
+
+    def close(self) -> None:
+        """Stop the pool once queued and running chunks finish; waiting callers still get answers.
+
+        Call it on the event loop's thread (or after the loop stopped): it
+        sends off whatever ``verify_batch`` requests are still queued.
+        """
+        if self._closed:
+            return
+        if self._queue:
+            self._dispatch(flush=True)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._closed = True
+        self._pool.shutdown(wait=True)
+        log.info("verifier closed verified=%d cache_hits=%d batches=%d",
+                 self._verified, self._cache_hits, self._batches)
+
+    def __enter__(self) -> BatchVerifier:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    async def __aenter__(self) -> BatchVerifier:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        """Drain without blocking the loop: flush the queue, await the chunks, then stop the pool."""
+        while self._queue or self._chunks:
+            if self._queue:
+                self._dispatch(flush=True)
+            await asyncio.gather(*self._chunks, return_exceptions=True)
+        self.close()
+
+    # ------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("BatchVerifier is closed")
+
+    def _adopt_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind the coalescing state to ``loop``; another loop may take over only once it is idle."""
+        if self._loop is loop:
+            return
+        if self._queue or self._chunks:
+            raise RuntimeError("BatchVerifier.verify_batch is in use by another event loop")
+        self._loop = loop
+
+    def _triage(self, items: Sequence[Triple]) -> tuple[list[bool], list[tuple[int, _Prepared]]]:
+        """Answer malformed triples (False) and cached ones (True); return the rest to verify."""
+        results = [False] * len(items)
+        candidates: list[tuple[int, _Prepared]] = []
+        for index, (public_key, message, signature) in enumerate(items):
+            prepared = _prepare(public_key, message, signature)
+            if prepared is not None:
+                candidates.append((index, prepared))
+        known = self._cache.contains_many([p[2] for _, p in candidates])
+        pending = []
+        for (index, prepared), hit in zip(candidates, known, strict=True):
+            if hit:
+                results[index] = True
+            else:
+                pending.append((index, prepared))
+        with self._stats_lock:
+            self._requests += 1
+            self._signatures += len(items)
+            self._malformed += len(items) - len(candidates)
+            self._cache_hits += len(candidates) - len(pending)
+        return results, pending
+
+    def _piece_count(self, count: int) -> int:
+        """How many chunks ``count`` signatures go out as: none above chunk_size, spread over every thread.
+
+        Spreading over all threads, not just the idle ones, lets a worker that
+        frees a moment later take a share instead of idling beside one long chunk.
+        """
+        needed = -(-count // self._chunk_size)
+        spread = min(self._threads, -(-count // MIN_PIECE))
+        return max(needed, spread, 1)
+
+    def _verify_prepared(self, prepared: list[_Prepared]) -> list[bool]:
+        """Run libsodium over one chunk (in a worker, or inline for a single check) and cache what verified."""
+        started = time.perf_counter()
+        outcome: list[bool] = []
+        append = outcome.append
+        for public_key, signed, _ in prepared:
+            try:
+                crypto_sign_open(signed, public_key)
+            except BadSignatureError:
+                append(False)
+            else:
+                append(True)
+        elapsed = time.perf_counter() - started
+        self._cache.add_many([p[2] for p, ok in zip(prepared, outcome) if ok])
+        size = len(prepared)
+        with self._stats_lock:
+            self._verified += size
+            self._valid += sum(outcome)
+            self._batches += 1
+            self._batch_sizes[bisect.bisect_left(BATCH_SIZE_BOUNDS, size)] += 1
+            self._batch_seconds_total += elapsed
+            self._last_batch_size = size
+            self._last_batch_seconds = elapsed
+        return outcome
+
+    def _dispatch(self, *, flush: bool) -> None:
+        """Send queued items to the pool: all of them if a worker is free (or on flush), else full chunks only."""
+        loop = self._loop
+        assert loop is not None, "items are queued only by verify_batch, which binds a loop"
+        queued = len(self._queue)
+        worker_free = len(self._chunks) < self._threads
+        take = queued if (flush or worker_free) else queued - queued % self._chunk_size
+        if take:
+            batch, self._queue = self._queue[:take], self._queue[take:]
+            for piece in _pieces(batch, self._piece_count(take)):
+                future = loop.run_in_executor(self._pool, self._verify_prepared, [entry[2] for entry in piece])
+                self._chunks.add(future)
+                future.add_done_callback(functools.partial(self._chunk_done, piece))
+        if self._queue and self._timer is None:
+            self._timer = loop.call_later(self._max_wait, self._wait_expired)
+        elif not self._queue and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _wait_expired(self) -> None:
+        """The oldest queued item has waited ``max_wait_ms`` for company: send everything queued."""
+        self._timer = None
+        if self._queue and not self._closed:
+            self._dispatch(flush=True)
+
+    def _chunk_done(self, piece: list[tuple[_Request, int, _Prepared]], future: asyncio.Future[list[bool]]) -> None:
+        """Hand each waiting request its answers; a worker just freed, so send what queued meanwhile."""
+        self._chunks.remove(future)
+        try:
+            outcome = future.result()
+        except (Exception, asyncio.CancelledError) as exc:
+            log.error("verify chunk failed size=%d error=%r", len(piece), exc)
+            for request, _, _ in piece:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+        else:
+            for (request, index, _), ok in zip(piece, outcome, strict=True):
+                request.results[index] = ok
+                request.outstanding -= 1
+                if request.outstanding == 0 and not request.future.done():
+                    request.future.set_result(request.results)
+        if self._queue and not self._closed:
+            self._dispatch(flush=False)
