@@ -12,7 +12,10 @@ import re
 TYIYN_PER_SOM = 100
 MAX_TYIYN = 2**64 - 1
 
-_SOM_TEXT = re.compile(r"(?P<whole>[0-9]+)(?:\.(?P<frac>[0-9]{1,2}))?")
+# 2**64 - 1 has 20 digits: longer input is out of range, and is refused before int()
+# (which raises a plain ValueError beyond 4300 digits).
+_MAX_DIGITS = 20
+_SOM_TEXT = re.compile(r"(?P<whole>[0-9]{1,%d})(?:\.(?P<frac>[0-9]{1,2}))?" % _MAX_DIGITS)
 
 
 class AmountError(ValueError):
@@ -48,6 +51,8 @@ def parse_tyiyn(text: str) -> int:
     """Parse a whole number of tyiyn given as decimal digits."""
     if not isinstance(text, str) or not text.isascii() or not text.isdigit():
         raise AmountError(f"{text!r} is not a whole number of tyiyn")
+    if len(text) > _MAX_DIGITS:
+        raise AmountError(f"{text[:24]}... is outside 0..{MAX_TYIYN} tyiyn")
     return check_tyiyn(int(text))
 
 

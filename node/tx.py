@@ -160,7 +160,11 @@ def _check_fields(tx: Transaction) -> None:
         raise _fail("bad_field", "redeem has no recipient")
     if type(tx.memo) is not str:
         raise _fail("bad_field", "memo must be text")
-    if len(tx.memo.encode("utf-8")) > MAX_MEMO_BYTES:
+    try:
+        memo_size = len(tx.memo.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise _fail("bad_field", "memo is not valid Unicode text") from exc
+    if memo_size > MAX_MEMO_BYTES:
         raise _fail("memo_too_long", f"memo is longer than {MAX_MEMO_BYTES} bytes of UTF-8")
 
 

@@ -93,11 +93,6 @@ def test_check_tyiyn_rejects(value):
         check_tyiyn(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node/amount.py: int() refuses strings over 4300 digits with a plain ValueError, "
-    "which escapes callers that catch AmountError (a CLI traceback, an API 500)",
-)
 @pytest.mark.parametrize("parse", [parse_som, parse_tyiyn])
 def test_absurdly_long_digit_strings_are_amount_errors(parse):
     with pytest.raises(AmountError):

@@ -167,11 +167,6 @@ def test_constructor_rejects_bad_fields(kwargs, code):
     assert info.value.code == code
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node/tx.py _check_fields: a memo with a lone surrogate (e.g. from JSON '\\ud800') raises "
-    "UnicodeEncodeError instead of TxDecodeError('bad_field')",
-)
 def test_memo_that_is_not_encodable_is_a_bad_field():
     with pytest.raises(TxDecodeError) as info:
         Transaction(TxKind.TRANSFER, SENDER.public_key, 0, 1, RECIPIENT, "\ud800")
