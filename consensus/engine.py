@@ -228,19 +228,17 @@ class Engine:
         sender = signer_of(message)
         if sender not in self._validators:
             return
-        existing = self._log.existing(message)
-        if existing == message:
+        if self._log.has(message):
             return  # a duplicate, e.g. our own message looped back by the host
-        if existing is None and not self._has_room(sender, message.round):
+        first = self._log.first(message)
+        if first is None and not self._has_room(sender, message.round):
             return
         if not verified and not self._authentic(message):
             return
-        if existing is not None:
-            if conflicting(existing, message):
-                self._report(make_evidence(existing, message), out)
-            return
-        self._log.add(message)
-        self._dirty.add(message.round)
+        if first is not None and conflicting(first, message):
+            self._report(make_evidence(first, message), out)
+        if self._log.add(message):
+            self._dirty.add(message.round)
 
     def _has_room(self, sender: bytes, round: int) -> bool:
         """Per-validator bound on future rounds; see MAX_FUTURE_ROUNDS_PER_VALIDATOR."""
@@ -338,17 +336,18 @@ class Engine:
             out.append(ScheduleTimeout(Step.PREVOTE, self._height, r,
                                        self._timeouts.duration_ms(Step.PREVOTE, r)))
             return True
-        if self._step >= Step.PREVOTE and proposal is not None and 36 not in self._fired \
-                and self._log.power_for(r, MessageType.PREVOTE, proposal.value_id) >= quorum \
-                and self._valid(proposal.value):  # lines 36-43
-            self._fired.add(36)
-            if self._step == Step.PREVOTE:
-                self._locked_value = proposal.value
-                self._locked_round = r
-                self._precommit(proposal.value_id, out)
-            self._valid_value = proposal.value
-            self._valid_round = r
-            return True
+        if self._step >= Step.PREVOTE and 36 not in self._fired:  # lines 36-43
+            for candidate in self._log.proposals(r):
+                if self._log.power_for(r, MessageType.PREVOTE, candidate.value_id) >= quorum \
+                        and self._valid(candidate.value):
+                    self._fired.add(36)
+                    if self._step == Step.PREVOTE:
+                        self._locked_value = candidate.value
+                        self._locked_round = r
+                        self._precommit(candidate.value_id, out)
+                    self._valid_value = candidate.value
+                    self._valid_round = r
+                    return True
         if self._step == Step.PREVOTE and self._log.power_for(r, MessageType.PREVOTE, None) >= quorum:  # 44-46
             self._precommit(None, out)
             return True
@@ -361,19 +360,18 @@ class Engine:
 
     def _try_decide(self, out: list[Action]) -> bool:
         """Algorithm 1, lines 49-54: a proposal and 2f+1 precommits for it in any round."""
+        quorum = self._validators.quorum
         for r in sorted(self._dirty):
-            proposal = self._log.proposal(r)
-            if proposal is None:
-                continue
-            if self._log.power_for(r, MessageType.PRECOMMIT, proposal.value_id) < self._validators.quorum:
-                continue
-            if not self._valid(proposal.value):
-                continue
-            precommits = self._log.votes_for(r, MessageType.PRECOMMIT, proposal.value_id)
-            certificate = CommitCertificate(self._height, r, proposal.value_id, precommits)
-            out.append(Commit(self._height, proposal.value, certificate))
-            self._enter_height(self._height + 1, out)
-            return True
+            for proposal in self._log.proposals(r):
+                if self._log.power_for(r, MessageType.PRECOMMIT, proposal.value_id) < quorum:
+                    continue
+                if not self._valid(proposal.value):
+                    continue
+                precommits = self._log.votes_for(r, MessageType.PRECOMMIT, proposal.value_id)
+                certificate = CommitCertificate(self._height, r, proposal.value_id, precommits)
+                out.append(Commit(self._height, proposal.value, certificate))
+                self._enter_height(self._height + 1, out)
+                return True
         return False
 
     def _try_skip_round(self, out: list[Action]) -> bool:
@@ -448,8 +446,7 @@ class Engine:
         self._signing_state = SigningState(message.height, message.round, step)
         out.append(PersistSigningState(self._signing_state))
         out.append(Broadcast(message))
-        if self._log.existing(message) is None:
-            self._log.add(message)
+        if not self._log.has(message) and self._log.add(message):
             self._dirty.add(message.round)
 
     def _may_sign(self, step: Step) -> bool:

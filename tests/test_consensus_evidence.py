@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from consensus.engine import MAX_EVIDENCE, Engine
-from consensus.events import EvidenceFound, ProposalReceived, VoteReceived
+from consensus.events import EvidenceFound, ProposalReceived, ScheduleTimeout, Step, VoteReceived
 from consensus.evidence import Evidence, EvidenceError, make_evidence, verify_evidence
 from consensus.messages import MessageType, Proposal, Vote, signing_bytes, value_id
 from consensus.validators import Validator, ValidatorSet
@@ -143,3 +143,29 @@ def test_verify_evidence_rejects_what_is_not_equivocation() -> None:
                                       vote(MessageType.PREVOTE, 0, b"b", outsider)), CHAIN, verifier, VALIDATORS)
     with pytest.raises(EvidenceError):
         make_evidence(a, a)
+
+
+def test_an_equivocators_votes_each_count_for_their_own_value() -> None:
+    """As in the paper, every received message counts: a validator that saw a
+    Byzantine precommit for another value first still sees the quorum for v."""
+    engine = observer()
+    byzantine, honest = KEYS[0], KEYS[1:3]
+    feed(engine, proposal(0, b"v"), vote(MessageType.PRECOMMIT, 0, b"w", byzantine),
+         *(vote(MessageType.PRECOMMIT, 0, b"v", k) for k in honest))
+    assert engine.height == H
+    found = feed(engine, vote(MessageType.PRECOMMIT, 0, b"v", byzantine))
+    assert engine.height == H + 1
+    assert [e.validator for e in found] == [byzantine.public_key]
+
+
+def test_an_equivocator_counts_once_towards_any_value() -> None:
+    """Lines 47-48 need 2f+1 distinct validators: two precommits from one are one."""
+    engine = observer()
+    byzantine = KEYS[0]
+    actions = []
+    for message in (vote(MessageType.PRECOMMIT, 0, b"v", byzantine), vote(MessageType.PRECOMMIT, 0, b"w", byzantine),
+                    vote(MessageType.PRECOMMIT, 0, None, byzantine), vote(MessageType.PRECOMMIT, 0, b"v", KEYS[1])):
+        actions += engine.handle(VoteReceived(message))
+    assert not any(isinstance(a, ScheduleTimeout) and a.step == Step.PRECOMMIT for a in actions)
+    actions = engine.handle(VoteReceived(vote(MessageType.PRECOMMIT, 0, b"w", KEYS[2])))
+    assert [a.step for a in actions if isinstance(a, ScheduleTimeout)] == [Step.PRECOMMIT]
