@@ -200,3 +200,26 @@ def test_valid_signature_under_another_key_is_rejected(cached):
     alice, bob = KeyPair.from_seed(b"a" * 32), KeyPair.from_seed(b"b" * 32)
     message = b"transfer"
     assert cached.verify_many([(bob.public_key, message, alice.sign(message))]) == [False]
+
+
+def test_every_combination_of_wrong_shapes_agrees(cached, uncached):
+    """Each kind of malformed key, signature and message, in every combination with the real parts."""
+    key = KeyPair.from_seed(b"k" * 32)
+    message = b"issue 500 som to bank"
+    signature = key.sign(message)
+    public_key = key.public_key
+    keys = [public_key, bytes(32), public_key[:31], public_key + b"\x00", b"", bytearray(public_key),
+            memoryview(public_key), None, public_key.hex(), SMALL_ORDER[0]]
+    signatures = [signature, signature[:63], signature + b"\x00", b"", bytes(64), bytearray(signature),
+                  memoryview(signature), None, signature.hex()]
+    message_forms = [message, bytearray(message), memoryview(message), memoryview(message)[::2], b"", None,
+                     message.decode("ascii"), 7, [1, 2]]
+    items = [(k, m, s) for k in keys for m in message_forms for s in signatures]
+    expected = [verify_signature(*item) for item in items]
+    assert sum(expected) == 3, "only the real triple verifies, its message as bytes, bytearray or memoryview"
+    for verifier in (cached, uncached):
+        assert verifier.verify_many(items) == expected
+        assert asyncio.run(verifier.verify_batch(items)) == expected
+        assert [verifier.verify(*item) for item in items] == expected
+        assert [verifier.is_known_valid(*item) for item in items] == [
+            ok and verifier is cached for ok in expected]

@@ -1,0 +1,268 @@
+"""The verifier's cache, coalescing, concurrency and lifecycle.
+
+Where a test needs a worker to be busy, it holds libsodium's call on an event
+instead of relying on how long verification takes, so the outcome is decided
+by ordering, never by timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+
+import pytest
+
+import node.verify
+from node.keys import KeyPair, verify_signature
+from node.verify import BATCH_SIZE_BOUNDS, BatchVerifier
+from node.verify_cache import VerifiedSignatureCache, signature_digest
+
+KEYS = [KeyPair.from_seed(bytes([i]) * 32) for i in range(1, 9)]
+HOLD = b"hold the worker"
+
+
+def triple(i: int, valid: bool = True) -> tuple[bytes, bytes, bytes]:
+    key = KEYS[i % len(KEYS)]
+    message = f"transfer #{i}".encode()
+    signature = key.sign(message if valid else message + b"!")
+    return key.public_key, message, signature
+
+
+@pytest.fixture
+def verifier() -> BatchVerifier:
+    v = BatchVerifier(threads=2, chunk_size=16, max_wait_ms=1.0)
+    try:
+        yield v
+    finally:
+        v.close()
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """While unset, a worker that reaches a message containing HOLD waits for it."""
+    released = threading.Event()
+    real = node.verify.crypto_sign_open
+
+    def held(signed: bytes, public_key: bytes) -> bytes:
+        if HOLD in signed:
+            assert released.wait(timeout=30), "a test forgot to release the held worker"
+        return real(signed, public_key)
+
+    monkeypatch.setattr(node.verify, "crypto_sign_open", held)
+    try:
+        yield released
+    finally:
+        released.set()
+
+
+def held_triple() -> tuple[bytes, bytes, bytes]:
+    return KEYS[0].public_key, HOLD, KEYS[0].sign(HOLD)
+
+
+# ---------------------------------------------------------------- the cache
+
+def test_a_valid_triple_is_verified_once_and_then_answered_from_the_cache(verifier):
+    item = triple(1)
+    assert not verifier.is_known_valid(*item)
+    assert verifier.verify(*item)
+    assert verifier.is_known_valid(*item)
+    before = verifier.stats
+    assert verifier.verify_many([item] * 5) == [True] * 5
+    assert asyncio.run(verifier.verify_batch([item])) == [True]
+    after = verifier.stats
+    assert after.verified == before.verified, "a cached triple is never verified again"
+    assert after.cache_hits == before.cache_hits + 6
+
+
+def test_an_invalid_triple_is_never_cached(verifier):
+    bad = triple(2, valid=False)
+    for _ in range(3):
+        assert verifier.verify_many([bad]) == [False]
+        assert asyncio.run(verifier.verify_batch([bad])) == [False]
+        assert not verifier.is_known_valid(*bad)
+    stats = verifier.stats
+    assert stats.cache_entries == 0
+    assert stats.cache_hits == 0
+    assert stats.verified == 6 and stats.valid == 0
+
+
+def test_malformed_triples_never_reach_libsodium(verifier):
+    key, message, signature = triple(3)
+    assert verifier.verify_many([(key[:31], message, signature), (key, message, signature[:10])]) == [False, False]
+    stats = verifier.stats
+    assert stats.malformed == 2 and stats.verified == 0 and stats.cache_entries == 0
+
+
+def test_the_cache_bound_holds_and_evicts_the_least_recently_used():
+    with BatchVerifier(threads=1, cache_size=4) as v:
+        items = [triple(i) for i in range(12)]
+        assert v.verify_many(items[:4]) == [True] * 4
+        assert v.is_known_valid(*items[0])  # touch: items[0] is now the most recent
+        for item in items[4:7]:
+            assert v.verify(*item)
+            assert v.stats.cache_entries <= 4
+        assert v.is_known_valid(*items[0])
+        assert not any(v.is_known_valid(*item) for item in items[1:4])
+        assert all(v.is_known_valid(*item) for item in items[4:7])
+        assert v.verify_many(items) == [True] * 12
+        assert v.stats.cache_entries == 4
+
+
+def test_a_zero_sized_cache_remembers_nothing():
+    with BatchVerifier(threads=1, cache_size=0) as v:
+        item = triple(5)
+        assert v.verify_many([item, item]) == [True, True]
+        assert not v.is_known_valid(*item)
+        assert v.stats.cache_entries == 0 and v.stats.cache_hits == 0
+
+
+def test_cache_digest_covers_key_signature_and_message():
+    key, message, signature = triple(6)
+    base = signature_digest(key, signature + message)
+    assert signature_digest(key, signature + message + b"\x00") != base
+    assert signature_digest(KEYS[7].public_key, signature + message) != base
+    assert signature_digest(key, signature[:-1] + bytes([signature[-1] ^ 1]) + message) != base
+    cache = VerifiedSignatureCache(2)
+    cache.add_many([b"a", b"b", b"c"])
+    assert len(cache) == 2 and cache.contains_many([b"a", b"b", b"c"]) == [False, True, True]
+    with pytest.raises(ValueError):
+        VerifiedSignatureCache(-1)
+
+
+# ------------------------------------------------------------- concurrency
+
+async def test_many_concurrent_callers_each_get_their_own_answers_in_order(verifier):
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    requests = []
+    for r in range(200):
+        size = rng.choice([0, 1, 1, 2, 3, 7, 16, 40])
+        requests.append([triple(rng.randrange(10_000), valid=rng.random() < 0.7) for _ in range(size)])
+    answers = await asyncio.gather(*(verifier.verify_batch(items) for items in requests))
+    for items, answer in zip(requests, answers, strict=True):
+        assert answer == [verify_signature(*item) for item in items], f"replay with seed={seed}"
+
+
+async def test_threads_and_the_event_loop_share_one_verifier(verifier):
+    items = [triple(i, valid=i % 3 != 0) for i in range(60)]
+    expected = [i % 3 != 0 for i in range(60)]
+    loop = asyncio.get_running_loop()
+    from_threads = [loop.run_in_executor(None, verifier.verify_many, items[i::3]) for i in range(3)]
+    from_loop = [verifier.verify_batch(items[i:i + 5]) for i in range(0, 60, 5)]
+    threaded = await asyncio.gather(*from_threads)
+    batched = await asyncio.gather(*from_loop)
+    for i in range(3):
+        assert threaded[i] == expected[i::3]
+    assert [ok for answer in batched for ok in answer] == expected
+
+
+async def test_small_requests_arriving_while_the_workers_are_busy_share_chunks():
+    async with BatchVerifier(threads=1, chunk_size=256, max_wait_ms=1000.0) as v:
+        items = [triple(i) for i in range(100)]
+        answers = await asyncio.gather(*(v.verify_batch([item]) for item in items))
+        assert [a[0] for a in answers] == [True] * 100
+        stats = v.stats
+        assert stats.requests == 100
+        # The first request found the worker free and went alone; the other
+        # 99 queued behind it and left together when it finished.
+        assert stats.batches == 2, stats
+
+
+async def test_a_full_chunk_leaves_at_once_and_the_rest_waits_for_a_worker(gate):
+    async with BatchVerifier(threads=1, chunk_size=4, max_wait_ms=60_000.0) as v:
+        held = asyncio.ensure_future(v.verify_batch([held_triple()]))
+        await asyncio.sleep(0)
+        assert v.stats.chunks_in_flight == 1
+        waiting = [asyncio.ensure_future(v.verify_batch([triple(i)])) for i in range(9)]
+        await asyncio.sleep(0.01)
+        stats = v.stats
+        assert stats.queued == 1, "two full chunks of four went to the pool; one item waits"
+        assert stats.chunks_in_flight == 3
+        gate.set()
+        assert await held == [True]
+        assert [a[0] for a in await asyncio.gather(*waiting)] == [True] * 9
+
+
+async def test_a_queued_request_waits_at_most_max_wait_ms(gate):
+    async with BatchVerifier(threads=1, chunk_size=256, max_wait_ms=1.0) as v:
+        held = asyncio.ensure_future(v.verify_batch([held_triple()]))
+        await asyncio.sleep(0)
+        queued = asyncio.ensure_future(v.verify_batch([triple(1), triple(2)]))
+        await asyncio.sleep(0)
+        assert v.stats.queued == 2
+        # This sleep's timer expires after the verifier's 1 ms one, so the
+        # queue has been flushed to the (still busy) pool by the time it returns.
+        await asyncio.sleep(0.05)
+        stats = v.stats
+        assert stats.queued == 0 and stats.chunks_in_flight == 2
+        gate.set()
+        assert await held == [True]
+        assert await queued == [True, True]
+
+
+async def test_a_cancelled_caller_does_not_disturb_the_others(gate):
+    async with BatchVerifier(threads=1, chunk_size=256, max_wait_ms=1.0) as v:
+        held = asyncio.ensure_future(v.verify_batch([held_triple()]))
+        await asyncio.sleep(0)
+        doomed = asyncio.ensure_future(v.verify_batch([triple(1)]))
+        kept = asyncio.ensure_future(v.verify_batch([triple(2), triple(3, valid=False)]))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        gate.set()
+        assert await held == [True]
+        assert await kept == [True, False]
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+
+
+# -------------------------------------------------------- lifecycle, stats
+
+async def test_leaving_the_async_context_answers_everything_queued(gate):
+    v = BatchVerifier(threads=1, chunk_size=256, max_wait_ms=60_000.0)
+    async with v:
+        held = asyncio.ensure_future(v.verify_batch([held_triple()]))
+        await asyncio.sleep(0)
+        queued = asyncio.ensure_future(v.verify_batch([triple(4)]))
+        await asyncio.sleep(0)
+        assert v.stats.queued == 1
+        gate.set()
+    assert await held == [True] and await queued == [True]
+    with pytest.raises(RuntimeError):
+        await v.verify_batch([triple(5)])
+
+
+def test_a_closed_verifier_refuses_work():
+    v = BatchVerifier(threads=1)
+    v.close()
+    v.close()
+    with pytest.raises(RuntimeError):
+        v.verify_many([triple(1)])
+    with pytest.raises(RuntimeError):
+        v.verify(*triple(1))
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"threads": 0}, {"chunk_size": 0}, {"max_wait_ms": -1.0}, {"max_wait_ms": float("nan")},
+    {"cache_size": -5},
+])
+def test_nonsense_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        BatchVerifier(**kwargs)
+
+
+def test_stats_account_for_every_signature():
+    with BatchVerifier(threads=2, chunk_size=10) as v:
+        items = [triple(i, valid=i % 4 != 0) for i in range(50)]
+        malformed = [(b"short", b"m", b"s")] * 3
+        v.verify_many(items + malformed)
+        v.verify_many(items[:20])
+        stats = v.stats
+        assert stats.signatures == 73
+        # The second call finds the 15 valid ones cached and re-checks the 5 invalid ones.
+        assert stats.verified == 55 and stats.valid == 37
+        assert stats.cache_hits == 15 and stats.malformed == 3
+        assert stats.batches == 6 and stats.last_batch_size == 5
+        assert dict(stats.batch_size_le)[4] == 0 and dict(stats.batch_size_le)[16] == 6
+        assert stats.batch_size_le[-1] == (BATCH_SIZE_BOUNDS[-1], 6)
+        assert stats.batch_seconds_total > 0
