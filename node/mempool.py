@@ -141,39 +141,53 @@ class Mempool:
         """Admit what passes every check; one result per input, in input order."""
         results: list[AdmitResult | None] = [None] * len(raws)
         candidates: list[tuple[int, SignedTransaction]] = []
-        seen: set[bytes] = set()
+        first_copy: dict[bytes, int] = {}  # hash -> index of its first occurrence in this batch
+        repeats: list[tuple[int, int]] = []  # (index, index of the first copy)
         for i, raw in enumerate(raws):
             try:
                 stx = decode_tx(raw)
             except TxDecodeError as exc:
                 results[i] = AdmitResult(None, False, exc.code, str(exc))
                 continue
-            if stx.hash in self._by_hash or stx.hash in seen:
+            if stx.hash in self._by_hash:
                 results[i] = AdmitResult(stx.hash, True, DUPLICATE, "already pending")
                 continue
+            if stx.hash in first_copy:
+                repeats.append((i, first_copy[stx.hash]))
+                continue
+            first_copy[stx.hash] = i
             refusal = self._authorisation_refusal(stx)
             if refusal is not None:
                 results[i] = refusal
                 continue
-            seen.add(stx.hash)
             candidates.append((i, stx))
         if candidates:
-            prefix = self._prefix
-            valid = await self._verifier.verify_batch([stx.verify_item(prefix) for _, stx in candidates])
-            if len(valid) != len(candidates):
-                raise RuntimeError(f"verifier answered {len(valid)} results for {len(candidates)} items")
-            # No await from here on: the state checks and inserts see one consistent pool.
-            # Within a batch each account's transactions are tried in nonce order, so a
-            # client's batch need not be sorted to be admitted in full.
-            verified = [pair for pair, ok in zip(candidates, valid) if ok]
-            for (i, stx), ok in zip(candidates, valid):
-                if not ok:
-                    results[i] = AdmitResult(stx.hash, False, INVALID_SIGNATURE, "the signature does not verify")
-            verified.sort(key=lambda pair: pair[1].tx.nonce)
-            for i, stx in verified:
-                results[i] = self._admit(stx)
+            await self._verify_and_admit(candidates, results)
+        for i, first in repeats:  # a repeated copy shares the fate of the first one
+            original = results[first]
+            assert original is not None, "the first copy was decided before its repeats"
+            results[i] = AdmitResult(original.tx_hash, True, DUPLICATE, "repeated in the batch") \
+                if original.accepted else original
         assert all(r is not None for r in results), "every input gets a result"
         return results  # type: ignore[return-value]
+
+    async def _verify_and_admit(self, candidates: list[tuple[int, SignedTransaction]],
+                                results: list[AdmitResult | None]) -> None:
+        prefix = self._prefix
+        valid = await self._verifier.verify_batch([stx.verify_item(prefix) for _, stx in candidates])
+        if len(valid) != len(candidates):
+            raise RuntimeError(f"verifier answered {len(valid)} results for {len(candidates)} items")
+        # No await from here on: the state checks and inserts see one consistent pool.
+        verified: list[tuple[int, SignedTransaction]] = []
+        for (i, stx), ok in zip(candidates, valid):
+            if ok:
+                verified.append((i, stx))
+            else:
+                results[i] = AdmitResult(stx.hash, False, INVALID_SIGNATURE, "the signature does not verify")
+        # Each account's transactions are tried in nonce order, so a client's batch need not be sorted.
+        verified.sort(key=lambda pair: pair[1].tx.nonce)
+        for i, stx in verified:
+            results[i] = self._admit(stx)
 
     def _authorisation_refusal(self, stx: SignedTransaction) -> AdmitResult | None:
         tx = stx.tx

@@ -115,6 +115,15 @@ async def test_duplicates_are_idempotent_and_not_reverified(ledger: Ledger) -> N
     assert len(pool) == 1
 
 
+async def test_a_repeated_copy_shares_the_fate_of_the_first(ledger: Ledger) -> None:
+    pool = make_pool(ledger)
+    forged = transfer(ALICE, 0, 100, chain="som-other")
+    gap = transfer(ALICE, 9, 1)
+    results = await pool.add_batch([forged.raw, gap.raw, forged.raw, gap.raw])
+    assert codes(results) == ["invalid_signature", "nonce_gap", "invalid_signature", "nonce_gap"]
+    assert not any(r.accepted for r in results)
+
+
 async def test_one_verification_call_per_batch(ledger: Ledger) -> None:
     verifier = FakeVerifier()
     pool = make_pool(ledger, verifier)
@@ -276,9 +285,11 @@ _EXAMPLES = int(os.environ.get("SOMNODE_MEMPOOL_EXAMPLES", "2000" if os.environ.
 _ops = st.lists(
     st.one_of(
         st.tuples(st.just("add"), st.lists(
-            st.tuples(st.integers(0, len(ACCOUNTS) - 1), st.integers(-1, 2), st.integers(1, 400)),
+            st.tuples(st.integers(0, len(ACCOUNTS) - 1), st.sampled_from([0, 0, 0, 0, -1, 1]), st.integers(1, 400)),
             min_size=1, max_size=8)),
         st.tuples(st.just("reap"), st.integers(0, 12), st.integers(0, 3000), st.booleans()),
+        # A block proposed elsewhere commits a transaction this pool never saw.
+        st.tuples(st.just("foreign"), st.integers(0, len(ACCOUNTS) - 1), st.integers(1, 600)),
     ),
     min_size=1, max_size=12,
 )
@@ -310,13 +321,21 @@ def test_reap_keeps_nonce_order_and_bounds(ops: list[tuple], max_txs: int, max_b
     for op in ops:
         if op[0] == "add":
             raws = []
+            next_nonce: dict[bytes, int] = {}  # offset 0 continues the account's sequence within the batch
             for who, offset, amount in op[1]:
                 key = ACCOUNTS[who]
                 to = ACCOUNTS[(who + 1) % len(ACCOUNTS)]
-                nonce = max(0, pool.pending_nonce(key.public_key) + offset)
-                raws.append(transfer(key, nonce, amount, to=to).raw)
+                expected = next_nonce.get(key.public_key, pool.pending_nonce(key.public_key))
+                raws.append(transfer(key, max(0, expected + offset), amount, to=to).raw)
+                next_nonce[key.public_key] = expected + (offset == 0)
             results = asyncio.run(pool.add_batch(raws))
             assert len(results) == len(raws)
+        elif op[0] == "foreign":
+            _, who, amount = op
+            key = ACCOUNTS[who]
+            foreign = transfer(key, ledger.lookup(key.public_key)[1], amount, to=ACCOUNTS[(who + 2) % len(ACCOUNTS)])
+            ledger.apply(foreign)
+            pool.update([foreign])
         else:
             _, reap_txs, reap_bytes, commit = op
             block = pool.reap(reap_txs, reap_bytes)
@@ -327,8 +346,10 @@ def test_reap_keeps_nonce_order_and_bounds(ops: list[tuple], max_txs: int, max_b
                 assert stx.tx.nonce == expected, "reap yielded an account's nonces out of order"
                 next_nonce[stx.tx.sender] = expected + 1
             if commit:
+                before = len(pool)
                 for stx in block:
                     ledger.apply(stx)
                 pool.update(block)
-                assert not any(t.hash in pool for t in block)
+                # Committing a prefix of each queue leaves the rest applicable: nothing else may go.
+                assert len(pool) == before - len(block)
         _check_pool(pool, ledger, max_txs, max_bytes)
