@@ -14,6 +14,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
+import node.tx
 from consensus.messages import CONSENSUS_DOMAIN, MessageType, Proposal, Vote, signing_bytes
 from node.address import decode_address, encode_address
 from node.genesis import GENESIS_DOMAIN, Genesis
@@ -59,6 +60,14 @@ def hex_block(name: str) -> dict[str, bytes | str]:
 def test_document_has_every_example_block():
     assert {("hex", "example-transfer"), ("hex", "example-transfer-fields"), ("hex", "example-consensus"),
             ("json", "example-genesis"), ("hex", "example-genesis")} <= set(BLOCKS)
+
+
+def test_rejection_codes_in_the_document_are_exactly_those_of_the_decoder():
+    source = Path(node.tx.__file__).read_text(encoding="utf-8")
+    in_code = set(re.findall(r'_fail\(\s*"([a-z_]+)"', source))
+    section = PROTOCOL.read_text(encoding="utf-8").split("## 7.")[1].split("\n## ")[0]
+    in_doc = set(re.findall(r"\| `([a-z_]+)` \|", section))
+    assert in_code and in_doc == in_code
 
 
 class TestTransferExample:

@@ -264,6 +264,7 @@ CASES = {
     "empty": (b"", "malformed"),
     "single integer": (b"\x01", "malformed"),
     "short array": (array([uint(1), uint(1)]), "malformed"),
+    "array of 17 elements": (bytes([0xDC, 0, 17]) + bytes(17), "malformed"),
     "too large": (BASE.raw + b"\x00" * (MAX_TX_BYTES + 1 - len(BASE.raw)), "too_large"),
 }
 
