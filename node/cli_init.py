@@ -20,6 +20,7 @@ a local testnet) that need a fresh network without going through argparse.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,16 +96,21 @@ def create_network(
     host: str = "127.0.0.1",
     bank_balance: int = parse_som(DEFAULT_BANK_BALANCE),
     genesis_time: str | None = None,
+    ports: Sequence[tuple[int, int]] | None = None,
 ) -> LocalNetwork:
-    """Generate and write a whole network; raise CliError before writing if an option is bad."""
-    _check_options(directory, validators, banks, base_port, host, bank_balance)
+    """Generate and write a whole network; raise CliError before writing if an option is bad.
+
+    ``ports`` gives each validator's (p2p, api) ports explicitly, for callers
+    such as tests that hold free ports which need not be contiguous; without
+    it validator k gets ``base_port + 2(k-1)`` and the next port.
+    """
+    if ports is None:
+        ports = [(base_port + 2 * index, base_port + 2 * index + 1) for index in range(validators)]
+    _check_options(directory, validators, banks, ports, host, bank_balance)
     issuer = KeyPair.generate()
     bank_keys = [KeyPair.generate() for _ in range(banks)]
     validator_keys = [KeyPair.generate() for _ in range(validators)]
-    endpoints = [
-        (Endpoint(host, base_port + 2 * index), Endpoint(host, base_port + 2 * index + 1))
-        for index in range(validators)
-    ]
+    endpoints = [(Endpoint(host, p2p), Endpoint(host, api)) for p2p, api in ports]
     genesis = Genesis(
         chain_id=chain_id,
         genesis_time=genesis_time or current_genesis_time(),
@@ -149,16 +155,22 @@ def create_network(
     )
 
 
-def _check_options(directory: Path, validators: int, banks: int, base_port: int, host: str, balance: int) -> None:
+def _check_options(
+    directory: Path, validators: int, banks: int, ports: Sequence[tuple[int, int]], host: str, balance: int
+) -> None:
     if not 1 <= validators <= MAX_LOCAL_VALIDATORS:
         raise CliError(f"--validators: expected 1..{MAX_LOCAL_VALIDATORS}, got {validators}")
     if not 0 <= banks <= MAX_LOCAL_BANKS:
         raise CliError(f"--banks: expected 0..{MAX_LOCAL_BANKS}, got {banks}")
-    last_port = base_port + 2 * validators - 1
-    if base_port < 1 or last_port > 65535:
-        raise CliError(f"--base-port: ports {base_port}..{last_port} do not fit in 1..65535")
+    if len(ports) != validators:
+        raise CliError(f"ports: expected {validators} (p2p, api) pairs, got {len(ports)}")
+    flat = [port for pair in ports for port in pair]
+    if not all(1 <= port <= 65535 for port in flat):
+        raise CliError(f"--base-port: ports {min(flat)}..{max(flat)} do not fit in 1..65535")
+    if len(set(flat)) != len(flat):
+        raise CliError("ports: every validator needs two ports of its own")
     try:
-        parse_endpoint(f"{host}:{base_port}" if ":" not in host else f"[{host}]:{base_port}")
+        parse_endpoint(f"{host}:1" if ":" not in host else f"[{host}]:1")
     except ValueError as exc:
         raise CliError(f"--host: {exc}") from None
     if banks and balance * banks > MAX_TYIYN:

@@ -7,7 +7,8 @@ import stat
 import pytest
 
 from node.address import decode_address
-from node.cli import main
+from node.cli import CliError, main
+from node.cli_init import create_network
 from node.config import load_config
 from node.genesis import load_genesis
 from node.keys import read_key_file
@@ -122,3 +123,25 @@ def test_bad_options_fail_before_writing_anything(tmp_path, capsys, options, fie
     assert field in err, err
     assert len(err.strip().splitlines()) == 1
     assert not directory.exists()
+
+
+def test_create_network_with_explicit_ports_and_ipv6_host(tmp_path):
+    ports = [(40001, 40007), (40003, 40002)]
+    network = create_network(tmp_path / "net", validators=2, banks=1, host="::1", ports=ports,
+                             genesis_time="2026-01-01T00:00:00Z")
+    assert load_genesis(network.genesis_file) == network.genesis
+    for (p2p, api), config_file, validator in zip(ports, network.config_files, network.genesis.validators):
+        config = load_config(config_file)
+        assert (config.p2p.listen.port, config.api.listen.port) == (p2p, api)
+        assert config.p2p.listen.host == "::1"
+        assert validator.p2p_address == f"[::1]:{p2p}"
+
+
+@pytest.mark.parametrize(
+    ("ports", "message"),
+    [([(40001, 40002)], "expected 2"), ([(1, 2), (2, 3)], "two ports of its own"), ([(1, 2), (3, 70000)], "1..65535")],
+)
+def test_create_network_rejects_bad_ports(tmp_path, ports, message):
+    with pytest.raises(CliError, match=message):
+        create_network(tmp_path / "net", validators=2, banks=0, ports=ports)
+    assert not (tmp_path / "net").exists()
