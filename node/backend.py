@@ -1,0 +1,120 @@
+"""The client API's view of a running validator (implements ``ApiBackend``).
+
+Reads come from the committed store and the mempool; nothing here mutates
+ledger state, so the API can never interfere with the consensus task beyond
+queueing transactions in the mempool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from consensus.certificate import CommitCertificate
+from node.address import encode_address
+from node.api.backend import BlockView, CommitCertificateView, PrecommitView, TxState, TxStatus
+from node.api.events import BlockFeed
+from node.block import block_hash, decode_block
+from node.genesis import Genesis
+from node.mempool import AdmitResult
+from node.p2p.wire import TxBatch
+
+MAX_GOSSIP_BATCH = 4096
+
+
+class NodeBackend:
+    def __init__(self, *, genesis: Genesis, node_id: str, store, mempool, network, engine_view,
+                 decode_certificate, registry: CollectorRegistry) -> None:
+        self.chain_id = genesis.chain_id
+        self.node_id = node_id
+        self.metrics_registry = registry
+        self._genesis = genesis
+        self._store = store
+        self._mempool = mempool
+        self._network = network
+        self._engine_view = engine_view
+        self._decode_certificate = decode_certificate
+        self.feed = BlockFeed()
+
+    async def submit(self, raws: list[bytes]) -> list[AdmitResult]:
+        """Admit into the mempool, then gossip what was newly accepted to every validator."""
+        results = await self._mempool.add_batch(raws)
+        fresh = [raw for raw, result in zip(raws, results) if result.accepted and result.code == "accepted"]
+        for start in range(0, len(fresh), MAX_GOSSIP_BATCH):
+            self._network.broadcast(TxBatch(tuple(fresh[start:start + MAX_GOSSIP_BATCH])))
+        return results
+
+    def tx_status(self, tx_hash: bytes) -> TxStatus:
+        location = self._store.tx_location(tx_hash)
+        if location is not None:
+            return TxStatus(TxState.COMMITTED, location.height, location.index, location.code)
+        if tx_hash in self._mempool:
+            return TxStatus(TxState.PENDING)
+        return TxStatus(TxState.UNKNOWN)
+
+    def account(self, public_key: bytes) -> tuple[int, int]:
+        account = self._store.account(public_key)
+        return (0, 0) if account is None else (account.balance, account.nonce)
+
+    def pending_nonce(self, public_key: bytes) -> int:
+        return self._mempool.pending_nonce(public_key)
+
+    def latest_height(self) -> int:
+        return self._store.height
+
+    def block(self, height: int) -> BlockView | None:
+        store = self._store
+        if not 1 <= height <= store.height:
+            return None
+        raw = store.block(height)
+        cert_raw = store.certificate(height)
+        if raw is None or cert_raw is None:
+            return None
+        if height == store.height:
+            app_hash = store.app_hash
+        else:
+            app_hash = decode_block(store.block(height + 1)).previous_app_hash
+        return block_view(raw, self._decode_certificate(cert_raw), app_hash)
+
+    def status(self) -> dict[str, Any]:
+        store = self._store
+        engine = self._engine_view()
+        return {
+            "chain_id": self.chain_id,
+            "node_id": self.node_id,
+            "height": store.height,
+            "app_hash": store.app_hash.hex(),
+            "round": engine.round,
+            "consensus_height": engine.height,
+            "validators": [
+                {"name": v.name, "address": encode_address(v.public_key), "power": v.power}
+                for v in self._genesis.validators
+            ],
+            "peers": [encode_address(p.public_key) for p in self._network.peers()],
+            "mempool_size": len(self._mempool),
+            "supply": store.supply().outstanding,
+        }
+
+    def subscribe(self) -> AsyncIterator[BlockView]:
+        return self.feed.subscribe()
+
+
+def block_view(raw: bytes, certificate: CommitCertificate, app_hash: bytes) -> BlockView:
+    block = decode_block(raw)
+    return BlockView(
+        height=block.height,
+        time_ms=block.time_ms,
+        block_hash=block_hash(raw),
+        proposer=block.proposer,
+        previous_block_hash=block.previous_block_hash,
+        previous_app_hash=block.previous_app_hash,
+        app_hash=app_hash,
+        tx_hashes=tuple(hashlib.sha256(tx).digest() for tx in block.txs),  # a tx hash is SHA-256 of its signed bytes
+        commit=CommitCertificateView(
+            certificate.round, certificate.value_id,
+            tuple(PrecommitView(v.validator, v.signature) for v in certificate.precommits),
+        ),
+    )

@@ -1,0 +1,137 @@
+"""Proposing and checking blocks against the committed chain.
+
+A proposal is valid only if every honest validator would apply it the same
+way and no junk rides along: canonical encoding, the right chain, height and
+parent (block hash and app hash), every signature valid, no transaction twice,
+and no transaction that the ledger would refuse without effect (a bad nonce or
+an unknown sender: such bytes could be replayed into a later block).  Business
+failures such as insufficient funds are allowed: they consume the nonce and
+leave a receipt, exactly as the ledger documents.
+
+Signature checks are the expensive part, so ``preverify`` runs them in one
+batch on the verifier's thread pool before the proposal reaches the engine;
+``is_valid`` (the paper's synchronous ``valid(v)``) then finds them in the
+verifier's cache.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from node.block import Block, BlockDecodeError, block_hash, decode_block
+from node.ledger.store import LedgerStore
+from node.tx import SignedTransaction, TxDecodeError, decode_tx, signing_prefix
+
+# Receipt codes that mean "this transaction should never have been proposed".
+JUNK_CODES = frozenset({"bad_nonce", "unknown_account"})
+_DECODED_CACHE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBlock:
+    block: Block
+    txs: tuple[SignedTransaction, ...]
+
+
+class Chain:
+    """The committed chain as the proposer and the validity check see it."""
+
+    def __init__(self, store: LedgerStore, verifier, validators: frozenset[bytes]) -> None:
+        self.store = store
+        self._verifier = verifier
+        self._validators = validators
+        self._prefix = signing_prefix(store.chain_id)
+        self._decoded: OrderedDict[bytes, DecodedBlock | None] = OrderedDict()
+
+    # ---- the parent a new block must name
+
+    def parent_hash(self) -> bytes:
+        height = self.store.height
+        if height == 0:
+            return self.store.genesis_hash
+        raw = self.store.block(height)
+        assert raw is not None, "the store holds every block up to its height"
+        return block_hash(raw)
+
+    def parent_time_ms(self) -> int:
+        height = self.store.height
+        if height == 0:
+            return 0
+        return self.decode(self.store.block(height)).block.time_ms  # type: ignore[union-attr, arg-type]
+
+    # ---- proposing
+
+    def build(self, height: int, proposer: bytes, now_ms: int, txs: Sequence[SignedTransaction]) -> bytes:
+        assert height == self.store.height + 1, "blocks are built on the committed tip"
+        block = Block(
+            chain_id=self.store.chain_id,
+            height=height,
+            time_ms=max(now_ms, self.parent_time_ms()),
+            proposer=proposer,
+            previous_block_hash=self.parent_hash(),
+            previous_app_hash=self.store.app_hash,
+            txs=tuple(stx.raw for stx in txs),
+        )
+        return block.encode()
+
+    # ---- checking
+
+    def decode(self, value: bytes | None) -> DecodedBlock | None:
+        """The block and its transactions, or None when malformed; memoised for a few values."""
+        if value is None:
+            return None
+        key = block_hash(value)
+        if key in self._decoded:
+            self._decoded.move_to_end(key)
+            return self._decoded[key]
+        try:
+            block = decode_block(value)
+            decoded: DecodedBlock | None = DecodedBlock(block, tuple(decode_tx(raw) for raw in block.txs))
+        except (BlockDecodeError, TxDecodeError):
+            decoded = None
+        self._decoded[key] = decoded
+        if len(self._decoded) > _DECODED_CACHE:
+            self._decoded.popitem(last=False)
+        return decoded
+
+    def signature_items(self, decoded: DecodedBlock) -> list[tuple[bytes, bytes, bytes]]:
+        prefix = self._prefix
+        return [stx.verify_item(prefix) for stx in decoded.txs]
+
+    async def preverify(self, value: bytes) -> None:
+        """Warm the verifier's cache with the proposal's signatures, in one batch."""
+        decoded = self.decode(value)
+        if decoded is not None and decoded.txs:
+            await self._verifier.verify_batch(self.signature_items(decoded))
+
+    def is_valid(self, height: int, value: bytes) -> bool:
+        """The paper's ``valid(v)`` for a block proposed at ``height``."""
+        store = self.store
+        if height != store.height + 1:
+            return False
+        decoded = self.decode(value)
+        if decoded is None:
+            return False
+        block = decoded.block
+        if (block.chain_id != store.chain_id or block.height != height
+                or block.proposer not in self._validators
+                or block.previous_block_hash != self.parent_hash()
+                or block.previous_app_hash != store.app_hash
+                or block.time_ms < self.parent_time_ms()):
+            return False
+        hashes = {stx.hash for stx in decoded.txs}
+        if len(hashes) != len(decoded.txs):
+            return False
+        if not self._signatures_valid(decoded):
+            return False
+        result = store.check_block(decoded.txs)
+        return not JUNK_CODES.intersection(result.codes)
+
+    def _signatures_valid(self, decoded: DecodedBlock) -> bool:
+        verifier = self._verifier
+        for pk, msg, sig in self.signature_items(decoded):
+            if not verifier.is_known_valid(pk, msg, sig) and not verifier.verify(pk, msg, sig):
+                return False
+        return True

@@ -1,0 +1,269 @@
+"""The validator runtime: the host that drives the sans-I/O consensus engine.
+
+Everything that changes consensus or ledger state runs in one task, under one
+lock: the engine's events are handled one at a time and each returned action
+is carried out, in order, before the next event.  That order is what makes the
+engine's guarantees real: a ``PersistSigningState`` is durable before the
+``Broadcast`` after it leaves, and a ``Commit`` is applied to the ledger before
+the next height's ``RequestValue`` builds on it.
+
+Network input never blocks that task: proposals and votes have their
+signatures verified in batches on the verifier's threads first (so the
+engine's own checks hit the cache), then wait in a bounded queue.  A full
+queue drops the message; honest peers re-send their current-round messages
+every ``regossip_s`` seconds, which is also how a validator that missed
+messages (a dropped link, a restart) reaches the current round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from consensus.certificate import CommitCertificate
+from consensus.engine import Engine
+from consensus.events import (
+    Action, Broadcast, Commit, EvidenceFound, Event, PersistSigningState, ProposalReceived,
+    RequestValue, ScheduleTimeout, TimeoutFired, ValueReady, VoteReceived,
+)
+from consensus.messages import Proposal, Vote
+from consensus.validators import ValidatorSet
+from node.chain import Chain
+from node.ledger.store import BlockResult
+from node.mempool import Mempool
+from node.p2p.transport import PeerNetwork
+from node.p2p.wire import Status, TxBatch, WireMessage
+from node.signing_file import SigningStateFile
+
+log = logging.getLogger("somnode.runtime")
+
+MAX_QUEUED_EVENTS = 10_000
+MAX_REGOSSIP_MESSAGES = 8
+_PROPOSE_POLL_S = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What a commit hands to the runtime's listeners (API feed, metrics)."""
+
+    height: int
+    value: bytes
+    certificate: CommitCertificate
+    result: BlockResult
+    txs: tuple
+    interval_s: float
+
+
+CommitListener = Callable[[Committed], None]
+
+
+class ConsensusDriver:
+    """Feeds the engine and carries out its actions; owns the ledger's write path."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        chain: Chain,
+        mempool: Mempool,
+        network: PeerNetwork,
+        verifier,
+        signing_file: SigningStateFile,
+        validators: ValidatorSet,
+        own_key: bytes,
+        encode_certificate: Callable[[CommitCertificate], bytes],
+        max_block_txs: int,
+        max_block_bytes: int,
+        regossip_s: float = 1.0,
+        empty_block_wait_s: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.chain = chain
+        self.mempool = mempool
+        self.network = network
+        self._verifier = verifier
+        self._signing_file = signing_file
+        self._validators = validators
+        self._own_key = own_key
+        self._encode_certificate = encode_certificate
+        self._max_block_txs = max_block_txs
+        self._max_block_bytes = max_block_bytes
+        self._regossip_s = regossip_s
+        self._empty_block_wait_s = empty_block_wait_s
+        self._proposing: set[asyncio.Task] = set()
+        self._clock = clock
+        self._chain_id = chain.store.chain_id
+        self.lock = asyncio.Lock()
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(MAX_QUEUED_EVENTS)
+        self._own_messages: dict[tuple, Proposal | Vote] = {}
+        self._listeners: list[CommitListener] = []
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._tasks: list[asyncio.Task] = []
+        self._last_commit_time = clock()
+        self.dropped_events = 0
+        self.evidence: list = []
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    # ---- lifecycle
+
+    async def start(self) -> None:
+        async with self.lock:
+            await self._execute(self.engine.start())
+        self._tasks = [
+            asyncio.create_task(self._run(), name="consensus"),
+            asyncio.create_task(self._regossip_loop(), name="regossip"),
+        ]
+
+    async def stop(self) -> None:
+        tasks = self._tasks + list(self._proposing)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    # ---- input
+
+    async def on_peer_message(self, peer: bytes, message: WireMessage) -> None:
+        """The p2p layer's handler: verify in batches off the event loop, then queue for the engine."""
+        match message:
+            case Proposal():
+                if message.height < self.engine.height:
+                    return
+                await self._verifier.verify_batch(
+                    [(message.proposer, message.signing_bytes(self._chain_id), message.signature)])
+                await self.chain.preverify(message.value)
+                self._enqueue(ProposalReceived(message))
+            case Vote():
+                if message.height < self.engine.height:
+                    return
+                await self._verifier.verify_batch(
+                    [(message.validator, message.signing_bytes(self._chain_id), message.signature)])
+                self._enqueue(VoteReceived(message))
+            case TxBatch():
+                await self.mempool.add_batch(list(message.txs))
+
+    def _enqueue(self, event: Event) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped_events += 1
+
+    # ---- the consensus task
+
+    async def _run(self) -> None:
+        while True:
+            event = await self._queue.get()
+            async with self.lock:
+                await self._execute(self.engine.handle(event))
+
+    async def _execute(self, actions: Sequence[Action]) -> None:
+        """Carry out actions strictly in order; the caller holds ``self.lock``."""
+        for action in actions:
+            match action:
+                case PersistSigningState(state=state):
+                    await asyncio.to_thread(self._signing_file.save, state)
+                case Broadcast(message=message):
+                    self._remember_own(message)
+                    self.network.broadcast(message)
+                case ScheduleTimeout(step=step, height=height, round=round, duration_ms=ms):
+                    self._schedule(TimeoutFired(step, height, round), ms / 1000)
+                case RequestValue(height=height, round=round):
+                    self._spawn(self._propose_when_ready(height, round))
+                case Commit(height=height, value=value, certificate=certificate):
+                    await self._commit(height, value, certificate)
+                case EvidenceFound(evidence=evidence):
+                    self.evidence.append(evidence)
+                    del self.evidence[:-256]
+                    log.warning("consensus.evidence validator=%s height=%d round=%d",
+                                evidence.validator.hex(), evidence.first.height, evidence.first.round)
+
+    def _schedule(self, event: Event, delay_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            self._enqueue(event)
+
+        handle = loop.call_later(delay_s, fire)
+        self._timers.add(handle)
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._proposing.add(task)
+        task.add_done_callback(self._proposing.discard)
+
+    async def _propose_when_ready(self, height: int, round: int) -> None:
+        """Answer ``RequestValue`` once there is something to propose, or after ``empty_block_wait_s``.
+
+        Proposing at once on an empty mempool would commit empty blocks as fast
+        as the network allows; waiting a little (well inside the other
+        validators' propose timeout) lets transactions arrive, while under load
+        the mempool is never empty and blocks follow each other without pause.
+        """
+        waited = 0.0
+        while not len(self.mempool) and waited < self._empty_block_wait_s:
+            await asyncio.sleep(_PROPOSE_POLL_S)
+            waited += _PROPOSE_POLL_S
+        if (height, round) != (self.engine.height, self.engine.round) or height != self.chain.store.height + 1:
+            return  # the engine moved on while we waited
+        txs = self.mempool.reap(self._max_block_txs, self._max_block_bytes)
+        value = self.chain.build(height, self._own_key, int(self._clock() * 1000), txs)
+        log.info("consensus.propose height=%d round=%d txs=%d bytes=%d", height, round, len(txs), len(value))
+        self._enqueue(ValueReady(height, round, value))
+
+    async def _commit(self, height: int, value: bytes, certificate: CommitCertificate) -> None:
+        decoded = self.chain.decode(value)
+        assert decoded is not None, "the engine commits only values that passed valid(v)"
+        result = await asyncio.to_thread(
+            self.chain.store.apply_block, height, decoded.txs, value, self._encode_certificate(certificate))
+        self.mempool.update(decoded.txs)
+        now = self._clock()
+        interval, self._last_commit_time = now - self._last_commit_time, now
+        self._own_messages.clear()
+        self.network.broadcast(Status(height))
+        log.info("consensus.commit height=%d round=%d txs=%d app_hash=%s",
+                 height, certificate.round, len(decoded.txs), result.app_hash.hex())
+        committed = Committed(height, value, certificate, result, decoded.txs, interval)
+        for listener in self._listeners:
+            listener(committed)
+
+    async def apply_caught_up(self, height: int, value: bytes, certificate: CommitCertificate) -> None:
+        """Apply a block fetched by catch-up; the caller holds ``self.lock`` and checked it."""
+        await self._commit(height, value, certificate)
+
+    async def resume_after_catch_up(self) -> None:
+        """Restart the engine at the height after the ledger's tip; the caller holds ``self.lock``."""
+        next_height = self.chain.store.height + 1
+        if next_height > self.engine.height:
+            await self._execute(self.engine.skip_to_height(next_height))
+
+    # ---- re-gossip
+
+    def _remember_own(self, message: Proposal | Vote) -> None:
+        key = ("proposal", message.round) if isinstance(message, Proposal) else (message.type, message.round)
+        self._own_messages[key] = message
+        while len(self._own_messages) > MAX_REGOSSIP_MESSAGES:
+            self._own_messages.pop(next(iter(self._own_messages)))
+
+    async def _regossip_loop(self) -> None:
+        """Re-send this validator's messages for the current height, and its height."""
+        while True:
+            await asyncio.sleep(self._regossip_s)
+            height = self.engine.height
+            for message in list(self._own_messages.values()):
+                if message.height == height:
+                    self.network.broadcast(message)
+            self.network.broadcast(Status(self.chain.store.height))

@@ -1,0 +1,61 @@
+"""Durable storage of the consensus signing state.
+
+The engine emits ``PersistSigningState`` before every message it signs; the
+runtime writes it here and only then lets the message leave the process.  The
+write is atomic (temporary file, fsync, rename, fsync of the directory), so
+after a crash the file holds either the old or the new state, never a torn
+one, and a restarted validator cannot sign twice at one height/round/step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from consensus.events import SigningState, Step
+
+
+class SigningStateError(ValueError):
+    """The signing state file exists but cannot be trusted."""
+
+
+class SigningStateFile:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def load(self) -> SigningState | None:
+        """The last persisted state, or None for a validator that never signed."""
+        try:
+            text = self.path.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SigningStateError(f"signing state {self.path} is unreadable: {exc}") from exc
+        try:
+            data = json.loads(text)
+            state = SigningState(int(data["height"]), int(data["round"]), Step(int(data["step"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SigningStateError(
+                f"signing state {self.path} is corrupt ({exc}); refusing to sign: restore it from a backup"
+            ) from exc
+        if state.height < 0 or state.round < 0:
+            raise SigningStateError(f"signing state {self.path} holds a negative height or round")
+        return state
+
+    def save(self, state: SigningState) -> None:
+        """Durably replace the stored state; returns only once it is on disk."""
+        body = json.dumps({"height": state.height, "round": state.round, "step": int(state.step)})
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, body.encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

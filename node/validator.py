@@ -1,0 +1,195 @@
+"""One validator process: builds every component from its config and runs them.
+
+Start order follows the data: the ledger store first (so a node pointed at the
+wrong chain or a damaged store stops before it talks to anyone), then the
+verifier, mempool, engine and consensus driver, then the peer network and the
+client API.  Stop runs the other way round and closes the store last, after
+the consensus task can no longer write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from consensus.engine import Engine, TimeoutConfig
+from consensus.validators import Validator, ValidatorSet
+from node.api.app import make_api_app
+from node.backend import NodeBackend, block_view
+from node.catchup import CatchUp
+from node.certificates import decode_certificate, encode_certificate
+from node.chain import Chain
+from node.config import Config, load_config
+from node.genesis import Genesis, load_genesis
+from node.keys import KeyPair, read_key_file
+from node.ledger.state import GenesisState
+from node.ledger.store import LedgerStore
+from node.mempool import Mempool
+from node.metrics import NodeMetrics
+from node.p2p.config import NetworkConfig
+from node.p2p.transport import PeerNetwork
+from node.runtime import Committed, ConsensusDriver
+from node.signing_file import SigningStateFile
+from node.verify import BatchVerifier
+
+log = logging.getLogger("somnode.validator")
+
+LEDGER_DIR = "ledger"
+SIGNING_STATE_FILE = "signing_state.json"
+
+
+class StartError(Exception):
+    """The node cannot start with this configuration; the message says what to fix."""
+
+
+def load_node_files(config_path: str | Path) -> tuple[Config, Genesis, KeyPair]:
+    """Config, genesis and key, checked against each other before anything opens."""
+    config = load_config(config_path)
+    genesis = load_genesis(config.node.genesis_file)
+    key = read_key_file(config.node.key_file)
+    if all(v.public_key != key.public_key for v in genesis.validators):
+        raise StartError(
+            f"node.key_file: the key {key.address} is not a validator in the genesis {config.node.genesis_file}"
+        )
+    return config, genesis, key
+
+
+class ValidatorNode:
+    def __init__(self, config: Config, genesis: Genesis, key: KeyPair) -> None:
+        self.config = config
+        self.genesis = genesis
+        self.key = key
+        self.registry = CollectorRegistry()
+        self.metrics = NodeMetrics(self.registry)
+        self.validators = ValidatorSet([Validator(v.public_key, v.power) for v in genesis.validators])
+        self.store: LedgerStore | None = None
+        self.driver: ConsensusDriver | None = None
+        self._stack: list = []
+        self._api_runner: web.AppRunner | None = None
+        self._metrics_task: asyncio.Task | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.node.name
+
+    async def start(self) -> None:
+        config, genesis = self.config, self.genesis
+        data_dir = Path(config.node.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = await asyncio.to_thread(
+            LedgerStore.open, data_dir / LEDGER_DIR, GenesisState.from_genesis(genesis))
+        self.store = store
+        self._stack.append(store.close)
+        signing_file = SigningStateFile(data_dir / SIGNING_STATE_FILE)
+        signing_state = signing_file.load()
+
+        verifier = BatchVerifier()
+        self._stack.append(verifier.close)
+        chain = Chain(store, verifier, frozenset(v.public_key for v in genesis.validators))
+        mempool = Mempool(
+            chain_id=genesis.chain_id, verifier=verifier, account=_account_lookup(store),
+            issuer=genesis.issuer, banks=frozenset(b.public_key for b in genesis.banks),
+            max_txs=config.mempool.max_txs, max_bytes=config.mempool.max_bytes,
+        )
+        c = config.consensus
+        engine = Engine(
+            genesis.chain_id, self.validators, self.key, verifier, chain.is_valid,
+            height=store.height + 1, signing_state=signing_state,
+            timeouts=TimeoutConfig(c.timeout_propose_ms, c.timeout_prevote_ms,
+                                   c.timeout_precommit_ms, c.timeout_delta_ms),
+        )
+        driver: ConsensusDriver | None = None
+
+        async def on_peer_message(peer: bytes, message) -> None:
+            if driver is not None:
+                await driver.on_peer_message(peer, message)
+
+        network = PeerNetwork(
+            NetworkConfig(
+                chain_id=genesis.chain_id, genesis_hash=genesis.hash(),
+                validators=tuple((v.public_key, v.p2p_address) for v in genesis.validators),
+                listen_host=config.p2p.listen.host, listen_port=config.p2p.listen.port,
+            ),
+            self.key, on_message=on_peer_message, block_source=self._block_source,
+            local_height=lambda: store.height,
+        )
+        driver = ConsensusDriver(
+            engine=engine, chain=chain, mempool=mempool, network=network, verifier=verifier,
+            signing_file=signing_file, validators=self.validators, own_key=self.key.public_key,
+            encode_certificate=encode_certificate, max_block_txs=c.max_block_txs,
+            max_block_bytes=c.max_block_bytes,
+        )
+        self.driver = driver
+        backend = NodeBackend(
+            genesis=genesis, node_id=self.key.address, store=store, mempool=mempool, network=network,
+            engine_view=lambda: engine, decode_certificate=decode_certificate, registry=self.registry,
+        )
+        self.backend = backend
+        driver.add_commit_listener(self._on_commit)
+        catch_up = CatchUp(driver, self.validators, verifier)
+
+        await driver.start()
+        self._stack.append(driver.stop)
+        await network.start()
+        self._stack.append(network.stop)
+        catch_up.start()
+        self._stack.append(catch_up.stop)
+
+        app = make_api_app(backend, max_body_bytes=config.api.max_body_bytes, metrics=self.metrics)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        self._stack.append(runner.cleanup)
+        self._stack.append(backend.feed.close)
+        site = web.TCPSite(runner, config.api.listen.host, config.api.listen.port)
+        await site.start()
+        self._metrics_task = asyncio.create_task(self._refresh_metrics(), name="metrics")
+        log.info("node.started name=%s address=%s height=%d api=%s p2p=%s",
+                 self.name, self.key.address, store.height, config.api.listen, config.p2p.listen)
+
+    async def stop(self) -> None:
+        if self._metrics_task is not None:
+            self._metrics_task.cancel()
+        while self._stack:
+            closer = self._stack.pop()
+            result = closer()
+            if asyncio.iscoroutine(result):
+                await result
+        log.info("node.stopped name=%s", self.name)
+
+    # ---- hooks
+
+    async def _block_source(self, from_height: int, to_height: int):
+        store = self.store
+        assert store is not None
+        out = []
+        for height in range(from_height, min(to_height, store.height) + 1):
+            raw, cert = store.block(height), store.certificate(height)
+            if raw is None or cert is None:
+                break
+            out.append((raw, decode_certificate(cert)))
+        return out
+
+    def _on_commit(self, committed: Committed) -> None:
+        self.metrics.observe_commit(committed.height, len(committed.txs), committed.interval_s)
+        self.backend.feed.publish(block_view(committed.value, committed.certificate, committed.result.app_hash))
+
+    async def _refresh_metrics(self) -> None:
+        driver = self.driver
+        assert driver is not None
+        while True:
+            self.metrics.set_round(driver.engine.round)
+            self.metrics.set_mempool(len(driver.mempool), driver.mempool.size_bytes)
+            self.metrics.set_peers(len(driver.network.peers()))
+            await asyncio.sleep(1.0)
+
+
+def _account_lookup(store: LedgerStore):
+    def account(public_key: bytes) -> tuple[int, int]:
+        found = store.account(public_key)
+        return (0, 0) if found is None else (found.balance, found.nonce)
+
+    return account
