@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import msgpack
@@ -33,17 +33,13 @@ from node.keys import KeyPair, verify_signature
 from node.mempool import AdmitResult, Mempool
 from node.metrics import NodeMetrics
 from node.tx import SignedTransaction, Transaction, TxKind
+from node.verify import BatchVerifier
 
 CHAIN = "som-api-test"
 ISSUER = KeyPair.from_seed(b"\x01" * 32)
 ALICE = KeyPair.from_seed(b"\x02" * 32)
 BOB = KeyPair.from_seed(b"\x03" * 32)
 VALIDATORS = [KeyPair.from_seed(bytes([0x10 + i]) * 32) for i in range(4)]
-
-
-class PyNaClVerifier:
-    async def verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
-        return [verify_signature(pk, msg, sig) for pk, msg, sig in items]
 
 
 def make_block(height: int, tx_hashes: tuple[bytes, ...] = ()) -> BlockView:
@@ -71,12 +67,12 @@ class FakeBackend:
     chain_id = CHAIN
     node_id = "validator-0"
 
-    def __init__(self, *, max_txs: int = 1000, feed_queue: int = 8) -> None:
+    def __init__(self, verifier: BatchVerifier, *, max_txs: int = 1000, feed_queue: int = 8) -> None:
         self.metrics_registry = CollectorRegistry()
         self.metrics = NodeMetrics(self.metrics_registry)
         self.balances: dict[bytes, tuple[int, int]] = {ALICE.public_key: (10_000, 0)}
         self.mempool = Mempool(
-            chain_id=CHAIN, verifier=PyNaClVerifier(), account=self.account, issuer=ISSUER.public_key,
+            chain_id=CHAIN, verifier=verifier, account=self.account, issuer=ISSUER.public_key,
             banks=frozenset(), max_txs=max_txs, max_bytes=1_000_000,
         )
         self.blocks: dict[int, BlockView] = {}
@@ -148,9 +144,18 @@ def transfer(nonce: int, amount: int = 10, key: KeyPair = ALICE) -> SignedTransa
     return Transaction(TxKind.TRANSFER, key.public_key, nonce, amount, BOB.public_key).sign(key, CHAIN)
 
 
+@pytest.fixture(scope="module")
+def verifier() -> Iterator[BatchVerifier]:
+    verifier = BatchVerifier(threads=2)
+    try:
+        yield verifier
+    finally:
+        verifier.close()
+
+
 @pytest.fixture
-def backend() -> FakeBackend:
-    return FakeBackend()
+def backend(verifier: BatchVerifier) -> FakeBackend:
+    return FakeBackend(verifier)
 
 
 @pytest.fixture
@@ -208,8 +213,8 @@ async def test_submit_msgpack_in_and_out(client: TestClient) -> None:
     assert msgpack.unpackb(await response.read())["results"][0]["code"] == "duplicate"
 
 
-async def test_mempool_full_is_503_with_retry_after() -> None:
-    backend = FakeBackend(max_txs=1)
+async def test_mempool_full_is_503_with_retry_after(verifier: BatchVerifier) -> None:
+    backend = FakeBackend(verifier, max_txs=1)
     app = make_api_app(backend, max_body_bytes=MAX_BODY)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         assert (await client.post("/v1/txs", json={"tx": transfer(0).raw.hex()})).status == 200
@@ -446,8 +451,8 @@ _bodies = st.one_of(
 )
 
 
-async def _post_garbage(bodies: list[tuple[str, bytes]]) -> None:
-    backend = FakeBackend()
+async def _post_garbage(verifier: BatchVerifier, bodies: list[tuple[str, bytes]]) -> None:
+    backend = FakeBackend(verifier)
     app = make_api_app(backend, max_body_bytes=MAX_BODY, max_txs_per_request=MAX_TXS)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         for content_type, body in bodies:
@@ -465,5 +470,6 @@ async def _post_garbage(bodies: list[tuple[str, bytes]]) -> None:
 
 @settings(max_examples=_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bodies=st.lists(_bodies, min_size=1, max_size=6))
-def test_garbage_bodies_get_4xx_and_the_server_keeps_answering(bodies: list[tuple[str, bytes]]) -> None:
-    asyncio.run(_post_garbage(bodies))
+def test_garbage_bodies_get_4xx_and_the_server_keeps_answering(verifier: BatchVerifier,
+                                                               bodies: list[tuple[str, bytes]]) -> None:
+    asyncio.run(_post_garbage(verifier, bodies))

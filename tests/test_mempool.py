@@ -4,31 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.keys import KeyPair, verify_signature
+from node.keys import KeyPair
 from node.mempool import AdmitResult, Mempool
 from node.tx import SignedTransaction, Transaction, TxKind
+from node.verify import BatchVerifier
 
 CHAIN = "som-test"
 SEEDS = [bytes([i]) * 32 for i in range(1, 7)]
 ISSUER, BANK, ALICE, BOB, CAROL, DAVE = (KeyPair.from_seed(s) for s in SEEDS)
 
 
-class FakeVerifier:
-    """Verifies with PyNaCl one by one and records each batch it was given."""
+class RecordingVerifier:
+    """The node's BatchVerifier, recording the size of each batch the mempool hands it."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: BatchVerifier) -> None:
+        self.inner = inner
         self.batches: list[int] = []
 
     async def verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
         self.batches.append(len(items))
-        await asyncio.sleep(0)  # let concurrent admissions interleave, as a thread pool would
-        return [verify_signature(pk, msg, sig) for pk, msg, sig in items]
+        return await self.inner.verify_batch(items)
+
+
+@pytest.fixture(scope="module")
+def batch_verifier() -> Iterator[BatchVerifier]:
+    verifier = BatchVerifier(threads=2)
+    try:
+        yield verifier
+    finally:
+        verifier.close()
+
+
+@pytest.fixture
+def verifier(batch_verifier: BatchVerifier) -> RecordingVerifier:
+    return RecordingVerifier(batch_verifier)
 
 
 class Ledger:
@@ -55,10 +70,10 @@ class Ledger:
             self.accounts.setdefault(tx.recipient, [0, 0])[0] += tx.amount
 
 
-def make_pool(ledger: Ledger, verifier: FakeVerifier | None = None, **limits: int) -> Mempool:
+def make_pool(ledger: Ledger, verifier: RecordingVerifier | BatchVerifier, **limits: int) -> Mempool:
     return Mempool(
         chain_id=CHAIN,
-        verifier=verifier or FakeVerifier(),
+        verifier=verifier,
         account=ledger.lookup,
         issuer=ISSUER.public_key,
         banks=frozenset({BANK.public_key}),
@@ -90,8 +105,8 @@ def codes(results: list[AdmitResult]) -> list[str]:
     return [r.code for r in results]
 
 
-async def test_accepts_a_valid_transfer(ledger: Ledger) -> None:
-    pool = make_pool(ledger)
+async def test_accepts_a_valid_transfer(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
     stx = transfer(ALICE, 0, 100)
     [result] = await pool.add_batch([stx.raw])
     assert result == AdmitResult(stx.hash, True, "accepted", "accepted")
@@ -102,8 +117,7 @@ async def test_accepts_a_valid_transfer(ledger: Ledger) -> None:
     assert pool.pending_nonce(CAROL.public_key) == 0
 
 
-async def test_duplicates_are_idempotent_and_not_reverified(ledger: Ledger) -> None:
-    verifier = FakeVerifier()
+async def test_duplicates_are_idempotent_and_not_reverified(ledger: Ledger, verifier: RecordingVerifier) -> None:
     pool = make_pool(ledger, verifier)
     stx = transfer(ALICE, 0, 100)
     first = await pool.add_batch([stx.raw, stx.raw])
@@ -115,8 +129,8 @@ async def test_duplicates_are_idempotent_and_not_reverified(ledger: Ledger) -> N
     assert len(pool) == 1
 
 
-async def test_a_repeated_copy_shares_the_fate_of_the_first(ledger: Ledger) -> None:
-    pool = make_pool(ledger)
+async def test_a_repeated_copy_shares_the_fate_of_the_first(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
     forged = transfer(ALICE, 0, 100, chain="som-other")
     gap = transfer(ALICE, 9, 1)
     results = await pool.add_batch([forged.raw, gap.raw, forged.raw, gap.raw])
@@ -124,32 +138,31 @@ async def test_a_repeated_copy_shares_the_fate_of_the_first(ledger: Ledger) -> N
     assert not any(r.accepted for r in results)
 
 
-async def test_one_verification_call_per_batch(ledger: Ledger) -> None:
-    verifier = FakeVerifier()
+async def test_one_verification_call_per_batch(ledger: Ledger, verifier: RecordingVerifier) -> None:
     pool = make_pool(ledger, verifier)
     raws = [transfer(ALICE, n, 1).raw for n in range(5)] + [transfer(BOB, n, 1).raw for n in range(3)]
     assert codes(await pool.add_batch(raws)) == ["accepted"] * 8
     assert verifier.batches == [8]
 
 
-async def test_decode_errors_keep_their_codes(ledger: Ledger) -> None:
-    pool = make_pool(ledger)
+async def test_decode_errors_keep_their_codes(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
     good = transfer(ALICE, 0, 100)
     results = await pool.add_batch([b"\xc1", good.raw + b"\x00", b"", good.raw])
     assert codes(results) == ["malformed", "malformed", "malformed", "accepted"]
     assert results[0].tx_hash is None and not results[0].accepted and results[0].message
 
 
-async def test_bad_signature_is_refused(ledger: Ledger) -> None:
-    pool = make_pool(ledger)
+async def test_bad_signature_is_refused(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
     other_chain = transfer(ALICE, 0, 100, chain="som-other")
     [result] = await pool.add_batch([other_chain.raw])
     assert (result.accepted, result.code) == (False, "invalid_signature")
     assert len(pool) == 0
 
 
-async def test_authorisation(ledger: Ledger) -> None:
-    pool = make_pool(ledger)
+async def test_authorisation(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
     results = await pool.add_batch([
         issue(ALICE, 0, 5).raw,            # only the issuer issues
         redeem(ALICE, 0, 5).raw,           # only a bank (or the issuer) redeems
@@ -160,9 +173,9 @@ async def test_authorisation(ledger: Ledger) -> None:
     assert codes(results) == ["unauthorised", "unauthorised", "self_transfer", "accepted", "accepted"]
 
 
-async def test_nonces_must_continue_the_pending_queue(ledger: Ledger) -> None:
+async def test_nonces_must_continue_the_pending_queue(ledger: Ledger, verifier: RecordingVerifier) -> None:
     ledger.accounts[ALICE.public_key][1] = 3
-    pool = make_pool(ledger)
+    pool = make_pool(ledger, verifier)
     assert codes(await pool.add_batch([transfer(ALICE, 2, 1).raw])) == ["stale_nonce"]
     assert codes(await pool.add_batch([transfer(ALICE, 4, 1).raw])) == ["nonce_gap"]
     assert codes(await pool.add_batch([transfer(ALICE, 3, 1).raw])) == ["accepted"]
@@ -172,14 +185,14 @@ async def test_nonces_must_continue_the_pending_queue(ledger: Ledger) -> None:
     assert pool.pending_nonce(ALICE.public_key) == 5
 
 
-async def test_a_batch_need_not_be_sorted_by_nonce(ledger: Ledger) -> None:
-    pool = make_pool(ledger)
+async def test_a_batch_need_not_be_sorted_by_nonce(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
     txs = [transfer(ALICE, n, 1) for n in (2, 0, 1)]
     assert codes(await pool.add_batch([t.raw for t in txs])) == ["accepted"] * 3
 
 
-async def test_balance_covers_pending_spends(ledger: Ledger) -> None:
-    pool = make_pool(ledger)  # Alice holds 1000
+async def test_balance_covers_pending_spends(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)  # Alice holds 1000
     results = await pool.add_batch([transfer(ALICE, 0, 600).raw, transfer(ALICE, 1, 401).raw])
     assert codes(results) == ["accepted", "insufficient_funds"]
     assert codes(await pool.add_batch([transfer(ALICE, 1, 400).raw])) == ["accepted"]
@@ -187,8 +200,8 @@ async def test_balance_covers_pending_spends(ledger: Ledger) -> None:
     assert codes(await pool.add_batch([transfer(CAROL, 0, 1).raw])) == ["insufficient_funds"]
 
 
-async def test_full_by_count_and_by_bytes(ledger: Ledger) -> None:
-    pool = make_pool(ledger, max_txs=2)
+async def test_full_by_count_and_by_bytes(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier, max_txs=2)
     results = await pool.add_batch([transfer(ALICE, n, 1).raw for n in range(3)])
     assert codes(results) == ["accepted", "accepted", "mempool_full"]
     assert not results[2].accepted and results[2].tx_hash is not None
@@ -196,28 +209,28 @@ async def test_full_by_count_and_by_bytes(ledger: Ledger) -> None:
     assert codes(await pool.add_batch([transfer(BOB, 7, 1).raw])) == ["nonce_gap"]
 
     one = transfer(ALICE, 0, 1)
-    pool = make_pool(ledger, max_bytes=len(one.raw) + 10)
+    pool = make_pool(ledger, verifier, max_bytes=len(one.raw) + 10)
     results = await pool.add_batch([one.raw, transfer(ALICE, 1, 1).raw])
     assert codes(results) == ["accepted", "mempool_full"]
     assert pool.size_bytes <= len(one.raw) + 10
 
 
-async def test_pending_limit_per_account(ledger: Ledger) -> None:
-    pool = make_pool(ledger, max_pending_per_account=2)
+async def test_pending_limit_per_account(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier, max_pending_per_account=2)
     results = await pool.add_batch([transfer(ALICE, n, 1).raw for n in range(3)] + [transfer(BOB, 0, 1).raw])
     assert codes(results) == ["accepted", "accepted", "too_many_pending", "accepted"]
 
 
-async def test_concurrent_batches_admit_a_transaction_once(ledger: Ledger) -> None:
-    pool = make_pool(ledger)
+async def test_concurrent_batches_admit_a_transaction_once(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
     stx = transfer(ALICE, 0, 1)
     a, b = await asyncio.gather(pool.add_batch([stx.raw]), pool.add_batch([stx.raw]))
     assert sorted(codes(a + b)) == ["accepted", "duplicate"]
     assert len(pool) == 1 and pool.size_bytes == len(stx.raw)
 
 
-async def test_reap_is_round_robin_in_nonce_order(ledger: Ledger) -> None:
-    pool = make_pool(ledger)
+async def test_reap_is_round_robin_in_nonce_order(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
     alice = [transfer(ALICE, n, 1) for n in range(3)]
     bob = [transfer(BOB, n, 1, to=ALICE) for n in range(2)]
     await pool.add_batch([alice[0].raw, bob[0].raw, alice[1].raw, alice[2].raw, bob[1].raw])
@@ -229,8 +242,8 @@ async def test_reap_is_round_robin_in_nonce_order(ledger: Ledger) -> None:
     assert len(pool) == 5  # reaping proposes, it does not remove
 
 
-async def test_update_drops_committed_and_rechecks(ledger: Ledger) -> None:
-    pool = make_pool(ledger)
+async def test_update_drops_committed_and_rechecks(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
     alice = [transfer(ALICE, n, 300) for n in range(3)]
     bob = [transfer(BOB, n, 100, to=CAROL) for n in range(2)]
     await pool.add_batch([t.raw for t in alice + bob])
@@ -256,8 +269,8 @@ async def test_update_drops_committed_and_rechecks(ledger: Ledger) -> None:
     assert pool.reap(10, 1_000_000) == [bob[1]]
 
 
-async def test_update_drops_the_tail_that_no_longer_fits(ledger: Ledger) -> None:
-    pool = make_pool(ledger)
+async def test_update_drops_the_tail_that_no_longer_fits(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
     alice = [transfer(ALICE, n, 1) for n in range(3)]
     await pool.add_batch([t.raw for t in alice])
     ledger.accounts[ALICE.public_key][0] = 2  # nothing of Alice committed, but a block touched her and she has less
@@ -266,8 +279,8 @@ async def test_update_drops_the_tail_that_no_longer_fits(ledger: Ledger) -> None
     assert [t.hash in pool for t in alice] == [True, True, False]
 
 
-async def test_update_refreshes_credits_of_recipients(ledger: Ledger) -> None:
-    pool = make_pool(ledger)
+async def test_update_refreshes_credits_of_recipients(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
     ledger.accounts[CAROL.public_key] = [10, 0]
     await pool.add_batch([transfer(CAROL, 0, 10).raw])
     assert codes(await pool.add_batch([transfer(CAROL, 1, 5).raw])) == ["insufficient_funds"]
@@ -315,9 +328,10 @@ def _check_pool(pool: Mempool, ledger: Ledger, max_txs: int, max_bytes: int) -> 
 
 @settings(max_examples=_EXAMPLES, deadline=None)
 @given(ops=_ops, max_txs=st.integers(1, 20), max_bytes=st.integers(200, 6000))
-def test_reap_keeps_nonce_order_and_bounds(ops: list[tuple], max_txs: int, max_bytes: int) -> None:
+def test_reap_keeps_nonce_order_and_bounds(batch_verifier: BatchVerifier, ops: list[tuple], max_txs: int,
+                                           max_bytes: int) -> None:
     ledger = Ledger({ALICE.public_key: 1_000, BOB.public_key: 300, CAROL.public_key: 50})
-    pool = make_pool(ledger, max_txs=max_txs, max_bytes=max_bytes)
+    pool = make_pool(ledger, batch_verifier, max_txs=max_txs, max_bytes=max_bytes)
     for op in ops:
         if op[0] == "add":
             raws = []
