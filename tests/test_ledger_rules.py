@@ -63,6 +63,8 @@ def test_replayed_transaction_is_refused(store):
     tx = signed(T, ALICE, 0, 5, BOB)
     assert commit(store, tx, tx) == ["ok", "bad_nonce"]
     assert commit(store, tx) == ["bad_nonce"]
+    location = store.tx_location(tx.hash)
+    assert (location.height, location.index, location.code) == (1, 0, "ok")
     assert store.account(BOB) == (1_000_000 + 5, 0)
 
 
