@@ -105,6 +105,9 @@ class ConsensusSection:
     timeout_delta_ms: int = 250
     max_block_txs: int = 5000
     max_block_bytes: int = 2 * 1024 * 1024
+    # How long a proposer with an empty mempool waits for transactions before
+    # proposing an empty block; keep it well below timeout_propose_ms.
+    empty_block_wait_ms: int = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "consensus.timeout_delta_ms": (0, _MAX_TIMEOUT_MS),
     "consensus.max_block_txs": (1, MAX_BLOCK_TXS),
     "consensus.max_block_bytes": (MAX_TX_BYTES, MAX_BLOCK_BYTES),
+    "consensus.empty_block_wait_ms": (0, _MAX_TIMEOUT_MS),
 }
 _PATH_FIELDS = frozenset({"node.data_dir", "node.key_file", "node.genesis_file"})
 _ENDPOINT_FIELDS = frozenset({"p2p.listen", "api.listen"})

@@ -121,7 +121,7 @@ class ValidatorNode:
             engine=engine, chain=chain, mempool=mempool, network=network, verifier=verifier,
             signing_file=signing_file, validators=self.validators, own_key=self.key.public_key,
             encode_certificate=encode_certificate, max_block_txs=c.max_block_txs,
-            max_block_bytes=c.max_block_bytes,
+            max_block_bytes=c.max_block_bytes, empty_block_wait_s=c.empty_block_wait_ms / 1000,
         )
         self.driver = driver
         backend = NodeBackend(
