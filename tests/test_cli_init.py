@@ -75,7 +75,8 @@ def test_network_directory_is_relocatable(network, tmp_path):
     moved = directory.rename(tmp_path / "moved")
     config = load_config(moved / "validator3" / "config.toml")
     assert config.node.key_file == (moved / "keys" / "validator3.json").resolve()
-    assert read_key_file(config.node.key_file).public_key == load_genesis(config.node.genesis_file).validators[2].public_key
+    genesis = load_genesis(config.node.genesis_file)
+    assert read_key_file(config.node.key_file).public_key == genesis.validators[2].public_key
 
 
 def test_init_refuses_a_non_empty_directory(network, capsys):

@@ -31,7 +31,9 @@ def make_genesis(**changes) -> Genesis:
         issuer=KEYS[0],
         banks=(Bank("bank1", KEYS[1]), Bank("bank2", KEYS[2])),
         validators=tuple(
-            GenesisValidator(f"validator{i}", KEYS[2 + i], i, f"127.0.0.1:{26654 + 2 * i}", f"127.0.0.1:{26655 + 2 * i}")
+            GenesisValidator(
+                f"validator{i}", KEYS[2 + i], i, f"127.0.0.1:{26654 + 2 * i}", f"127.0.0.1:{26655 + 2 * i}"
+            )
             for i in (1, 2, 3, 4)
         ),
         balances=tuple(sorted([(KEYS[1], 100_000), (KEYS[2], 5), (KEYS[9], 2**63)])),
@@ -218,9 +220,9 @@ def test_constructor_checks_balance_order_and_duplicates():
         make_genesis(balances=((KEYS[1], 1), (KEYS[1], 1)))
 
 
-names = st.text(st.characters(codec="utf-8", categories=("L", "N", "P"), include_characters=" "), min_size=1, max_size=20).filter(
-    str.strip
-)
+names = st.text(
+    st.characters(codec="utf-8", categories=("L", "N", "P"), include_characters=" "), min_size=1, max_size=20
+).filter(str.strip)
 
 
 @given(

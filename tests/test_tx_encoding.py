@@ -74,10 +74,15 @@ def spec_fields(signed: SignedTransaction) -> list[bytes]:
 
 # --- strategies ---
 
-memos = st.text(st.characters(codec="utf-8"), max_size=80).filter(lambda m: len(m.encode()) <= MAX_MEMO_BYTES) | st.sampled_from(
+memos = st.text(st.characters(codec="utf-8"), max_size=80).filter(
+    lambda m: len(m.encode()) <= MAX_MEMO_BYTES
+) | st.sampled_from(
     ["", "a" * 31, "a" * 32, "a" * 255, "a" * 256, "ё" * 128, "€" * 85 + "a"]
 )
-u64 = st.integers(min_value=0, max_value=U64) | st.sampled_from([0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, U64])
+# Every boundary between two integer formats, plus anything in range.
+u64 = st.integers(min_value=0, max_value=U64) | st.sampled_from(
+    [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, U64]
+)
 
 
 CHAINS = [CHAIN_ID, "som-main", "ы" * 32]
