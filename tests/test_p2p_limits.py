@@ -9,10 +9,11 @@ import aiohttp
 import pytest
 
 from node.p2p.backoff import Backoff
-from node.p2p.handshake import Role
+from node.p2p.handshake import Refusal, Role
 from node.p2p.link import PeerLink
 from node.p2p.ratelimit import TokenBucket
 from node.p2p.stats import NetworkStats
+from node.p2p.transport import keep_new_link
 from node.p2p.wire import Status, encode
 
 
@@ -123,3 +124,38 @@ async def test_full_outbox_drops_the_oldest_frames_and_counts_them():
     assert stats.frames_out == 3
     assert not link.enqueue(frames[0])
     assert stats.drops == 6
+
+
+LOW, HIGH = bytes(32), b"\xff" * 32
+
+
+@pytest.mark.parametrize(
+    ("local", "peer", "existing", "new", "keep_new"),
+    [
+        # Both dialled at once: the link initiated by the smaller key survives on both sides.
+        (LOW, HIGH, Role.RESPONDER, Role.INITIATOR, True),
+        (LOW, HIGH, Role.INITIATOR, Role.RESPONDER, False),
+        (HIGH, LOW, Role.INITIATOR, Role.RESPONDER, True),
+        (HIGH, LOW, Role.RESPONDER, Role.INITIATOR, False),
+        # Same direction again: the newer link replaces a dead one.
+        (LOW, HIGH, Role.INITIATOR, Role.INITIATOR, True),
+        (HIGH, LOW, Role.RESPONDER, Role.RESPONDER, True),
+    ],
+)
+def test_tie_break_keeps_the_same_link_on_both_sides(local, peer, existing, new, keep_new):
+    assert keep_new_link(local, peer, existing, new) is keep_new
+    mirrored = {Role.INITIATOR: Role.RESPONDER, Role.RESPONDER: Role.INITIATOR}
+    if existing is not new:
+        # The other side sees the same two links with the roles swapped and must agree.
+        assert keep_new_link(peer, local, mirrored[new], mirrored[existing]) is not keep_new
+
+
+def test_stats_snapshot_is_flat_and_names_every_refusal():
+    stats = NetworkStats()
+    stats.refuse(Refusal.BAD_SIGNATURE)
+    stats.drops += 2
+    snapshot = stats.snapshot()
+    assert snapshot["refusals_bad_signature"] == 1
+    assert snapshot["drops"] == 2
+    assert all(f"refusals_{reason.value}" in snapshot for reason in Refusal)
+    assert all(type(value) is int for value in snapshot.values())

@@ -15,7 +15,7 @@ from consensus.certificate import CommitCertificate
 from consensus.messages import MessageType, Proposal, Vote
 from node.keys import KeyPair, verify_signature
 from node.p2p import (
-    BlockResponse, NetworkConfig, PeerNetwork, PeerUnavailable, Refusal, Status, TxBatch, encode,
+    BadResponse, BlockResponse, LinkLost, NetworkConfig, PeerNetwork, Refusal, Status, TxBatch, encode,
 )
 from node.p2p.handshake import HandshakeRefused, Identity, Role, run_handshake
 from node.p2p.transport import P2P_PATH
@@ -120,6 +120,16 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.02)
 
 
+async def settled(nodes: list["Node"]) -> None:
+    """Wait until every pair holds exactly one agreed link and no dial or handshake is under way.
+
+    Validators started together dial each other at once, and the tie-break may
+    still replace a link (losing frames in flight on it); after this, it cannot.
+    """
+    await until(lambda: all(len(n.net.peers()) == len(nodes) - 1 and n.net.pending_links == 0 for n in nodes)
+                and _links_agree(nodes))
+
+
 def signed_vote(key: KeyPair, kind: MessageType, height: int, round: int, vid: bytes | None) -> Vote:
     unsigned = Vote(kind, height, round, vid, key.public_key, bytes(64))
     return Vote(kind, height, round, vid, key.public_key, key.sign(unsigned.signing_bytes(CHAIN)))
@@ -158,8 +168,7 @@ async def test_three_validators_link_and_exchange_signed_consensus_messages(clus
     async with asyncio.timeout(WAIT_S):
         for node in nodes:
             await node.net.wait_for_peers(2)
-    # Every pair agrees on which single link it kept.
-    await until(lambda: all(len(n.net.peers()) == 2 for n in nodes) and _links_agree(nodes))
+    await settled(nodes)
 
     proposal = signed_proposal(cluster.keys[0], 1, 0, b"block bytes at height 1")
     assert nodes[0].net.broadcast(proposal) == 2
@@ -270,8 +279,7 @@ async def test_bad_frame_closes_only_that_link(cluster_factory, frame, counter):
     cluster = cluster_factory(3, max_frame_bytes=16 * 1024)
     home = await cluster.start(0)
     honest = await cluster.start(1)
-    async with asyncio.timeout(WAIT_S):
-        await home.net.wait_for_peers(1)
+    await settled([home, honest])
     attacker = await authenticated_client(cluster, 0, cluster.keys[2])
     await until(lambda: len(home.net.peers()) == 2)
 
@@ -307,9 +315,7 @@ async def test_reconnects_after_the_remote_restarts(cluster_factory):
     await until(lambda: a.net.peers() == ())
 
     b2 = await cluster.start(1)
-    async with asyncio.timeout(WAIT_S):
-        await a.net.wait_for_peers(1)
-        await b2.net.wait_for_peers(1)
+    await settled([a, b2])
     vote = signed_vote(cluster.keys[0], MessageType.PREVOTE, 9, 0, bytes(32))
     assert a.net.send(cluster.keys[1].public_key, vote)
     assert (await b2.next_of(Vote)) == (cluster.keys[0].public_key, vote)
@@ -342,9 +348,8 @@ async def test_block_request_is_answered_from_the_block_source(cluster_factory):
         return [chain[h] for h in range(from_height, min(to_height, 10) + 1)]
 
     a = await cluster.start(0)
-    await cluster.start(1, block_source=blocks, local_height=lambda: 10)
-    async with asyncio.timeout(WAIT_S):
-        await a.net.wait_for_peers(1)
+    b = await cluster.start(1, block_source=blocks, local_height=lambda: 10)
+    await settled([a, b])
     got = await a.net.request_blocks(cluster.keys[1].public_key, 4, 20)
     assert list(got) == [chain[h] for h in range(4, 11)]
     assert asked == [(4, 20)]
@@ -361,7 +366,7 @@ async def test_block_request_times_out_when_the_peer_stays_silent(cluster_factor
         await a.net.request_blocks(cluster.keys[1].public_key, 1, 5)
     await silent.close()
     await until(lambda: a.net.peers() == ())
-    with pytest.raises(PeerUnavailable):
+    with pytest.raises(LinkLost):
         await a.net.request_blocks(cluster.keys[1].public_key, 1, 5)
 
 
@@ -380,3 +385,47 @@ async def test_unsolicited_block_response_is_ignored(cluster_factory):
 def _certificate(key: KeyPair, height: int) -> CommitCertificate:
     vid = bytes([height]) * 32
     return CommitCertificate(height, 0, vid, (signed_vote(key, MessageType.PRECOMMIT, height, 0, vid),))
+
+
+async def test_second_link_in_the_same_direction_replaces_the_first(cluster_factory):
+    cluster = cluster_factory(2)
+    home = await cluster.start(0)
+    stale = await authenticated_client(cluster, 0, cluster.keys[1])
+    await until(lambda: len(home.net.peers()) == 1)
+    fresh = await authenticated_client(cluster, 0, cluster.keys[1])
+    closed = await closed_with(stale)
+    assert closed.extra == "superseded"
+    assert home.net.stats.superseded == 1
+    assert len(home.net.peers()) == 1
+    await fresh.send_bytes(encode(Status(4)))
+    assert (await home.next_of(Status)) == (cluster.keys[1].public_key, Status(4))
+
+
+async def test_block_response_for_the_wrong_heights_is_an_error(cluster_factory):
+    cluster = cluster_factory(2)
+
+    async def wrong_blocks(from_height: int, to_height: int):
+        return [(b"block", _certificate(cluster.keys[1], from_height + 1))]
+
+    a = await cluster.start(0)
+    b = await cluster.start(1, block_source=wrong_blocks)
+    await settled([a, b])
+    with pytest.raises(BadResponse):
+        await a.net.request_blocks(cluster.keys[1].public_key, 2, 3)
+
+
+async def test_pending_request_fails_as_soon_as_its_link_closes(cluster_factory):
+    cluster = cluster_factory(2, request_timeout_s=WAIT_S * 2)
+    a = await cluster.start(0)
+    silent = await authenticated_client(cluster, 0, cluster.keys[1])
+    await until(lambda: len(a.net.peers()) == 1)
+    request = asyncio.create_task(a.net.request_blocks(cluster.keys[1].public_key, 1, 5))
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while (await silent.receive()).type is not aiohttp.WSMsgType.BINARY:
+                pass
+        await silent.close()
+        with pytest.raises(LinkLost):
+            await asyncio.wait_for(request, WAIT_S)
+    finally:
+        request.cancel()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import msgpack
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consensus.certificate import CommitCertificate
@@ -15,6 +17,7 @@ from node.p2p.wire import (
     MAX_BLOCKS_PER_RESPONSE, BlockRequest, BlockResponse, Status, TxBatch, decode, encode, fit_blocks,
 )
 
+EXAMPLES = 5_000 if os.environ.get("SOMNODE_LONG") == "1" else 200
 U64 = 2**64 - 1
 U32 = 2**32 - 1
 CHAIN = "som-test"
@@ -53,6 +56,7 @@ messages = st.one_of(
 )
 
 
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(messages)
 def test_round_trip(message):
     assert decode(encode(message)) == message
@@ -126,6 +130,7 @@ def test_oversized_frame_is_refused_before_parsing():
     assert decode(data, max_frame_bytes=len(data)) == TxBatch((b"x" * 500,) * 4)
 
 
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_decode_or_raise_wire_error(data):
     try:

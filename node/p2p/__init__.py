@@ -3,10 +3,10 @@
 from node.p2p.config import NetworkConfig
 from node.p2p.framing import WireError
 from node.p2p.handshake import Refusal
-from node.p2p.transport import PeerInfo, PeerNetwork, PeerUnavailable, build_p2p_app
+from node.p2p.transport import BadResponse, LinkLost, PeerError, PeerInfo, PeerNetwork, build_p2p_app
 from node.p2p.wire import BlockRequest, BlockResponse, Status, TxBatch, WireMessage, decode, encode
 
 __all__ = [
-    "BlockRequest", "BlockResponse", "NetworkConfig", "PeerInfo", "PeerNetwork", "PeerUnavailable",
-    "Refusal", "Status", "TxBatch", "WireError", "WireMessage", "build_p2p_app", "decode", "encode",
+    "BadResponse", "BlockRequest", "BlockResponse", "LinkLost", "NetworkConfig", "PeerError", "PeerInfo",
+    "PeerNetwork", "Refusal", "Status", "TxBatch", "WireError", "WireMessage", "build_p2p_app", "decode", "encode",
 ]

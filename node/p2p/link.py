@@ -72,6 +72,21 @@ class PeerLink:
         self._wake.set()
         return True
 
+    def take_outbox(self) -> list[bytes]:
+        """Remove and return the unsent frames, for the link that supersedes this one."""
+        frames = list(self._outbox)
+        self._outbox.clear()
+        return frames
+
+    def adopt(self, frames: list[bytes]) -> None:
+        """Queue frames left unsent by a superseded link to the same peer, ahead of newer ones."""
+        if not frames:
+            return
+        newer = list(self._outbox)
+        self._outbox.clear()
+        for frame in frames + newer:
+            self.enqueue(frame)
+
     async def run(self, dispatch: Dispatch) -> None:
         """Serve the link until either side closes it."""
         writer = asyncio.create_task(self._write_loop(), name=f"p2p-writer-{self.peer}")

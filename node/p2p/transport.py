@@ -46,8 +46,28 @@ MessageHandler = Callable[[bytes, WireMessage], Awaitable[None]]
 BlockSource = Callable[[int, int], Awaitable[Sequence[tuple[bytes, CommitCertificate]]]]
 
 
-class PeerUnavailable(Exception):
-    """The peer has no link, lost it, or answered outside the protocol."""
+class PeerError(Exception):
+    """A request to a peer failed; the caller may ask another peer or retry."""
+
+
+class LinkLost(PeerError):
+    """There is no link to the peer, or it closed (or was superseded) before the answer came."""
+
+
+class BadResponse(PeerError):
+    """The peer answered outside the protocol."""
+
+
+def keep_new_link(local_key: bytes, peer_key: bytes, existing_role: Role, new_role: Role) -> bool:
+    """Whether a newly authenticated link to ``peer_key`` replaces the one we already have.
+
+    Both validators evaluate this with mirrored inputs and reach the same
+    answer, so they keep the same link without exchanging a word about it.
+    """
+    if existing_role is new_role:
+        return True
+    new_initiator = local_key if new_role is Role.INITIATOR else peer_key
+    return new_initiator == min(local_key, peer_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +127,8 @@ class PeerNetwork:
         self._changed = asyncio.Condition()
         self._sockets: set[WebSocket] = set()
         self._pending_handshakes = 0
-        self._requests: dict[int, tuple[bytes, asyncio.Future[BlockResponse]]] = {}
+        self._dialing = 0
+        self._requests: dict[int, tuple[PeerLink, asyncio.Future[BlockResponse]]] = {}
         self._request_ids = itertools.count(1)
         self._dialers: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -158,8 +179,13 @@ class PeerNetwork:
             self._session = None
         for _, future in self._requests.values():
             if not future.done():
-                future.set_exception(PeerUnavailable("the network stopped"))
+                future.set_exception(LinkLost("the network stopped"))
         log.info("p2p stopped")
+
+    @property
+    def pending_links(self) -> int:
+        """Dials and handshakes in progress (a gauge for metrics)."""
+        return self._dialing + self._pending_handshakes
 
     def peers(self) -> tuple[PeerInfo, ...]:
         return tuple(PeerInfo(l.peer_key, l.role, l.remote, l.height) for l in self._links.values())
@@ -187,28 +213,31 @@ class PeerNetwork:
     ) -> tuple[tuple[bytes, CommitCertificate], ...]:
         """Committed blocks from ``peer``, starting at ``from_height``; possibly fewer than asked.
 
-        Raises PeerUnavailable, or TimeoutError after ``request_timeout_s``.
-        The blocks and certificates are unverified: the caller checks them.
+        Raises LinkLost or BadResponse (both PeerError), or TimeoutError after ``request_timeout_s``.  Only
+        the heights are checked here (consecutive, from ``from_height``): the
+        blocks and certificates are unverified, and the caller verifies them.
         """
         if not 1 <= from_height <= to_height:
             raise ValueError("need 1 <= from_height <= to_height")
         to_height = min(to_height, from_height + MAX_BLOCKS_PER_RESPONSE - 1)
         link = self._links.get(peer)
         if link is None:
-            raise PeerUnavailable(f"no link to {peer.hex()}")
+            raise LinkLost(f"no link to {peer.hex()}")
         if len(self._requests) >= self._config.max_pending_requests:
-            raise PeerUnavailable("too many block requests in flight")
+            raise PeerError("too many block requests in flight")
         request_id = next(self._request_ids)
         future: asyncio.Future[BlockResponse] = asyncio.get_running_loop().create_future()
-        self._requests[request_id] = (peer, future)
+        self._requests[request_id] = (link, future)
         try:
             link.enqueue(encode(BlockRequest(request_id, from_height, to_height)))
             async with asyncio.timeout(self._config.request_timeout_s):
                 response = await future
         finally:
             del self._requests[request_id]
-        if len(response.blocks) > to_height - from_height + 1:
-            raise PeerUnavailable(f"peer {peer.hex()} sent more blocks than requested")
+        heights = [cert.height for _, cert in response.blocks]
+        expected = range(from_height, to_height + 1)
+        if len(heights) > len(expected) or heights != list(expected[: len(heights)]):
+            raise BadResponse(f"peer {peer.hex()} answered heights {from_height}..{to_height} with {heights}")
         return response.blocks
 
     async def accept(self, request: web.Request) -> web.StreamResponse:
@@ -225,17 +254,23 @@ class PeerNetwork:
         endpoint = self._endpoints[peer]
         url = f"ws://{endpoint}{P2P_PATH}"
         backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s, self._rng)
+        # Validators started together would otherwise all dial each other in the
+        # same instant, and every pair would authenticate two links to keep one.
+        await asyncio.sleep(self._rng.uniform(0, cfg.backoff_initial_s))
         while True:
             await self._idle[peer].wait()
             assert self._session is not None
+            self._dialing += 1
             try:
                 ws = await self._session.ws_connect(
                     url, max_msg_size=cfg.max_frame_bytes + 1, heartbeat=cfg.heartbeat_s, compress=0)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.debug("p2p dial failed peer=%s address=%s error=%s", peer.hex()[:16], endpoint, exc)
-            else:
-                if await self._serve(ws, Role.INITIATOR, peer, str(endpoint)):
-                    backoff.reset()
+                ws = None
+            finally:
+                self._dialing -= 1
+            if ws is not None and await self._serve(ws, Role.INITIATOR, peer, str(endpoint)):
+                backoff.reset()
             await asyncio.sleep(backoff.next_delay())
 
     async def _serve(self, ws: WebSocket, role: Role, expected: bytes | None, remote: str) -> bool:
@@ -291,37 +326,34 @@ class PeerNetwork:
         return TokenBucket(cfg.rate_frames_per_s, cfg.rate_burst, cfg.flood_strikes,
                            asyncio.get_running_loop().time)
 
-    def _initiator_key(self, link: PeerLink) -> bytes:
-        return self.public_key if link.role is Role.INITIATOR else link.peer_key
-
     async def _register(self, link: PeerLink) -> bool:
         existing = self._links.get(link.peer_key)
-        if existing is not None:
-            keep_new = (existing.role is link.role
-                        or self._initiator_key(link) == min(self.public_key, link.peer_key))
-            if not keep_new:
-                await self._refuse(link.ws, link.role, link.remote,
-                                   HandshakeRefused(Refusal.ALREADY_CONNECTED), link.peer_key)
-                return False
-            self.stats.superseded += 1
-            log.info("p2p link superseded peer=%s old_role=%s new_role=%s",
-                     link.peer, existing.role.name.lower(), link.role.name.lower())
-            await existing.close(aiohttp.WSCloseCode.POLICY_VIOLATION, "superseded")
+        if existing is not None and not keep_new_link(self.public_key, link.peer_key, existing.role, link.role):
+            await self._refuse(link.ws, link.role, link.remote,
+                               HandshakeRefused(Refusal.ALREADY_CONNECTED), link.peer_key)
+            return False
+        # Installed before the old link is closed, so nothing can slip in between.
         self._links[link.peer_key] = link
         self._idle[link.peer_key].clear()
         log.info("p2p linked peer=%s role=%s remote=%s", link.peer, link.role.name.lower(), link.remote)
+        if existing is not None:
+            self.stats.superseded += 1
+            log.info("p2p link superseded peer=%s old_role=%s new_role=%s",
+                     link.peer, existing.role.name.lower(), link.role.name.lower())
+            link.adopt(existing.take_outbox())
+            await existing.close(aiohttp.WSCloseCode.POLICY_VIOLATION, "superseded")
         async with self._changed:
             self._changed.notify_all()
         return True
 
     async def _unregister(self, link: PeerLink) -> None:
+        for sent_on, future in self._requests.values():
+            if sent_on is link and not future.done():
+                future.set_exception(LinkLost(f"link to {link.peer_key.hex()} closed"))
         if self._links.get(link.peer_key) is not link:
             return
         del self._links[link.peer_key]
         self._idle[link.peer_key].set()
-        for peer, future in self._requests.values():
-            if peer == link.peer_key and not future.done():
-                future.set_exception(PeerUnavailable(f"link to {peer.hex()} closed"))
         log.info("p2p unlinked peer=%s role=%s", link.peer, link.role.name.lower())
         async with self._changed:
             self._changed.notify_all()
@@ -333,7 +365,7 @@ class PeerNetwork:
                 return
             case BlockResponse():
                 pending = self._requests.get(message.request_id)
-                if pending is None or pending[0] != link.peer_key or pending[1].done():
+                if pending is None or pending[0] is not link or pending[1].done():
                     self.stats.unsolicited_responses += 1
                 else:
                     pending[1].set_result(message)
