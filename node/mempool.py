@@ -166,10 +166,12 @@ class Mempool:
         for i, first in repeats:  # a repeated copy shares the fate of the first one
             original = results[first]
             assert original is not None, "the first copy was decided before its repeats"
-            results[i] = AdmitResult(original.tx_hash, True, DUPLICATE, "repeated in the batch") \
-                if original.accepted else original
-        assert all(r is not None for r in results), "every input gets a result"
-        return results  # type: ignore[return-value]
+            if original.accepted:
+                original = AdmitResult(original.tx_hash, True, DUPLICATE, "repeated in the batch")
+            results[i] = original
+        decided = [r for r in results if r is not None]
+        assert len(decided) == len(raws), "every input gets a result"
+        return decided
 
     async def _verify_and_admit(self, candidates: list[tuple[int, SignedTransaction]],
                                 results: list[AdmitResult | None]) -> None:

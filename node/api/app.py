@@ -40,7 +40,7 @@ def make_api_app(
         middlewares.insert(0, metrics_middleware(metrics))  # outermost: counts the final status, errors included
     app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
     app[BACKEND] = node
-    app[LIMITS] = ApiLimits(max_body_bytes, max_txs_per_request)
+    app[LIMITS] = ApiLimits(max_txs_per_request)
     app[WEBSOCKETS] = set()
     app.on_shutdown.append(_close_websockets)
     app.router.add_post("/v1/txs", handlers.submit_txs)

@@ -28,7 +28,8 @@ RETRY_AFTER_SECONDS = 1
 
 @dataclass(frozen=True, slots=True)
 class ApiLimits:
-    max_body_bytes: int
+    """Per-request limits beyond the body size, which aiohttp enforces itself (client_max_size)."""
+
     max_txs_per_request: int
 
 
