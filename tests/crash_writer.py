@@ -26,7 +26,8 @@ from node.tx import SignedTransaction, Transaction, TxKind
 CHAIN_ID = "som-crash-test"
 GENESIS_HASH = hashlib.sha256(b"crash-test genesis").digest()
 ACCOUNTS = 24
-TXS_PER_BLOCK = 40
+# Block sizes vary so that kills land in small and in multi-page log writes alike.
+TXS_PER_BLOCK = (0, 3, 40, 40, 40, 600)
 
 
 def key(n: int) -> bytes:
@@ -145,7 +146,7 @@ def make_block(seed: int, height: int, nonce_of) -> list[SignedTransaction]:
     pending: dict[bytes, int] = {}
     txs = []
     everyone = (ISSUER, *BANKS, *HOLDERS)
-    for _ in range(TXS_PER_BLOCK):
+    for _ in range(rng.choice(TXS_PER_BLOCK)):
         roll = rng.random()
         if roll < 0.1:
             sender, kind, recipient = ISSUER, TxKind.ISSUE, rng.choice(everyone)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-import crash_writer as cw
+import tests.crash_writer as cw
 from node.ledger import LedgerStore
 
 WRITER = Path(__file__).with_name("crash_writer.py")

@@ -12,7 +12,7 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import crash_writer as cw
+import tests.crash_writer as cw
 from node.amount import MAX_TYIYN
 from node.ledger import GenesisState, LedgerStore
 from node.tx import TxKind

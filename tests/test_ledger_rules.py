@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crash_writer import BANKS, HOLDERS, ISSUER, block_bytes, certificate_bytes, genesis_state, key, signed
+from tests.crash_writer import BANKS, HOLDERS, ISSUER, block_bytes, certificate_bytes, genesis_state, key, signed
 from node.amount import MAX_TYIYN
 from node.ledger import GenesisState, LedgerStore
 from node.tx import TxKind

@@ -8,7 +8,7 @@ import hashlib
 import plyvel
 import pytest
 
-import crash_writer as cw
+import tests.crash_writer as cw
 from node.ledger import (
     LedgerCorruptError,
     LedgerHeightError,
