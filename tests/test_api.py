@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+from urllib.parse import quote
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -358,6 +359,24 @@ async def test_metrics_text(client: TestClient, backend: FakeBackend) -> None:
     assert "somnode_mempool_transactions 1.0" in text
 
 
+def test_metrics_live_on_the_node_registry_only() -> None:
+    first, second = CollectorRegistry(), CollectorRegistry()
+    NodeMetrics(first).set_peers(3)
+    NodeMetrics(second).set_peers(5)  # a second node in the same process: no clash
+    assert first.get_sample_value("somnode_peers") == 3 and second.get_sample_value("somnode_peers") == 5
+    with pytest.raises(ValueError):
+        NodeMetrics(first)  # the same names twice on one registry is a wiring mistake, and loud
+    metrics = NodeMetrics(CollectorRegistry())
+    metrics.observe_verify_batch(300, 0.02, cache_hits=7)
+    metrics.observe_commit(9, 300, None)
+    registry = metrics.registry
+    assert registry.get_sample_value("somnode_verify_batch_size_count") == 1
+    assert registry.get_sample_value("somnode_verify_batch_size_sum") == 300
+    assert registry.get_sample_value("somnode_verify_cache_hits_total") == 7
+    assert registry.get_sample_value("somnode_block_interval_seconds_count") == 0
+    assert registry.get_sample_value("somnode_height") == 9
+
+
 # ---- events
 
 async def test_events_stream_committed_blocks(client: TestClient, backend: FakeBackend) -> None:
@@ -381,6 +400,17 @@ async def test_events_lagging_subscriber_is_closed(client: TestClient, backend: 
         assert (await ws.receive_json(timeout=10))["block"]["height"] == 1
         message = await ws.receive(timeout=10)
         assert message.type is WSMsgType.CLOSE and message.data == 1008
+
+
+async def test_events_refused_when_the_feed_is_full(client: TestClient, backend: FakeBackend) -> None:
+    async def crowded() -> AsyncIterator[BlockView]:
+        raise TooManySubscribers("256 subscribers already")
+        yield  # an async generator, like BlockFeed.subscribe
+
+    backend.subscribe = crowded  # type: ignore[method-assign]
+    async with client.ws_connect("/v1/events") as ws:
+        message = await ws.receive(timeout=10)
+        assert message.type is WSMsgType.CLOSE and message.data == 1013
 
 
 async def test_events_closed_at_shutdown(backend: FakeBackend) -> None:
@@ -473,3 +503,25 @@ async def _post_garbage(verifier: BatchVerifier, bodies: list[tuple[str, bytes]]
 def test_garbage_bodies_get_4xx_and_the_server_keeps_answering(verifier: BatchVerifier,
                                                                bodies: list[tuple[str, bytes]]) -> None:
     asyncio.run(_post_garbage(verifier, bodies))
+
+
+_path_text = st.text(st.characters(codec="utf-8", exclude_characters="/?#%"), max_size=80)
+
+
+async def _get_garbage(verifier: BatchVerifier, segments: list[tuple[str, str]]) -> None:
+    backend = FakeBackend(verifier)
+    backend.commit(make_block(1))
+    app = make_api_app(backend, max_body_bytes=MAX_BODY)
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
+        for prefix, segment in segments:
+            response = await client.get(prefix + quote(segment, safe=""))
+            assert response.status in (200, 400, 404), await response.text()
+            document = await response.json()
+            assert response.status == 200 or document["error"]["code"]
+
+
+@settings(max_examples=_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(segments=st.lists(st.tuples(st.sampled_from(["/v1/txs/", "/v1/accounts/", "/v1/blocks/"]), _path_text),
+                         min_size=1, max_size=6))
+def test_garbage_path_parameters_never_get_a_5xx(verifier: BatchVerifier, segments: list[tuple[str, str]]) -> None:
+    asyncio.run(_get_garbage(verifier, segments))

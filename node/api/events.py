@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
@@ -114,9 +114,13 @@ async def _close(request: web.Request, ws: web.WebSocketResponse, code: int, mes
 async def _forward(request: web.Request, ws: web.WebSocketResponse, blocks: AsyncIterator[BlockView]) -> None:
     """Send each block as one JSON text frame until the feed ends, cuts us off, or the client goes."""
     try:
-        async with contextlib.aclosing(blocks):  # type: ignore[type-var]
+        try:
             async for block in blocks:
                 await ws.send_str(json.dumps({"type": "block", "block": block_doc(block)}))
+        finally:
+            # Close the generator now, not at garbage collection, so the feed forgets us at once.
+            if isinstance(blocks, AsyncGenerator):
+                await blocks.aclose()
     except SubscriberLagged:
         await _close(request, ws, CLOSE_LAGGED, b"too slow: re-sync from /v1/blocks and reconnect")
     except TooManySubscribers:
