@@ -12,10 +12,12 @@ Departures from the paper, all on the side of safety:
 * A validator never signs at or below its persisted ``SigningState``, so a
   restarted validator cannot equivocate; where it would have signed it simply
   stays silent, as if its message had been lost.
-* A validator restarted in a height it already voted in cannot know what it
-  had locked on, so it assumes a lock on an unknown value at the last round it
-  may have precommitted in.  That only ever turns a prevote for a value into a
-  prevote for nil, which Algorithm 1 always permits.
+* A validator restarted inside a height has lost its lock (lockedValue,
+  lockedRound).  It relearns the lock from its own precommits of that height
+  when they come back to it, which the host arranges by replaying what it
+  signed (its write-ahead log) and which peers' gossip does anyway: the lock
+  is always the value of its highest-round precommit for a value.  Until then
+  it may prevote as if unlocked, never as if locked on something else.
 * Memory is bounded: rounds far behind the current one are forgotten, each
   validator may occupy only a few future rounds, and messages for the next
   height are buffered per validator with a cap.  Dropping a message is
@@ -121,6 +123,7 @@ class Engine:
         self._round = 0
         self._step = Step.PROPOSE
         self._locked_value: bytes | None = None
+        self._locked_id: bytes | None = None  # id(lockedValue): known before the value when relearned
         self._locked_round = -1
         self._valid_value: bytes | None = None
         self._valid_round = -1
@@ -132,7 +135,6 @@ class Engine:
         self._next_height: dict[bytes, deque[Proposal | Vote]] = {}
         self._evidence: deque[Evidence] = deque(maxlen=MAX_EVIDENCE)
         self._reported: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
-        self._assume_lock_from_signing_state()
 
     # ---- read-only state
 
@@ -150,6 +152,10 @@ class Engine:
 
     @property
     def locked_value(self) -> bytes | None:
+        if self._locked_value is None and self._locked_id is not None:
+            for proposal in self._log.proposals(self._locked_round):
+                if proposal.value_id == self._locked_id:
+                    self._locked_value = proposal.value
         return self._locked_value
 
     @property
@@ -239,6 +245,9 @@ class Engine:
             self._report(make_evidence(first, message), out)
         if self._log.add(message):
             self._dirty.add(message.round)
+            if sender == self._own_key and isinstance(message, Vote) \
+                    and message.type == MessageType.PRECOMMIT and message.value_id is not None:
+                self._relearn_lock(message)
 
     def _has_room(self, sender: bytes, round: int) -> bool:
         """Per-validator bound on future rounds; see MAX_FUTURE_ROUNDS_PER_VALIDATOR."""
@@ -323,11 +332,11 @@ class Engine:
         if self._step == Step.PROPOSE and proposal is not None:
             v, vr = proposal.value, proposal.valid_round
             if vr == -1:  # lines 22-27
-                acceptable = self._valid(v) and (self._locked_round == -1 or self._locked_value == v)
+                acceptable = self._valid(v) and (self._locked_round == -1 or self._locked_id == proposal.value_id)
                 self._prevote(proposal.value_id if acceptable else None, out)
                 return True
             if vr < r and self._log.power_for(vr, MessageType.PREVOTE, proposal.value_id) >= quorum:  # 28-33
-                acceptable = self._valid(v) and (self._locked_round <= vr or self._locked_value == v)
+                acceptable = self._valid(v) and (self._locked_round <= vr or self._locked_id == proposal.value_id)
                 self._prevote(proposal.value_id if acceptable else None, out)
                 return True
         if self._step == Step.PREVOTE and 34 not in self._fired \
@@ -343,6 +352,7 @@ class Engine:
                     self._fired.add(36)
                     if self._step == Step.PREVOTE:
                         self._locked_value = candidate.value
+                        self._locked_id = candidate.value_id
                         self._locked_round = r
                         self._precommit(candidate.value_id, out)
                     self._valid_value = candidate.value
@@ -400,12 +410,11 @@ class Engine:
         self._next_height = {}
         self._height = height
         self._round = 0
-        self._locked_value, self._locked_round = None, -1
+        self._locked_value, self._locked_id, self._locked_round = None, None, -1
         self._valid_value, self._valid_round = None, -1
         self._log = HeightLog(height, self._validators)
         self._validity.clear()
         self._dirty.clear()
-        self._assume_lock_from_signing_state()
         for queue in buffered.values():
             for message in queue:
                 self._accept(message, out, verified=True)
@@ -455,15 +464,13 @@ class Engine:
         state = self._signing_state
         return state is None or state.allows(self._height, self._round, step)
 
-    def _assume_lock_from_signing_state(self) -> None:
-        """After a restart inside a height we voted in, assume a lock on an unknown
-        value at the last round we may have precommitted in (see module docstring)."""
-        state = self._signing_state
-        if state is None or state.height != self._height:
-            return
-        lock_round = state.round if state.step == Step.PRECOMMIT else state.round - 1
-        if lock_round >= 0:
-            self._locked_value, self._locked_round = None, lock_round
+    def _relearn_lock(self, vote: Vote) -> None:
+        """Our own precommit for a value came back after a restart: lines 38-39
+        had locked on it, unless a later round's precommit had locked on another."""
+        if vote.round > self._locked_round:
+            self._locked_round = vote.round
+            self._locked_id = vote.value_id
+            self._locked_value = None
 
     def _valid(self, value: bytes) -> bool:
         """The paper's valid(v), asked of the application once per value and height."""

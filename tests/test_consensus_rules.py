@@ -522,16 +522,34 @@ def test_restored_engine_ignores_everything_up_to_a_later_state() -> None:
     assert sent_votes(actions, PREVOTE) == [None]
 
 
-def test_restored_engine_assumes_an_unknown_lock() -> None:
-    """It may have locked on W in round 0 before the crash: a fresh V needs a newer polka."""
-    h = Harness(not_proposer(H, 0, 1, 2), signing_state=SigningState(H, 0, Step.PRECOMMIT))
+def test_restored_engine_relearns_its_lock_from_its_own_precommit() -> None:
+    """Locked on V in round 0, crashed: once its own precommit for V comes back
+    (write-ahead log replay or gossip) it is locked on V again."""
+    me = not_proposer(H, 0, 1, 2)
+    before = Harness(me)
+    before.start()
+    lock_on(before, V, 0)
+    own_precommit = sign_vote(PRECOMMIT, H, 0, V, me)  # Ed25519 is deterministic: the very message it sent
+    after = Harness(me, signing_state=before.engine.signing_state)
+    after.start()
+    after.feed(own_precommit)
+    assert (after.engine.locked_round, after.engine.locked_value) == (0, None)
+    after.feed(sign_proposal(H, 0, V))
+    assert after.engine.locked_value == V
+    next_round(after)
+    assert sent_votes(after.feed(sign_proposal(H, 1, W)), PREVOTE) == [None]
+    next_round(after)
+    assert sent_votes(after.feed(sign_proposal(H, 2, V)), PREVOTE) == [value_id(V)]
+
+
+def test_relearned_lock_is_the_highest_round_precommit() -> None:
+    me = not_proposer(H, 0)
+    h = Harness(me, signing_state=SigningState(H, 3, Step.PRECOMMIT))
     h.start()
-    next_round(h)
-    assert h.engine.locked_round == 0
-    assert sent_votes(h.feed(sign_proposal(H, 1, V)), PREVOTE) == [None]
-    h.votes(PREVOTE, 1, V, 3)
-    next_round(h)
-    assert sent_votes(h.feed(sign_proposal(H, 2, V, valid_round=1)), PREVOTE) == [value_id(V)]
+    h.feed(sign_vote(PRECOMMIT, H, 2, W, me), sign_vote(PRECOMMIT, H, 1, V, me), sign_vote(PRECOMMIT, H, 3, None, me))
+    assert h.engine.locked_round == 2
+    h.feed(sign_proposal(H, 2, W))
+    assert h.engine.locked_value == W
 
 
 def test_restored_engine_at_a_later_height_signs_normally() -> None:
