@@ -11,7 +11,7 @@ import pytest
 from node.p2p.backoff import Backoff
 from node.p2p.handshake import Refusal, Role
 from node.p2p.link import PeerLink
-from node.p2p.ratelimit import TokenBucket
+from node.p2p.ratelimit import BYTES_PER_TOKEN, TokenBucket, frame_cost
 from node.p2p.stats import NetworkStats
 from node.p2p.transport import keep_new_link
 from node.p2p.wire import Status, encode
@@ -100,14 +100,15 @@ class FakeSocket:
         return True
 
 
-async def test_full_outbox_drops_the_oldest_frames_and_counts_them():
+def fake_link(outbox_size: int, outbox_bytes: int) -> tuple[PeerLink, FakeSocket, NetworkStats]:
     ws, stats = FakeSocket(), NetworkStats()
-    link = PeerLink(ws, bytes(32), Role.INITIATOR, "test", outbox_size=3, max_frame_bytes=1 << 20,
-                    bucket=TokenBucket(10, 10, 10, lambda: 0.0), stats=stats)
-    frames = [encode(Status(h)) for h in range(8)]
-    for frame in frames:
-        assert link.enqueue(frame)
-    assert stats.drops == 5
+    link = PeerLink(ws, bytes(32), Role.INITIATOR, "test", outbox_size=outbox_size, outbox_bytes=outbox_bytes,
+                    max_frame_bytes=outbox_bytes, bucket=TokenBucket(10, 10, 10, lambda: 0.0), stats=stats)
+    return link, ws, stats
+
+
+async def drain(link: PeerLink, ws: FakeSocket, expected: int) -> None:
+    """Run the link until ``expected`` frames were written, then close it."""
 
     async def dispatch(link, message):
         raise AssertionError("nothing is received")
@@ -115,15 +116,45 @@ async def test_full_outbox_drops_the_oldest_frames_and_counts_them():
     runner = asyncio.create_task(link.run(dispatch))
     try:
         async with asyncio.timeout(5):
-            while len(ws.sent) < 3:
+            while len(ws.sent) < expected:
                 await asyncio.sleep(0.01)
     finally:
         await ws.close()
         await asyncio.wait_for(runner, 5)
+
+
+async def test_full_outbox_drops_the_oldest_frames_and_counts_them():
+    link, ws, stats = fake_link(outbox_size=3, outbox_bytes=1 << 20)
+    frames = [encode(Status(h)) for h in range(8)]
+    for frame in frames:
+        assert link.enqueue(frame)
+    assert stats.drops == 5
+    await drain(link, ws, 3)
     assert ws.sent == frames[5:]
     assert stats.frames_out == 3
     assert not link.enqueue(frames[0])
     assert stats.drops == 6
+
+
+async def test_outbox_is_bounded_in_bytes_too():
+    link, ws, stats = fake_link(outbox_size=100, outbox_bytes=2500)
+    frames = [bytes([i]) * 1000 for i in range(5)]
+    for frame in frames:
+        link.enqueue(frame)
+    assert stats.drops == 3
+    await drain(link, ws, 2)
+    assert ws.sent == frames[3:]
+
+
+async def test_superseding_link_inherits_unsent_frames_in_order():
+    old, _, _ = fake_link(outbox_size=10, outbox_bytes=1 << 20)
+    new, ws, _ = fake_link(outbox_size=10, outbox_bytes=1 << 20)
+    old.enqueue(b"first")
+    old.enqueue(b"second")
+    new.enqueue(b"third")
+    new.adopt(old.take_outbox())
+    await drain(new, ws, 3)
+    assert ws.sent == [b"first", b"second", b"third"]
 
 
 LOW, HIGH = bytes(32), b"\xff" * 32
@@ -159,3 +190,8 @@ def test_stats_snapshot_is_flat_and_names_every_refusal():
     assert snapshot["drops"] == 2
     assert all(f"refusals_{reason.value}" in snapshot for reason in Refusal)
     assert all(type(value) is int for value in snapshot.values())
+
+
+def test_frame_cost_grows_with_size():
+    assert frame_cost(0) == 1.0
+    assert frame_cost(10 * BYTES_PER_TOKEN) == 11.0

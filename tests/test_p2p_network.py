@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -140,14 +140,14 @@ def signed_proposal(key: KeyPair, height: int, round: int, value: bytes) -> Prop
     return Proposal(height, round, value, -1, key.public_key, key.sign(unsigned.signing_bytes(CHAIN)))
 
 
-async def raw_client(cluster: Cluster, target: int, identity: Identity) -> aiohttp.ClientWebSocketResponse:
+async def raw_client(cluster: Cluster, target: int) -> aiohttp.ClientWebSocketResponse:
     """A hand-driven websocket to validator ``target``, not yet authenticated."""
     session = await cluster.session()
     return await session.ws_connect(f"http://127.0.0.1:{cluster.ports[target]}{P2P_PATH}", compress=0)
 
 
 async def authenticated_client(cluster: Cluster, target: int, key: KeyPair) -> aiohttp.ClientWebSocketResponse:
-    ws = await raw_client(cluster, target, None)
+    ws = await raw_client(cluster, target)
     identity = Identity(CHAIN, GENESIS, key, frozenset(k.public_key for k in cluster.keys))
     await run_handshake(ws, identity, Role.INITIATOR, cluster.keys[target].public_key)
     return ws
@@ -204,7 +204,7 @@ async def test_key_outside_the_genesis_is_refused(cluster_factory, caplog):
     cluster = cluster_factory(2)
     node = await cluster.start(0)
     outsider = KeyPair.generate()
-    ws = await raw_client(cluster, 0, None)
+    ws = await raw_client(cluster, 0)
     identity = Identity(CHAIN, GENESIS, outsider, frozenset(k.public_key for k in cluster.keys + [outsider]))
     with caplog.at_level(logging.WARNING, logger="somnode.p2p"):
         with pytest.raises(HandshakeRefused) as excinfo:
@@ -252,7 +252,7 @@ async def test_replayed_handshake_is_refused(cluster_factory, caplog):
     await until(lambda: node.net.peers() == ())
 
     # An eavesdropper replays the recording on a new connection.
-    replay = await raw_client(cluster, 0, None)
+    replay = await raw_client(cluster, 0)
     with caplog.at_level(logging.WARNING, logger="somnode.p2p"):
         await replay.send_bytes(recorded[0])
         hello = await asyncio.wait_for(replay.receive(), WAIT_S)
@@ -429,3 +429,14 @@ async def test_pending_request_fails_as_soon_as_its_link_closes(cluster_factory)
             await asyncio.wait_for(request, WAIT_S)
     finally:
         request.cancel()
+
+
+async def test_a_message_too_large_for_a_frame_is_refused_at_the_sender(cluster_factory):
+    cluster = cluster_factory(2, max_frame_bytes=4096)
+    a = await cluster.start(0)
+    with pytest.raises(ValueError, match="frames are limited"):
+        a.net.broadcast(TxBatch((b"x" * 500,) * 10))
+    with pytest.raises(ValueError, match="frames are limited"):
+        a.net.send(cluster.keys[1].public_key, TxBatch((b"x" * 500,) * 10))
+    assert not a.net.send(cluster.keys[1].public_key, Status(1))  # no link yet: dropped, counted
+    assert a.net.stats.drops == 1

@@ -25,6 +25,7 @@ class NetworkConfig:
     listen_port: int = 0
     max_frame_bytes: int = MAX_FRAME_BYTES
     outbox_size: int = 4096
+    outbox_bytes: int = 64 * 1024 * 1024
     handshake_timeout_s: float = 5.0
     request_timeout_s: float = 10.0
     heartbeat_s: float = 10.0
@@ -54,6 +55,8 @@ class NetworkConfig:
             raise ValueError("listen_port must be 0..65535")
         if self.max_frame_bytes < 1024 or self.outbox_size < 1 or self.max_pending_handshakes < 1:
             raise ValueError("max_frame_bytes >= 1024, outbox_size >= 1 and max_pending_handshakes >= 1")
+        if self.outbox_bytes < self.max_frame_bytes:
+            raise ValueError("outbox_bytes must hold at least one frame of max_frame_bytes")
         if min(self.handshake_timeout_s, self.request_timeout_s, self.heartbeat_s) <= 0:
             raise ValueError("timeouts must be positive")
 

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from node.p2p.framing import WireError
 from node.p2p.handshake import Role
-from node.p2p.ratelimit import TokenBucket
+from node.p2p.ratelimit import TokenBucket, frame_cost
 from node.p2p.stats import NetworkStats
 from node.p2p.wire import WireMessage, decode
 
@@ -40,6 +40,7 @@ class PeerLink:
         role: Role,
         remote: str,
         outbox_size: int,
+        outbox_bytes: int,
         max_frame_bytes: int,
         bucket: TokenBucket,
         stats: NetworkStats,
@@ -51,6 +52,8 @@ class PeerLink:
         self.height: int | None = None
         self._outbox: deque[bytes] = deque()
         self._outbox_size = outbox_size
+        self._outbox_bytes = outbox_bytes
+        self._queued_bytes = 0
         self._max_frame_bytes = max_frame_bytes
         self._wake = asyncio.Event()
         self._bucket = bucket
@@ -65,10 +68,13 @@ class PeerLink:
         if self.ws.closed:
             self._stats.drops += 1
             return False
-        if len(self._outbox) >= self._outbox_size:
-            self._outbox.popleft()
+        assert len(frame) <= self._outbox_bytes, "a frame larger than the outbox cannot be queued"
+        while self._outbox and (len(self._outbox) >= self._outbox_size
+                                or self._queued_bytes + len(frame) > self._outbox_bytes):
+            self._queued_bytes -= len(self._outbox.popleft())
             self._stats.drops += 1
         self._outbox.append(frame)
+        self._queued_bytes += len(frame)
         self._wake.set()
         return True
 
@@ -76,14 +82,14 @@ class PeerLink:
         """Remove and return the unsent frames, for the link that supersedes this one."""
         frames = list(self._outbox)
         self._outbox.clear()
+        self._queued_bytes = 0
         return frames
 
     def adopt(self, frames: list[bytes]) -> None:
         """Queue frames left unsent by a superseded link to the same peer, ahead of newer ones."""
         if not frames:
             return
-        newer = list(self._outbox)
-        self._outbox.clear()
+        newer = self.take_outbox()
         for frame in frames + newer:
             self.enqueue(frame)
 
@@ -95,8 +101,7 @@ class PeerLink:
         finally:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
-            self._stats.drops += len(self._outbox)
-            self._outbox.clear()
+            self._stats.drops += len(self.take_outbox())
             await self.ws.close()
 
     async def close(self, code: int, reason: str) -> None:
@@ -108,6 +113,7 @@ class PeerLink:
             self._wake.clear()
             while self._outbox:
                 frame = self._outbox.popleft()
+                self._queued_bytes -= len(frame)
                 try:
                     await self.ws.send_bytes(frame)
                 except ConnectionError as exc:
@@ -142,7 +148,7 @@ class PeerLink:
     async def _admit(self, data: bytes, dispatch: Dispatch) -> bool:
         self._stats.frames_in += 1
         self._stats.bytes_in += len(data)
-        admission = self._bucket.admit()
+        admission = self._bucket.admit(frame_cost(len(data)))
         if admission.flooding:
             self._stats.flood_disconnects += 1
             log.warning("p2p closed link peer=%s reason=flooding", self.peer)

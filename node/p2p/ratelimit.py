@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# A frame costs one token plus one per this many bytes, so a peer's budget
+# bounds its bandwidth as well as its message rate.
+BYTES_PER_TOKEN = 64 * 1024
 # Refill arithmetic in floats leaves crumbs like -1e-16 tokens; those are not debt.
 _EPSILON = 1e-9
 
@@ -20,6 +23,10 @@ _EPSILON = 1e-9
 class Admission:
     delay_s: float
     flooding: bool
+
+
+def frame_cost(size: int) -> float:
+    return 1.0 + size / BYTES_PER_TOKEN
 
 
 class TokenBucket:

@@ -12,7 +12,6 @@ new link means the old one died without us noticing yet.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import random
@@ -32,6 +31,7 @@ from node.p2p.handshake import (
 )
 from node.p2p.link import PeerLink, WebSocket
 from node.p2p.ratelimit import TokenBucket
+from node.p2p.requests import LinkLost, PendingRequests, check_heights
 from node.p2p.stats import NetworkStats
 from node.p2p.wire import (
     MAX_BLOCKS_PER_RESPONSE, BlockRequest, BlockResponse, Status, WireMessage, encode, fit_blocks,
@@ -44,18 +44,6 @@ NETWORK_KEY = web.AppKey("p2p_network", "PeerNetwork")
 
 MessageHandler = Callable[[bytes, WireMessage], Awaitable[None]]
 BlockSource = Callable[[int, int], Awaitable[Sequence[tuple[bytes, CommitCertificate]]]]
-
-
-class PeerError(Exception):
-    """A request to a peer failed; the caller may ask another peer or retry."""
-
-
-class LinkLost(PeerError):
-    """There is no link to the peer, or it closed (or was superseded) before the answer came."""
-
-
-class BadResponse(PeerError):
-    """The peer answered outside the protocol."""
 
 
 def keep_new_link(local_key: bytes, peer_key: bytes, existing_role: Role, new_role: Role) -> bool:
@@ -128,8 +116,7 @@ class PeerNetwork:
         self._sockets: set[WebSocket] = set()
         self._pending_handshakes = 0
         self._dialing = 0
-        self._requests: dict[int, tuple[PeerLink, asyncio.Future[BlockResponse]]] = {}
-        self._request_ids = itertools.count(1)
+        self._requests = PendingRequests(config.max_pending_requests)
         self._dialers: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -160,7 +147,8 @@ class PeerNetwork:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=cfg.handshake_timeout_s))
         for peer_key in self._endpoints:
-            self._dialers.append(asyncio.create_task(self._dial_loop(peer_key), name=f"p2p-dial-{peer_key.hex()[:16]}"))
+            task = asyncio.create_task(self._dial_loop(peer_key), name=f"p2p-dial-{peer_key.hex()[:16]}")
+            self._dialers.append(task)
         log.info("p2p started port=%d peers=%d", self._port, len(self._endpoints))
 
     async def stop(self) -> None:
@@ -177,9 +165,7 @@ class PeerNetwork:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        for _, future in self._requests.values():
-            if not future.done():
-                future.set_exception(LinkLost("the network stopped"))
+        self._requests.fail_all("the network stopped")
         log.info("p2p stopped")
 
     @property
@@ -197,25 +183,34 @@ class PeerNetwork:
 
     def broadcast(self, message: WireMessage) -> int:
         """Queue ``message`` for every linked peer; return how many it was queued for."""
-        frame = encode(message)
+        frame = self._frame(message)
         return sum(link.enqueue(frame) for link in list(self._links.values()))
 
     def send(self, peer: bytes, message: WireMessage) -> bool:
         """Queue ``message`` for ``peer``; False (and counted as a drop) when there is no link."""
+        frame = self._frame(message)
         link = self._links.get(peer)
         if link is None:
             self.stats.drops += 1
             return False
-        return link.enqueue(encode(message))
+        return link.enqueue(frame)
+
+    def _frame(self, message: WireMessage) -> bytes:
+        frame = encode(message)
+        if len(frame) > self._config.max_frame_bytes:
+            # Every peer would close the link on it: the caller built a message the protocol forbids.
+            raise ValueError(f"{type(message).__name__} is {len(frame)} bytes; frames are limited to "
+                             f"{self._config.max_frame_bytes}")
+        return frame
 
     async def request_blocks(
         self, peer: bytes, from_height: int, to_height: int,
     ) -> tuple[tuple[bytes, CommitCertificate], ...]:
         """Committed blocks from ``peer``, starting at ``from_height``; possibly fewer than asked.
 
-        Raises LinkLost or BadResponse (both PeerError), or TimeoutError after ``request_timeout_s``.  Only
-        the heights are checked here (consecutive, from ``from_height``): the
-        blocks and certificates are unverified, and the caller verifies them.
+        Raises LinkLost or BadResponse (both PeerError), or TimeoutError after
+        ``request_timeout_s``.  Only the heights are checked here (consecutive,
+        from ``from_height``): the caller verifies blocks and certificates.
         """
         if not 1 <= from_height <= to_height:
             raise ValueError("need 1 <= from_height <= to_height")
@@ -223,21 +218,14 @@ class PeerNetwork:
         link = self._links.get(peer)
         if link is None:
             raise LinkLost(f"no link to {peer.hex()}")
-        if len(self._requests) >= self._config.max_pending_requests:
-            raise PeerError("too many block requests in flight")
-        request_id = next(self._request_ids)
-        future: asyncio.Future[BlockResponse] = asyncio.get_running_loop().create_future()
-        self._requests[request_id] = (link, future)
+        request_id, future = self._requests.open(link)
         try:
             link.enqueue(encode(BlockRequest(request_id, from_height, to_height)))
             async with asyncio.timeout(self._config.request_timeout_s):
                 response = await future
         finally:
-            del self._requests[request_id]
-        heights = [cert.height for _, cert in response.blocks]
-        expected = range(from_height, to_height + 1)
-        if len(heights) > len(expected) or heights != list(expected[: len(heights)]):
-            raise BadResponse(f"peer {peer.hex()} answered heights {from_height}..{to_height} with {heights}")
+            self._requests.close(request_id)
+        check_heights(peer, from_height, to_height, response.blocks)
         return response.blocks
 
     async def accept(self, request: web.Request) -> web.StreamResponse:
@@ -280,7 +268,8 @@ class PeerNetwork:
             peer = await self._authenticate(ws, role, expected, remote)
             if peer is None:
                 return False
-            link = PeerLink(ws, peer, role, remote, self._config.outbox_size, self._config.max_frame_bytes,
+            cfg = self._config
+            link = PeerLink(ws, peer, role, remote, cfg.outbox_size, cfg.outbox_bytes, cfg.max_frame_bytes,
                             self._bucket(), self.stats)
             if not await self._register(link):
                 return True
@@ -347,9 +336,7 @@ class PeerNetwork:
         return True
 
     async def _unregister(self, link: PeerLink) -> None:
-        for sent_on, future in self._requests.values():
-            if sent_on is link and not future.done():
-                future.set_exception(LinkLost(f"link to {link.peer_key.hex()} closed"))
+        self._requests.fail_link(link)
         if self._links.get(link.peer_key) is not link:
             return
         del self._links[link.peer_key]
@@ -364,11 +351,8 @@ class PeerNetwork:
                 await self._answer(link, message)
                 return
             case BlockResponse():
-                pending = self._requests.get(message.request_id)
-                if pending is None or pending[0] is not link or pending[1].done():
+                if not self._requests.resolve(link, message):
                     self.stats.unsolicited_responses += 1
-                else:
-                    pending[1].set_result(message)
                 return
             case Status():
                 link.height = message.height
