@@ -413,6 +413,19 @@ async def test_events_refused_when_the_feed_is_full(client: TestClient, backend:
         assert message.type is WSMsgType.CLOSE and message.data == 1013
 
 
+async def test_events_fault_is_logged_and_closes_with_1011(client: TestClient, backend: FakeBackend,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    async def broken() -> AsyncIterator[BlockView]:
+        yield "not a block"  # type: ignore[misc]
+
+    backend.subscribe = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="node.api.events"):
+        async with client.ws_connect("/v1/events") as ws:
+            message = await ws.receive(timeout=10)
+            assert message.type is WSMsgType.CLOSE and message.data == 1011
+    assert any("event_stream_failed" in r.getMessage() for r in caplog.records)
+
+
 async def test_events_closed_at_shutdown(backend: FakeBackend) -> None:
     app = make_api_app(backend, max_body_bytes=MAX_BODY)
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))

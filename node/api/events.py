@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 CLOSE_LAGGED = WSCloseCode.POLICY_VIOLATION
 CLOSE_TOO_MANY = WSCloseCode.TRY_AGAIN_LATER
 CLOSE_SHUTDOWN = WSCloseCode.GOING_AWAY
+CLOSE_INTERNAL = WSCloseCode.INTERNAL_ERROR
 # How long a closing handshake may take before the connection is dropped outright.
 _CLOSE_TIMEOUT = 5.0
 
@@ -127,6 +128,9 @@ async def _forward(request: web.Request, ws: web.WebSocketResponse, blocks: Asyn
         await _close(request, ws, CLOSE_TOO_MANY, b"too many subscribers: try again later")
     except ConnectionResetError:
         return
+    except Exception:
+        log.exception("event_stream_failed")
+        await _close(request, ws, CLOSE_INTERNAL, b"internal error")
     else:
         await _close(request, ws, CLOSE_SHUTDOWN, b"node shutting down")
 
