@@ -112,16 +112,21 @@ async def _close(request: web.Request, ws: web.WebSocketResponse, code: int, mes
             request.transport.close()
 
 
-async def _forward(request: web.Request, ws: web.WebSocketResponse, blocks: AsyncIterator[BlockView]) -> None:
-    """Send each block as one JSON text frame until the feed ends, cuts us off, or the client goes."""
+async def _send_blocks(ws: web.WebSocketResponse, blocks: AsyncIterator[BlockView]) -> None:
+    """Each block as one JSON text frame, until the feed ends or raises."""
     try:
-        try:
-            async for block in blocks:
-                await ws.send_str(json.dumps({"type": "block", "block": block_doc(block)}))
-        finally:
-            # Close the generator now, not at garbage collection, so the feed forgets us at once.
-            if isinstance(blocks, AsyncGenerator):
-                await blocks.aclose()
+        async for block in blocks:
+            await ws.send_str(json.dumps({"type": "block", "block": block_doc(block)}))
+    finally:
+        # Close the generator now, not at garbage collection, so the feed forgets us at once.
+        if isinstance(blocks, AsyncGenerator):
+            await blocks.aclose()
+
+
+async def _forward(request: web.Request, ws: web.WebSocketResponse, blocks: AsyncIterator[BlockView]) -> None:
+    """Stream blocks, then close with the code that says why the stream ended."""
+    try:
+        await _send_blocks(ws, blocks)
     except SubscriberLagged:
         await _close(request, ws, CLOSE_LAGGED, b"too slow: re-sync from /v1/blocks and reconnect")
     except TooManySubscribers:
