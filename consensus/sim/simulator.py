@@ -21,6 +21,7 @@ import hashlib
 import heapq
 import logging
 import random
+import struct
 from dataclasses import dataclass
 
 from consensus.certificate import CertificateError, verify_certificate
@@ -72,7 +73,8 @@ LIVENESS_PER_HEIGHT_MS = 3_000
 # A crash armed to strike after the next PersistSigningState strikes anyway this late.
 CRASH_FALLBACK_MS = 200
 
-_DELIVER, _TIMEOUT, _VALUE, _GOSSIP, _CRASH, _CRASH_NOW, _RESTART, _BLOCKS = range(8)
+_DELIVER, _TIMEOUT, _VALUE, _GOSSIP, _CRASH, _CRASH_NOW, _RESTART, _BLOCKS, _COMMIT = range(9)
+_TRACE_ENTRY = struct.Struct(">qBHH")  # time, event kind, validator, detail length
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,8 @@ class SimResult:
     honest: frozenset[int]
     byzantine: dict[int, str]
     evidence: tuple[tuple[int, Evidence], ...]
+    equivocators: frozenset[int]  # honest validators that signed conflicting messages
+    accused: frozenset[int]  # validators some engine found evidence against
     messages_sent: int
     messages_lost: int
     events: int
@@ -156,10 +160,13 @@ class Simulation:
         for node in self.nodes:
             self._start_engine(node)
         self._pending_crashes = len(self.plan.crashes)
+        deadline = self._deadline()
         while self._queue:
             time, _, kind, target_node, payload = heapq.heappop(self._queue)
-            if time > self._deadline():
-                break
+            if time > deadline:
+                deadline = self._deadline()  # a restart moves the deadline
+                if time > deadline:
+                    break
             self.now = time
             self._events += 1
             self._dispatch(kind, self.nodes[target_node], payload)
@@ -194,6 +201,8 @@ class Simulation:
             honest=self.honest,
             byzantine=dict(self.plan.byzantine),
             evidence=tuple(self.evidence),
+            equivocators=frozenset(a.validator for a, _ in conflicting_messages(self.signed)),
+            accused=frozenset(self.index_of[e.validator] for _, e in self.evidence),
             messages_sent=self.network.sent,
             messages_lost=self.network.lost,
             events=self._events,
@@ -224,42 +233,43 @@ class Simulation:
     def _dispatch(self, kind: int, node: SimValidator, payload: object) -> None:
         if kind == _DELIVER:
             src, message = payload
-            self._record(kind, node.index, _describe(message, self.index_of))
+            self._record(kind, node.index, message.signature[:8])
             self._deliver(node, message)
         elif kind == _TIMEOUT:
             incarnation, event = payload
             if node.up and incarnation == node.incarnation:
-                self._record(kind, node.index, f"{int(event.step)}/{event.height}/{event.round}")
+                self._record(kind, node.index, b"%d/%d/%d" % (event.step, event.height, event.round))
                 self._execute(node, node.engine.handle(event))
         elif kind == _VALUE:
             incarnation, event = payload
             if node.up and incarnation == node.incarnation:
-                self._record(kind, node.index, f"{event.height}/{event.round}")
+                self._record(kind, node.index, b"%d/%d" % (event.height, event.round))
                 self._execute(node, node.engine.handle(event))
         elif kind == _GOSSIP:
             if node.up and payload == node.incarnation:
                 self._gossip(node)
                 self._schedule(self.now + GOSSIP_INTERVAL_MS, _GOSSIP, node.index, node.incarnation)
         elif kind == _CRASH:
-            self._record(kind, node.index, "armed")
+            self._record(kind, node.index, b"armed")
             self._arm_crash(node, payload)
         elif kind == _CRASH_NOW:
             if node.crash_pending is payload:
                 self._crash(node, payload)
         elif kind == _RESTART:
             if node.down is payload:
-                self._record(kind, node.index, str(node.disk.last_height))
+                self._record(kind, node.index, b"%d" % node.disk.last_height)
                 node.down = None
                 self._last_restart_ms = self.now
                 self._pending_crashes -= 1
                 self._start_engine(node)
         elif kind == _BLOCKS:
-            self._record(kind, node.index, ",".join(str(b[0]) for b in payload))
+            self._record(kind, node.index, b",".join(b"%d" % b[0] for b in payload))
             if node.up:
                 self._catch_up(node, payload)
 
-    def _record(self, kind: int, node: int, detail: str) -> None:
-        self._trace.update(f"{self.now}|{kind}|{node}|{detail};".encode())
+    def _record(self, kind: int, node: int, detail: bytes) -> None:
+        """Fold one processed event into the trace digest that replays are compared by."""
+        self._trace.update(_TRACE_ENTRY.pack(self.now, kind, node, len(detail)) + detail)
 
     # ---- the host of one validator
 
@@ -279,7 +289,7 @@ class Simulation:
         for message in list(node.disk.wal):
             if not node.up or message.height != node.height:
                 continue
-            node.have.add(message)
+            node.have.add(message.signature)
             node.remember(message)
             event = ProposalReceived(message) if isinstance(message, Proposal) else VoteReceived(message)
             self._execute(node, node.engine.handle(event))
@@ -323,7 +333,7 @@ class Simulation:
     def _commit(self, node: SimValidator, height: int, value: bytes, certificate: object, via: str) -> None:
         node.disk.store_block(height, value, certificate)
         self.commits.append(CommitRecord(node.index, height, value, certificate, self.now, via))
-        self._record(-1, node.index, f"commit {height} {value_id(value).hex()[:16]} {via}")
+        self._record(_COMMIT, node.index, b"%d/%s/%s" % (height, value_id(value)[:8], via.encode()))
 
     def _broadcast(self, node: SimValidator, message: Message) -> None:
         if node.strategy is None:
@@ -344,9 +354,9 @@ class Simulation:
         if not node.up or message.height < node.height:
             return
         if message.height == node.height:
-            if message in node.have:
+            if message.signature in node.have:
                 return
-            node.have.add(message)
+            node.have.add(message.signature)
             node.remember(message)
         event = ProposalReceived(message) if isinstance(message, Proposal) else VoteReceived(message)
         self._execute(node, node.engine.handle(event))
@@ -364,10 +374,8 @@ class Simulation:
                     for arrival in self.network.arrivals(node.index, peer.index, self.now):
                         self._schedule(arrival, _BLOCKS, peer.index, blocks)
                 continue
-            have = peer.have
-            for message in node.log:
-                if message not in have:
-                    self._send(node.index, peer.index, message)
+            for message in node.missing_at(peer):
+                self._send(node.index, peer.index, message)
 
     def _catch_up(self, node: SimValidator, blocks: tuple[tuple[int, bytes, object], ...]) -> None:
         """Apply fetched blocks whose certificates verify, then rejoin consensus above them."""
@@ -400,18 +408,11 @@ class Simulation:
             self._crash(node, crash)
 
     def _crash(self, node: SimValidator, crash: Crash) -> None:
-        self._record(_CRASH_NOW, node.index, f"crash at {node.height}")
+        self._record(_CRASH_NOW, node.index, b"%d" % node.height)
         log.debug("crash validator=%d height=%d time_ms=%d", node.index, node.height, self.now)
         node.lose_memory()
         node.down = crash
         self._schedule(self.now + crash.down_ms, _RESTART, node.index, crash)
-
-
-def _describe(message: Message, index_of: dict[bytes, int]) -> str:
-    if isinstance(message, Proposal):
-        return f"P{message.height}/{message.round}/{index_of.get(message.proposer)}/{message.value_id.hex()[:8]}"
-    vid = "nil" if message.value_id is None else message.value_id.hex()[:8]
-    return f"V{int(message.type)}/{message.height}/{message.round}/{index_of.get(message.validator)}/{vid}"
 
 
 def run_scenario(scenario: Scenario, verifier: MemoVerifier | None = None) -> SimResult:

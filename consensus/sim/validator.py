@@ -65,14 +65,19 @@ class SimValidator:
     """A validator's process as the simulator sees it.
 
     ``log`` is what a real node would re-gossip: every message of its current
-    height it sent or received.  ``have`` is what it already received at that
+    height it sent or received, in arrival order, keyed by signature (Ed25519
+    signatures are deterministic, so equal messages have equal signatures and
+    different ones differ).  ``have`` is what it already received at that
     height; peers consult it as a real node's peers learn it from "has vote"
-    announcements, so re-gossip only sends what is missing.
+    announcements, so re-gossip only sends what is missing.  ``have_epoch``
+    changes whenever ``have`` is emptied, which tells peers that what they
+    knew about it is stale; ``synced`` records, per peer, how much of our log
+    that peer is known to hold.
     """
 
     __slots__ = (
         "index", "signer", "disk", "strategy", "context", "engine", "incarnation", "height",
-        "log", "have", "crash_pending", "down", "crashes_armed",
+        "log", "log_order", "have", "have_epoch", "synced", "crash_pending", "down", "crashes_armed",
     )
 
     def __init__(self, index: int, signer: SimSigner, strategy: Strategy | None,
@@ -85,8 +90,11 @@ class SimValidator:
         self.engine: Engine | None = None
         self.incarnation = 0
         self.height = 0
-        self.log: dict[Message, None] = {}
-        self.have: set[Message] = set()
+        self.log: dict[bytes, Message] = {}
+        self.log_order: list[Message] = []
+        self.have: set[bytes] = set()
+        self.have_epoch = 0
+        self.synced: dict[int, tuple[int, int]] = {}  # peer -> (its have_epoch, prefix of log_order it holds)
         self.crash_pending: Crash | None = None
         self.down: Crash | None = None
         self.crashes_armed: set[Crash] = set()
@@ -102,17 +110,35 @@ class SimValidator:
     def enter_height(self, height: int) -> None:
         """Forget the previous height's gossip; peers resend what this one lacks."""
         self.height = height
-        self.log.clear()
-        self.have.clear()
+        self._forget()
 
     def remember(self, message: Message) -> None:
-        if len(self.log) < MAX_GOSSIP_LOG:
-            self.log[message] = None
+        if message.signature not in self.log and len(self.log_order) < MAX_GOSSIP_LOG:
+            self.log[message.signature] = message
+            self.log_order.append(message)
 
     def lose_memory(self) -> None:
         """A crash: the engine and everything in memory are gone; the disk stays."""
         self.engine = None
         self.incarnation += 1
-        self.log.clear()
-        self.have.clear()
         self.crash_pending = None
+        self._forget()
+
+    def _forget(self) -> None:
+        self.log.clear()
+        self.log_order.clear()
+        self.have.clear()
+        self.have_epoch += 1
+        self.synced.clear()
+
+    def missing_at(self, peer: "SimValidator") -> list[Message]:
+        """Messages of our log that ``peer`` does not have, in log order."""
+        epoch, start = self.synced.get(peer.index, (peer.have_epoch, 0))
+        if epoch != peer.have_epoch:
+            start = 0
+        order = self.log_order
+        have = peer.have
+        while start < len(order) and order[start].signature in have:
+            start += 1
+        self.synced[peer.index] = (peer.have_epoch, start)
+        return [m for m in order[start:] if m.signature not in have]
