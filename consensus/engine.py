@@ -49,7 +49,7 @@ from consensus.events import (
     VoteReceived,
 )
 from consensus.evidence import Evidence, conflicting, make_evidence, signer_of
-from consensus.messages import VALUE_ID_SIZE, MessageType, Proposal, Vote, signing_bytes, value_id
+from consensus.messages import MessageType, Proposal, Vote, is_well_formed, signing_bytes, value_id
 from consensus.validators import ValidatorSet
 from consensus.votes import HeightLog
 
@@ -61,10 +61,7 @@ MAX_PAST_ROUNDS = 64
 MAX_NEXT_HEIGHT_MESSAGES_PER_VALIDATOR = 3 * MAX_FUTURE_ROUNDS_PER_VALIDATOR
 MAX_EVIDENCE = 256
 _MAX_VALIDITY_CACHE = 1024
-_MAX_UINT64 = 2**64 - 1
-_MAX_UINT32 = 2**32 - 1
-_KEY_SIZE = 32
-_SIGNATURE_SIZE = 64
+_MAX_HEIGHT = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +103,7 @@ class Engine:
         signing_state: SigningState | None = None,
         timeouts: TimeoutConfig = TimeoutConfig(),
     ) -> None:
-        if type(height) is not int or not 0 <= height <= _MAX_UINT64:
+        if type(height) is not int or not 0 <= height <= _MAX_HEIGHT:
             raise ValueError(f"height must be a non-negative 64-bit integer, got {height!r}")
         self._chain_id = chain_id
         self._validators = validators
@@ -129,7 +126,8 @@ class Engine:
         self._valid_round = -1
         self._log = HeightLog(height, validators)
         self._awaiting_value: tuple[int, int] | None = None
-        self._fired: set[int] = set()  # "for the first time" rules already fired in this round
+        # The "for the first time" rules (named by first line: 34, 36, 47) already fired in this round.
+        self._fired: set[int] = set()
         self._dirty: set[int] = set()  # rounds that gained messages since rules were last evaluated
         self._validity: dict[bytes, bool] = {}
         self._next_height: dict[bytes, deque[Proposal | Vote]] = {}
@@ -211,7 +209,7 @@ class Engine:
     def skip_to_height(self, height: int) -> list[Action]:
         """The host fetched and applied blocks up to ``height - 1`` with their
         certificates; join consensus at ``height`` with StartRound(0)."""
-        if type(height) is not int or not self._height < height <= _MAX_UINT64:
+        if type(height) is not int or not self._height < height <= _MAX_HEIGHT:
             return []
         out: list[Action] = []
         self._started = True
@@ -222,7 +220,7 @@ class Engine:
     # ---- receiving messages
 
     def _receive(self, message: object, out: list[Action]) -> None:
-        if not _well_formed(message):
+        if not is_well_formed(message):
             return
         if message.height == self._height:
             self._accept(message, out, verified=False)
@@ -405,7 +403,7 @@ class Engine:
             self._start_round(self._round + 1, out)
 
     def _enter_height(self, height: int, out: list[Action]) -> None:
-        """Line 52-54: the next height with a fresh state and message log, then StartRound(0)."""
+        """Lines 52-54: the next height with a fresh state and message log, then StartRound(0)."""
         buffered = self._next_height if height == self._height + 1 else {}
         self._next_height = {}
         self._height = height
@@ -452,6 +450,8 @@ class Engine:
 
     def _emit_signed(self, message: Proposal | Vote, step: Step, out: list[Action]) -> None:
         """Persist the signing state, then broadcast, then count our own message."""
+        previous = self._signing_state
+        assert previous is None or previous.allows(message.height, message.round, step), "would re-sign"
         self._signing_state = SigningState(message.height, message.round, step)
         out.append(PersistSigningState(self._signing_state))
         out.append(Broadcast(message))
@@ -482,35 +482,3 @@ class Engine:
             known = self._validity[key] = bool(self._is_valid(self._height, value))
         return known
 
-
-def _well_formed(message: object) -> bool:
-    """Fields of the right types and ranges, so signing bytes can be built."""
-    if isinstance(message, Proposal):
-        return (
-            _uint(message.height, _MAX_UINT64)
-            and _uint(message.round, _MAX_UINT32)
-            and type(message.valid_round) is int
-            and -1 <= message.valid_round < message.round
-            and isinstance(message.value, bytes)
-            and _sized(message.proposer, _KEY_SIZE)
-            and _sized(message.signature, _SIGNATURE_SIZE)
-        )
-    if isinstance(message, Vote):
-        return (
-            isinstance(message.type, int)
-            and message.type in (MessageType.PREVOTE, MessageType.PRECOMMIT)
-            and _uint(message.height, _MAX_UINT64)
-            and _uint(message.round, _MAX_UINT32)
-            and (message.value_id is None or _sized(message.value_id, VALUE_ID_SIZE))
-            and _sized(message.validator, _KEY_SIZE)
-            and _sized(message.signature, _SIGNATURE_SIZE)
-        )
-    return False
-
-
-def _uint(value: object, maximum: int) -> bool:
-    return type(value) is int and 0 <= value <= maximum
-
-
-def _sized(value: object, size: int) -> bool:
-    return isinstance(value, bytes) and len(value) == size

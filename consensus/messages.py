@@ -90,3 +90,47 @@ class Vote:
 
 
 Message = Proposal | Vote
+
+
+_MAX_HEIGHT = 2**64 - 1
+_MAX_ROUND = 2**32 - 1
+_KEY_SIZE = 32
+_SIGNATURE_SIZE = 64
+
+
+def is_well_formed(message: object) -> bool:
+    """Fields of the right types, sizes and ranges for their signing bytes.
+
+    Decoders and the engine call this before anything else, so a malformed
+    message from the network is dropped instead of raising deep inside.
+    Signatures are not checked here.
+    """
+    if isinstance(message, Proposal):
+        return (
+            _uint(message.height, _MAX_HEIGHT)
+            and _uint(message.round, _MAX_ROUND)
+            and type(message.valid_round) is int
+            and -1 <= message.valid_round < message.round
+            and isinstance(message.value, bytes)
+            and _sized(message.proposer, _KEY_SIZE)
+            and _sized(message.signature, _SIGNATURE_SIZE)
+        )
+    if isinstance(message, Vote):
+        return (
+            isinstance(message.type, int)
+            and message.type in (MessageType.PREVOTE, MessageType.PRECOMMIT)
+            and _uint(message.height, _MAX_HEIGHT)
+            and _uint(message.round, _MAX_ROUND)
+            and (message.value_id is None or _sized(message.value_id, VALUE_ID_SIZE))
+            and _sized(message.validator, _KEY_SIZE)
+            and _sized(message.signature, _SIGNATURE_SIZE)
+        )
+    return False
+
+
+def _uint(value: object, maximum: int) -> bool:
+    return type(value) is int and 0 <= value <= maximum
+
+
+def _sized(value: object, size: int) -> bool:
+    return isinstance(value, bytes) and len(value) == size
