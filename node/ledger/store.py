@@ -8,7 +8,11 @@ reopens at a block boundary; the in-memory view (height, app hash, supply,
 account cache) is updated only after the batch is durable, so it never runs
 ahead of the disk.
 
-The store is not thread-safe: one thread (or the caller's lock) drives it.
+Threads: execution and commits (``check_block``, ``apply_block``) must be
+serialised by the caller, but may run on a worker thread while other threads
+read (``account``, ``block``, ``tx_location``, ...): only the executing thread
+ever fills or trims the account cache, so a reader can never plant a stale
+value in it.
 """
 
 from __future__ import annotations
@@ -204,9 +208,19 @@ class LedgerStore:
         return Supply(self._issued, self._redeemed)
 
     def account(self, public_key: bytes) -> Account | None:
-        """Committed balance and next nonce, or None when the key has no account (it never held som)."""
-        stored = self._lookup(public_key)
-        return None if stored is None else Account(*stored)
+        """Committed balance and next nonce, or None when the key has no account (it never held som).
+
+        Safe from any thread while another commits: it reads the cache but
+        never fills it, since a value read from disk just before a commit and
+        cached just after it would stay stale and fork this validator's state.
+        """
+        stored = self._cache.get(public_key)
+        if stored is None:
+            raw = self._get(k.ACCOUNT + public_key)
+            if raw is None:
+                return None
+            stored = k.ACCOUNT_VALUE.unpack(raw)
+        return Account(*stored)
 
     def block(self, height: int) -> bytes | None:
         return self._get(k.block_key(height))
@@ -269,13 +283,13 @@ class LedgerStore:
         except plyvel.CorruptionError as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
         self._checked = None
-        self._height = height
-        self._app_hash = app_hash
-        self._issued, self._redeemed = execution.issued, execution.redeemed
         cache = self._cache
         for public_key, account in execution.written.items():
             cache[public_key] = (account[0], account[1])
         self._trim_cache()
+        self._issued, self._redeemed = execution.issued, execution.redeemed
+        self._app_hash = app_hash
+        self._height = height
         log.debug("ledger.commit height=%d txs=%d accounts_written=%d app_hash=%s",
                   height, len(txs), len(execution.written), app_hash.hex())
         return BlockResult(height, hashes, _code_names(codes), app_hash, prepared.digest)
@@ -303,7 +317,7 @@ class LedgerStore:
         return execution
 
     def _lookup(self, public_key: bytes) -> tuple[int, int] | None:
-        """Committed account record through the cache; absent keys are not cached."""
+        """Committed account record through the cache, filling it: for the committing thread only."""
         cached = self._cache.get(public_key)
         if cached is not None:
             return cached
