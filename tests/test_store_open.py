@@ -16,6 +16,7 @@ from node.ledger import (
     LedgerOpenError,
     LedgerStore,
 )
+from node.tx import TxKind
 
 
 def run_blocks(store, reference, seed, count, size_factor=1):
@@ -137,3 +138,16 @@ def test_refuses_inconsistent_meta_records(tmp_path, key, value, message):
     db.close()
     with pytest.raises(LedgerCorruptError, match=message):
         LedgerStore.open(tmp_path / "l", cw.genesis_state())
+
+
+def test_a_damaged_account_record_is_reported_as_corruption(tmp_path):
+    genesis = cw.genesis_state()
+    LedgerStore.open(tmp_path / "l", genesis).close()
+    db = plyvel.DB(str(tmp_path / "l"))
+    db.put(b"a" + cw.HOLDERS[0], b"\x01\x02")
+    db.close()
+    with LedgerStore.open(tmp_path / "l", genesis) as store:
+        with pytest.raises(LedgerCorruptError, match="account"):
+            store.account(cw.HOLDERS[0])
+        with pytest.raises(LedgerCorruptError):
+            store.check_block([cw.signed(TxKind.TRANSFER, cw.HOLDERS[0], 0, 1, cw.HOLDERS[1])])

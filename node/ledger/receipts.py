@@ -40,10 +40,6 @@ class Receipt:
     tx_hash: bytes
     code: str
 
-    @property
-    def ok(self) -> bool:
-        return self.code == "ok"
-
 
 @dataclass(frozen=True, slots=True)
 class TxLocation:

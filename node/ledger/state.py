@@ -93,7 +93,7 @@ class GenesisState:
         return accounts
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Execution:
     """The result of executing one block against a state.
 

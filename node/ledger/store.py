@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -219,7 +220,10 @@ class LedgerStore:
             raw = self._get(k.ACCOUNT + public_key)
             if raw is None:
                 return None
-            stored = k.ACCOUNT_VALUE.unpack(raw)
+            try:
+                stored = k.ACCOUNT_VALUE.unpack(raw)
+            except struct.error as exc:
+                raise LedgerCorruptError(f"ledger store {self.path}: account {public_key.hex()}: {exc}") from exc
         return Account(*stored)
 
     def block(self, height: int) -> bytes | None:
@@ -230,11 +234,17 @@ class LedgerStore:
 
     def receipts(self, height: int) -> tuple[Receipt, ...] | None:
         raw = self._get(k.receipts_key(height))
-        return None if raw is None else decode_receipts(raw)
+        try:
+            return None if raw is None else decode_receipts(raw)
+        except ValueError as exc:
+            raise LedgerCorruptError(f"ledger store {self.path}: receipts of block {height}: {exc}") from exc
 
     def tx_location(self, tx_hash: bytes) -> TxLocation | None:
         raw = self._get(k.tx_key(tx_hash))
-        return None if raw is None else decode_location(raw)
+        try:
+            return None if raw is None else decode_location(raw)
+        except (ValueError, struct.error) as exc:
+            raise LedgerCorruptError(f"ledger store {self.path}: index of tx {tx_hash.hex()}: {exc}") from exc
 
     def iter_accounts(self) -> list[tuple[bytes, Account]]:
         """Every account, sorted by key: for audits and tests, not for the hot path."""
@@ -311,7 +321,7 @@ class LedgerStore:
     def _execute(self, txs: Sequence[SignedTransaction]) -> Execution:
         try:
             execution = execute(txs, self._lookup, self.issuer, self.banks, self._issued, self._redeemed)
-        except plyvel.CorruptionError as exc:
+        except (plyvel.CorruptionError, struct.error) as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
         self._trim_cache()
         return execution
