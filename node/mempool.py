@@ -20,9 +20,11 @@ commits, and counting it earlier would let a failed transfer strand the
 transactions queued behind it.
 
 Costs: admission and removal are O(1) per transaction (dict and deque
-operations); ``update`` re-reads committed state only for accounts a block
-touched, since no other account's committed state changed; ``reap`` visits
-each account at most once per transaction it takes plus once when it drops it.
+operations; a batch is sorted by nonce once); ``update`` re-reads committed
+state only for accounts the block touched, since no other account's committed
+state changed, and walks an account's queue only when its balance fell below
+the pending spends; ``reap`` visits each account at most once per transaction
+it takes plus once when it drops it.
 """
 
 from __future__ import annotations
@@ -284,25 +286,35 @@ class Mempool:
             log.info("mempool_recheck dropped=%d remaining=%d", dropped, len(self._by_hash))
 
     def _recheck(self, public_key: bytes, queue: _AccountQueue) -> int:
-        """Refresh one account from committed state; return how many pending transactions became invalid."""
+        """Refresh one account from committed state; return how many pending transactions became invalid.
+
+        O(transactions leaving the queue) in the usual case, where the block
+        committed a prefix of the queue and the rest still fits the balance: the
+        debits are non-negative, so if the whole remaining spend fits, every
+        prefix of it does too and no walk is needed.
+        """
         balance, nonce = self._account(public_key)
         queue.balance, queue.nonce = balance, nonce
         txs = queue.txs
         while txs and txs[0].tx.nonce < nonce:  # committed, or made stale by a conflicting commit
-            self._forget(txs.popleft())
-        spend = 0
-        kept = 0
-        if txs and txs[0].tx.nonce == nonce:  # otherwise a gap at the head: nothing behind it can apply
+            stx = txs.popleft()
+            queue.spend -= _debit(stx)
+            self._forget(stx)
+        kept = len(txs)
+        if txs and txs[0].tx.nonce != nonce:  # a gap at the head: nothing behind it can apply
+            kept, queue.spend = 0, 0
+        elif queue.spend > balance:
+            kept, queue.spend = 0, 0
             for stx in txs:
                 debit = _debit(stx)
-                if spend + debit > balance:
+                if queue.spend + debit > balance:
                     break
-                spend += debit
+                queue.spend += debit
                 kept += 1
         dropped = len(txs) - kept
         while len(txs) > kept:
             self._forget(txs.pop())
-        queue.spend = spend
+        assert queue.spend >= 0 and queue.spend <= balance, "pending spends fit the committed balance"
         if not txs:
             del self._accounts[public_key]
         return dropped

@@ -279,6 +279,18 @@ async def test_update_drops_the_tail_that_no_longer_fits(ledger: Ledger, verifie
     assert [t.hash in pool for t in alice] == [True, True, False]
 
 
+async def test_committed_spends_stop_counting_as_pending(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
+    spend, kept = transfer(ALICE, 0, 100), transfer(ALICE, 1, 50)
+    await pool.add_batch([spend.raw, kept.raw])
+    credit = transfer(BOB, 0, 500, to=ALICE)
+    for stx in (spend, credit):
+        ledger.apply(stx)
+    pool.update([spend, credit])  # Alice now holds 1400 with 50 pending: 1350 is spendable
+    assert codes(await pool.add_batch([transfer(ALICE, 2, 1351).raw])) == ["insufficient_funds"]
+    assert codes(await pool.add_batch([transfer(ALICE, 2, 1350).raw])) == ["accepted"]
+
+
 async def test_update_refreshes_credits_of_recipients(ledger: Ledger, verifier: RecordingVerifier) -> None:
     pool = make_pool(ledger, verifier)
     ledger.accounts[CAROL.public_key] = [10, 0]
