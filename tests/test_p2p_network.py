@@ -440,3 +440,30 @@ async def test_a_message_too_large_for_a_frame_is_refused_at_the_sender(cluster_
         a.net.send(cluster.keys[1].public_key, TxBatch((b"x" * 500,) * 10))
     assert not a.net.send(cluster.keys[1].public_key, Status(1))  # no link yet: dropped, counted
     assert a.net.stats.drops == 1
+
+
+async def test_silent_connection_is_refused_after_the_handshake_timeout(cluster_factory, caplog):
+    cluster = cluster_factory(2, handshake_timeout_s=0.3)
+    home = await cluster.start(0)
+    silent = await raw_client(cluster, 0)
+    with caplog.at_level(logging.WARNING, logger="somnode.p2p"):
+        closed = await closed_with(silent)
+    assert closed.extra == Refusal.TIMEOUT.value
+    assert home.net.stats.refusals[Refusal.TIMEOUT] == 1
+    assert "reason=timeout" in caplog.text
+
+
+async def test_unauthenticated_connections_are_bounded(cluster_factory):
+    cluster = cluster_factory(2, max_pending_handshakes=2, handshake_timeout_s=WAIT_S * 2)
+    home = await cluster.start(0)
+    # Linked to its only peer, the node dials nobody, so every pending link below is ours.
+    await settled([home, await cluster.start(1)])
+    waiting = [await raw_client(cluster, 0) for _ in range(2)]
+    await until(lambda: home.net.pending_links == 2)
+    extra = await raw_client(cluster, 0)
+    closed = await closed_with(extra)
+    assert closed.extra == Refusal.TOO_MANY_PENDING.value
+    assert home.net.stats.refusals[Refusal.TOO_MANY_PENDING] == 1
+    for ws in waiting:
+        await ws.close()
+    await until(lambda: home.net.pending_links == 0)

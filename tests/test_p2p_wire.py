@@ -36,10 +36,10 @@ precommits = st.builds(
     Vote, type=st.just(MessageType.PRECOMMIT),
     height=heights, round=rounds, value_id=st.none() | keys32, validator=keys32, signature=sigs,
 )
-proposals = st.builds(
-    Proposal, height=heights, round=rounds, value=st.binary(min_size=1, max_size=2048),
-    valid_round=st.integers(-1, U32), proposer=keys32, signature=sigs,
-)
+proposals = rounds.flatmap(lambda r: st.builds(
+    Proposal, height=heights, round=st.just(r), value=st.binary(min_size=1, max_size=2048),
+    valid_round=st.integers(-1, r - 1), proposer=keys32, signature=sigs,
+))
 certificates = st.builds(
     CommitCertificate, height=heights, round=rounds, value_id=keys32,
     precommits=st.lists(precommits, min_size=1, max_size=5).map(tuple),
@@ -100,6 +100,7 @@ PROPOSAL_PAYLOAD = [1, 0, b"block", -1, bytes(32), bytes(64)]
         (frame(FrameType.VOTE, [2, 1, U32 + 1] + VOTE_PAYLOAD[3:]), "bad_field"),
         (frame(FrameType.VOTE, [2, True] + VOTE_PAYLOAD[2:]), "bad_field"),
         (frame(FrameType.PROPOSAL, PROPOSAL_PAYLOAD[:3] + [-2] + PROPOSAL_PAYLOAD[4:]), "bad_field"),
+        (frame(FrameType.PROPOSAL, PROPOSAL_PAYLOAD[:3] + [0] + PROPOSAL_PAYLOAD[4:]), "bad_field"),  # not < round
         (frame(FrameType.PROPOSAL, PROPOSAL_PAYLOAD[:2] + [b""] + PROPOSAL_PAYLOAD[3:]), "bad_field"),
         (frame(FrameType.PROPOSAL, PROPOSAL_PAYLOAD[:2] + ["text"] + PROPOSAL_PAYLOAD[3:]), "bad_field"),
         (frame(FrameType.TXS, []), "bad_payload"),
