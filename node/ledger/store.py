@@ -140,7 +140,7 @@ class LedgerStore:
             self.banks = frozenset(banks[i : i + 32] for i in range(0, len(banks), 32))
             self._height = k.decode_height(meta[k.META_HEIGHT])
             self._app_hash: bytes = meta[k.META_APP_HASH]
-            self._issued, self._redeemed = k.decode_supply(meta[k.SUPPLY])
+            self._supply = Supply(*k.decode_supply(meta[k.SUPPLY]))
             if len(self.genesis_hash) != 32 or len(self.issuer) != 32 or len(self._app_hash) != 32 \
                     or len(banks) % 32:
                 raise LedgerCorruptError(f"ledger store {path} has meta records of the wrong size")
@@ -160,7 +160,7 @@ class LedgerStore:
         a node pointed at another chain's data must stop, not extend it.
         """
         path = os.fspath(path)
-        db = _open_db(path, create=True)
+        db = _open_db(path)
         try:
             schema = db.get(k.META_SCHEMA)
             if schema is None:
@@ -206,7 +206,7 @@ class LedgerStore:
         return self._app_hash
 
     def supply(self) -> Supply:
-        return Supply(self._issued, self._redeemed)
+        return self._supply
 
     def account(self, public_key: bytes) -> Account | None:
         """Committed balance and next nonce, or None when the key has no account (it never held som).
@@ -292,12 +292,15 @@ class LedgerStore:
             batch.write()
         except plyvel.CorruptionError as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
+        except plyvel.Error as exc:
+            # Nothing was applied, on disk or in memory: the block may be retried once the cause is fixed.
+            raise LedgerError(f"ledger store {self.path} could not write block {height}: {exc}") from exc
         self._checked = None
         cache = self._cache
         for public_key, account in execution.written.items():
             cache[public_key] = (account[0], account[1])
         self._trim_cache()
-        self._issued, self._redeemed = execution.issued, execution.redeemed
+        self._supply = Supply(execution.issued, execution.redeemed)  # one assignment: readers never see half
         self._app_hash = app_hash
         self._height = height
         log.debug("ledger.commit height=%d txs=%d accounts_written=%d app_hash=%s",
@@ -320,7 +323,8 @@ class LedgerStore:
 
     def _execute(self, txs: Sequence[SignedTransaction]) -> Execution:
         try:
-            execution = execute(txs, self._lookup, self.issuer, self.banks, self._issued, self._redeemed)
+            supply = self._supply
+            execution = execute(txs, self._lookup, self.issuer, self.banks, supply.issued, supply.redeemed)
         except (plyvel.CorruptionError, struct.error) as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
         self._trim_cache()
@@ -337,7 +341,8 @@ class LedgerStore:
         record = self._cache[public_key] = k.ACCOUNT_VALUE.unpack(raw)
         return record
 
-    def _index_records(self, height: int, hashes: list[bytes], codes: bytearray) -> list[tuple[bytes, bytes]]:
+    def _index_records(self, height: int, hashes: tuple[bytes, ...],
+                       codes: bytearray) -> list[tuple[bytes, bytes]]:
         """Transaction index entries: an outcome that consumed the nonce always wins.
 
         A transaction that changed nothing (bad nonce, unknown account) may be
@@ -370,10 +375,10 @@ class LedgerStore:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
 
 
-def _open_db(path: str, create: bool) -> plyvel.DB:
+def _open_db(path: str) -> plyvel.DB:
     try:
         return plyvel.DB(
-            path, create_if_missing=create, paranoid_checks=True, bloom_filter_bits=10,
+            path, create_if_missing=True, paranoid_checks=True, bloom_filter_bits=10,
             write_buffer_size=_WRITE_BUFFER_BYTES, lru_cache_size=_BLOCK_CACHE_BYTES,
         )
     except plyvel.CorruptionError as exc:
