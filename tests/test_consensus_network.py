@@ -35,7 +35,8 @@ from consensus.validators import Validator, ValidatorSet
 from node.keys import KeyPair, verify_signature
 
 CHAIN = "som-net"
-EXAMPLES = int(os.environ.get("SOMNODE_CONSENSUS_EXAMPLES", "15"))
+LONG = os.environ.get("SOMNODE_LONG") == "1"
+EXAMPLES = int(os.environ.get("SOMNODE_CONSENSUS_EXAMPLES", "1000" if LONG else "15"))
 
 
 class Ed25519:
@@ -150,6 +151,8 @@ class Network:
                 return
             if restart_every and step and step % restart_every == 0:
                 self.restart(self.rng.choice(list(self.engines)))
+            if not self.inbox and any([self._catch_up(node, quiet=True) for node in self.engines]):
+                continue
             if self.inbox:
                 node, event = self.inbox.pop(self.rng.randrange(len(self.inbox)))
             else:
@@ -160,13 +163,16 @@ class Network:
             self._carry_out(node, self.engines[node].handle(event))
         pytest.fail(f"no progress to height {target} in {max_steps} steps")
 
-    def _catch_up(self, node: bytes) -> None:
-        """What the node's host does when it falls two heights behind: fetch the
-        decided blocks with their certificates and rejoin at the next height."""
+    def _catch_up(self, node: bytes, *, quiet: bool = False) -> bool:
+        """What the node's host does when it falls behind: fetch the decided
+        blocks with their certificates and rejoin above them.  A node two
+        heights behind does it at once (it dropped messages beyond the next
+        height); one height behind it does only once the network is quiet,
+        which happens when Byzantine votes it never counted decided the height."""
         engine = self.engines[node]
         decided = {c.height: c for commits in self.commits.values() for c in commits}
-        if engine.height + 1 not in decided:
-            return
+        if engine.height + (0 if quiet else 1) not in decided:
+            return False
         top = max(decided)
         for height in range(engine.height, top + 1):
             commit = decided[height]
@@ -174,6 +180,7 @@ class Network:
                                height=height, value_id=value_id(commit.value))
             self.fetched.setdefault(node, []).append(commit)
         self._carry_out(node, engine.skip_to_height(top + 1))
+        return True
 
     def check_safety(self) -> None:
         """Agreement, validity and certificates at every height anyone decided."""
@@ -215,6 +222,24 @@ def test_one_equivocating_validator_of_four_cannot_break_agreement(seed: int) ->
     net.check_safety()
     assert net.evidence, "the equivocation went unnoticed"
     assert {e.validator for e in net.evidence} == {net.byzantine[0].public_key}
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_two_equivocators_of_seven_cannot_break_agreement(seed: int) -> None:
+    net = Network([1] * 7, seed, byzantine=2)
+    net.start()
+    net.run(heights=2)
+    net.check_safety()
+    assert {e.validator for e in net.evidence} == {k.public_key for k in net.byzantine}
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("seed", range(5))
+def test_long_run_sixteen_validators_with_five_equivocators(seed: int) -> None:
+    net = Network([1] * 16, seed, byzantine=5)
+    net.start()
+    net.run(heights=20, max_steps=5_000_000, restart_every=997)
+    net.check_safety()
 
 
 @given(st.integers(0, 2**32 - 1))
