@@ -18,9 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consensus.sim import Scenario, run_scenario
+from consensus.certificate import CommitCertificate
+from consensus.messages import MessageType, Vote, signing_bytes, value_id
+from consensus.sim import Scenario, Simulation, run_scenario
 from consensus.sim.byzantine import STRATEGIES
-from consensus.sim.crypto import MemoVerifier
+from consensus.sim.crypto import MemoVerifier, SimSigner
+from consensus.sim.simulator import CHAIN_ID
 
 LONG = os.environ.get("SOMNODE_LONG") == "1"
 # Per validator count; the default total (2 x 300) is what CI runs.
@@ -138,6 +141,34 @@ def test_restart_without_signing_state_equivocates_and_with_it_does_not() -> Non
     for seed in equivocating:
         result = run_scenario(Scenario(seed=seed, validators=4, crashes=True, persist=True), VERIFIER)
         assert not result.equivocators and not result.accused, _explain(result)
+
+
+def test_restarted_validators_catch_up_from_verified_blocks() -> None:
+    for seed in range(100):
+        result = run_scenario(Scenario(seed=seed, validators=4, crashes=True, heights=4), VERIFIER)
+        assert result.ok, _explain(result)
+        if result.catch_ups:
+            return
+    pytest.fail("no seed in 0..99 had a validator catch up from a peer's blocks")
+
+
+def test_catch_up_refuses_a_block_without_a_quorum_certificate() -> None:
+    """Two genuine precommits of four are not a decision: the block must not be applied."""
+    sim = Simulation(Scenario(seed=5, validators=4, heights=2), VERIFIER)
+    assert sim.run().ok
+    node = sim.nodes[0]
+    height = node.disk.last_height + 1
+    value = b"valid:forged"
+    vid = value_id(value)
+    precommits = tuple(
+        Vote(MessageType.PRECOMMIT, height, 0, vid, signer.public_key,
+             signer.sign(signing_bytes(CHAIN_ID, MessageType.PRECOMMIT, height, 0, vid)))
+        for signer in (SimSigner(1), SimSigner(2))
+    )
+    sim._catch_up(node, ((height, value, CommitCertificate(height, 0, vid, precommits)),))
+    assert node.disk.last_height == height - 1
+    assert node.engine.height == height
+    assert all(r.value != value for r in sim.commits)
 
 
 @pytest.mark.long

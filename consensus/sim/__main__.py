@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     verifier = MemoVerifier()
     started = time.perf_counter()
-    scenarios = commits = messages = events = failures = 0
+    scenarios = commits = messages = events = failures = crashes = catch_ups = 0
+    slowest_after_stable_ms = 0
     lowest_height: int | None = None
     for seed in range(args.start_seed, args.start_seed + args.seeds):
         try:
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         commits += len(result.commits)
         messages += result.messages_sent
         events += result.events
+        crashes += result.crashes
+        catch_ups += result.catch_ups
+        reached = result.target_reached_ms
+        if reached is not None:
+            slowest_after_stable_ms = max(slowest_after_stable_ms, reached - result.stable_ms)
         height = result.min_honest_height
         lowest_height = height if lowest_height is None else min(lowest_height, height)
         if not result.ok:
@@ -74,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
               "safety is not guaranteed")
     print(
         f"scenarios={scenarios} failed={failures} commits={commits} "
-        f"lowest_honest_height={lowest_height} messages={messages} events={events} "
+        f"lowest_honest_height={lowest_height} messages={messages} events={events} crashes={crashes} catch_ups={catch_ups} "
+        f"slowest_after_stable_ms={slowest_after_stable_ms} "
         f"wall_s={elapsed:.2f} per_scenario_ms={1000 * elapsed / max(scenarios, 1):.1f} "
         f"verify_memo_hits={verifier.hits} verify_memo_misses={verifier.misses}"
     )

@@ -90,6 +90,8 @@ class SimResult:
     messages_sent: int
     messages_lost: int
     events: int
+    crashes: int
+    stable_ms: int  # GST or the last restart, whichever came later
     end_ms: int
     deadline_ms: int
     trace_digest: str
@@ -97,6 +99,20 @@ class SimResult:
     @property
     def ok(self) -> bool:
         return not self.violations
+
+    @property
+    def catch_ups(self) -> int:
+        """Heights honest validators learned from a peer's blocks rather than deciding them."""
+        return sum(1 for r in self.commits if r.via == "catch-up" and r.validator in self.honest)
+
+    @property
+    def target_reached_ms(self) -> int | None:
+        """When the last honest validator reached the target height; None if one never did."""
+        reached: dict[int, int] = {}
+        for record in self.commits:
+            if record.validator in self.honest and record.height == self.scenario.heights:
+                reached.setdefault(record.validator, record.time_ms)
+        return max(reached.values()) if len(reached) == len(self.honest) else None
 
     @property
     def min_honest_height(self) -> int:
@@ -130,6 +146,7 @@ class Simulation:
         self.signed: list[SignedRecord] = []
         self.evidence: list[tuple[int, Evidence]] = []
         self._pending_crashes = 0
+        self._crashes = 0
         self._last_restart_ms = 0
 
     def _make_node(self, index: int, signer: SimSigner) -> SimValidator:
@@ -206,6 +223,8 @@ class Simulation:
             messages_sent=self.network.sent,
             messages_lost=self.network.lost,
             events=self._events,
+            crashes=self._crashes,
+            stable_ms=max(self.plan.network.gst_ms, self._last_restart_ms),
             end_ms=self.now,
             deadline_ms=deadline,
             trace_digest=self._trace.hexdigest(),
@@ -282,7 +301,8 @@ class Simulation:
         self._execute(node, node.engine.start())
         if self.scenario.persist:
             self._replay_wal(node)
-        self._schedule(self.now + GOSSIP_INTERVAL_MS, _GOSSIP, node.index, node.incarnation)
+        if node.honest:  # Byzantine validators send only what their strategy decides
+            self._schedule(self.now + GOSSIP_INTERVAL_MS, _GOSSIP, node.index, node.incarnation)
 
     def _replay_wal(self, node: SimValidator) -> None:
         """After a restart, relearn and re-gossip what we signed before the crash."""
@@ -358,6 +378,8 @@ class Simulation:
                 return
             node.have.add(message.signature)
             node.remember(message)
+        else:
+            node.receive_early(message)
         event = ProposalReceived(message) if isinstance(message, Proposal) else VoteReceived(message)
         self._execute(node, node.engine.handle(event))
 
@@ -412,6 +434,7 @@ class Simulation:
         log.debug("crash validator=%d height=%d time_ms=%d", node.index, node.height, self.now)
         node.lose_memory()
         node.down = crash
+        self._crashes += 1
         self._schedule(self.now + crash.down_ms, _RESTART, node.index, crash)
 
 

@@ -17,6 +17,9 @@ from consensus.sim.byzantine import ByzantineContext, Strategy
 from consensus.sim.crypto import SimSigner
 from consensus.sim.scenario import Crash
 
+# Messages for the next height kept until this validator gets there, so it
+# can relay them then (the engine buffers them too, with its own bound).
+MAX_NEXT_HEIGHT_LOG = 1024
 # Messages of the current height a validator keeps for re-gossip.  Honest
 # traffic in one height is a proposal and two votes per validator per round,
 # so this covers dozens of rounds of a large set before anything is dropped.
@@ -77,7 +80,8 @@ class SimValidator:
 
     __slots__ = (
         "index", "signer", "disk", "strategy", "context", "engine", "incarnation", "height",
-        "log", "log_order", "have", "have_epoch", "synced", "crash_pending", "down", "crashes_armed",
+        "log", "log_order", "have", "have_epoch", "synced", "next_height_log",
+        "crash_pending", "down", "crashes_armed",
     )
 
     def __init__(self, index: int, signer: SimSigner, strategy: Strategy | None,
@@ -95,6 +99,7 @@ class SimValidator:
         self.have: set[bytes] = set()
         self.have_epoch = 0
         self.synced: dict[int, tuple[int, int]] = {}  # peer -> (its have_epoch, prefix of log_order it holds)
+        self.next_height_log: list[Message] = []
         self.crash_pending: Crash | None = None
         self.down: Crash | None = None
         self.crashes_armed: set[Crash] = set()
@@ -108,9 +113,22 @@ class SimValidator:
         return self.engine is not None
 
     def enter_height(self, height: int) -> None:
-        """Forget the previous height's gossip; peers resend what this one lacks."""
+        """Forget the previous height's gossip, keeping what already arrived for this one.
+
+        Messages that arrived early are in the engine's next-height buffer; a
+        real node relays what its engine holds, so they join the gossip log.
+        """
+        early = [m for m in self.next_height_log if m.height == height]
         self.height = height
         self._forget()
+        for message in early:
+            self.have.add(message.signature)
+            self.remember(message)
+
+    def receive_early(self, message: Message) -> None:
+        """A message for the next height arrived: keep it for relaying once we get there."""
+        if message.height == self.height + 1 and len(self.next_height_log) < MAX_NEXT_HEIGHT_LOG:
+            self.next_height_log.append(message)
 
     def remember(self, message: Message) -> None:
         if message.signature not in self.log and len(self.log_order) < MAX_GOSSIP_LOG:
@@ -125,6 +143,7 @@ class SimValidator:
         self._forget()
 
     def _forget(self) -> None:
+        self.next_height_log.clear()
         self.log.clear()
         self.log_order.clear()
         self.have.clear()
