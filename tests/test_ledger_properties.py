@@ -56,7 +56,7 @@ def build_block(reference, specs):
 
 
 def check_invariants(store):
-    accounts = store.iter_accounts()
+    accounts = list(store.iter_accounts())
     supply = store.supply()
     assert all(0 <= account.balance <= MAX_TYIYN for _, account in accounts)
     assert 0 <= supply.outstanding <= MAX_TYIYN

@@ -95,7 +95,7 @@ def test_refuses_damaged_files(tmp_path, victim):
         path.write_bytes(bytes(data))
     with pytest.raises(LedgerCorruptError, match="corrupt"):
         with LedgerStore.open(tmp_path / "l", genesis) as store:
-            store.iter_accounts()
+            list(store.iter_accounts())
 
 
 def test_heights_must_be_contiguous(tmp_path):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import NamedTuple
@@ -246,12 +246,13 @@ class LedgerStore:
         except (ValueError, struct.error) as exc:
             raise LedgerCorruptError(f"ledger store {self.path}: index of tx {tx_hash.hex()}: {exc}") from exc
 
-    def iter_accounts(self) -> list[tuple[bytes, Account]]:
-        """Every account, sorted by key: for audits and tests, not for the hot path."""
+    def iter_accounts(self) -> Iterator[tuple[bytes, Account]]:
+        """Every account in key order, streamed from a snapshot: for audits and tests, not the hot path."""
         try:
-            return [(key[1:], Account(*k.ACCOUNT_VALUE.unpack(value)))
-                    for key, value in self._db.iterator(prefix=k.ACCOUNT)]
-        except plyvel.CorruptionError as exc:
+            with self._db.snapshot() as snapshot, snapshot.iterator(prefix=k.ACCOUNT) as accounts:
+                for key, value in accounts:
+                    yield key[1:], Account(*k.ACCOUNT_VALUE.unpack(value))
+        except (plyvel.CorruptionError, struct.error) as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
 
     # -- executing ---------------------------------------------------------
