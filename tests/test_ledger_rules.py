@@ -182,8 +182,7 @@ def test_a_failed_write_leaves_disk_and_memory_untouched(tmp_path):
 def test_genesis_accounts_exist_for_issuer_and_banks(store):
     assert store.account(ISSUER) == (0, 0)
     assert all(store.account(bank) == (0, 0) for bank in BANKS)
-    assert store.supply().outstanding == sum(balance for _, account in store.iter_accounts()
-                                             for balance in [account.balance])
+    assert store.supply().outstanding == sum(account.balance for _, account in store.iter_accounts())
 
 
 @pytest.mark.parametrize("balances, message", [
@@ -195,3 +194,22 @@ def test_genesis_accounts_exist_for_issuer_and_banks(store):
 def test_genesis_state_is_validated(balances, message):
     with pytest.raises(ValueError, match=message):
         GenesisState("c", bytes(32), ISSUER, frozenset(BANKS), balances)
+
+
+def test_a_real_genesis_maps_onto_the_ledger(tmp_path):
+    from node.genesis import Bank, Genesis, GenesisValidator
+
+    keys = [key(100 + i) for i in range(5)]
+    genesis = Genesis(
+        chain_id="som-map", genesis_time="2026-01-01T00:00:00Z", issuer=keys[0],
+        banks=(Bank("bank", keys[1]),),
+        validators=(GenesisValidator("v", keys[2], 1, "127.0.0.1:1", "127.0.0.1:2"),),
+        balances=tuple(sorted([(keys[1], 500), (keys[3], 7)])),
+    )
+    state = GenesisState.from_genesis(genesis)
+    assert (state.chain_id, state.genesis_hash, state.issuer, state.banks) == (
+        "som-map", genesis.hash(), keys[0], frozenset({keys[1]}))
+    with LedgerStore.open(tmp_path / "l", state) as store:
+        assert store.account(keys[1]) == (500, 0) and store.account(keys[3]) == (7, 0)
+        assert store.account(keys[0]) == (0, 0) and store.account(keys[2]) is None
+        assert store.supply().outstanding == 507
