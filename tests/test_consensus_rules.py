@@ -7,7 +7,11 @@ persist-before-broadcast invariant.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consensus.certificate import verify_certificate
 from consensus.engine import Engine, TimeoutConfig
@@ -28,6 +32,8 @@ from consensus.messages import MessageType, Proposal, Vote, signing_bytes, value
 from consensus.validators import Validator, ValidatorSet
 from node.keys import KeyPair, verify_signature
 
+LONG = os.environ.get("SOMNODE_LONG") == "1"
+EXAMPLES = int(os.environ.get("SOMNODE_CONSENSUS_EXAMPLES", "2000" if LONG else "100"))
 CHAIN = "som-test"
 KEYS = [KeyPair.from_seed(bytes([i + 1]) * 32) for i in range(4)]
 BY_KEY = {k.public_key: k for k in KEYS}
@@ -565,3 +571,52 @@ def test_skip_to_height_restarts_at_round_zero(follower: Harness) -> None:
     assert (follower.engine.height, follower.engine.round, follower.engine.step) == (H + 5, 0, Step.PROPOSE)
     assert actions and all(isinstance(a, (ScheduleTimeout, RequestValue)) for a in actions)
     assert follower.engine.skip_to_height(H) == []
+
+
+# ---- thresholds are voting power, not head counts
+
+
+def test_thresholds_weigh_voting_power() -> None:
+    """Powers 1, 1, 1, 10: the heavy validator alone is a quorum and f+1; the
+    three light ones together are neither."""
+    light, heavy = KEYS[:3], KEYS[3]
+    validators = ValidatorSet([Validator(k.public_key, 1) for k in light] + [Validator(heavy.public_key, 10)])
+    engine = Engine(CHAIN, validators, None, Ed25519(), lambda h, v: True, H)
+    engine.start()
+
+    def vote(kind: MessageType, round: int, key: KeyPair, value: bytes | None = V) -> list:
+        return engine.handle(VoteReceived(sign_vote(kind, H, round, value, key)))
+
+    for key in light:
+        vote(PREVOTE, 2, key)
+    assert engine.round == 0  # power 3 of 13 is not f+1 (5)
+    vote(PREVOTE, 2, heavy)
+    assert engine.round == 2  # power 10 is
+    proposer = BY_KEY[validators.proposer(H, 2)]
+    data = signing_bytes(CHAIN, MessageType.PROPOSAL, H, 2, value_id(V), -1)
+    engine.handle(ProposalReceived(Proposal(H, 2, V, -1, proposer.public_key, proposer.sign(data))))
+    for key in light:
+        assert not any(isinstance(a, Commit) for a in vote(PRECOMMIT, 2, key))
+    commits = [a for a in vote(PRECOMMIT, 2, heavy) if isinstance(a, Commit)]
+    assert [c.value for c in commits] == [V]
+    verify_certificate(commits[0].certificate, validators, CHAIN, Ed25519(), height=H)
+
+
+_ANY = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.binary(max_size=70),
+                 st.text(max_size=5), st.sampled_from(list(MessageType)), st.sampled_from(list(Step)))
+
+
+@given(st.lists(st.one_of(
+    st.builds(ProposalReceived, st.builds(Proposal, _ANY, _ANY, _ANY, _ANY, _ANY, _ANY)),
+    st.builds(VoteReceived, st.builds(Vote, _ANY, _ANY, _ANY, _ANY, _ANY, _ANY)),
+    st.builds(TimeoutFired, _ANY, _ANY, _ANY),
+    st.builds(ValueReady, _ANY, _ANY, _ANY),
+    _ANY,
+), max_size=20))
+@settings(max_examples=EXAMPLES)
+def test_garbage_events_never_raise(events: list) -> None:
+    engine = Engine(CHAIN, VALIDATORS, proposer_key(H, 0), Ed25519(), lambda h, v: True, H)
+    engine.start()
+    for event in events:
+        engine.handle(event)
+    assert engine.height == H

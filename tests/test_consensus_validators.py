@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from consensus.validators import Validator, ValidatorSet
 
-EXAMPLES = int(os.environ.get("SOMNODE_CONSENSUS_EXAMPLES", "60"))
+LONG = os.environ.get("SOMNODE_LONG") == "1"
+EXAMPLES = int(os.environ.get("SOMNODE_CONSENSUS_EXAMPLES", "2000" if LONG else "60"))
 
 
 def key(i: int) -> bytes:
