@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from node.ledger import LedgerStore
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 REPO = WRITER.parent.parent
+STARTUP_TIMEOUT_S = 60
 
 
 def crash_seed() -> int:
@@ -46,7 +48,9 @@ def kill_at_random(writer: subprocess.Popen, rng: random.Random) -> int | None:
         if rng.random() < 0.2:
             time.sleep(rng.uniform(0.0, 0.4))  # anywhere, start-up and genesis included
         else:
-            first = writer.stdout.readline()  # wait until it is committing blocks
+            ready, _, _ = select.select([writer.stdout], [], [], STARTUP_TIMEOUT_S)
+            assert ready, f"writer committed nothing within {STARTUP_TIMEOUT_S} s"
+            first = writer.stdout.readline()  # it is committing blocks now
             assert first, f"writer died before committing: {writer.stderr.read().decode()}"
             time.sleep(rng.uniform(0.0, 0.05))
         writer.send_signal(signal.SIGKILL)
