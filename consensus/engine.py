@@ -248,8 +248,13 @@ class Engine:
                 self._relearn_lock(message)
 
     def _has_room(self, sender: bytes, round: int) -> bool:
-        """Per-validator bound on future rounds; see MAX_FUTURE_ROUNDS_PER_VALIDATOR."""
-        if round <= self._round:
+        """Per-validator bound on future rounds; see MAX_FUTURE_ROUNDS_PER_VALIDATOR.
+
+        Our own messages are exempt: after a restart the host replays what we
+        signed, possibly many rounds ahead of round 0, and the lock is relearned
+        from it.  They are bounded anyway by the rounds we actually reached.
+        """
+        if round <= self._round or sender == self._own_key:
             return True
         rounds = self._log.rounds_of(sender)
         if round in rounds:

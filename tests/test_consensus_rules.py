@@ -548,6 +548,16 @@ def test_restored_engine_relearns_its_lock_from_its_own_precommit() -> None:
     assert sent_votes(after.feed(sign_proposal(H, 2, V)), PREVOTE) == [value_id(V)]
 
 
+def test_lock_is_relearned_from_a_precommit_many_rounds_ahead() -> None:
+    me = not_proposer(H, 0)
+    h = Harness(me, signing_state=SigningState(H, 9, Step.PRECOMMIT))
+    h.start()
+    for round in range(9):
+        h.feed(sign_vote(PREVOTE, H, round, None, me), sign_vote(PRECOMMIT, H, round, None, me))
+    h.feed(sign_vote(PREVOTE, H, 9, W, me), sign_vote(PRECOMMIT, H, 9, W, me))
+    assert h.engine.locked_round == 9
+
+
 def test_relearned_lock_is_the_highest_round_precommit() -> None:
     me = not_proposer(H, 0)
     h = Harness(me, signing_state=SigningState(H, 3, Step.PRECOMMIT))
