@@ -61,7 +61,6 @@ class Network:
         self.commits: dict[bytes, list[Commit]] = {k.public_key: [] for k in self.honest}
         self.evidence: list = []
         self.proposed: set[bytes] = set()
-        self.fetched: dict[bytes, list[Commit]] = {}
 
     def _engine(self, key: KeyPair, height: int, state: SigningState | None) -> Engine:
         return Engine(CHAIN, self.validators, key, Ed25519(), lambda h, v: v.startswith(b"block"), height, state)
@@ -178,7 +177,6 @@ class Network:
             commit = decided[height]
             verify_certificate(commit.certificate, self.validators, CHAIN, Ed25519(),
                                height=height, value_id=value_id(commit.value))
-            self.fetched.setdefault(node, []).append(commit)
         self._carry_out(node, engine.skip_to_height(top + 1))
         return True
 
