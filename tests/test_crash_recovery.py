@@ -50,7 +50,8 @@ def kill_at_random(writer: subprocess.Popen, rng: random.Random) -> int | None:
         else:
             ready, _, _ = select.select([writer.stdout], [], [], STARTUP_TIMEOUT_S)
             assert ready, f"writer committed nothing within {STARTUP_TIMEOUT_S} s"
-            first = writer.stdout.readline()  # it is committing blocks now
+            # Unbuffered, so nothing read here hides from communicate() below.
+            first = os.read(writer.stdout.fileno(), 1 << 16)
             assert first, f"writer died before committing: {writer.stderr.read().decode()}"
             time.sleep(rng.uniform(0.0, 0.05))
         writer.send_signal(signal.SIGKILL)
