@@ -39,7 +39,7 @@ class ValidatorSet:
 
     __slots__ = (
         "validators", "total_power", "quorum", "f_plus_one",
-        "_power", "_index", "_period", "_reduced_powers", "_checkpoints", "_proposers",
+        "_power", "_index", "_period", "_reduced_powers", "_checkpoints", "_proposers", "_cursor",
     )
 
     def __init__(self, validators: Sequence[Validator]) -> None:
@@ -72,6 +72,7 @@ class ValidatorSet:
             {0: (0,) * len(self.validators)}
         )
         self._proposers: OrderedDict[int, bytes] = OrderedDict()
+        self._cursor: tuple[int, tuple[int, ...]] = (0, (0,) * len(self.validators))
 
     def __len__(self) -> int:
         return len(self.validators)
@@ -119,25 +120,26 @@ class ValidatorSet:
         return proposer
 
     def _select(self, step: int) -> int:
-        """Index of the validator chosen at ``step``, replaying from the nearest checkpoint."""
+        """Index of the validator chosen at ``step``, replaying from the nearest
+        known state: a checkpoint, or where the previous replay stopped (the
+        engine asks for consecutive heights and rounds, so that is usually one step)."""
         start = max(c for c in self._checkpoints if c <= step)
         priorities = list(self._checkpoints[start])
         self._checkpoints.move_to_end(start)
+        cursor_step, cursor_priorities = self._cursor
+        if start < cursor_step <= step:
+            start, priorities = cursor_step, list(cursor_priorities)
         powers = self._reduced_powers
         period = self._period
-        count = len(powers)
+        indices = range(len(powers))
         chosen = -1
         for current in range(start, step + 1):
             if current % _CHECKPOINT_STRIDE == 0 and current not in self._checkpoints:
                 self._remember_checkpoint(current, priorities)
-            for i in range(count):
-                priorities[i] += powers[i]
-            best = 0
-            for i in range(1, count):
-                if priorities[i] > priorities[best]:
-                    best = i
-            priorities[best] -= period
-            chosen = best
+            priorities = [p + w for p, w in zip(priorities, powers)]
+            chosen = max(indices, key=priorities.__getitem__)  # the first maximum: ties go to the smaller key
+            priorities[chosen] -= period
+        self._cursor = (step + 1, tuple(priorities))
         return chosen
 
     def _remember_checkpoint(self, step: int, priorities: list[int]) -> None:

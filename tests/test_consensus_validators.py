@@ -133,4 +133,7 @@ def test_proposer_matches_a_plain_replay(powers: list[int]) -> None:
         assert validators.proposer(step, 0) == expected[step]
     for step in reversed(steps):
         assert vset(*powers).proposer(0, step) == expected[step]
+    backwards = vset(*powers)
+    for step in sorted(steps, reverse=True):
+        assert backwards.proposer(step, 0) == expected[step]
     assert validators.proposer(10**15, 3) == expected[(10**15 + 3) % period]
