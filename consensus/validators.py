@@ -12,6 +12,12 @@ total power.  Over any ``total_power`` consecutive steps, starting from all
 priorities at zero, each validator proposes exactly ``power`` times.  The
 schedule is replayed from that fixed start, so every validator computes the
 same proposer for (height, round) without any shared history.
+
+The schedule repeats every ``total_power / gcd(powers)`` steps, so a lookup
+replays at most that many steps once, and consecutive lookups one step each.
+Powers with a small reduced total (equal powers, or multiples of a common
+unit) keep even the first lookup at a large height instant; huge co-prime
+powers make it cost about a microsecond per validator per step of the period.
 """
 
 from __future__ import annotations
