@@ -7,7 +7,8 @@ engine re-evaluates the rules until none fires, which is how the paper's
 "upon" clauses are meant to be read: a rule fires as soon as its condition
 holds, whichever message completed it.
 
-Departures from the paper, all on the side of safety:
+What the paper leaves out, because its processes never crash and have
+unbounded memory:
 
 * A validator never signs at or below its persisted ``SigningState``, so a
   restarted validator cannot equivocate; where it would have signed it simply
@@ -17,7 +18,9 @@ Departures from the paper, all on the side of safety:
   when they come back to it, which the host arranges by replaying what it
   signed (its write-ahead log) and which peers' gossip does anyway: the lock
   is always the value of its highest-round precommit for a value.  Until then
-  it may prevote as if unlocked, never as if locked on something else.
+  it may prevote as if unlocked (never as if locked on something else), which
+  is only safe while fewer than a third of the power is Byzantine or amnesic:
+  a host without such a replay should count a restart as a fault.
 * Memory is bounded: rounds far behind the current one are forgotten, each
   validator may occupy only a few future rounds, and messages for the next
   height are buffered per validator with a cap.  Dropping a message is
