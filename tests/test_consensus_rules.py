@@ -196,6 +196,13 @@ def test_observer_never_signs() -> None:
     assert any(isinstance(a, Commit) for a in actions)
 
 
+def test_key_outside_the_validator_set_only_observes() -> None:
+    h = Harness(KeyPair.from_seed(b"\x42" * 32))
+    actions = h.start() + h.feed(sign_proposal(H, 0, V)) + h.votes(PREVOTE, 0, V, 3) + h.votes(PRECOMMIT, 0, V, 3)
+    assert sent(actions) == []
+    assert [a.value for a in actions if isinstance(a, Commit)] == [V]
+
+
 # ---- lines 22-27
 
 
