@@ -305,14 +305,11 @@ class Simulation:
             self._schedule(self.now + GOSSIP_INTERVAL_MS, _GOSSIP, node.index, node.incarnation)
 
     def _replay_wal(self, node: SimValidator) -> None:
-        """After a restart, relearn and re-gossip what we signed before the crash."""
+        """After a restart, relearn (and re-gossip) what we received and signed before the crash."""
         for message in list(node.disk.wal):
-            if not node.up or message.height != node.height:
-                continue
-            node.have.add(message.signature)
-            node.remember(message)
-            event = ProposalReceived(message) if isinstance(message, Proposal) else VoteReceived(message)
-            self._execute(node, node.engine.handle(event))
+            if not node.up:
+                return
+            self._accept(node, message)
 
     def _enter_height(self, node: SimValidator, height: int) -> None:
         node.enter_height(height)
@@ -371,11 +368,17 @@ class Simulation:
             self._schedule(arrival, _DELIVER, dst, (src, message))
 
     def _deliver(self, node: SimValidator, message: Message) -> None:
-        if not node.up or message.height < node.height:
+        if not node.up or message.height < node.height or message.signature in node.have:
+            return
+        if self.scenario.persist and message.height <= node.height + 1:
+            node.disk.log_message(message)
+        self._accept(node, message)
+
+    def _accept(self, node: SimValidator, message: Message) -> None:
+        """Hand a message to the engine and keep it for relaying."""
+        if message.height < node.height or message.signature in node.have:
             return
         if message.height == node.height:
-            if message.signature in node.have:
-                return
             node.have.add(message.signature)
             node.remember(message)
         else:

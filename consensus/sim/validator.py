@@ -26,20 +26,24 @@ MAX_NEXT_HEIGHT_LOG = 1024
 MAX_GOSSIP_LOG = 4096
 
 
-# Own signed messages of the current height kept in the write-ahead log.
-MAX_WAL_MESSAGES = 1024
+# Messages of undecided heights kept in the write-ahead log.
+MAX_WAL_MESSAGES = 4096
 
 
 @dataclass(slots=True)
 class Disk:
     """Durable storage: written synchronously, survives crashes.
 
-    ``wal`` holds the messages this validator signed at the height it is
-    deciding, written in the same durable write as the signing state that
-    covers them (as Tendermint's WAL and privval "last sign state" do).  The
-    engine refuses to sign again at or below its signing state, so without the
-    WAL a vote lost to a crash would be lost for good, and a height that needs
-    that vote would stall.
+    ``wal`` is the consensus write-ahead log, as in Tendermint: every message
+    received for a height not yet decided, written before the engine sees it,
+    and every message signed, written in the same durable write as the signing
+    state that covers it.  Replaying it after a restart rebuilds what the
+    engine knew.  Both halves matter for liveness.  The engine refuses to sign
+    again at or below its signing state, so a vote lost to a crash would be
+    lost for good.  And a validator that locked on a value may be the only one
+    holding a Byzantine prevote that justified the lock; if it forgot that
+    prevote nobody could ever be shown the lock is sound, and the height
+    could stall.
     """
 
     signing_state: SigningState | None = None
@@ -60,7 +64,11 @@ class Disk:
     def persist_signed(self, state: SigningState, message: Message | None) -> None:
         """One durable write: the signing state and the message it covers."""
         self.signing_state = state
-        if message is not None and len(self.wal) < MAX_WAL_MESSAGES:
+        if message is not None:
+            self.log_message(message)
+
+    def log_message(self, message: Message) -> None:
+        if len(self.wal) < MAX_WAL_MESSAGES:
             self.wal.append(message)
 
 
