@@ -3,7 +3,7 @@
     python -m consensus.sim --validators 7 --byzantine 2 --seeds 200 --crashes --partition --loss 0.1
 
 Exits 0 when every checker held in every scenario, 1 otherwise, printing each
-failing seed with the command line that replays it.
+failing seed with the command line that replays it (2 for bad options).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 
 from consensus.sim.crypto import MemoVerifier
 from consensus.sim.scenario import STRATEGY_CHOICES, Scenario
-from consensus.sim.simulator import run_scenario
+from consensus.sim.simulator import SimResult, run_scenario
 
 # Failing scenarios described in full; the rest are only counted.
 MAX_REPORTED_FAILURES = 10
@@ -34,58 +35,79 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--partition", action="store_true", help="partition the network until GST")
     parser.add_argument("--heights", type=int, default=3, help="height every honest validator must reach")
     parser.add_argument("--no-persist", action="store_true",
-                        help="restart without the persisted signing state (shows the equivocation danger)")
+                        help="restart without the persisted signing state and WAL (shows the equivocation danger)")
     return parser
+
+
+@dataclass(slots=True)
+class Summary:
+    """Totals over the scenarios run."""
+
+    scenarios: int = 0
+    failed: int = 0
+    violations: int = 0
+    commits: int = 0
+    catch_ups: int = 0
+    crashes: int = 0
+    messages: int = 0
+    events: int = 0
+    lowest_honest_height: int | None = None
+    slowest_after_stable_ms: int = 0
+
+    def add(self, result: SimResult) -> None:
+        self.scenarios += 1
+        self.failed += not result.ok
+        self.violations += len(result.violations)
+        self.commits += len(result.commits)
+        self.catch_ups += result.catch_ups
+        self.crashes += result.crashes
+        self.messages += result.messages_sent
+        self.events += result.events
+        height = result.min_honest_height
+        if self.lowest_honest_height is None or height < self.lowest_honest_height:
+            self.lowest_honest_height = height
+        reached = result.target_reached_ms
+        if reached is not None:
+            self.slowest_after_stable_ms = max(self.slowest_after_stable_ms, reached - result.stable_ms)
+
+    def line(self) -> str:
+        return " ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
+
+
+def _report_failure(result: SimResult) -> None:
+    print(f"FAIL seed={result.scenario.seed} byzantine={result.byzantine}")
+    for violation in result.violations[:5]:
+        print(f"  {violation}")
+    print(f"  replay: {result.scenario.command()}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        scenarios = [
+            Scenario(seed=seed, validators=args.validators, byzantine=args.byzantine, strategy=args.strategy,
+                     crashes=args.crashes, loss=args.loss, partition=args.partition, heights=args.heights,
+                     persist=not args.no_persist)
+            for seed in range(args.start_seed, args.start_seed + args.seeds)
+        ]
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     verifier = MemoVerifier()
+    summary = Summary()
     started = time.perf_counter()
-    scenarios = commits = messages = events = failures = crashes = catch_ups = 0
-    slowest_after_stable_ms = 0
-    lowest_height: int | None = None
-    for seed in range(args.start_seed, args.start_seed + args.seeds):
-        try:
-            scenario = Scenario(
-                seed=seed, validators=args.validators, byzantine=args.byzantine, strategy=args.strategy,
-                crashes=args.crashes, loss=args.loss, partition=args.partition, heights=args.heights,
-                persist=not args.no_persist,
-            )
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    for scenario in scenarios:
         result = run_scenario(scenario, verifier)
-        scenarios += 1
-        commits += len(result.commits)
-        messages += result.messages_sent
-        events += result.events
-        crashes += result.crashes
-        catch_ups += result.catch_ups
-        reached = result.target_reached_ms
-        if reached is not None:
-            slowest_after_stable_ms = max(slowest_after_stable_ms, reached - result.stable_ms)
-        height = result.min_honest_height
-        lowest_height = height if lowest_height is None else min(lowest_height, height)
-        if not result.ok:
-            failures += 1
-            if failures <= MAX_REPORTED_FAILURES:
-                print(f"FAIL seed={seed} byzantine={result.byzantine}")
-                for violation in result.violations[:5]:
-                    print(f"  {violation}")
-                print(f"  replay: {scenario.command()}")
+        summary.add(result)
+        if not result.ok and summary.failed <= MAX_REPORTED_FAILURES:
+            _report_failure(result)
     elapsed = time.perf_counter() - started
-    if args.byzantine > (args.validators - 1) // 3:
-        print(f"note: {args.byzantine} Byzantine of {args.validators} exceeds f={(args.validators - 1) // 3}; "
-              "safety is not guaranteed")
-    print(
-        f"scenarios={scenarios} failed={failures} commits={commits} "
-        f"lowest_honest_height={lowest_height} messages={messages} events={events} crashes={crashes} catch_ups={catch_ups} "
-        f"slowest_after_stable_ms={slowest_after_stable_ms} "
-        f"wall_s={elapsed:.2f} per_scenario_ms={1000 * elapsed / max(scenarios, 1):.1f} "
-        f"verify_memo_hits={verifier.hits} verify_memo_misses={verifier.misses}"
-    )
-    return 1 if failures else 0
+    f = (args.validators - 1) // 3
+    if args.byzantine > f:
+        print(f"note: {args.byzantine} Byzantine of {args.validators} exceeds f={f}; safety is not guaranteed")
+    print(f"{summary.line()} wall_s={elapsed:.2f} per_scenario_ms={1000 * elapsed / max(summary.scenarios, 1):.1f} "
+          f"verify_memo_hits={verifier.hits} verify_memo_misses={verifier.misses}")
+    return 1 if summary.failed else 0
 
 
 if __name__ == "__main__":
