@@ -50,6 +50,7 @@ class Summary:
     catch_ups: int = 0
     crashes: int = 0
     messages: int = 0
+    messages_lost: int = 0
     events: int = 0
     lowest_honest_height: int | None = None
     slowest_after_stable_ms: int = 0
@@ -62,6 +63,7 @@ class Summary:
         self.catch_ups += result.catch_ups
         self.crashes += result.crashes
         self.messages += result.messages_sent
+        self.messages_lost += result.messages_lost
         self.events += result.events
         height = result.min_honest_height
         if self.lowest_honest_height is None or height < self.lowest_honest_height:
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if not result.ok and summary.failed <= MAX_REPORTED_FAILURES:
             _report_failure(result)
     elapsed = time.perf_counter() - started
-    f = (args.validators - 1) // 3
+    f = scenarios[0].max_faulty if scenarios else 0
     if args.byzantine > f:
         print(f"note: {args.byzantine} Byzantine of {args.validators} exceeds f={f}; safety is not guaranteed")
     print(f"{summary.line()} wall_s={elapsed:.2f} per_scenario_ms={1000 * elapsed / max(summary.scenarios, 1):.1f} "

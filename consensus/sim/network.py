@@ -66,14 +66,13 @@ class Network:
     every delivery.
     """
 
-    __slots__ = ("config", "_rng", "sent", "lost", "duplicated")
+    __slots__ = ("config", "_rng", "sent", "lost")
 
     def __init__(self, config: NetworkConfig, rng: random.Random) -> None:
         self.config = config
         self._rng = rng
         self.sent = 0
         self.lost = 0
-        self.duplicated = 0
 
     def arrivals(self, src: int, dst: int, now_ms: int) -> list[int]:
         """Arrival times of the copies of one message from ``src`` to ``dst``."""
@@ -87,7 +86,6 @@ class Network:
             return []
         times = [self._arrival(now_ms)]
         if config.duplicate and self._rng.random() < config.duplicate:
-            self.duplicated += 1
             times.append(self._arrival(now_ms))
         return times
 

@@ -1,8 +1,9 @@
 """One simulated validator: its durable disk and what it holds in memory.
 
-The disk is what survives a crash: the last persisted signing state and the
-committed blocks with their certificates.  Everything else — the engine, the
-gossip log, what it has already received — is lost when the process dies.
+The disk is what survives a crash: the persisted signing state, the
+write-ahead log of the undecided height, and the committed blocks with their
+certificates.  Everything else — the engine, the gossip log, what peers are
+known to hold — is lost when the process dies.
 """
 
 from __future__ import annotations
@@ -76,9 +77,9 @@ class SimValidator:
     """A validator's process as the simulator sees it.
 
     ``log`` is what a real node would re-gossip: every message of its current
-    height it sent or received, in arrival order, keyed by signature (Ed25519
-    signatures are deterministic, so equal messages have equal signatures and
-    different ones differ).  ``have`` is what it already received at that
+    height it sent or received, in arrival order.  Messages are told apart by
+    signature (Ed25519 signatures are deterministic, so equal messages have
+    equal signatures and different ones differ), which is cheap to hash.  ``have`` is what it already received at that
     height; peers consult it as a real node's peers learn it from "has vote"
     announcements, so re-gossip only sends what is missing.  ``have_epoch``
     changes whenever ``have`` is emptied, which tells peers that what they
@@ -88,7 +89,7 @@ class SimValidator:
 
     __slots__ = (
         "index", "signer", "disk", "strategy", "context", "engine", "incarnation", "height",
-        "log", "log_order", "have", "have_epoch", "synced", "next_height_log",
+        "log", "logged", "have", "have_epoch", "synced", "next_height_log",
         "crash_pending", "down", "crashes_armed",
     )
 
@@ -102,11 +103,11 @@ class SimValidator:
         self.engine: Engine | None = None
         self.incarnation = 0
         self.height = 0
-        self.log: dict[bytes, Message] = {}
-        self.log_order: list[Message] = []
+        self.log: list[Message] = []
+        self.logged: set[bytes] = set()
         self.have: set[bytes] = set()
         self.have_epoch = 0
-        self.synced: dict[int, tuple[int, int]] = {}  # peer -> (its have_epoch, prefix of log_order it holds)
+        self.synced: dict[int, tuple[int, int]] = {}  # peer -> (its have_epoch, prefix of log it holds)
         self.next_height_log: list[Message] = []
         self.crash_pending: Crash | None = None
         self.down: Crash | None = None
@@ -139,9 +140,9 @@ class SimValidator:
             self.next_height_log.append(message)
 
     def remember(self, message: Message) -> None:
-        if message.signature not in self.log and len(self.log_order) < MAX_GOSSIP_LOG:
-            self.log[message.signature] = message
-            self.log_order.append(message)
+        if message.signature not in self.logged and len(self.log) < MAX_GOSSIP_LOG:
+            self.logged.add(message.signature)
+            self.log.append(message)
 
     def lose_memory(self) -> None:
         """A crash: the engine and everything in memory are gone; the disk stays."""
@@ -153,7 +154,7 @@ class SimValidator:
     def _forget(self) -> None:
         self.next_height_log.clear()
         self.log.clear()
-        self.log_order.clear()
+        self.logged.clear()
         self.have.clear()
         self.have_epoch += 1
         self.synced.clear()
@@ -163,7 +164,7 @@ class SimValidator:
         epoch, start = self.synced.get(peer.index, (peer.have_epoch, 0))
         if epoch != peer.have_epoch:
             start = 0
-        order = self.log_order
+        order = self.log
         have = peer.have
         while start < len(order) and order[start].signature in have:
             start += 1
