@@ -16,6 +16,10 @@ component's throughput.  Three things make it fast:
   chunk has gathered, or at the latest ``max_wait_ms`` after the oldest one
   arrived.  A request that finds a worker free goes at once: waiting for
   company would only add latency when there is spare capacity.
+* **Back-pressure.**  At most ``max_pending`` signatures are queued or being
+  verified for ``verify_batch`` callers; further callers wait their turn in
+  arrival order, so a flood costs bounded memory and the answers still come
+  back first-come, first-served.
 
 Answers are exactly those of ``node.keys.verify_signature`` item by item: the
 same length and type checks, then libsodium's ``crypto_sign_open`` (which
@@ -34,6 +38,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -86,6 +91,8 @@ class VerifierStats:
     last_batch_seconds: float
     queued: int
     chunks_in_flight: int
+    backlog: int
+    waiting_requests: int
 
 
 class _Request:
@@ -138,7 +145,7 @@ class BatchVerifier:
     """
 
     def __init__(self, *, threads: int | None = None, chunk_size: int = 256, max_wait_ms: float = 2.0,
-                 cache_size: int = 1_000_000) -> None:
+                 cache_size: int = 1_000_000, max_pending: int = 65_536) -> None:
         threads = threads if threads is not None else (os.cpu_count() or 1)
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
@@ -146,9 +153,12 @@ class BatchVerifier:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         if not (max_wait_ms >= 0 and math.isfinite(max_wait_ms)):
             raise ValueError(f"max_wait_ms must be a finite number >= 0, got {max_wait_ms}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         self._threads = threads
         self._chunk_size = chunk_size
         self._max_wait = max_wait_ms / 1000.0
+        self._max_pending = max_pending
         self._cache = VerifiedSignatureCache(cache_size)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="somnode-verify")
         self._closed = False
@@ -157,6 +167,8 @@ class BatchVerifier:
         self._queue: list[tuple[_Request, int, _Prepared]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._chunks: set[asyncio.Future[list[bool]]] = set()
+        self._backlog = 0  # signatures queued or in flight for verify_batch callers
+        self._room_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         # Counters, updated from the loop, callers' threads and the workers.
         self._stats_lock = threading.Lock()
         self._requests = 0
@@ -183,6 +195,8 @@ class BatchVerifier:
         results, pending = self._triage(items)
         if not pending:
             return results
+        await self._admit(loop, len(pending))
+        self._check_open()
         request = _Request(results, len(pending), loop.create_future())
         self._queue.extend((request, index, prepared) for index, prepared in pending)
         self._dispatch(flush=False)
@@ -228,6 +242,7 @@ class BatchVerifier:
                 batch_size_le=tuple(cumulative), batch_seconds_total=self._batch_seconds_total,
                 last_batch_size=self._last_batch_size, last_batch_seconds=self._last_batch_seconds,
                 queued=len(self._queue), chunks_in_flight=len(self._chunks),
+                backlog=self._backlog, waiting_requests=len(self._room_waiters),
             )
 
     def close(self) -> None:
@@ -244,6 +259,10 @@ class BatchVerifier:
             self._timer.cancel()
             self._timer = None
         self._closed = True
+        while self._room_waiters:
+            _, waiter = self._room_waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("BatchVerifier is closed"))
         self._pool.shutdown(wait=True)
         log.info("verifier closed verified=%d cache_hits=%d batches=%d",
                  self._verified, self._cache_hits, self._batches)
@@ -302,6 +321,39 @@ class BatchVerifier:
             self._malformed += len(items) - len(candidates)
             self._cache_hits += len(candidates) - len(pending)
         return results, pending
+
+    async def _admit(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        """Reserve room for ``size`` signatures in the backlog, waiting behind earlier callers if it is full.
+
+        A request larger than ``max_pending`` is let in when the backlog is
+        empty; refusing it would block it forever.
+        """
+        if not self._room_waiters and (self._backlog == 0 or self._backlog + size <= self._max_pending):
+            self._backlog += size
+            return
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._room_waiters.append((size, waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # admitted just as the caller gave up
+                self._release(size)
+            raise
+
+    def _release(self, size: int) -> None:
+        """Give back backlog room and let waiting callers in, oldest first, while they fit."""
+        self._backlog -= size
+        assert self._backlog >= 0, "every released signature was reserved by _admit"
+        while self._room_waiters:
+            wanted, waiter = self._room_waiters[0]
+            if waiter.done():  # cancelled, or failed by close()
+                self._room_waiters.popleft()
+                continue
+            if self._backlog and self._backlog + wanted > self._max_pending:
+                return
+            self._room_waiters.popleft()
+            self._backlog += wanted
+            waiter.set_result(None)
 
     def _piece_count(self, count: int) -> int:
         """How many chunks ``count`` signatures go out as: none above chunk_size, spread over every thread.
@@ -366,6 +418,7 @@ class BatchVerifier:
     def _chunk_done(self, piece: list[tuple[_Request, int, _Prepared]], future: asyncio.Future[list[bool]]) -> None:
         """Hand each waiting request its answers; a worker just freed, so send what queued meanwhile."""
         self._chunks.remove(future)
+        self._release(len(piece))
         try:
             outcome = future.result()
         except (Exception, asyncio.CancelledError) as exc:

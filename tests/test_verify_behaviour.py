@@ -216,6 +216,40 @@ async def test_a_cancelled_caller_does_not_disturb_the_others(gate):
             await doomed
 
 
+async def test_back_pressure_holds_callers_beyond_max_pending_in_arrival_order(gate):
+    async with BatchVerifier(threads=1, chunk_size=256, max_wait_ms=1.0, max_pending=4) as v:
+        held = asyncio.ensure_future(v.verify_batch([held_triple()]))
+        await asyncio.sleep(0)
+        fits = asyncio.ensure_future(v.verify_batch([triple(1), triple(2), triple(3, valid=False)]))
+        await asyncio.sleep(0)
+        assert v.stats.backlog == 4
+        blocked = asyncio.ensure_future(v.verify_batch([triple(4), triple(5)]))
+        gives_up = asyncio.ensure_future(v.verify_batch([triple(6)]))
+        behind = asyncio.ensure_future(v.verify_batch([triple(7, valid=False)]))
+        await asyncio.sleep(0.01)
+        stats = v.stats
+        assert stats.backlog == 4 and stats.waiting_requests == 3, "the full backlog admits no one"
+        gives_up.cancel()
+        gate.set()
+        assert await held == [True]
+        assert await fits == [True, True, False]
+        assert await blocked == [True, True]
+        assert await behind == [False]
+        with pytest.raises(asyncio.CancelledError):
+            await gives_up
+        stats = v.stats
+        assert stats.backlog == 0 and stats.waiting_requests == 0
+
+
+async def test_a_request_larger_than_max_pending_still_gets_through():
+    async with BatchVerifier(threads=2, chunk_size=4, max_pending=3) as v:
+        items = [triple(i, valid=i != 5) for i in range(10)]
+        first, second = await asyncio.gather(v.verify_batch(items), v.verify_batch(items[::-1]))
+        assert first == [i != 5 for i in range(10)]
+        assert second == first[::-1]
+        assert v.stats.backlog == 0
+
+
 # -------------------------------------------------------- lifecycle, stats
 
 async def test_leaving_the_async_context_answers_everything_queued(gate):
@@ -244,7 +278,7 @@ def test_a_closed_verifier_refuses_work():
 
 @pytest.mark.parametrize("kwargs", [
     {"threads": 0}, {"chunk_size": 0}, {"max_wait_ms": -1.0}, {"max_wait_ms": float("nan")},
-    {"cache_size": -5},
+    {"cache_size": -5}, {"max_pending": 0},
 ])
 def test_nonsense_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
