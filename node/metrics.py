@@ -8,7 +8,10 @@ API routes are the router's path templates, never raw request paths.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 NAMESPACE = "somnode"
 
@@ -36,17 +39,9 @@ class NodeMetrics:
         self.mempool_bytes = Gauge("mempool_bytes", "Bytes of transactions waiting in the mempool",
                                    namespace=NAMESPACE, registry=registry)
         self.peers = Gauge("peers", "Connected, authenticated validator peers", namespace=NAMESPACE, registry=registry)
-        self.verify_batch_size = Histogram(
-            "verify_batch_size", "Signatures per verification batch",
-            namespace=NAMESPACE, registry=registry, buckets=_BATCH_SIZE_BUCKETS,
-        )
-        self.verify_batch_seconds = Histogram(
-            "verify_batch_seconds", "Wall time to verify one batch of signatures",
-            namespace=NAMESPACE, registry=registry, buckets=_BATCH_SECONDS_BUCKETS,
-        )
-        self.verify_cache_hits = Counter(
-            "verify_cache_hits", "Signatures answered from the cache of known-valid results",
-            namespace=NAMESPACE, registry=registry,
+        self.peer_messages_rejected = Counter(
+            "peer_messages_rejected", "Consensus messages from peers dropped before the engine, by reason",
+            ["reason"], namespace=NAMESPACE, registry=registry,
         )
         self.api_requests = Counter(
             "api_requests", "Client API requests by route template and HTTP status",
@@ -71,11 +66,62 @@ class NodeMetrics:
     def set_peers(self, count: int) -> None:
         self.peers.set(count)
 
-    def observe_verify_batch(self, size: int, seconds: float, cache_hits: int = 0) -> None:
-        self.verify_batch_size.observe(size)
-        self.verify_batch_seconds.observe(seconds)
-        if cache_hits:
-            self.verify_cache_hits.inc(cache_hits)
-
     def observe_api_request(self, route: str, status: int) -> None:
         self.api_requests.labels(route=route, status=str(status)).inc()
+
+
+class VerifierCollector:
+    """Exports the batch verifier's own counters at scrape time.
+
+    The verifier already counts batches per size bound and their time on its
+    worker threads; reading that snapshot when Prometheus scrapes costs the
+    hot path nothing, where observing each batch into a Histogram would add a
+    lock and a call per batch.
+    """
+
+    def __init__(self, stats: Callable[[], object]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[object]:
+        stats = self._stats()
+        sizes = HistogramMetricFamily(
+            f"{NAMESPACE}_verify_batch_size", "Signatures per batch handed to libsodium on a worker thread")
+        buckets = [(str(int(bound)) if bound != float("inf") else "+Inf", count)
+                   for bound, count in stats.batch_size_le]
+        if buckets[-1][0] != "+Inf":
+            buckets.append(("+Inf", stats.batches))
+        sizes.add_metric([], buckets, sum_value=stats.verified)
+        yield sizes
+        seconds = CounterMetricFamily(f"{NAMESPACE}_verify_batch_seconds", "Worker-thread time spent verifying batches")
+        seconds.add_metric([], stats.batch_seconds_total)
+        yield seconds
+        for name, text, value in (
+            ("verify_signatures", "Signatures asked about (cache hits included)", stats.signatures),
+            ("verify_verified", "Signatures checked by libsodium", stats.verified),
+            ("verify_cache_hits", "Signatures answered from the cache of known-valid results", stats.cache_hits),
+        ):
+            counter = CounterMetricFamily(f"{NAMESPACE}_{name}", text)
+            counter.add_metric([], value)
+            yield counter
+        entries = GaugeMetricFamily(f"{NAMESPACE}_verify_cache_entries", "Known-valid signatures held in the cache")
+        entries.add_metric([], stats.cache_entries)
+        yield entries
+
+
+class NetworkCollector:
+    """Exports the peer network's counters (frames, bytes, drops, refusals by reason) at scrape time."""
+
+    def __init__(self, stats: Callable[[], object]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[object]:
+        stats = self._stats()
+        for name in ("frames_in", "frames_out", "bytes_in", "bytes_out", "drops", "bad_frames",
+                     "oversized_frames", "throttled", "flood_disconnects"):
+            counter = CounterMetricFamily(f"{NAMESPACE}_p2p_{name}", f"Peer network: {name.replace('_', ' ')}")
+            counter.add_metric([], getattr(stats, name))
+            yield counter
+        refusals = CounterMetricFamily(f"{NAMESPACE}_p2p_refusals", "Peer links refused, by reason", labels=["reason"])
+        for reason, count in sorted(stats.refusals.items()):
+            refusals.add_metric([str(reason)], count)
+        yield refusals

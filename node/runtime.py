@@ -29,7 +29,7 @@ from consensus.events import (
     Action, Broadcast, Commit, EvidenceFound, Event, PersistSigningState, ProposalReceived,
     RequestValue, ScheduleTimeout, TimeoutFired, ValueReady, VoteReceived,
 )
-from consensus.messages import Proposal, Vote
+from consensus.messages import MessageType, Proposal, Vote
 from consensus.validators import ValidatorSet
 from node.chain import Chain
 from node.ledger.store import BlockResult
@@ -95,6 +95,7 @@ class ConsensusDriver:
         self._regossip_s = regossip_s
         self._empty_block_wait_s = empty_block_wait_s
         self._proposing: set[asyncio.Task] = set()
+        self._own_precommit: Vote | None = None
         self._clock = clock
         self._chain_id = chain.store.chain_id
         self.lock = asyncio.Lock()
@@ -105,6 +106,7 @@ class ConsensusDriver:
         self._tasks: list[asyncio.Task] = []
         self._last_commit_time = clock()
         self.dropped_events = 0
+        self.on_rejected: Callable[[str], None] = lambda reason: None
         self.evidence: list = []
 
     def add_commit_listener(self, listener: CommitListener) -> None:
@@ -112,9 +114,13 @@ class ConsensusDriver:
 
     # ---- lifecycle
 
-    async def start(self) -> None:
+    async def start(self, restored_precommit: Vote | None = None) -> None:
+        """Start the engine; a precommit restored from the signing file re-teaches it its lock."""
+        self._own_precommit = restored_precommit
         async with self.lock:
             await self._execute(self.engine.start())
+            if restored_precommit is not None and restored_precommit.height == self.engine.height:
+                await self._execute(self.engine.handle(VoteReceived(restored_precommit)))
         self._tasks = [
             asyncio.create_task(self._run(), name="consensus"),
             asyncio.create_task(self._regossip_loop(), name="regossip"),
@@ -141,18 +147,32 @@ class ConsensusDriver:
             case Proposal():
                 if message.height < self.engine.height:
                     return
-                await self._verifier.verify_batch(
-                    [(message.proposer, message.signing_bytes(self._chain_id), message.signature)])
+                if not await self._authentic(peer, message.proposer, message):
+                    return
                 await self.chain.preverify(message.value)
                 self._enqueue(ProposalReceived(message))
             case Vote():
                 if message.height < self.engine.height:
                     return
-                await self._verifier.verify_batch(
-                    [(message.validator, message.signing_bytes(self._chain_id), message.signature)])
+                if not await self._authentic(peer, message.validator, message):
+                    return
                 self._enqueue(VoteReceived(message))
             case TxBatch():
                 await self.mempool.add_batch(list(message.txs))
+
+    async def _authentic(self, peer: bytes, signer: bytes, message: Proposal | Vote) -> bool:
+        """Drop a message whose signature is not its signer's before it costs the engine anything."""
+        if signer not in self._validators:
+            reason = "unknown_signer"
+        else:
+            item = (signer, message.signing_bytes(self._chain_id), message.signature)
+            if (await self._verifier.verify_batch([item]))[0]:
+                return True
+            reason = "bad_signature"
+        self.on_rejected(reason)
+        log.warning("consensus.reject peer=%s reason=%s type=%s height=%d round=%d",
+                    peer.hex()[:16], reason, type(message).__name__.lower(), message.height, message.round)
+        return False
 
     def _enqueue(self, event: Event) -> None:
         try:
@@ -170,10 +190,11 @@ class ConsensusDriver:
 
     async def _execute(self, actions: Sequence[Action]) -> None:
         """Carry out actions strictly in order; the caller holds ``self.lock``."""
-        for action in actions:
+        for index, action in enumerate(actions):
             match action:
                 case PersistSigningState(state=state):
-                    await asyncio.to_thread(self._signing_file.save, state)
+                    self._note_own_precommit(state, actions[index + 1] if index + 1 < len(actions) else None)
+                    await asyncio.to_thread(self._signing_file.save, state, self._own_precommit)
                 case Broadcast(message=message):
                     self._remember_own(message)
                     self.network.broadcast(message)
@@ -188,6 +209,14 @@ class ConsensusDriver:
                     del self.evidence[:-256]
                     log.warning("consensus.evidence validator=%s height=%d round=%d",
                                 evidence.validator.hex(), evidence.first.height, evidence.first.round)
+
+    def _note_own_precommit(self, state, following: Action | None) -> None:
+        """Keep our latest precommit for a value at the signing height, saved with the signing state."""
+        if self._own_precommit is not None and self._own_precommit.height != state.height:
+            self._own_precommit = None
+        if (isinstance(following, Broadcast) and isinstance(following.message, Vote)
+                and following.message.type is MessageType.PRECOMMIT and following.message.value_id is not None):
+            self._own_precommit = following.message
 
     def _schedule(self, event: Event, delay_s: float) -> None:
         loop = asyncio.get_running_loop()

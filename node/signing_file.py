@@ -5,6 +5,10 @@ runtime writes it here and only then lets the message leave the process.  The
 write is atomic (temporary file, fsync, rename, fsync of the directory), so
 after a crash the file holds either the old or the new state, never a torn
 one, and a restarted validator cannot sign twice at one height/round/step.
+
+Beside the state it keeps this validator's latest precommit for a value at
+the current height: fed back to the engine after a restart, it restores the
+lock the paper's lines 36-43 took, which the engine cannot otherwise know.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 from pathlib import Path
 
 from consensus.events import SigningState, Step
+from consensus.messages import MessageType, Vote
 
 
 class SigningStateError(ValueError):
@@ -24,28 +29,36 @@ class SigningStateFile:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
-    def load(self) -> SigningState | None:
-        """The last persisted state, or None for a validator that never signed."""
+    def load(self) -> tuple[SigningState | None, Vote | None]:
+        """The last persisted state (None for a validator that never signed) and precommit."""
         try:
             text = self.path.read_text(encoding="ascii")
         except FileNotFoundError:
-            return None
+            return None, None
         except (OSError, UnicodeDecodeError) as exc:
             raise SigningStateError(f"signing state {self.path} is unreadable: {exc}") from exc
         try:
             data = json.loads(text)
             state = SigningState(int(data["height"]), int(data["round"]), Step(int(data["step"])))
+            precommit = _decode_precommit(data.get("precommit"))
         except (ValueError, KeyError, TypeError) as exc:
             raise SigningStateError(
                 f"signing state {self.path} is corrupt ({exc}); refusing to sign: restore it from a backup"
             ) from exc
         if state.height < 0 or state.round < 0:
             raise SigningStateError(f"signing state {self.path} holds a negative height or round")
-        return state
+        return state, precommit
 
-    def save(self, state: SigningState) -> None:
+    def save(self, state: SigningState, precommit: Vote | None = None) -> None:
         """Durably replace the stored state; returns only once it is on disk."""
-        body = json.dumps({"height": state.height, "round": state.round, "step": int(state.step)})
+        document: dict = {"height": state.height, "round": state.round, "step": int(state.step)}
+        if precommit is not None:
+            assert precommit.type is MessageType.PRECOMMIT and precommit.value_id is not None
+            document["precommit"] = {
+                "height": precommit.height, "round": precommit.round, "value_id": precommit.value_id.hex(),
+                "validator": precommit.validator.hex(), "signature": precommit.signature.hex(),
+            }
+        body = json.dumps(document)
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -59,3 +72,12 @@ class SigningStateFile:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _decode_precommit(data: object) -> Vote | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError("precommit must be an object")
+    return Vote(MessageType.PRECOMMIT, int(data["height"]), int(data["round"]), bytes.fromhex(data["value_id"]),
+                bytes.fromhex(data["validator"]), bytes.fromhex(data["signature"]))

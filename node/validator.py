@@ -29,7 +29,7 @@ from node.keys import KeyPair, read_key_file
 from node.ledger.state import GenesisState
 from node.ledger.store import LedgerStore
 from node.mempool import Mempool
-from node.metrics import NodeMetrics
+from node.metrics import NetworkCollector, NodeMetrics, VerifierCollector
 from node.p2p.config import NetworkConfig
 from node.p2p.transport import PeerNetwork
 from node.runtime import Committed, ConsensusDriver
@@ -85,7 +85,7 @@ class ValidatorNode:
         self.store = store
         self._stack.append(store.close)
         signing_file = SigningStateFile(data_dir / SIGNING_STATE_FILE)
-        signing_state = signing_file.load()
+        signing_state, own_precommit = signing_file.load()
 
         verifier = BatchVerifier()
         self._stack.append(verifier.close)
@@ -123,6 +123,9 @@ class ValidatorNode:
             encode_certificate=encode_certificate, max_block_txs=c.max_block_txs,
             max_block_bytes=c.max_block_bytes, empty_block_wait_s=c.empty_block_wait_ms / 1000,
         )
+        driver.on_rejected = lambda reason: self.metrics.peer_messages_rejected.labels(reason).inc()
+        self.registry.register(VerifierCollector(lambda: verifier.stats))
+        self.registry.register(NetworkCollector(lambda: network.stats))
         self.driver = driver
         backend = NodeBackend(
             genesis=genesis, node_id=self.key.address, store=store, mempool=mempool, network=network,
@@ -132,7 +135,7 @@ class ValidatorNode:
         driver.add_commit_listener(self._on_commit)
         catch_up = CatchUp(driver, self.validators, verifier)
 
-        await driver.start()
+        await driver.start(own_precommit)
         self._stack.append(driver.stop)
         await network.start()
         self._stack.append(network.stop)

@@ -32,7 +32,7 @@ from node.api import (
 )
 from node.keys import KeyPair, verify_signature
 from node.mempool import AdmitResult, Mempool
-from node.metrics import NodeMetrics
+from node.metrics import NodeMetrics, VerifierCollector
 from node.tx import SignedTransaction, Transaction, TxKind
 from node.verify import BatchVerifier
 
@@ -367,14 +367,25 @@ def test_metrics_live_on_the_node_registry_only() -> None:
     with pytest.raises(ValueError):
         NodeMetrics(first)  # the same names twice on one registry is a wiring mistake, and loud
     metrics = NodeMetrics(CollectorRegistry())
-    metrics.observe_verify_batch(300, 0.02, cache_hits=7)
     metrics.observe_commit(9, 300, None)
     registry = metrics.registry
-    assert registry.get_sample_value("somnode_verify_batch_size_count") == 1
-    assert registry.get_sample_value("somnode_verify_batch_size_sum") == 300
-    assert registry.get_sample_value("somnode_verify_cache_hits_total") == 7
     assert registry.get_sample_value("somnode_block_interval_seconds_count") == 0
     assert registry.get_sample_value("somnode_height") == 9
+
+
+def test_verifier_counters_are_exported_at_scrape_time() -> None:
+    registry = CollectorRegistry()
+    with BatchVerifier(threads=1, max_wait_ms=0) as verifier:
+        registry.register(VerifierCollector(lambda: verifier.stats))
+        key = KeyPair.generate()
+        item = (key.public_key, b"m", key.sign(b"m"))
+        assert verifier.verify_many([item, item]) == [True, True]
+        assert verifier.verify_many([item]) == [True]
+        stats = verifier.stats
+    assert registry.get_sample_value("somnode_verify_verified_total") == stats.verified >= 1
+    assert registry.get_sample_value("somnode_verify_cache_hits_total") == stats.cache_hits >= 1
+    assert registry.get_sample_value("somnode_verify_batch_size_count") == stats.batches >= 1
+    assert registry.get_sample_value("somnode_verify_batch_size_bucket", {"le": "+Inf"}) == stats.batches
 
 
 # ---- events
