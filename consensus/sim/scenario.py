@@ -87,6 +87,8 @@ class Crash:
 
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
+    """Everything the seed decided: the network, who is Byzantine and how, who crashes when."""
+
     network: NetworkConfig
     byzantine: dict[int, str]
     crashes: tuple[Crash, ...]
