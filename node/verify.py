@@ -182,8 +182,8 @@ class BatchVerifier:
         self._batch_seconds_total = 0.0
         self._last_batch_size = 0
         self._last_batch_seconds = 0.0
-        log.info("verifier started threads=%d chunk_size=%d max_wait_ms=%s cache_size=%d",
-                 threads, chunk_size, max_wait_ms, cache_size)
+        log.info("verifier started threads=%d chunk_size=%d max_wait_ms=%s cache_size=%d max_pending=%d",
+                 threads, chunk_size, max_wait_ms, cache_size, max_pending)
 
     # ----------------------------------------------------------------- API
 
