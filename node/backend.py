@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from consensus.certificate import CommitCertificate
+from consensus.messages import Proposal, Vote
 from node.address import encode_address
 from node.api.backend import BlockView, CommitCertificateView, PrecommitView, TxState, TxStatus
 from node.api.events import BlockFeed
@@ -27,7 +28,7 @@ MAX_GOSSIP_BATCH = 4096
 
 class NodeBackend:
     def __init__(self, *, genesis: Genesis, node_id: str, store, mempool, network, engine_view,
-                 decode_certificate, registry: CollectorRegistry) -> None:
+                 decode_certificate, registry: CollectorRegistry, evidence_view=lambda: ()) -> None:
         self.chain_id = genesis.chain_id
         self.node_id = node_id
         self.metrics_registry = registry
@@ -37,6 +38,7 @@ class NodeBackend:
         self._network = network
         self._engine_view = engine_view
         self._decode_certificate = decode_certificate
+        self._evidence_view = evidence_view
         self.feed = BlockFeed()
 
     async def submit(self, raws: list[bytes]) -> list[AdmitResult]:
@@ -96,6 +98,11 @@ class NodeBackend:
             "peers": [encode_address(p.public_key) for p in self._network.peers()],
             "mempool_size": len(self._mempool),
             "supply": store.supply().outstanding,
+            "evidence": [
+                {"validator": encode_address(e.validator), "height": e.first.height, "round": e.first.round,
+                 "type": _message_kind(e.first)}
+                for e in self._evidence_view()
+            ],
         }
 
     def subscribe(self) -> AsyncIterator[BlockView]:
@@ -118,3 +125,7 @@ def block_view(raw: bytes, certificate: CommitCertificate, app_hash: bytes) -> B
             tuple(PrecommitView(v.validator, v.signature) for v in certificate.precommits),
         ),
     )
+
+
+def _message_kind(message: Proposal | Vote) -> str:
+    return "proposal" if isinstance(message, Proposal) else message.type.name.lower()

@@ -39,6 +39,10 @@ class NodeMetrics:
         self.mempool_bytes = Gauge("mempool_bytes", "Bytes of transactions waiting in the mempool",
                                    namespace=NAMESPACE, registry=registry)
         self.peers = Gauge("peers", "Connected, authenticated validator peers", namespace=NAMESPACE, registry=registry)
+        self.evidence = Counter(
+            "consensus_evidence", "Equivocations detected (two conflicting signed messages from one validator)",
+            namespace=NAMESPACE, registry=registry,
+        )
         self.peer_messages_rejected = Counter(
             "peer_messages_rejected", "Consensus messages from peers dropped before the engine, by reason",
             ["reason"], namespace=NAMESPACE, registry=registry,

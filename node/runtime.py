@@ -43,6 +43,7 @@ log = logging.getLogger("somnode.runtime")
 MAX_QUEUED_EVENTS = 10_000
 MAX_REGOSSIP_MESSAGES = 8
 _PROPOSE_POLL_S = 0.01
+MAX_KEPT_EVIDENCE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class ConsensusDriver:
         self._last_commit_time = clock()
         self.dropped_events = 0
         self.on_rejected: Callable[[str], None] = lambda reason: None
+        self.on_evidence: Callable[[object], None] = lambda evidence: None
         self.evidence: list = []
 
     def add_commit_listener(self, listener: CommitListener) -> None:
@@ -206,7 +208,8 @@ class ConsensusDriver:
                     await self._commit(height, value, certificate)
                 case EvidenceFound(evidence=evidence):
                     self.evidence.append(evidence)
-                    del self.evidence[:-256]
+                    del self.evidence[:-MAX_KEPT_EVIDENCE]
+                    self.on_evidence(evidence)
                     log.warning("consensus.evidence validator=%s height=%d round=%d",
                                 evidence.validator.hex(), evidence.first.height, evidence.first.round)
 

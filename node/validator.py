@@ -124,12 +124,14 @@ class ValidatorNode:
             max_block_bytes=c.max_block_bytes, empty_block_wait_s=c.empty_block_wait_ms / 1000,
         )
         driver.on_rejected = lambda reason: self.metrics.peer_messages_rejected.labels(reason).inc()
+        driver.on_evidence = lambda evidence: self.metrics.evidence.inc()
         self.registry.register(VerifierCollector(lambda: verifier.stats))
         self.registry.register(NetworkCollector(lambda: network.stats))
         self.driver = driver
         backend = NodeBackend(
             genesis=genesis, node_id=self.key.address, store=store, mempool=mempool, network=network,
             engine_view=lambda: engine, decode_certificate=decode_certificate, registry=self.registry,
+            evidence_view=lambda: driver.evidence,
         )
         self.backend = backend
         driver.add_commit_listener(self._on_commit)
