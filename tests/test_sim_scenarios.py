@@ -53,6 +53,7 @@ def scenarios(draw: st.DrawFn, validators: int) -> Scenario:
         loss=draw(st.sampled_from((0.0, 0.05, 0.2))),
         partition=draw(st.booleans()),
         heights=draw(st.integers(2, 4)),
+        weighted=draw(st.booleans()),
     )
 
 

@@ -97,11 +97,20 @@ def test_plan_never_crashes_a_byzantine_validator() -> None:
         assert all(c.validator not in plan.byzantine for c in plan.crashes)
 
 
+def test_weighted_plans_keep_byzantine_power_under_a_third() -> None:
+    for seed in range(300):
+        for n in (4, 7, 10):
+            plan = draw_plan(Scenario(seed=seed, validators=n, byzantine=(n - 1) // 3, weighted=True))
+            assert len(plan.byzantine) == (n - 1) // 3
+            assert 3 * sum(plan.powers[i] for i in plan.byzantine) < sum(plan.powers)
+    assert len({draw_plan(Scenario(seed=s, validators=7, weighted=True)).powers for s in range(20)}) > 15
+
+
 def test_replay_command_names_every_option() -> None:
     command = Scenario(seed=9, validators=7, byzantine=2, strategy="silent", crashes=True,
-                       partition=True, loss=0.25, heights=4, persist=False).command()
+                       partition=True, loss=0.25, heights=4, persist=False, weighted=True).command()
     for part in ("--validators 7", "--byzantine 2", "--strategy silent", "--start-seed 9", "--seeds 1",
-                 "--crashes", "--partition", "--loss 0.25", "--heights 4", "--no-persist"):
+                 "--crashes", "--partition", "--loss 0.25", "--heights 4", "--no-persist", "--weighted"):
         assert part in command
 
 

@@ -23,7 +23,7 @@ MAX_REPORTED_FAILURES = 10
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m consensus.sim", description=__doc__.splitlines()[0])
-    parser.add_argument("--validators", type=int, default=4, help="number of validators (equal power)")
+    parser.add_argument("--validators", type=int, default=4, help="number of validators")
     parser.add_argument("--byzantine", type=int, default=0,
                         help="Byzantine validators; more than (N-1)//3 breaks the safety assumption")
     parser.add_argument("--seeds", type=int, default=100, help="number of scenarios")
@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--loss", type=float, default=0.0, help="message loss probability before GST")
     parser.add_argument("--partition", action="store_true", help="partition the network until GST")
     parser.add_argument("--heights", type=int, default=3, help="height every honest validator must reach")
+    parser.add_argument("--weighted", action="store_true",
+                        help="unequal voting powers (Byzantine validators still hold under a third)")
     parser.add_argument("--no-persist", action="store_true",
                         help="restart without the persisted signing state and WAL (shows the equivocation danger)")
     return parser
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = [
             Scenario(seed=seed, validators=args.validators, byzantine=args.byzantine, strategy=args.strategy,
                      crashes=args.crashes, loss=args.loss, partition=args.partition, heights=args.heights,
-                     persist=not args.no_persist)
+                     persist=not args.no_persist, weighted=args.weighted)
             for seed in range(args.start_seed, args.start_seed + args.seeds)
         ]
     except ValueError as exc:

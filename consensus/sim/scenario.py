@@ -28,6 +28,7 @@ class Scenario:
     partition: bool = False
     heights: int = 3
     persist: bool = True
+    weighted: bool = False  # unequal voting powers drawn from the seed
 
     def __post_init__(self) -> None:
         if self.validators < 1:
@@ -43,7 +44,11 @@ class Scenario:
 
     @property
     def max_faulty(self) -> int:
-        """The paper's f for equal voting power: the most Byzantine validators tolerated."""
+        """The paper's f: the most Byzantine validators tolerated.
+
+        With unequal powers the plan picks Byzantine validators holding less
+        than a third of the power, which up to this count is always possible.
+        """
         return (self.validators - 1) // 3
 
     def command(self) -> str:
@@ -64,6 +69,8 @@ class Scenario:
             parts.append("--partition")
         if not self.persist:
             parts.append("--no-persist")
+        if self.weighted:
+            parts.append("--weighted")
         return " ".join(parts)
 
 
@@ -90,6 +97,7 @@ class FaultPlan:
     """Everything the seed decided: the network, who is Byzantine and how, who crashes when."""
 
     network: NetworkConfig
+    powers: tuple[int, ...]
     byzantine: dict[int, str]
     crashes: tuple[Crash, ...]
 
@@ -119,7 +127,8 @@ def draw_plan(scenario: Scenario) -> FaultPlan:
         duplicate=rng.choice((0.0, 0.02, 0.1)),
         partition=partition,
     )
-    byzantine_ids = sorted(rng.sample(range(n), scenario.byzantine))
+    powers = tuple(rng.randint(1, 10) for _ in range(n)) if scenario.weighted else (1,) * n
+    byzantine_ids = _pick_byzantine(rng, powers, scenario.byzantine, scenario.byzantine <= scenario.max_faulty)
     byzantine = {
         i: rng.choice(STRATEGIES) if scenario.strategy == "mixed" else scenario.strategy
         for i in byzantine_ids
@@ -135,4 +144,21 @@ def draw_plan(scenario: Scenario) -> FaultPlan:
                 down_ms=rng.randint(20, 1500),
                 after_persist=rng.random() < 0.5,
             ))
-    return FaultPlan(network, byzantine, tuple(crashes))
+    return FaultPlan(network, powers, byzantine, tuple(crashes))
+
+
+def _pick_byzantine(rng: random.Random, powers: tuple[int, ...], count: int, within_f: bool) -> list[int]:
+    """``count`` validators at random; within f, only sets holding under a third of the power.
+
+    The ``count`` lowest-powered validators always qualify when ``count`` is at
+    most (n-1)//3, since they hold at most count/n of the power.
+    """
+    n = len(powers)
+    total = sum(powers)
+    for _ in range(32):
+        chosen = sorted(rng.sample(range(n), count))
+        if not within_f or 3 * sum(powers[i] for i in chosen) < total:
+            return chosen
+    chosen = sorted(sorted(range(n), key=lambda i: (powers[i], i))[:count])
+    assert 3 * sum(powers[i] for i in chosen) < total, "the lowest-powered validators exceed a third"
+    return chosen

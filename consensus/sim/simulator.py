@@ -132,7 +132,7 @@ class Simulation:
         self.verifier = verifier if verifier is not None else MemoVerifier()
         self.network = Network(self.plan.network, random.Random(f"somnode-sim-network:{scenario.seed}"))
         signers = [SimSigner(i) for i in range(scenario.validators)]
-        self.validator_set = ValidatorSet([Validator(s.public_key, 1) for s in signers])
+        self.validator_set = ValidatorSet([Validator(s.public_key, p) for s, p in zip(signers, self.plan.powers)])
         self.index_of = {s.public_key: i for i, s in enumerate(signers)}
         self._collusion = self._collusion_plan() if "collude" in self.plan.byzantine.values() else None
         self.nodes = [self._make_node(i, signer) for i, signer in enumerate(signers)]
