@@ -203,17 +203,20 @@ class BatchVerifier:
         return await request.future
 
     def verify_many(self, items: Sequence[Triple]) -> list[bool]:
-        """Validity of each triple, in order, blocking the calling thread; the work runs on the pool."""
+        """Validity of each triple, in order, blocking the calling thread while the pool works.
+
+        Not for the event loop's thread: it would stall every other task.
+        """
         self._check_open()
         results, pending = self._triage(items)
         if not pending:
             return results
         prepared = [p for _, p in pending]
-        if len(prepared) == 1:
+        pieces = _pieces(prepared, self._piece_count(len(prepared)))
+        if len(pieces) == 1:  # the caller would only sit idle while one worker did it all
             outcome = self._verify_prepared(prepared)
         else:
-            futures = [self._pool.submit(self._verify_prepared, piece)
-                       for piece in _pieces(prepared, self._piece_count(len(prepared)))]
+            futures = [self._pool.submit(self._verify_prepared, piece) for piece in pieces]
             outcome = [ok for future in futures for ok in future.result()]
         for (index, _), ok in zip(pending, outcome, strict=True):
             results[index] = ok
