@@ -97,12 +97,14 @@ def create_network(
     bank_balance: int = parse_som(DEFAULT_BANK_BALANCE),
     genesis_time: str | None = None,
     ports: Sequence[tuple[int, int]] | None = None,
+    accounts: Sequence[tuple[bytes, int]] = (),
 ) -> LocalNetwork:
     """Generate and write a whole network; raise CliError before writing if an option is bad.
 
     ``ports`` gives each validator's (p2p, api) ports explicitly, for callers
     such as tests that hold free ports which need not be contiguous; without
-    it validator k gets ``base_port + 2(k-1)`` and the next port.
+    it validator k gets ``base_port + 2(k-1)`` and the next port.  ``accounts``
+    are further (public key, tyiyn) holdings at genesis, e.g. a benchmark's senders.
     """
     if ports is None:
         ports = [(base_port + 2 * index, base_port + 2 * index + 1) for index in range(validators)]
@@ -120,7 +122,8 @@ def create_network(
             GenesisValidator(f"validator{k + 1}", key.public_key, 1, str(p2p), str(api))
             for k, (key, (p2p, api)) in enumerate(zip(validator_keys, endpoints))
         ),
-        balances=tuple(sorted((key.public_key, bank_balance) for key in bank_keys)) if bank_balance else (),
+        balances=tuple(sorted(
+            [(key.public_key, bank_balance) for key in bank_keys if bank_balance] + list(accounts))),
     )
 
     keys_dir = directory / "keys"

@@ -1,0 +1,380 @@
+"""The end-to-end throughput benchmark behind ``somnode bench``.
+
+It measures what a bank would ask first: how many transfers a second the
+network commits, how long a transfer takes to commit, and how close that is
+to the physical limit, which is Ed25519 verification: every validator checks
+every signature once, so N validators sharing one machine cannot commit more
+than (the machine's verify rate) / N transfers a second.  That ceiling is
+measured in the same run, before the network starts, so the reported
+efficiency compares across machines.
+
+Method: K funded accounts are written into the genesis; every transfer is
+signed before the clock starts; each account's transfers go to one node (so
+its nonces arrive in order) and the accounts are spread over all nodes; a
+submitter per node posts batches, open-loop at ``rate`` or as fast as the
+node accepts (a ``mempool_full`` answer is retried after a pause).  Commit
+times come from node 0's ``/v1/events`` stream.  The steady window runs from
+the commit of the first 10 % of the transfers to the commit of 90 %, so
+ramp-up and drain are excluded.  Afterwards the run is checked: every
+transfer committed exactly once, every account's nonce equals the transfers
+it sent, the supply is unchanged, and all validators share one app hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import aiohttp
+import msgpack
+import nacl.bindings
+import nacl.signing
+
+from node.cli_init import create_network
+from node.keys import KeyPair
+from node.testnet import LocalTestnet
+from node.tx import Transaction, TxKind
+
+ACCOUNT_BALANCE = 10**12
+CEILING_SECONDS = 2.0
+WINDOW = (0.10, 0.90)
+STALL_S = 30.0
+MIN_WINDOW_BLOCKS = 5
+BLOCK_GRACE_S = 0.0
+
+
+@dataclass
+class BenchResult:
+    validators: int
+    submitted: int
+    committed: int
+    tps: float
+    tps_overall: float
+    window_blocks: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    blocks_per_s: float
+    txs_per_block: float
+    verify_ceiling: float
+    efficiency: float
+    cpu_per_validator: list[float]
+    rate: float
+    duration_s: float
+    checks: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(self.checks.values())
+
+
+def measure_verify_ceiling(seconds: float = CEILING_SECONDS, threads: int | None = None) -> float:
+    """Signatures a second that PyNaCl verifies on all cores, threads calling libsodium directly."""
+    threads = threads or os.cpu_count() or 1
+    key = nacl.signing.SigningKey.generate()
+    public = bytes(key.verify_key)
+    signed = [key.sign(os.urandom(150)) for _ in range(256)]
+    counts = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def work(slot: int) -> None:
+        done = 0
+        while time.perf_counter() < stop:
+            for message in signed:
+                nacl.bindings.crypto_sign_open(bytes(message), public)
+            done += len(signed)
+        counts[slot] = done
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def make_load(accounts: list[KeyPair], count: int, chain_id: str, seed: int) -> list[list]:
+    """``count`` signed transfers, per sender in nonce order; returns one list per sender."""
+    rng = random.Random(seed)
+    per_sender: list[list] = [[] for _ in accounts]
+    for index in range(count):
+        sender = index % len(accounts)
+        recipient = rng.randrange(len(accounts) - 1)
+        recipient += recipient >= sender
+        nonce = len(per_sender[sender])
+        tx = Transaction(TxKind.TRANSFER, accounts[sender].public_key, nonce, 1 + rng.randrange(100),
+                         accounts[recipient].public_key)
+        per_sender[sender].append(tx.sign(accounts[sender], chain_id))
+    return per_sender
+
+
+class _Recorder:
+    """Commit times of transfers, from one node's block event stream."""
+
+    def __init__(self) -> None:
+        self.commit_time: dict[bytes, float] = {}
+        self.duplicates = 0
+        self.blocks: list[tuple[float, int]] = []
+
+    async def follow(self, session: aiohttp.ClientSession, url: str, expected: int) -> None:
+        async with session.ws_connect(f"{url}/v1/events", heartbeat=10) as ws:
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    break
+                now = time.perf_counter()
+                hashes = json.loads(message.data)["block"]["txs"]
+                self.blocks.append((now, len(hashes)))
+                for text in hashes:
+                    tx_hash = bytes.fromhex(text)
+                    if tx_hash in self.commit_time:
+                        self.duplicates += 1
+                    self.commit_time[tx_hash] = now
+                if len(self.commit_time) >= expected:
+                    return
+
+
+async def _submit(session: aiohttp.ClientSession, url: str, txs: list, batch: int, rate_share: float,
+                  submit_time: dict[bytes, float], refused: list, progress: list[int]) -> None:
+    """Post ``txs`` in order, in batches; open-loop at ``rate_share`` tx/s (0 = as fast as accepted)."""
+    start = time.perf_counter()
+    position = 0
+    while position < len(txs):
+        if rate_share:
+            due = start + position / rate_share
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        chunk = txs[position:position + batch]
+        sent_at = time.perf_counter()
+        body = msgpack.packb([stx.raw for stx in chunk], use_bin_type=True)
+        async with session.post(f"{url}/v1/txs", data=body,
+                                headers={"Content-Type": "application/msgpack",
+                                         "Accept": "application/msgpack"}) as response:
+            answer = msgpack.unpackb(await response.read(), raw=False)
+        if response.status == 503:
+            await asyncio.sleep(float(response.headers.get("Retry-After", "0.2")) / 4)
+            continue
+        results = answer["results"]
+        accepted = 0
+        for stx, result in zip(chunk, results):
+            if result["accepted"]:
+                submit_time.setdefault(stx.hash, sent_at)
+                accepted += 1
+            elif result["code"] == "mempool_full":
+                break
+            else:
+                refused.append((stx.hash.hex(), result["code"]))
+                accepted += 1  # not retried: counted as a failure below
+        position += accepted
+        progress[0] += accepted
+        if accepted < len(chunk):
+            await asyncio.sleep(0.05)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _drive(net: LocalTestnet, per_sender: list[list], batch: int, rate: float,
+                 progress_line: bool) -> tuple[dict, _Recorder, list, float]:
+    total = sum(len(txs) for txs in per_sender)
+    nodes = len(net)
+    per_node: list[list] = [[] for _ in range(nodes)]
+    groups: list[list[list]] = [[] for _ in range(nodes)]
+    for index, txs in enumerate(per_sender):
+        groups[index % nodes].append(txs)
+    for node, senders in enumerate(groups):
+        # Round-robin over this node's senders keeps each sender's nonces in order.
+        longest = max((len(s) for s in senders), default=0)
+        per_node[node] = [s[i] for i in range(longest) for s in senders if i < len(s)]
+    submit_time: dict[bytes, float] = {}
+    refused: list = []
+    progress = [0]
+    recorder = _Recorder()
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        follower = asyncio.create_task(recorder.follow(session, net.api_urls[0], total))
+        await asyncio.sleep(0.5)
+        started = time.perf_counter()
+        submitters = [
+            asyncio.create_task(_submit(session, net.api_urls[n], per_node[n], batch,
+                                        rate * len(per_node[n]) / total if rate else 0.0,
+                                        submit_time, refused, progress))
+            for n in range(nodes) if per_node[n]
+        ]
+        last_change, last_seen = time.perf_counter(), -1
+        while not follower.done():
+            await asyncio.wait([follower], timeout=1.0)
+            seen = len(recorder.commit_time)
+            if progress_line:
+                print(f"\r  submitted {progress[0]:>8}/{total}  committed {seen:>8}", end="", flush=True)
+            if seen != last_seen:
+                last_change, last_seen = time.perf_counter(), seen
+            elif all(s.done() for s in submitters) and time.perf_counter() - last_change > STALL_S:
+                break  # nothing committed for a while after the last submission: report what we have
+        for task in submitters:
+            await task
+        if not follower.done():
+            follower.cancel()
+        if progress_line:
+            print()
+    return submit_time, recorder, refused, started
+
+
+def run_bench(directory: Path, *, validators: int = 4, accounts: int = 200, txs: int = 20_000,
+              rate: float = 0.0, batch: int = 500, seed: int = 1, progress: bool = True,
+              max_block_txs: int = 2000, mempool_txs: int = 0) -> BenchResult:
+    """Start a fresh local network in ``directory``, load it, measure and check it."""
+    ceiling = measure_verify_ceiling()
+    senders = [KeyPair.generate() for _ in range(accounts)]
+    network = create_network(directory, validators=validators, banks=1,
+                             accounts=[(k.public_key, ACCOUNT_BALANCE) for k in senders],
+                             ports=_free_ports(validators))
+    _tune_configs(network.config_files, max_block_txs, mempool_txs or 4 * max_block_txs)
+    per_sender = make_load(senders, txs, network.genesis.chain_id, seed)
+    supply = sum(amount for _, amount in network.genesis.balances)
+    with LocalTestnet(directory) as net:
+        net.start()
+        net.wait_ready()
+        net.wait_height(1)
+        cpu_before = [_cpu_seconds(p.pid) for p in net.processes]
+        wall_before = time.perf_counter()
+        submit_time, recorder, refused, started = asyncio.run(
+            _drive(net, per_sender, batch, rate, progress))
+        wall = time.perf_counter() - wall_before
+        cpu = [(_cpu_seconds(p.pid) - before) / wall for p, before in zip(net.processes, cpu_before)]
+        checks = _check(net, senders, per_sender, recorder, submit_time, refused, supply)
+    submitted_until = max(submit_time.values(), default=started)
+    return _summarise(validators, txs, rate, ceiling, recorder, submit_time, started, cpu, checks, submitted_until)
+
+
+def _summarise(validators, submitted, rate, ceiling, recorder, submit_time, started, cpu, checks,
+               submitted_until) -> BenchResult:
+    """TPS over the steady window, counted in whole blocks.
+
+    Commits happen a block at a time, so the window starts at the commit of
+    the block holding the first 10 % of the transfers and ends at the block
+    holding the 90 % mark, or at the last commit while transfers were still
+    being submitted (what commits after that is the drain); its throughput is the transfers in the blocks after
+    the first one divided by the time between those two commits.  Fewer than
+    ``MIN_WINDOW_BLOCKS`` blocks make that meaningless, and the whole run
+    (first submission to last commit, ramp-up included) is reported instead.
+    """
+    blocks = [(t, n) for t, n in recorder.blocks if n]
+    committed = sum(n for _, n in blocks)
+    marks, running = [], 0
+    for index, (_, n) in enumerate(blocks):
+        running += n
+        marks.append(running)
+    first = next((i for i, m in enumerate(marks) if m >= WINDOW[0] * committed), 0)
+    last = next((i for i, m in enumerate(marks) if m >= WINDOW[1] * committed), len(blocks) - 1)
+    window = [b for b in blocks[first:last + 1] if b[0] <= submitted_until + BLOCK_GRACE_S]
+    overall = committed / (blocks[-1][0] - started) if blocks else float("nan")
+    if len(window) >= MIN_WINDOW_BLOCKS:
+        span = window[-1][0] - window[0][0]
+        tps = sum(n for _, n in window[1:]) / span
+        blocks_per_s = (len(window) - 1) / span
+        txs_per_block = sum(n for _, n in window) / len(window)
+    else:
+        tps, blocks_per_s = overall, len(blocks) / (blocks[-1][0] - started) if blocks else float("nan")
+        txs_per_block = committed / len(blocks) if blocks else float("nan")
+    latencies = [(recorder.commit_time[h] - t) * 1000 for h, t in submit_time.items() if h in recorder.commit_time]
+    return BenchResult(
+        validators=validators, submitted=submitted, committed=committed, tps=tps, tps_overall=overall,
+        window_blocks=len(window),
+        p50_ms=_percentile(latencies, 0.50), p95_ms=_percentile(latencies, 0.95),
+        p99_ms=_percentile(latencies, 0.99), blocks_per_s=blocks_per_s, txs_per_block=txs_per_block,
+        verify_ceiling=ceiling, efficiency=tps * validators / ceiling, cpu_per_validator=cpu,
+        rate=rate, duration_s=(blocks[-1][0] - started) if blocks else float("nan"), checks=checks,
+    )
+
+
+def _check(net, senders, per_sender, recorder, submit_time, refused, supply) -> dict[str, bool]:
+    expected = {stx.hash for txs in per_sender for stx in txs}
+    heights = [net.status(i)["height"] for i in range(len(net))]
+    common = min(heights)
+    net.wait_height(max(heights), timeout_s=60)
+    top = max(heights)
+    client = net.client(0)
+    nonces_ok = all(client.account(k.address)["nonce"] == len(txs) for k, txs in zip(senders, per_sender))
+    status = client.status()
+    return {
+        "every transfer accepted": not refused,
+        "every transfer committed": set(recorder.commit_time) == expected,
+        "none committed twice": recorder.duplicates == 0,
+        "nonces match transfers sent": nonces_ok,
+        "supply unchanged": status["supply"] == supply,
+        "one app hash": len({net.client(i).block(top)["app_hash"] for i in range(len(net))}) == 1
+        and common >= 1,
+    }
+
+
+def _free_ports(validators: int) -> list[tuple[int, int]]:
+    import socket
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(2 * validators)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        ports = [sock.getsockname()[1] for sock in sockets]
+    return [(ports[2 * i], ports[2 * i + 1]) for i in range(validators)]
+
+
+def _tune_configs(config_files, max_block_txs: int, mempool_txs: int) -> None:
+    import dataclasses
+
+    from node.config import load_config, render_config
+
+    for path in config_files:
+        config = load_config(path)
+        config = dataclasses.replace(
+            config,
+            consensus=dataclasses.replace(config.consensus, max_block_txs=max_block_txs,
+                                          max_block_bytes=max(config.consensus.max_block_bytes,
+                                                              max_block_txs * 200)),
+            # A mempool of a few blocks gives back-pressure: a submitter going "as fast as
+            # accepted" is paced by commits, so the run reaches a steady state instead of
+            # verifying everything up front and then draining.
+            mempool=dataclasses.replace(config.mempool, max_txs=mempool_txs,
+                                        max_bytes=max(config.mempool.max_bytes, mempool_txs * 200)),
+            api=dataclasses.replace(config.api, max_body_bytes=max(config.api.max_body_bytes, 4 * 1024 * 1024)),
+        )
+        path.write_text(render_config(config, path.parent))
+
+
+def format_table(results: list[BenchResult]) -> str:
+    head = ("validators", "rate", "submitted", "committed", "tps", "tps all", "p50 ms", "p95 ms", "p99 ms",
+            "blocks/s", "txs/block", "ceiling", "efficiency", "cpu/validator", "checks")
+    rows = [head]
+    for r in results:
+        rows.append((
+            str(r.validators), "max" if not r.rate else f"{r.rate:.0f}", str(r.submitted), str(r.committed),
+            f"{r.tps:.0f}" + ("" if r.window_blocks >= MIN_WINDOW_BLOCKS else "*"), f"{r.tps_overall:.0f}",
+            f"{r.p50_ms:.0f}", f"{r.p95_ms:.0f}", f"{r.p99_ms:.0f}", f"{r.blocks_per_s:.1f}",
+            f"{r.txs_per_block:.0f}", f"{r.verify_ceiling:.0f}", f"{r.efficiency:.2f}",
+            " ".join(f"{c:.2f}" for c in r.cpu_per_validator), "ok" if r.ok else "FAILED",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def to_json(results: list[BenchResult]) -> str:
+    machine = {"cpus": os.cpu_count()}
+    return json.dumps({"machine": machine, "runs": [asdict(r) for r in results]}, indent=2)

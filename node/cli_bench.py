@@ -1,0 +1,57 @@
+"""``somnode bench``: committed TPS and latency of a fresh local network,
+next to the machine's Ed25519 verify ceiling measured in the same run.
+See node/bench.py for the method."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from node.bench import format_table, run_bench, to_json
+from node.cli import EXIT_FAILURE, EXIT_OK
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="measure committed TPS and latency of a local network",
+        description="Start a local network, submit pre-signed transfers, report TPS, latency and efficiency "
+                    "against the verify ceiling measured in the same run; fail if a correctness check fails.",
+    )
+    parser.add_argument("--validators", type=int, nargs="+", default=[4], metavar="N",
+                        help="network sizes to measure, one run each (default 4)")
+    parser.add_argument("--txs", type=int, default=20_000, help="transfers per run (default 20000)")
+    parser.add_argument("--accounts", type=int, default=200, help="funded sender accounts (default 200)")
+    parser.add_argument("--rate", type=float, nargs="+", default=[0.0], metavar="TPS",
+                        help="offered load in transfers/s, one run each; 0 = as fast as accepted (default)")
+    parser.add_argument("--batch", type=int, default=500, help="transfers per HTTP request (default 500)")
+    parser.add_argument("--max-block-txs", type=int, default=2000, help="block size limit (default 2000)")
+    parser.add_argument("--mempool-txs", type=int, default=0,
+                        help="mempool capacity per validator (default 4 blocks: back-pressure for a steady state)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dir", type=Path, help="keep the networks here (default: a temporary directory)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="somnode-bench-") as scratch:
+        base = args.dir or Path(scratch)
+        for validators in args.validators:
+            for rate in args.rate:
+                directory = base / f"net-{validators}v-{int(rate)}tps-{len(results)}"
+                if not args.quiet:
+                    print(f"run: {validators} validator(s), rate {'max' if not rate else rate}, {args.txs} transfers")
+                result = run_bench(directory, validators=validators, accounts=args.accounts, txs=args.txs,
+                                   rate=rate, batch=args.batch, seed=args.seed, progress=not args.quiet,
+                                   max_block_txs=args.max_block_txs, mempool_txs=args.mempool_txs)
+                results.append(result)
+                for name, ok in result.checks.items():
+                    if not ok:
+                        print(f"  CHECK FAILED: {name}")
+    print(format_table(results))
+    if args.json:
+        args.json.write_text(to_json(results))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE

@@ -1,0 +1,21 @@
+"""A short run of the end-to-end benchmark: it must pass its own correctness
+checks (every transfer committed exactly once, nonces, supply, one app hash).
+Speed is not asserted here; `somnode bench` reports it."""
+
+from __future__ import annotations
+
+import json
+
+from node.bench import format_table, run_bench, to_json
+
+
+def test_short_benchmark_run_passes_its_checks(tmp_path):
+    result = run_bench(tmp_path / "net", validators=4, accounts=40, txs=3000, max_block_txs=500,
+                       progress=False)
+    print(format_table([result]))
+    assert result.checks and all(result.checks.values()), result.checks
+    assert result.committed == result.submitted == 3000
+    document = json.loads(to_json([result]))["runs"][0]
+    for name in ("validators", "tps", "p50_ms", "p95_ms", "p99_ms", "verify_ceiling", "efficiency",
+                 "committed", "submitted"):
+        assert name in document
