@@ -74,7 +74,10 @@ class Chain:
             previous_app_hash=self.store.app_hash,
             txs=tuple(stx.raw for stx in txs),
         )
-        return block.encode()
+        value = block.encode()
+        # The engine checks our own proposal with valid(v) too: it need not decode what we just built.
+        self._remember(block_hash(value), DecodedBlock(block, tuple(txs)))
+        return value
 
     # ---- checking
 
@@ -91,10 +94,13 @@ class Chain:
             decoded: DecodedBlock | None = DecodedBlock(block, tuple(decode_tx(raw) for raw in block.txs))
         except (BlockDecodeError, TxDecodeError):
             decoded = None
+        self._remember(key, decoded)
+        return decoded
+
+    def _remember(self, key: bytes, decoded: DecodedBlock | None) -> None:
         self._decoded[key] = decoded
         if len(self._decoded) > _DECODED_CACHE:
             self._decoded.popitem(last=False)
-        return decoded
 
     def signature_items(self, decoded: DecodedBlock) -> list[tuple[bytes, bytes, bytes]]:
         prefix = self._prefix
