@@ -1,0 +1,97 @@
+"""``somnode run`` refuses bad inputs with one line naming the problem;
+``somnode testnet`` brings validators up and Ctrl-C takes them all down."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import replace
+
+from node.cli import main
+from node.cli_init import create_network
+from node.config import load_config, render_config
+from node.keys import KeyPair, write_key_file
+from tests.localnet import free_ports
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    return code, capsys.readouterr().err
+
+
+def test_run_refuses_a_key_that_is_not_in_the_genesis(tmp_path, capsys):
+    network = create_network(tmp_path / "net", validators=1, banks=1, ports=[tuple(free_ports(2))])
+    config = network.config_files[0]
+    stranger = tmp_path / "stranger.json"
+    write_key_file(stranger, KeyPair.generate())
+    loaded = load_config(config)
+    config.write_text(render_config(replace(loaded, node=replace(loaded.node, key_file=stranger)), config.parent))
+    code, err = run_cli(["run", "--config", str(config)], capsys)
+    assert code == 2
+    assert "node.key_file" in err and "not a validator" in err
+
+
+def test_run_names_the_bad_config_field(tmp_path, capsys):
+    network = create_network(tmp_path / "net", validators=1, banks=1, ports=[tuple(free_ports(2))])
+    config = network.config_files[0]
+    config.write_text(config.read_text().replace('listen = "127.0.0.1:', 'listen = "nowhere:x', 1))
+    code, err = run_cli(["run", "--config", str(config)], capsys)
+    assert code == 2 and "p2p.listen" in err
+
+
+def test_testnet_starts_validators_and_ctrl_c_stops_them_all(tmp_path):
+    base = _free_port_run(4)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "node.cli", "testnet", "--validators", "2", "--dir", str(tmp_path / "tn"),
+         "--base-port", str(base)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True,
+    )
+    apis = [f"http://127.0.0.1:{base + 1}", f"http://127.0.0.1:{base + 3}"]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(_height(url) >= 2 for url in apis):
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the testnet did not commit blocks in time"
+            time.sleep(0.3)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert process.wait(timeout=30) == 0
+        assert all(_height(url) == -1 for url in apis), "a validator outlived Ctrl-C"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _height(url: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{url}/v1/status", timeout=2) as response:
+            return json.loads(response.read())["height"]
+    except OSError:
+        return -1
+
+
+def _free_port_run(count: int) -> int:
+    """A base port with ``count`` consecutive free ports after it (testnet takes contiguous ports)."""
+    for _ in range(50):
+        base = free_ports(1)[0]
+        if base + count > 65535:
+            continue
+        try:
+            sockets = []
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no run of free ports")
