@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import nacl
@@ -133,6 +134,19 @@ def batched(items: list[Triple], threads: int, batch: int, concurrent: bool) -> 
     return asyncio.run(run())
 
 
+def thread_hop(threads: int, hops: int = 2000) -> tuple[float, float]:
+    """Wall and CPU seconds of one no-op round trip event loop -> pool -> event loop: what a chunk costs."""
+    async def run() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            with Clock() as clock:
+                for _ in range(hops):
+                    await loop.run_in_executor(pool, int)
+        return clock.wall / hops, clock.cpu / hops
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--signatures", type=int, default=8192, help="signatures per measurement (default 8192)")
@@ -188,6 +202,9 @@ def main() -> None:
         print(f"{r.name:<40} {r.per_second:>10,.0f} {r.of_core_ceiling:>8.2f} {r.of_machine_ceiling:>10.2f}"
               f" {r.per_cpu_second:>10,.0f} {r.per_second / r.per_cpu_second:>9.2f}")
     print(f"thread scaling (raw {cores} threads / raw 1 thread): {machine_ceiling / core_ceiling:.2f}x")
+    hop_wall, hop_cpu = thread_hop(cores)
+    print(f"thread hop (no-op run_in_executor round trip): {hop_wall * 1e6:.0f} us wall, {hop_cpu * 1e6:.0f} us CPU; "
+          f"one raw check: {1e6 / core_ceiling:.0f} us")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump({
@@ -195,6 +212,7 @@ def main() -> None:
                 "machine": platform.processor() or platform.machine(), "python": sys.version.split()[0],
                 "pynacl": nacl.__version__, "loop": "asyncio" if args.no_uvloop else "uvloop",
                 "core_ceiling_per_second": core_ceiling, "machine_ceiling_per_second": machine_ceiling,
+                "thread_hop_wall_seconds": hop_wall, "thread_hop_cpu_seconds": hop_cpu,
                 "rows": [asdict(r) for r in rows],
             }, out, indent=2)
             out.write("\n")
