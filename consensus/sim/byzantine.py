@@ -21,7 +21,7 @@ from consensus.messages import Message, MessageType, Proposal, Vote, signing_byt
 # A message and the validator indices it is sent to.
 Send = tuple[Message, tuple[int, ...]]
 
-STRATEGIES = ("equivocate", "double-vote", "invalid", "silent")
+STRATEGIES = ("equivocate", "double-vote", "invalid", "silent", "forged-lock", "future-spam")
 
 
 def honest_value(height: int, round: int, proposer: int, incarnation: int) -> bytes:
@@ -153,6 +153,48 @@ class Invalid(Strategy):
         return [(bad_vote, ctx.peers)]
 
 
+class ForgedLock(Strategy):
+    """As proposer, claims a valid round it has no prevote quorum for.
+
+    A fresh value presented as already backed by 2f+1 prevotes in the previous
+    round would, if believed, pull locked honest validators off their lock
+    (Algorithm 1, lines 28-33 demand the quorum before they may prevote it).
+    """
+
+    name = "forged-lock"
+
+    def outgoing(self, ctx: ByzantineContext, message: Message) -> list[Send]:
+        if isinstance(message, Vote) or message.round == 0:
+            return [(message, ctx.peers)]
+        value = b"valid:%d:%d:%d:forged" % (message.height, message.round, ctx.index)
+        forged = ctx.sign_proposal(message.height, message.round, value, message.round - 1)
+        return [(forged, ctx.peers)]
+
+
+# How far ahead a spamming validator signs votes.
+SPAM_ROUNDS = 6
+
+
+class FutureSpam(Strategy):
+    """Votes honestly, and also signs nil votes for many future rounds and the next height.
+
+    Fewer than f+1 validators must never be able to drag the others into a
+    later round (lines 55-56), and the engine's bounded buffers must absorb
+    the flood.
+    """
+
+    name = "future-spam"
+
+    def outgoing(self, ctx: ByzantineContext, message: Message) -> list[Send]:
+        sends: list[Send] = [(message, ctx.peers)]
+        if isinstance(message, Vote):
+            for ahead in range(1, SPAM_ROUNDS + 1):
+                vote = ctx.sign_vote(message.type, message.height, message.round + ahead, None)
+                sends.append((vote, ctx.peers))
+            sends.append((ctx.sign_vote(message.type, message.height + 1, 0, None), ctx.peers))
+        return sends
+
+
 @dataclass(slots=True)
 class CollusionPlan:
     """Shared by colluding validators: which value each honest group is shown.
@@ -210,4 +252,8 @@ def make_strategy(name: str) -> Strategy:
         return Invalid()
     if name == "silent":
         return Silent()
+    if name == "forged-lock":
+        return ForgedLock()
+    if name == "future-spam":
+        return FutureSpam()
     raise ValueError(f"unknown Byzantine strategy {name!r}; choose one of {', '.join(STRATEGIES)}")

@@ -375,16 +375,23 @@ class Simulation:
         self._accept(node, message)
 
     def _accept(self, node: SimValidator, message: Message) -> None:
-        """Hand a message to the engine and keep it for relaying."""
+        """Hand a message to the engine and keep it for relaying.
+
+        A message for a round the engine has not reached yet may be dropped by
+        its per-validator bound on future rounds, so it does not count as
+        held until the engine is in that round: peers keep offering it, as
+        Tendermint peers offer the votes of the round a peer is in.
+        """
         if message.height < node.height or message.signature in node.have:
             return
         if message.height == node.height:
-            node.have.add(message.signature)
             node.remember(message)
         else:
             node.receive_early(message)
         event = ProposalReceived(message) if isinstance(message, Proposal) else VoteReceived(message)
         self._execute(node, node.engine.handle(event))
+        if node.up and message.height == node.height and message.round <= node.engine.round:
+            node.have.add(message.signature)
 
     def _gossip(self, node: SimValidator) -> None:
         """Re-send to each peer what it lacks at our height, or the blocks it lacks."""

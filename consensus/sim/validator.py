@@ -50,6 +50,7 @@ class Disk:
     signing_state: SigningState | None = None
     blocks: dict[int, tuple[bytes, CommitCertificate]] = field(default_factory=dict)
     wal: list[Message] = field(default_factory=list)
+    wal_signatures: set[bytes] = field(default_factory=set)
 
     @property
     def last_height(self) -> int:
@@ -61,6 +62,7 @@ class Disk:
             raise ValueError(f"block {height} does not follow the stored height {self.last_height}")
         self.blocks[height] = (value, certificate)
         self.wal = [m for m in self.wal if m.height > height]
+        self.wal_signatures = {m.signature for m in self.wal}
 
     def persist_signed(self, state: SigningState, message: Message | None) -> None:
         """One durable write: the signing state and the message it covers."""
@@ -69,7 +71,8 @@ class Disk:
             self.log_message(message)
 
     def log_message(self, message: Message) -> None:
-        if len(self.wal) < MAX_WAL_MESSAGES:
+        if message.signature not in self.wal_signatures and len(self.wal) < MAX_WAL_MESSAGES:
+            self.wal_signatures.add(message.signature)
             self.wal.append(message)
 
 
