@@ -13,8 +13,11 @@ from consensus.sim.byzantine import (
     ByzantineContext,
     Collude,
     CollusionPlan,
+    SPAM_ROUNDS,
     DoubleVote,
     Equivocate,
+    ForgedLock,
+    FutureSpam,
     Invalid,
     Silent,
     is_valid_value,
@@ -176,6 +179,25 @@ def test_invalid_strategy_proposes_and_votes_only_invalid_values() -> None:
     assert not is_valid_value(1, bad.value) and to == (1, 2, 3) and _verifies(bad)
     [(bad_vote, _)] = Invalid().outgoing(ctx, _honest_vote(ctx, None))
     assert bad_vote.value_id == value_id(bad.value)
+
+
+def test_forged_lock_claims_a_previous_valid_round_for_a_fresh_value() -> None:
+    ctx = _context()
+    [(forged, to)] = ForgedLock().outgoing(ctx, ctx.sign_proposal(1, 3, b"valid:1:3:0:0", -1))
+    assert forged.valid_round == 2 and forged.value != b"valid:1:3:0:0"
+    assert is_valid_value(1, forged.value) and _verifies(forged) and to == (1, 2, 3)
+    first_round = ctx.sign_proposal(1, 0, b"valid:1:0:0:0", -1)
+    assert ForgedLock().outgoing(ctx, first_round) == [(first_round, (1, 2, 3))]
+
+
+def test_future_spam_adds_signed_votes_for_later_rounds_and_the_next_height() -> None:
+    ctx = _context()
+    vote = ctx.sign_vote(MessageType.PRECOMMIT, 4, 2, None)
+    sends = FutureSpam().outgoing(ctx, vote)
+    assert sends[0] == (vote, (1, 2, 3))
+    spam = [message for message, _ in sends[1:]]
+    assert {(m.height, m.round) for m in spam} == {(4, 2 + k) for k in range(1, SPAM_ROUNDS + 1)} | {(5, 0)}
+    assert all(_verifies(m) for m in spam)
 
 
 def test_silent_sends_nothing_and_unknown_strategy_is_refused() -> None:
