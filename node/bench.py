@@ -11,7 +11,7 @@ efficiency compares across machines.
 Method: K funded accounts are written into the genesis; every transfer is
 signed before the clock starts; each account's transfers go to one node (so
 its nonces arrive in order) and the accounts are spread over all nodes; a
-submitter per node posts batches, open-loop at ``rate`` or as fast as the
+few submitters per node post batches, open-loop at ``rate`` or as fast as the
 node accepts (a ``mempool_full`` answer is retried after a pause).  Commit
 times come from node 0's ``/v1/events`` stream.  The steady window runs from
 the commit of the first 10 % of the transfers to the commit of 90 %, so
@@ -47,6 +47,8 @@ WINDOW = (0.10, 0.90)
 STALL_S = 30.0
 MIN_WINDOW_BLOCKS = 5
 BLOCK_GRACE_S = 0.0
+LANES = 4
+PACE_S = 0.05
 
 
 @dataclass
@@ -145,6 +147,9 @@ async def _submit(session: aiohttp.ClientSession, url: str, txs: list, batch: in
     """Post ``txs`` in order, in batches; open-loop at ``rate_share`` tx/s (0 = as fast as accepted)."""
     start = time.perf_counter()
     position = 0
+    if rate_share:
+        # Open loop: small batches at a steady pace (PACE_S apart), not bursts.
+        batch = max(1, min(batch, int(rate_share * PACE_S)))
     while position < len(txs):
         if rate_share:
             due = start + position / rate_share
@@ -195,14 +200,16 @@ async def _drive(net: LocalTestnet, per_sender: list[list], batch: int, rate: fl
                  progress_line: bool) -> tuple[dict, _Recorder, list, float]:
     total = sum(len(txs) for txs in per_sender)
     nodes = len(net)
-    per_node: list[list] = [[] for _ in range(nodes)]
-    groups: list[list[list]] = [[] for _ in range(nodes)]
-    for index, txs in enumerate(per_sender):
-        groups[index % nodes].append(txs)
-    for node, senders in enumerate(groups):
-        # Round-robin over this node's senders keeps each sender's nonces in order.
-        longest = max((len(s) for s in senders), default=0)
-        per_node[node] = [s[i] for i in range(longest) for s in senders if i < len(s)]
+    # Each sender belongs to one lane of one node; a lane posts its batches one after
+    # another (keeping each sender's nonces in order) and a node serves LANES lanes at once.
+    lanes: list[tuple[int, list]] = []
+    for node in range(nodes):
+        for lane in range(LANES):
+            senders = per_sender[node + lane * nodes::nodes * LANES]
+            longest = max((len(s) for s in senders), default=0)
+            txs = [s[i] for i in range(longest) for s in senders if i < len(s)]
+            if txs:
+                lanes.append((node, txs))
     submit_time: dict[bytes, float] = {}
     refused: list = []
     progress = [0]
@@ -213,10 +220,10 @@ async def _drive(net: LocalTestnet, per_sender: list[list], batch: int, rate: fl
         await asyncio.sleep(0.5)
         started = time.perf_counter()
         submitters = [
-            asyncio.create_task(_submit(session, net.api_urls[n], per_node[n], batch,
-                                        rate * len(per_node[n]) / total if rate else 0.0,
+            asyncio.create_task(_submit(session, net.api_urls[node], txs, batch,
+                                        rate * len(txs) / total if rate else 0.0,
                                         submit_time, refused, progress))
-            for n in range(nodes) if per_node[n]
+            for node, txs in lanes
         ]
         last_change, last_seen = time.perf_counter(), -1
         while not follower.done():
@@ -239,7 +246,7 @@ async def _drive(net: LocalTestnet, per_sender: list[list], batch: int, rate: fl
 
 def run_bench(directory: Path, *, validators: int = 4, accounts: int = 200, txs: int = 20_000,
               rate: float = 0.0, batch: int = 500, seed: int = 1, progress: bool = True,
-              max_block_txs: int = 2000, mempool_txs: int = 0) -> BenchResult:
+              max_block_txs: int = 2000, mempool_txs: int = 0, profile_dir: Path | None = None) -> BenchResult:
     """Start a fresh local network in ``directory``, load it, measure and check it."""
     ceiling = measure_verify_ceiling()
     senders = [KeyPair.generate() for _ in range(accounts)]
@@ -249,7 +256,7 @@ def run_bench(directory: Path, *, validators: int = 4, accounts: int = 200, txs:
     _tune_configs(network.config_files, max_block_txs, mempool_txs or 4 * max_block_txs)
     per_sender = make_load(senders, txs, network.genesis.chain_id, seed)
     supply = sum(amount for _, amount in network.genesis.balances)
-    with LocalTestnet(directory) as net:
+    with LocalTestnet(directory, profile_dir) as net:
         net.start()
         net.wait_ready()
         net.wait_height(1)

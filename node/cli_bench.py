@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dir", type=Path, help="keep the networks here (default: a temporary directory)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="run validators under cProfile, writing DIR/validatorK.prof (slows them down)")
     parser.set_defaults(handler=run)
 
 
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"run: {validators} validator(s), rate {'max' if not rate else rate}, {args.txs} transfers")
                 result = run_bench(directory, validators=validators, accounts=args.accounts, txs=args.txs,
                                    rate=rate, batch=args.batch, seed=args.seed, progress=not args.quiet,
-                                   max_block_txs=args.max_block_txs, mempool_txs=args.mempool_txs)
+                                   max_block_txs=args.max_block_txs, mempool_txs=args.mempool_txs,
+                                   profile_dir=args.profile)
                 results.append(result)
                 for name, ok in result.checks.items():
                     if not ok:

@@ -8,6 +8,7 @@ talks to anyone, and fails with one line naming what to fix.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import asyncio
 import logging
 import signal
@@ -31,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run one validator until SIGINT or SIGTERM.",
     )
     parser.add_argument("--config", required=True, type=Path, metavar="FILE", help="the validator's config.toml")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="write cProfile statistics of the event-loop thread to FILE on exit (for tuning)")
     parser.set_defaults(handler=run)
 
 
@@ -45,10 +48,17 @@ def run(args: argparse.Namespace) -> int:
     except StartError as exc:
         raise CliError(str(exc)) from None
     configure_logging(config.node.log_level, config.node.name)
+    profiler = cProfile.Profile() if args.profile else None
     try:
+        if profiler is not None:
+            profiler.enable()
         uvloop.run(_serve(ValidatorNode(config, genesis, key)))
     except (LedgerError, SigningStateError, StartError) as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
     return EXIT_OK
 
 

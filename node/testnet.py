@@ -30,8 +30,9 @@ class LocalTestnet:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, profile_dir: Path | None = None) -> None:
         self.directory = Path(directory)
+        self.profile_dir = profile_dir
         self.config_files = sorted(self.directory.glob("validator*/config.toml"),
                                    key=lambda p: int(p.parent.name.removeprefix("validator")))
         if not self.config_files:
@@ -53,8 +54,9 @@ class LocalTestnet:
                 continue
             config = self.config_files[i]
             log = open(config.parent / "node.log", "ab")
+            profile = [] if self.profile_dir is None else ["--profile", str(self.profile_dir / f"validator{i + 1}.prof")]
             self.processes[i] = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "run", "--config", str(config)],
+                [sys.executable, "-m", "node.cli", "run", "--config", str(config), *profile],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
