@@ -1,5 +1,5 @@
 """Wallet verbs against any node's API: ``transfer``, ``issue``, ``redeem``,
-``balance``, ``tx`` and ``status``.
+``balance``, ``tx`` and ``status``; and ``address`` of a key file.
 
 The chain id comes from the node and the nonce from the sender's account
 (counting its pending transactions), so a bank's operator needs only a key
@@ -48,6 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tx.add_argument("hash", metavar="HASH", help="transaction hash in hex")
     tx.set_defaults(handler=_tx)
 
+    address = subparsers.add_parser("address", help="print the address of a key file")
+    address.add_argument("key", type=Path, metavar="KEYFILE")
+    address.set_defaults(handler=_address)
+
     status = subparsers.add_parser("status", help="show a node's status")
     _node_option(status)
     status.set_defaults(handler=_status)
@@ -78,6 +82,11 @@ def _send(args: argparse.Namespace) -> int:
         raise CliError(str(exc), EXIT_FAILURE) from None
     print(f"committed height={status['height']} index={status['index']} result={status['result']}")
     return EXIT_OK if status["result"] == "ok" else EXIT_FAILURE
+
+
+def _address(args: argparse.Namespace) -> int:
+    print(read_key_file(args.key).address)
+    return EXIT_OK
 
 
 def _balance(args: argparse.Namespace) -> int:
