@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 from collections.abc import Callable
 
@@ -467,3 +468,28 @@ async def test_unauthenticated_connections_are_bounded(cluster_factory):
     for ws in waiting:
         await ws.close()
     await until(lambda: home.net.pending_links == 0)
+
+
+@pytest.mark.parametrize(
+    "restarts",
+    [pytest.param(3, id="short"), pytest.param(40, id="long", marks=pytest.mark.long)],
+)
+async def test_mesh_heals_after_seeded_restarts(cluster_factory, restarts):
+    seed = int(os.environ.get("SOMNODE_SEED", random.randrange(2**32)))
+    print(f"replay with SOMNODE_SEED={seed}")
+    rng = random.Random(seed)
+    cluster = cluster_factory(4)
+    nodes = {i: await cluster.start(i, rng=random.Random(rng.random())) for i in range(4)}
+    for step in range(restarts):
+        await settled(list(nodes.values()))
+        victim = rng.randrange(4)
+        await nodes[victim].net.stop()
+        cluster.nodes.remove(nodes[victim])
+        nodes[victim] = await cluster.start(victim, rng=random.Random(rng.random()))
+        await settled(list(nodes.values()))
+        sender = rng.randrange(4)
+        vote = signed_vote(cluster.keys[sender], MessageType.PREVOTE, step + 1, 0, None)
+        assert nodes[sender].net.broadcast(vote) == 3, f"seed={seed} step={step}"
+        for i, node in nodes.items():
+            if i != sender:
+                assert (await node.next_of(Vote)) == (cluster.keys[sender].public_key, vote), f"seed={seed}"

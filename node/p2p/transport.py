@@ -40,6 +40,8 @@ from node.p2p.wire import (
 log = logging.getLogger("somnode.p2p")
 
 P2P_PATH = "/p2p"
+# Loop iterations from accept() to aiohttp's connection_made: accept task, transport, callback.
+_ACCEPT_SETTLE_ITERATIONS = 4
 NETWORK_KEY = web.AppKey("p2p_network", "PeerNetwork")
 
 MessageHandler = Callable[[bytes, WireMessage], Awaitable[None]]
@@ -121,6 +123,7 @@ class PeerNetwork:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._port: int | None = None
+        self._stopping = False
 
     @property
     def public_key(self) -> bytes:
@@ -153,10 +156,19 @@ class PeerNetwork:
 
     async def stop(self) -> None:
         """Close every link and stop listening; safe to call twice."""
+        self._stopping = True
         for task in self._dialers:
             task.cancel()
         await asyncio.gather(*self._dialers, return_exceptions=True)
         self._dialers.clear()
+        if self._runner is not None:
+            for site in list(self._runner.sites):
+                await site.stop()
+            # A peer's dial accepted just before the listener closed becomes an
+            # aiohttp connection only a few loop iterations later; one that
+            # arrives while aiohttp shuts down is never closed (Python 3.11).
+            for _ in range(_ACCEPT_SETTLE_ITERATIONS):
+                await asyncio.sleep(0)
         await asyncio.gather(*(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutting down")
                                for ws in list(self._sockets)), return_exceptions=True)
         if self._runner is not None:
@@ -230,6 +242,8 @@ class PeerNetwork:
 
     async def accept(self, request: web.Request) -> web.StreamResponse:
         """Serve an incoming link (the ``/p2p`` route)."""
+        if self._stopping:
+            raise web.HTTPServiceUnavailable(text="the validator is shutting down")
         cfg = self._config
         ws = web.WebSocketResponse(max_msg_size=cfg.max_frame_bytes + 1, heartbeat=cfg.heartbeat_s,
                                    compress=False)
