@@ -179,12 +179,15 @@ def main() -> None:
                                  lambda b=batch, c=concurrent: batched(items, cores, b, c)))
 
     # Rounds over the whole list rather than repeats of one row, so every row
-    # gets the same chances at a quiet moment on a shared machine.
+    # gets the same chances at a quiet moment on a shared machine; each round
+    # starts at a different row so no row always runs first, after a pause.
     best = [(float("inf"), float("inf"))] * len(measurements)
-    for round_number in range(1, repeat + 1):
-        print(f"round {round_number}/{repeat} ...", flush=True)
-        for i, (_, _, _, measure) in enumerate(measurements):
-            best[i] = min(best[i], measure())
+    for round_number in range(repeat):
+        print(f"round {round_number + 1}/{repeat} ...", flush=True)
+        raw_open(items[:256])  # warm-up, untimed
+        for step in range(len(measurements)):
+            i = (step + round_number * 5) % len(measurements)
+            best[i] = min(best[i], measurements[i][3]())
     rows = [Row(name, threads, batch, wall, n / wall, n / cpu)
             for (name, threads, batch, _), (wall, cpu) in zip(measurements, best, strict=True)]
 
