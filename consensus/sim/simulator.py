@@ -173,6 +173,8 @@ class Simulation:
     # ---- running
 
     def run(self) -> SimResult:
+        if self._events or self._queue:
+            raise RuntimeError("a Simulation runs once; build a new one to run the scenario again")
         target = self.scenario.heights
         for node in self.nodes:
             self._start_engine(node)
