@@ -117,7 +117,7 @@ class PeerLink:
                 try:
                     await self.ws.send_bytes(frame)
                 except ConnectionError as exc:
-                    log.info("p2p send failed peer=%s error=%s", self.peer, exc)
+                    log.info("p2p.send_failed peer=%s error=%r", self.peer, str(exc))
                     return
                 self._stats.frames_out += 1
                 self._stats.bytes_out += len(frame)
@@ -132,15 +132,15 @@ class PeerLink:
                 code = getattr(message.data, "code", None)
                 if code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
                     self._stats.oversized_frames += 1
-                    log.warning("p2p closed link peer=%s reason=oversized_frame", self.peer)
+                    log.warning("p2p.closed peer=%s reason=oversized_frame", self.peer)
                 else:
-                    log.info("p2p link error peer=%s error=%s", self.peer, message.data)
+                    log.info("p2p.link_error peer=%s error=%r", self.peer, str(message.data))
                 return
             elif message.type in _CLOSING:
                 return
             else:
                 self._stats.bad_frames += 1
-                log.warning("p2p closed link peer=%s reason=non_binary_frame type=%s",
+                log.warning("p2p.closed peer=%s reason=non_binary_frame type=%s",
                             self.peer, message.type.name)
                 await self.close(aiohttp.WSCloseCode.UNSUPPORTED_DATA, "binary frames only")
                 return
@@ -151,7 +151,7 @@ class PeerLink:
         admission = self._bucket.admit(frame_cost(len(data)))
         if admission.flooding:
             self._stats.flood_disconnects += 1
-            log.warning("p2p closed link peer=%s reason=flooding", self.peer)
+            log.warning("p2p.closed peer=%s reason=flooding", self.peer)
             await self.close(aiohttp.WSCloseCode.POLICY_VIOLATION, "flooding")
             return False
         if admission.delay_s > 0:
@@ -161,7 +161,7 @@ class PeerLink:
             decoded = decode(data, self._max_frame_bytes)
         except WireError as exc:
             self._stats.bad_frames += 1
-            log.warning("p2p closed link peer=%s reason=bad_frame code=%s detail=%s", self.peer, exc.code, exc)
+            log.warning("p2p.closed peer=%s reason=bad_frame code=%s detail=%r", self.peer, exc.code, str(exc))
             await self.close(aiohttp.WSCloseCode.UNSUPPORTED_DATA, exc.code)
             return False
         await dispatch(self, decoded)

@@ -152,7 +152,7 @@ class PeerNetwork:
         for peer_key in self._endpoints:
             task = asyncio.create_task(self._dial_loop(peer_key), name=f"p2p-dial-{peer_key.hex()[:16]}")
             self._dialers.append(task)
-        log.info("p2p started port=%d peers=%d", self._port, len(self._endpoints))
+        log.info("p2p.started port=%d peers=%d", self._port, len(self._endpoints))
 
     async def stop(self) -> None:
         """Close every link and stop listening; safe to call twice."""
@@ -178,7 +178,7 @@ class PeerNetwork:
             await self._session.close()
             self._session = None
         self._requests.fail_all("the network stopped")
-        log.info("p2p stopped")
+        log.info("p2p.stopped")
 
     @property
     def pending_links(self) -> int:
@@ -267,7 +267,7 @@ class PeerNetwork:
                 ws = await self._session.ws_connect(
                     url, max_msg_size=cfg.max_frame_bytes + 1, heartbeat=cfg.heartbeat_s, compress=0)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.debug("p2p dial failed peer=%s address=%s error=%s", peer.hex()[:16], endpoint, exc)
+                log.debug("p2p.dial_failed peer=%s address=%s error=%s", peer.hex()[:16], endpoint, exc)
                 ws = None
             finally:
                 self._dialing -= 1
@@ -319,9 +319,9 @@ class PeerNetwork:
     async def _refuse(self, ws: WebSocket, role: Role, remote: str, refusal: HandshakeRefused,
                       peer: bytes | None = None) -> None:
         self.stats.refuse(refusal.reason)
-        log.warning("p2p refused link reason=%s role=%s remote=%s peer=%s detail=%s",
+        log.warning("p2p.refused reason=%s role=%s remote=%s peer=%s detail=%r",
                     refusal.reason.value, role.name.lower(), remote,
-                    peer.hex()[:16] if peer else "-", refusal.detail or "-")
+                    peer.hex()[:16] if peer else "-", refusal.detail)
         await ws.close(code=REFUSAL_CLOSE_CODE, message=refusal.reason.value.encode())
 
     def _bucket(self) -> TokenBucket:
@@ -338,10 +338,10 @@ class PeerNetwork:
         # Installed before the old link is closed, so nothing can slip in between.
         self._links[link.peer_key] = link
         self._idle[link.peer_key].clear()
-        log.info("p2p linked peer=%s role=%s remote=%s", link.peer, link.role.name.lower(), link.remote)
+        log.info("p2p.linked peer=%s role=%s remote=%s", link.peer, link.role.name.lower(), link.remote)
         if existing is not None:
             self.stats.superseded += 1
-            log.info("p2p link superseded peer=%s old_role=%s new_role=%s",
+            log.info("p2p.superseded peer=%s old_role=%s new_role=%s",
                      link.peer, existing.role.name.lower(), link.role.name.lower())
             link.adopt(existing.take_outbox())
             await existing.close(aiohttp.WSCloseCode.POLICY_VIOLATION, "superseded")
@@ -355,7 +355,7 @@ class PeerNetwork:
             return
         del self._links[link.peer_key]
         self._idle[link.peer_key].set()
-        log.info("p2p unlinked peer=%s role=%s", link.peer, link.role.name.lower())
+        log.info("p2p.unlinked peer=%s role=%s", link.peer, link.role.name.lower())
         async with self._changed:
             self._changed.notify_all()
 
@@ -376,7 +376,7 @@ class PeerNetwork:
             await self._on_message(link.peer_key, message)
         except Exception:
             self.stats.handler_errors += 1
-            log.exception("p2p message handler failed peer=%s type=%s", link.peer, type(message).__name__)
+            log.exception("p2p.handler_failed peer=%s type=%s", link.peer, type(message).__name__)
 
     async def _answer(self, link: PeerLink, request: BlockRequest) -> None:
         blocks: Sequence[tuple[bytes, CommitCertificate]] = ()
@@ -385,6 +385,6 @@ class PeerNetwork:
             try:
                 blocks = await self._block_source(request.from_height, to_height)
             except Exception:
-                log.exception("p2p block source failed peer=%s from=%d to=%d",
+                log.exception("p2p.block_source_failed peer=%s from=%d to=%d",
                               link.peer, request.from_height, to_height)
         link.enqueue(encode(BlockResponse(request.request_id, fit_blocks(blocks, self._config.max_frame_bytes))))
