@@ -493,3 +493,19 @@ async def test_mesh_heals_after_seeded_restarts(cluster_factory, restarts):
         for i, node in nodes.items():
             if i != sender:
                 assert (await node.next_of(Vote)) == (cluster.keys[sender].public_key, vote), f"seed={seed}"
+
+
+async def test_a_stopped_network_can_start_again(cluster_factory):
+    cluster = cluster_factory(2)
+    a = await cluster.start(0)
+    b = await cluster.start(1)
+    await settled([a, b])
+    with pytest.raises(RuntimeError):
+        await a.net.start()
+    await a.net.stop()
+    await a.net.stop()
+    await until(lambda: b.net.peers() == ())
+    await a.net.start(rebind(cluster.ports[0]))
+    await settled([a, b])
+    assert b.net.send(cluster.keys[0].public_key, Status(8))
+    assert (await a.next_of(Status)) == (cluster.keys[1].public_key, Status(8))

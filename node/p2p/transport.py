@@ -137,6 +137,9 @@ class PeerNetwork:
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen (on ``sock`` if given, else the configured address) and dial every peer."""
+        if self._runner is not None:
+            raise RuntimeError("the network is already started")
+        self._stopping = False
         cfg = self._config
         self._runner = web.AppRunner(build_p2p_app(self), handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
