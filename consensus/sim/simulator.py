@@ -7,12 +7,22 @@ it carries out actions in order, persists signing state to a simulated disk,
 moves messages through the faulty network, crashes and restarts validators,
 and lets lagging validators catch up from a peer's committed blocks.
 
-Gossip is modelled as a real node does it.  A validator broadcasts each message
-once, and every ``GOSSIP_INTERVAL_MS`` re-sends to each peer the messages of
-the current height that the peer does not have yet (the proposal, the votes it
-cast and the votes it relayed), so that losses before GST do not starve
-consensus; a peer that is behind gets the committed blocks it lacks instead,
-with their certificates, which it verifies before skipping ahead.
+The host does what a real node must do for the protocol's liveness argument
+(every message a correct validator holds eventually reaches every correct
+validator) to survive losses and crashes:
+
+* Gossip.  A validator broadcasts each message once, and every
+  ``GOSSIP_INTERVAL_MS`` re-offers each peer the messages of its current height
+  the peer does not hold: its own and those it relayed, including Byzantine
+  messages only it received and messages that reached it a height early.  A
+  message for a round the peer's engine has not reached does not count as held
+  (the engine may have dropped it under its future-round bound).  A peer that
+  is behind gets the committed blocks it lacks, with certificates it verifies
+  before skipping ahead.
+* A write-ahead log.  Every received message of an undecided height is logged
+  before the engine sees it, and every signed message in the same durable write
+  as its signing state; a restarted validator replays the log into its new
+  engine, relearning its lock and re-gossiping what it had.
 """
 
 from __future__ import annotations
