@@ -8,15 +8,15 @@ import msgpack
 
 from consensus.certificate import CommitCertificate
 from node.p2p.framing import WireError
-from node.p2p.wire import _certificate_fields, _decode_certificate
+from node.p2p.wire import certificate_fields, decode_certificate_fields
 
 
 def encode_certificate(certificate: CommitCertificate) -> bytes:
-    return msgpack.packb(_certificate_fields(certificate), use_bin_type=True)
+    return msgpack.packb(certificate_fields(certificate), use_bin_type=True)
 
 
 def decode_certificate(raw: bytes) -> CommitCertificate:
     try:
-        return _decode_certificate(msgpack.unpackb(raw, raw=False, use_list=True))
+        return decode_certificate_fields(msgpack.unpackb(raw, raw=False, use_list=True))
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, WireError) as exc:
         raise ValueError(f"stored commit certificate is damaged: {exc}") from exc

@@ -246,8 +246,3 @@ def decode_certificate_fields(payload: object) -> CommitCertificate:
     round_ = _uint(round_, _U32, "certificate round")
     vid = _blob(vid, "certificate value id", size=VALUE_ID_SIZE)
     return CommitCertificate(height=height, round=round_, value_id=vid, precommits=precommits)
-
-
-# The names node/certificates.py imports today; it should move to the public ones.
-_certificate_fields = certificate_fields
-_decode_certificate = decode_certificate_fields
