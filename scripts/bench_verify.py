@@ -1,8 +1,9 @@
 """Benchmark: Ed25519 verification rate, raw PyNaCl against the batch verifier.
 
 Every figure is signatures verified per second and its ratio to this run's
-ceilings: the raw single-thread PyNaCl loop (one core's ceiling) and raw
-PyNaCl called from one thread per core (the machine's ceiling).  The
+ceilings: the raw single-thread PyNaCl loop (one core's ceiling; the better of
+``crypto_sign_open`` and ``VerifyKey.verify``, which make the same libsodium
+call) and raw PyNaCl called from one thread per core (the machine's ceiling).  The
 signatures are real signed transfers, distinct, made before timing starts;
 each verifier measurement uses a fresh verifier so nothing is answered from
 the cache except in the row that measures the cache.  The whole set of
@@ -191,7 +192,9 @@ def main() -> None:
     rows = [Row(name, threads, batch, wall, n / wall, n / cpu)
             for (name, threads, batch, _), (wall, cpu) in zip(measurements, best, strict=True)]
 
-    core_ceiling = rows[0].per_second
+    # Both raw single-thread rows make the same libsodium call per signature
+    # (their difference is within run-to-run noise), so the faster is the ceiling.
+    core_ceiling = max(rows[0].per_second, rows[1].per_second)
     machine_ceiling = rows[2].per_second
     rows = [Row(r.name, r.threads, r.batch, r.seconds, r.per_second, r.per_cpu_second,
                 r.per_second / core_ceiling, r.per_second / machine_ceiling) for r in rows]
