@@ -577,10 +577,6 @@ def test_a_flood_fills_the_account_then_the_pool_then_gets_503_with_retry_after(
             raise
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "node/api/codec.py _parse_json_submission: json.loads(bytes) accepts bodies that are not UTF-8 "
-    "(UTF-16/UTF-32 auto-detected, UTF-8-encoded surrogates via 'surrogatepass'), so such a body is "
-    "answered as if it were JSON instead of 400 bad_json as docs/api.md says"))
 @pytest.mark.parametrize("body", [
     '{"tx": "00"}'.encode("utf-16"),
     b'{"tx": "\xed\xa0\x80"}',

@@ -66,10 +66,12 @@ def parse_submission(content_type: str, body: bytes, max_txs: int) -> list[bytes
 
 
 def _parse_json_submission(body: bytes) -> list[bytes]:
+    # JSON on the wire is UTF-8 (RFC 8259); json.loads(bytes) would also guess UTF-16/32 and
+    # let surrogates through, so the body is decoded strictly first.
     try:
-        doc = json.loads(body)
+        doc = json.loads(body.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise ApiError(400, BAD_JSON, f"the body is not JSON: {exc}") from exc
+        raise ApiError(400, BAD_JSON, f"the body is not UTF-8 JSON: {exc}") from exc
     if not isinstance(doc, dict) or len(doc) != 1 or not ({"tx", "txs"} & doc.keys()):
         raise ApiError(400, BAD_REQUEST, 'the body must be {"txs": ["<hex>", ...]} or {"tx": "<hex>"}')
     if "tx" in doc:
