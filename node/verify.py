@@ -366,7 +366,7 @@ class BatchVerifier:
         frees a moment later take a share instead of idling beside one long chunk.
         """
         needed = -(-count // self._chunk_size)
-        spread = min(self._threads, -(-count // MIN_PIECE))
+        spread = min(self._threads, count // MIN_PIECE)
         return max(needed, spread, 1)
 
     def _verify_prepared(self, prepared: list[_Prepared]) -> list[bool]:

@@ -300,3 +300,16 @@ def test_stats_account_for_every_signature():
         assert dict(stats.batch_size_le)[4] == 0 and dict(stats.batch_size_le)[16] == 6
         assert stats.batch_size_le[-1] == (BATCH_SIZE_BOUNDS[-1], 6)
         assert stats.batch_seconds_total > 0
+
+
+@pytest.mark.parametrize(("count", "chunk_size", "pieces"), [
+    (1, 256, [1]), (12, 256, [12]), (16, 256, [8, 8]), (300, 256, [150, 150]), (301, 100, [76, 75, 75, 75]),
+])
+def test_a_batch_is_cut_into_even_pieces_over_the_threads(count, chunk_size, pieces):
+    with BatchVerifier(threads=2, chunk_size=chunk_size) as v:
+        assert v.verify_many([triple(i) for i in range(count)]) == [True] * count
+        stats = v.stats
+        assert stats.batches == len(pieces)
+        counts = dict(stats.batch_size_le)
+        for bound in (1, 4, 16, 64, 256):
+            assert counts[bound] == sum(1 for p in pieces if p <= bound)
