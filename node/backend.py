@@ -109,8 +109,11 @@ class NodeBackend:
         return self.feed.subscribe()
 
 
-def block_view(raw: bytes, certificate: CommitCertificate, app_hash: bytes) -> BlockView:
+def block_view(raw: bytes, certificate: CommitCertificate, app_hash: bytes,
+               tx_hashes: tuple[bytes, ...] | None = None) -> BlockView:
     block = decode_block(raw)
+    if tx_hashes is None:
+        tx_hashes = tuple(hashlib.sha256(tx).digest() for tx in block.txs)  # a tx hash is SHA-256 of its signed bytes
     return BlockView(
         height=block.height,
         time_ms=block.time_ms,
@@ -119,7 +122,7 @@ def block_view(raw: bytes, certificate: CommitCertificate, app_hash: bytes) -> B
         previous_block_hash=block.previous_block_hash,
         previous_app_hash=block.previous_app_hash,
         app_hash=app_hash,
-        tx_hashes=tuple(hashlib.sha256(tx).digest() for tx in block.txs),  # a tx hash is SHA-256 of its signed bytes
+        tx_hashes=tx_hashes,
         commit=CommitCertificateView(
             certificate.round, certificate.value_id,
             tuple(PrecommitView(v.validator, v.signature) for v in certificate.precommits),

@@ -16,8 +16,9 @@ verifier's cache.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from node.block import Block, BlockDecodeError, block_hash, decode_block
@@ -31,16 +32,22 @@ _DECODED_CACHE = 8
 
 @dataclass(frozen=True, slots=True)
 class DecodedBlock:
+    """A block with its transactions decoded; ``unchecked`` are the ones whose
+    signatures this node has not verified (the rest came from its mempool)."""
+
     block: Block
     txs: tuple[SignedTransaction, ...]
+    unchecked: tuple[SignedTransaction, ...]
 
 
 class Chain:
     """The committed chain as the proposer and the validity check see it."""
 
-    def __init__(self, store: LedgerStore, verifier, validators: frozenset[bytes]) -> None:
+    def __init__(self, store: LedgerStore, verifier, validators: frozenset[bytes],
+                 known: Callable[[bytes], SignedTransaction | None] = lambda tx_hash: None) -> None:
         self.store = store
         self._verifier = verifier
+        self._known = known
         self._validators = validators
         self._prefix = signing_prefix(store.chain_id)
         self._decoded: OrderedDict[bytes, DecodedBlock | None] = OrderedDict()
@@ -76,7 +83,7 @@ class Chain:
         )
         value = block.encode()
         # The engine checks our own proposal with valid(v) too: it need not decode what we just built.
-        self._remember(block_hash(value), DecodedBlock(block, tuple(txs)))
+        self._remember(block_hash(value), DecodedBlock(block, tuple(txs), ()))
         return value
 
     # ---- checking
@@ -91,11 +98,24 @@ class Chain:
             return self._decoded[key]
         try:
             block = decode_block(value)
-            decoded: DecodedBlock | None = DecodedBlock(block, tuple(decode_tx(raw) for raw in block.txs))
+            decoded: DecodedBlock | None = self._decode_txs(block)
         except (BlockDecodeError, TxDecodeError):
             decoded = None
         self._remember(key, decoded)
         return decoded
+
+    def _decode_txs(self, block: Block) -> DecodedBlock:
+        """Decode the block's transactions, taking those already in our mempool as they are:
+        the mempool admits only canonical transactions whose signatures verified."""
+        known, sha256 = self._known, hashlib.sha256
+        txs, unchecked = [], []
+        for raw in block.txs:
+            stx = known(sha256(raw).digest())
+            if stx is None:
+                stx = decode_tx(raw)
+                unchecked.append(stx)
+            txs.append(stx)
+        return DecodedBlock(block, tuple(txs), tuple(unchecked))
 
     def _remember(self, key: bytes, decoded: DecodedBlock | None) -> None:
         self._decoded[key] = decoded
@@ -103,13 +123,14 @@ class Chain:
             self._decoded.popitem(last=False)
 
     def signature_items(self, decoded: DecodedBlock) -> list[tuple[bytes, bytes, bytes]]:
+        """What is left to verify: the transactions that did not come from our mempool."""
         prefix = self._prefix
-        return [stx.verify_item(prefix) for stx in decoded.txs]
+        return [stx.verify_item(prefix) for stx in decoded.unchecked]
 
     async def preverify(self, value: bytes) -> None:
-        """Warm the verifier's cache with the proposal's signatures, in one batch."""
+        """Warm the verifier's cache with the proposal's unchecked signatures, in one batch."""
         decoded = self.decode(value)
-        if decoded is not None and decoded.txs:
+        if decoded is not None and decoded.unchecked:
             await self._verifier.verify_batch(self.signature_items(decoded))
 
     def is_valid(self, height: int, value: bytes) -> bool:

@@ -89,12 +89,12 @@ class ValidatorNode:
 
         verifier = BatchVerifier()
         self._stack.append(verifier.close)
-        chain = Chain(store, verifier, frozenset(v.public_key for v in genesis.validators))
         mempool = Mempool(
             chain_id=genesis.chain_id, verifier=verifier, account=_account_lookup(store),
             issuer=genesis.issuer, banks=frozenset(b.public_key for b in genesis.banks),
             max_txs=config.mempool.max_txs, max_bytes=config.mempool.max_bytes,
         )
+        chain = Chain(store, verifier, frozenset(v.public_key for v in genesis.validators), known=mempool.get)
         c = config.consensus
         engine = Engine(
             genesis.chain_id, self.validators, self.key, verifier, chain.is_valid,
@@ -180,7 +180,8 @@ class ValidatorNode:
 
     def _on_commit(self, committed: Committed) -> None:
         self.metrics.observe_commit(committed.height, len(committed.txs), committed.interval_s)
-        self.backend.feed.publish(block_view(committed.value, committed.certificate, committed.result.app_hash))
+        self.backend.feed.publish(block_view(committed.value, committed.certificate, committed.result.app_hash,
+                                             committed.result.tx_hashes))
 
     async def _refresh_metrics(self) -> None:
         driver = self.driver
