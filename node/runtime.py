@@ -253,10 +253,11 @@ class ConsensusDriver:
         while not len(self.mempool) and waited < self._empty_block_wait_s:
             await asyncio.sleep(_PROPOSE_POLL_S)
             waited += _PROPOSE_POLL_S
-        if (height, round) != (self.engine.height, self.engine.round) or height != self.chain.store.height + 1:
-            return  # the engine moved on while we waited
-        txs = self.mempool.reap(self._max_block_txs, self._max_block_bytes)
-        value = self.chain.build(height, self._own_key, int(self._clock() * 1000), txs)
+        async with self.lock:  # a catch-up may be applying blocks: build only on a settled tip
+            if (height, round) != (self.engine.height, self.engine.round) or height != self.chain.store.height + 1:
+                return  # the engine moved on while we waited
+            txs = self.mempool.reap(self._max_block_txs, self._max_block_bytes)
+            value = self.chain.build(height, self._own_key, int(self._clock() * 1000), txs)
         log.info("consensus.propose height=%d round=%d txs=%d bytes=%d", height, round, len(txs), len(value))
         self._enqueue(ValueReady(height, round, value))
 
