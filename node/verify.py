@@ -9,8 +9,8 @@ component's throughput.  Three things make it fast:
   thread per core verifies on all cores at once (see docs/verifier.md for the
   measured scaling); more threads than cores gain nothing.
 * **Chunks.**  A round trip to a worker thread costs about as much as one
-  Ed25519 check (both 60-90 us of CPU on the development machine); handing
-  the pool chunks of many signatures amortises the hop.
+  Ed25519 check (each some 30-140 us of CPU on the development machine);
+  handing the pool chunks of many signatures amortises the hop.
 * **Coalescing.**  ``verify_batch`` callers on the event loop often bring one
   or a few signatures each.  While every worker is busy their items queue up
   and leave together as one chunk — as soon as a worker frees, when a full
