@@ -69,6 +69,10 @@ class CatchUp:
                 await self._step()
             except (PeerError, TimeoutError) as exc:
                 log.info("catchup.retry reason=%s", exc)
+            except Exception as exc:
+                log.critical("catchup.halted reason=%s", " ".join(f"{type(exc).__name__}: {exc}".split()))
+                self._driver.on_fatal(exc)
+                return
 
     def _best_peer(self) -> tuple[bytes, int] | None:
         ahead = [(p.height, p.public_key) for p in self._driver.network.peers() if p.height is not None]

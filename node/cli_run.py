@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         if profiler is not None:
             profiler.enable()
         uvloop.run(_serve(ValidatorNode(config, genesis, key)))
-    except (LedgerError, SigningStateError, StartError) as exc:
+    except (LedgerError, SigningStateError, StartError, NodeHalted) as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
     finally:
         if profiler is not None:
@@ -67,9 +67,23 @@ async def _serve(node: "ValidatorNode") -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    failure: BaseException | None = None
     try:
         await node.start()
-        await stop.wait()
-        log.info("node.stopping reason=signal")
+        stopping = asyncio.ensure_future(stop.wait())
+        assert node.halted is not None
+        await asyncio.wait({stopping, node.halted}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if node.halted.done():
+            failure = node.halted.result()
+            log.critical("node.stopping reason=halted")
+        else:
+            log.info("node.stopping reason=signal")
     finally:
         await node.stop()
+    if failure is not None:
+        raise NodeHalted(f"the validator stopped: {type(failure).__name__}: {failure}")
+
+
+class NodeHalted(Exception):
+    """The node hit an error it cannot continue after (e.g. a block it cannot write)."""

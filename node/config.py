@@ -123,7 +123,8 @@ class Config:
 
 # Inclusive bounds of every integer option, checked on load.
 _INT_BOUNDS: dict[str, tuple[int, int]] = {
-    "api.max_body_bytes": (MAX_TX_BYTES, 64 * 1024 * 1024),
+    # One transaction in its bulkiest encoding (JSON hex) plus the envelope.
+    "api.max_body_bytes": (2 * MAX_TX_BYTES + 64, 64 * 1024 * 1024),
     "mempool.max_txs": (1, 10_000_000),
     "mempool.max_bytes": (MAX_TX_BYTES, 8 * 1024 * 1024 * 1024),
     "consensus.timeout_propose_ms": (1, _MAX_TIMEOUT_MS),

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+class _UtcFormatter(logging.Formatter):
+    """``ts`` in UTC ISO 8601 with milliseconds and no spaces, so a plain key=value splitter reads it."""
+
+    converter = time.gmtime
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created)) + f".{int(record.msecs):03d}Z"
+
+
 def configure_logging(level: str, node_name: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(
+    handler.setFormatter(_UtcFormatter(
         f"ts=%(asctime)s level=%(levelname)s node={node_name} logger=%(name)s event=%(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

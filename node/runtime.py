@@ -109,6 +109,7 @@ class ConsensusDriver:
         self.dropped_events = 0
         self.on_rejected: Callable[[str], None] = lambda reason: None
         self.on_evidence: Callable[[object], None] = lambda evidence: None
+        self.on_fatal: Callable[[BaseException], None] = lambda exc: None
         self.evidence: list = []
 
     def add_commit_listener(self, listener: CommitListener) -> None:
@@ -189,10 +190,16 @@ class ConsensusDriver:
     # ---- the consensus task
 
     async def _run(self) -> None:
-        while True:
-            event = await self._queue.get()
-            async with self.lock:
-                await self._execute(self.engine.handle(event))
+        try:
+            while True:
+                event = await self._queue.get()
+                async with self.lock:
+                    await self._execute(self.engine.handle(event))
+        except Exception as exc:
+            # A block that cannot be written (disk full, I/O error) must stop the
+            # validator loudly: carrying on would serve a frozen state as if live.
+            log.critical("consensus.halted height=%d reason=%s", self.engine.height, _one_line(exc))
+            self.on_fatal(exc)
 
     async def _execute(self, actions: Sequence[Action]) -> None:
         """Carry out actions strictly in order; the caller holds ``self.lock``."""
@@ -304,3 +311,7 @@ class ConsensusDriver:
                 if message.height == height:
                     self.network.broadcast(message)
             self.network.broadcast(Status(self.chain.store.height))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())

@@ -43,7 +43,7 @@ class SigningStateFile:
             precommit = _decode_precommit(data.get("precommit"))
         except (ValueError, KeyError, TypeError) as exc:
             raise SigningStateError(
-                f"signing state {self.path} is corrupt ({exc}); refusing to sign: restore it from a backup"
+                f"signing state {self.path} is corrupt ({exc}); refusing to sign: do not restore an old copy; see docs/operators.md, section 9"
             ) from exc
         if state.height < 0 or state.round < 0:
             raise SigningStateError(f"signing state {self.path} holds a negative height or round")

@@ -71,6 +71,7 @@ class ValidatorNode:
         self._stack: list = []
         self._api_runner: web.AppRunner | None = None
         self._metrics_task: asyncio.Task | None = None
+        self.halted: asyncio.Future[BaseException] | None = None
 
     @property
     def name(self) -> str:
@@ -125,6 +126,8 @@ class ValidatorNode:
         )
         driver.on_rejected = lambda reason: self.metrics.peer_messages_rejected.labels(reason).inc()
         driver.on_evidence = lambda evidence: self.metrics.evidence.inc()
+        self.halted = asyncio.get_running_loop().create_future()
+        driver.on_fatal = self._halt
         self.registry.register(VerifierCollector(lambda: verifier.stats))
         self.registry.register(NetworkCollector(lambda: network.stats))
         self.driver = driver
@@ -166,6 +169,11 @@ class ValidatorNode:
         log.info("node.stopped name=%s", self.name)
 
     # ---- hooks
+
+    def _halt(self, exc: BaseException) -> None:
+        """The consensus or catch-up task hit an error it cannot survive: the process must stop."""
+        if self.halted is not None and not self.halted.done():
+            self.halted.set_result(exc)
 
     async def _block_source(self, from_height: int, to_height: int):
         store = self.store
