@@ -177,6 +177,14 @@ class Mempool:
 
     async def _verify_and_admit(self, candidates: list[tuple[int, SignedTransaction]],
                                 results: list[AdmitResult | None]) -> None:
+        if len(self._by_hash) >= self._max_txs:
+            # Full by count: nothing can be inserted, so spending a signature check on
+            # these would be pure waste (the proposal that carries them verifies them
+            # anyway). They still get their state errors, or mempool_full.
+            for i, stx in sorted(candidates, key=lambda pair: pair[1].tx.nonce):
+                result = results[i] = self._admit(stx)
+                assert not result.accepted or result.code == DUPLICATE, "an unverified transaction was admitted"
+            return
         prefix = self._prefix
         valid = await self._verifier.verify_batch([stx.verify_item(prefix) for _, stx in candidates])
         if len(valid) != len(candidates):
@@ -223,7 +231,8 @@ class Mempool:
         if queue.spend + debit > queue.balance:
             return AdmitResult(stx.hash, False, INSUFFICIENT_FUNDS,
                                f"balance {queue.balance} tyiyn with {queue.spend} pending does not cover {debit}")
-        # Checked last, so "mempool_full" always means the transaction is good and worth retrying.
+        # Checked last, so "mempool_full" means every other check passed and a retry is worth it
+        # (when the pool was already full on arrival, the signature was not checked either).
         if len(self._by_hash) >= self._max_txs or self._bytes + len(stx.raw) > self._max_bytes:
             return AdmitResult(stx.hash, False, MEMPOOL_FULL, "the mempool is full; retry later")
         if not queue.txs:

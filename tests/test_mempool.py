@@ -200,6 +200,18 @@ async def test_balance_covers_pending_spends(ledger: Ledger, verifier: Recording
     assert codes(await pool.add_batch([transfer(CAROL, 0, 1).raw])) == ["insufficient_funds"]
 
 
+async def test_a_full_pool_spends_no_signature_checks(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier, max_txs=2)
+    await pool.add_batch([transfer(ALICE, n, 1).raw for n in range(2)])
+    checked = sum(verifier.batches)
+    forged = transfer(BOB, 0, 1)
+    forged = forged.raw[:-1] + bytes([forged.raw[-1] ^ 1])  # a broken signature: never admitted either way
+    results = await pool.add_batch([transfer(ALICE, 2, 1).raw, forged, transfer(BOB, 5, 1).raw])
+    assert codes(results) == ["mempool_full", "mempool_full", "nonce_gap"]
+    assert sum(verifier.batches) == checked
+    assert len(pool) == 2
+
+
 async def test_full_by_count_and_by_bytes(ledger: Ledger, verifier: RecordingVerifier) -> None:
     pool = make_pool(ledger, verifier, max_txs=2)
     results = await pool.add_batch([transfer(ALICE, n, 1).raw for n in range(3)])
