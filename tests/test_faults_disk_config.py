@@ -257,7 +257,33 @@ def foreign_key(node: Node) -> Repair:
 
 GARBAGE = bytes(range(256)) * 4
 
-# (fault, what the one error line must say)
+
+def damage(node: Node, path: Path, how: Callable[[Path], object]) -> Repair:
+    """Damage one file in place; the repair puts the pristine file back."""
+    how(path)
+    return restore(node, path)
+
+
+def data_dir_under_a_file(node: Node) -> Repair:
+    (node.key_file.parent / "blocker").write_bytes(b"x")
+    return edit_config(node, r"^data_dir = .*$", 'data_dir = "../keys/blocker/data"')
+
+
+def garbage(path: Path) -> None:
+    path.write_bytes(GARBAGE)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 3])
+
+
+def corrupt_at(offset: int, length: int) -> Callable[[Path], None]:
+    return lambda path: overwrite(path, offset, GARBAGE[:length])
+
+
+LEDGER_REFUSAL = r"ledger store .*corrupt|cannot open ledger store"
+
+# fault -> (how to cause it, what the one error line must say)
 FAULTS: dict[str, tuple[Callable[[Node], Repair], str]] = {
     "config_not_toml": (lambda n: edit_config(n, r"^\[api\]$", "[api"), r"not valid TOML"),
     "config_unknown_field": (lambda n: edit_config(n, r"^\[api\]$", "[api]\ncolour = 1"),
@@ -270,47 +296,31 @@ FAULTS: dict[str, tuple[Callable[[Node], Repair], str]] = {
                           r"p2p\.listen: expected host:port"),
     "config_missing_field": (lambda n: edit_config(n, r"^key_file = .*\n", ""),
                              r"node\.key_file: missing required field"),
-    "config_data_dir_under_a_file": (
-        lambda n: (n.key_file.parent.joinpath("blocker").write_bytes(b"x"),
-                   edit_config(n, r"^data_dir = .*$", 'data_dir = "../keys/blocker/data"'))[1],
-        r"blocker"),
-    "data_dir_is_a_file": (lambda n: move_aside(n.data_dir, lambda p: p.write_bytes(GARBAGE)), r"data"),
-    "ledger_is_a_file": (lambda n: move_aside(n.ledger, lambda p: p.write_bytes(GARBAGE)), r"ledger"),
-    "leveldb_current_garbage": (
-        lambda n: (overwrite(n.ledger / "CURRENT", 0, b"\xff\x00garbage"), restore(n, n.ledger / "CURRENT"))[1],
-        r"ledger store .*(corrupt|cannot open)"),
-    "leveldb_current_names_missing_manifest": (
-        lambda n: ((n.ledger / "CURRENT").write_text("MANIFEST-999999\n"), restore(n, n.ledger / "CURRENT"))[1],
-        r"ledger store .*(corrupt|cannot open)"),
-    "leveldb_manifest_garbage": (
-        lambda n: (overwrite(f := leveldb_file(n, "MANIFEST-*"), 40, GARBAGE[:64]), restore(n, f))[1],
-        r"ledger store .*(corrupt|cannot open)"),
-    # Inside the first record's payload (its 7-byte header intact): a checksum mismatch LevelDB reports.
-    # Garbage in the last record's header would look like a write torn by a crash, which LevelDB drops.
-    "leveldb_log_garbage": (
-        lambda n: (overwrite(f := leveldb_file(n, "*.log"), 12, GARBAGE[:16]), restore(n, f))[1],
-        r"ledger store .*(corrupt|cannot open)"),
-    "leveldb_table_missing": (
-        lambda n: ((f := leveldb_file(n, "*.ldb")).unlink(), restore(n, f))[1],
-        r"ledger store .*(corrupt|cannot open)"),
-    "key_file_missing": (lambda n: (n.key_file.unlink(), restore(n, n.key_file))[1], r"key file .* does not exist"),
-    "key_file_garbage": (lambda n: (n.key_file.write_bytes(GARBAGE), restore(n, n.key_file))[1],
-                         r"key file .* unreadable"),
-    "key_file_truncated": (lambda n: (n.key_file.write_text(n.key_file.read_text()[:40]),
-                                      restore(n, n.key_file))[1], r"key file .* unreadable"),
-    "key_file_is_a_directory": (lambda n: move_aside(n.key_file, lambda p: p.mkdir()), r"key file .* unreadable"),
+    "config_data_dir_under_a_file": (data_dir_under_a_file, r"blocker"),
+    "data_dir_is_a_file": (lambda n: move_aside(n.data_dir, garbage), r"data"),
+    "ledger_is_a_file": (lambda n: move_aside(n.ledger, garbage), r"ledger"),
+    "leveldb_current_garbage": (lambda n: damage(n, n.ledger / "CURRENT", corrupt_at(0, 8)), LEDGER_REFUSAL),
+    "leveldb_current_names_a_missing_manifest": (
+        lambda n: damage(n, n.ledger / "CURRENT", lambda p: p.write_text("MANIFEST-999999\n")), LEDGER_REFUSAL),
+    "leveldb_manifest_garbage": (lambda n: damage(n, leveldb_file(n, "MANIFEST-*"), corrupt_at(40, 64)),
+                                 LEDGER_REFUSAL),
+    # Inside the first record's payload, its 7-byte header intact: a checksum mismatch LevelDB reports.
+    # (Garbage in the last record's header looks like a write torn by a crash, which LevelDB drops.)
+    "leveldb_log_garbage": (lambda n: damage(n, leveldb_file(n, "*.log"), corrupt_at(12, 16)), LEDGER_REFUSAL),
+    "leveldb_table_missing": (lambda n: damage(n, leveldb_file(n, "*.ldb"), Path.unlink), LEDGER_REFUSAL),
+    "key_file_missing": (lambda n: damage(n, n.key_file, Path.unlink), r"key file .* does not exist"),
+    "key_file_garbage": (lambda n: damage(n, n.key_file, garbage), r"key file .* unreadable"),
+    "key_file_truncated": (lambda n: damage(n, n.key_file, truncate), r"key file .* unreadable"),
+    "key_file_is_a_directory": (lambda n: move_aside(n.key_file, Path.mkdir), r"key file .* unreadable"),
     "key_file_of_another_key": (foreign_key, r"node\.key_file: .* is not a validator"),
-    "genesis_garbage": (lambda n: (n.genesis_file.write_bytes(GARBAGE), restore(n, n.genesis_file))[1],
-                        r"genesis"),
+    "genesis_garbage": (lambda n: damage(n, n.genesis_file, garbage), r"genesis"),
     "genesis_of_another_chain": (other_genesis, r"ledger store .* belongs to chain .* genesis hash"),
-    "signing_state_garbage": (lambda n: (n.signing_state.write_bytes(GARBAGE), restore(n, n.signing_state))[1],
-                              r"signing state .*(corrupt|unreadable)"),
-    "signing_state_truncated": (lambda n: (n.signing_state.write_text(n.signing_state.read_text()[:10]),
-                                           restore(n, n.signing_state))[1], r"signing state .* corrupt"),
+    "signing_state_garbage": (lambda n: damage(n, n.signing_state, garbage), r"signing state .*(corrupt|unreadable)"),
+    "signing_state_truncated": (lambda n: damage(n, n.signing_state, truncate), r"signing state .* corrupt"),
     "signing_state_negative": (
-        lambda n: (n.signing_state.write_text('{"height": -1, "round": 0, "step": 1}'),
-                   restore(n, n.signing_state))[1], r"signing state .* negative"),
-    "signing_state_is_a_directory": (lambda n: move_aside(n.signing_state, lambda p: p.mkdir()),
+        lambda n: damage(n, n.signing_state, lambda p: p.write_text('{"height": -1, "round": 0, "step": 1}')),
+        r"signing state .* negative"),
+    "signing_state_is_a_directory": (lambda n: move_aside(n.signing_state, Path.mkdir),
                                      r"signing state .* unreadable"),
 }
 
@@ -320,6 +330,7 @@ def test_a_fault_stops_the_node_with_one_line_and_damages_nothing(node: Node, tm
     damage, says = FAULTS[fault]
     repair = damage(node)
     code, message = refused(node)
+    print(f"fault={fault} exit={code} says={message!r}")
     assert re.search(says, message), f"exit {code}: {message!r} does not say {says!r}"
     repair()
     assert_intact(node, tmp_path / "repaired.log")
@@ -446,6 +457,7 @@ def test_a_full_disk_stops_the_node_with_one_line_and_damages_nothing(node: Node
         errors = [m["message"] for m in map(ERROR_LINE.match, text.splitlines()) if m]
         assert process.returncode != 0 and len(errors) == 1, text[-3000:]
         assert "No space left on device" in errors[0], errors
+        print(f"fault=full_disk exit={process.returncode} says={errors[0]!r}")
         committed = [int(h) for h in re.findall(r"event=consensus\.commit height=(\d+)", text)]
         last = max(committed + [before])
         filler.unlink()
