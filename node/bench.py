@@ -39,7 +39,7 @@ import nacl.signing
 
 from node.cli_init import create_network
 from node.keys import KeyPair
-from node.testnet import LocalTestnet
+from node.testnet import LocalTestnet, free_ports
 from node.tx import Transaction, TxKind
 
 ACCOUNT_BALANCE = 10**12
@@ -341,14 +341,7 @@ def _check(net, senders, per_sender, recorder, submit_time, refused, supply) -> 
 
 
 def _free_ports(validators: int) -> list[tuple[int, int]]:
-    import socket
-    from contextlib import ExitStack
-
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(2 * validators)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        ports = [sock.getsockname()[1] for sock in sockets]
+    ports = free_ports(2 * validators)
     return [(ports[2 * i], ports[2 * i + 1]) for i in range(validators)]
 
 

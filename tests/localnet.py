@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 from node.cli_init import LocalNetwork, create_network
 from node.config import load_config, render_config
 from node.keys import KeyPair, read_key_file
-from node.testnet import LocalTestnet
+from node.testnet import LocalTestnet, free_ports
 from node.tx import SignedTransaction, Transaction, TxKind
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out on 127.0.0.1 (held together so they differ)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 def make_network(directory: Path, validators: int = 4, **consensus: int) -> LocalNetwork:
