@@ -28,6 +28,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from node.address import encode_address
 from node.client import ApiClientError, NodeClient
 from node.config import Endpoint, load_config, render_config
 from node.keys import KeyPair
@@ -223,6 +224,9 @@ def test_seeded_crashes_and_partitions_under_load_lose_nothing(tmp_path):
                     proxies.cut([keys[victim]])
                     time.sleep(2.0)  # links cut mid-height settle
                     assert all(keys[victim] not in ends for ends in proxies.live_links())
+                    # Both ends agree the link is gone, whichever side had dialled it.
+                    assert net.status(victim)["peers"] == [], net.status(victim)["peers"]
+                    assert all(encode_address(keys[victim]) not in net.status(i)["peers"] for i in others)
                     isolated, before = height(net, victim), min(height(net, i) for i in others)
                     net.wait_height(before + 3, TIMEOUT_S, others)
                     assert height(net, victim) == isolated, "an isolated validator committed alone"
