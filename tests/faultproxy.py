@@ -99,7 +99,8 @@ class FaultProxies:
         return self._call(self._cut_off(set(keys))).result(10)
 
     def heal(self) -> None:
-        self._loop.call_soon_threadsafe(self._cut.clear)
+        """Let every validator link again; takes effect before this returns."""
+        self._call(self._heal()).result(10)
 
     def live_links(self) -> list[tuple[bytes, bytes]]:
         """(dialler, target) of every identified connection the proxies carry now."""
@@ -127,6 +128,9 @@ class FaultProxies:
         await asyncio.gather(*self._connections, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
+
+    async def _heal(self) -> None:
+        self._cut.clear()
 
     async def _cut_off(self, keys: set[bytes]) -> int:
         self._cut |= keys

@@ -161,6 +161,8 @@ def load(net, network, rng: random.Random) -> Iterator[list[BankClient]]:
     finally:
         for bank in banks:
             bank.halt.set()
+        for bank in banks:
+            bank.join(10)
 
 
 def wait_caught_up(net, index: int) -> None:
