@@ -44,6 +44,7 @@ MAX_QUEUED_EVENTS = 10_000
 MAX_REGOSSIP_MESSAGES = 8
 _PROPOSE_POLL_S = 0.01
 MAX_KEPT_EVIDENCE = 256
+MAX_KEPT_PROPOSALS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ class ConsensusDriver:
         self._empty_block_wait_s = empty_block_wait_s
         self._proposing: set[asyncio.Task] = set()
         self._own_precommit: Vote | None = None
+        self._proposals: dict[bytes, Proposal] = {}
         self._clock = clock
         self._chain_id = chain.store.chain_id
         self.lock = asyncio.Lock()
@@ -117,12 +119,17 @@ class ConsensusDriver:
 
     # ---- lifecycle
 
-    async def start(self, restored_precommit: Vote | None = None) -> None:
-        """Start the engine; a precommit restored from the signing file re-teaches it its lock."""
+    async def start(self, restored_precommit: Vote | None = None, restored_proposal: Proposal | None = None) -> None:
+        """Start the engine; a precommit restored from the signing file re-teaches it its lock,
+        and the proposal it was for gives it the locked value back."""
         self._own_precommit = restored_precommit
         async with self.lock:
             await self._execute(self.engine.start())
             if restored_precommit is not None and restored_precommit.height == self.engine.height:
+                if restored_proposal is not None:
+                    self._note_proposal(restored_proposal)
+                    await self.chain.preverify(restored_proposal.value)
+                    await self._execute(self.engine.handle(ProposalReceived(restored_proposal)))
                 await self._execute(self.engine.handle(VoteReceived(restored_precommit)))
         self._tasks = [
             asyncio.create_task(self._run(), name="consensus"),
@@ -153,6 +160,7 @@ class ConsensusDriver:
                 if not await self._authentic(peer, message.proposer, message):
                     return
                 await self.chain.preverify(message.value)
+                self._note_proposal(message)
                 self._enqueue(ProposalReceived(message))
             case Vote():
                 if message.height < self.engine.height:
@@ -207,9 +215,12 @@ class ConsensusDriver:
             match action:
                 case PersistSigningState(state=state):
                     self._note_own_precommit(state, actions[index + 1] if index + 1 < len(actions) else None)
-                    await asyncio.to_thread(self._signing_file.save, state, self._own_precommit)
+                    await asyncio.to_thread(self._signing_file.save, state, self._own_precommit,
+                                            self._precommitted_proposal())
                 case Broadcast(message=message):
                     self._remember_own(message)
+                    if isinstance(message, Proposal):
+                        self._note_proposal(message)
                     self.network.broadcast(message)
                 case ScheduleTimeout(step=step, height=height, round=round, duration_ms=ms):
                     self._schedule(TimeoutFired(step, height, round), ms / 1000)
@@ -223,6 +234,18 @@ class ConsensusDriver:
                     self.on_evidence(evidence)
                     log.warning("consensus.evidence validator=%s height=%d round=%d",
                                 evidence.validator.hex(), evidence.first.height, evidence.first.round)
+
+    def _note_proposal(self, proposal: Proposal) -> None:
+        """Proposals of the current height by value id: the one we precommit is saved with it."""
+        if proposal.height != self.engine.height:
+            return
+        if len(self._proposals) >= MAX_KEPT_PROPOSALS:
+            self._proposals.pop(next(iter(self._proposals)))
+        self._proposals[proposal.value_id] = proposal
+
+    def _precommitted_proposal(self) -> Proposal | None:
+        precommit = self._own_precommit
+        return None if precommit is None else self._proposals.get(precommit.value_id)
 
     def _note_own_precommit(self, state, following: Action | None) -> None:
         """Keep our latest precommit for a value at the signing height, saved with the signing state."""
@@ -277,6 +300,7 @@ class ConsensusDriver:
         now = self._clock()
         interval, self._last_commit_time = now - self._last_commit_time, now
         self._own_messages.clear()
+        self._proposals.clear()
         self.network.broadcast(Status(height))
         log.info("consensus.commit height=%d round=%d txs=%d app_hash=%s",
                  height, certificate.round, len(decoded.txs), result.app_hash.hex())

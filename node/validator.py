@@ -86,7 +86,7 @@ class ValidatorNode:
         self.store = store
         self._stack.append(store.close)
         signing_file = SigningStateFile(data_dir / SIGNING_STATE_FILE)
-        signing_state, own_precommit = signing_file.load()
+        signing_state, own_precommit, own_proposal = signing_file.load()
 
         verifier = BatchVerifier()
         self._stack.append(verifier.close)
@@ -140,7 +140,7 @@ class ValidatorNode:
         driver.add_commit_listener(self._on_commit)
         catch_up = CatchUp(driver, self.validators, verifier)
 
-        await driver.start(own_precommit)
+        await driver.start(own_precommit, own_proposal)
         self._stack.append(driver.stop)
         await network.start()
         self._stack.append(network.stop)

@@ -18,7 +18,6 @@ is a small tmpfs mounted for the test (skipped where mounting is not allowed).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 import shutil
@@ -34,7 +33,8 @@ import plyvel
 import pytest
 
 from consensus.events import SigningState, Step
-from consensus.messages import MessageType, Vote, signing_bytes
+from consensus.messages import MessageType, Proposal, Vote, signing_bytes
+from node.block import Block, block_hash, decode_block
 from node.client import ApiClientError, NodeClient
 from node.config import load_config
 from node.genesis import load_genesis
@@ -376,26 +376,31 @@ def hide_damage_in_a_table(node: Node, scratch: Path) -> Path:
     pytest.skip("every table block of this store is read on open, so no damage can hide")
 
 
-def write_signing_state_locked_on_a_lost_block(node: Node) -> None:
-    """The state a crash leaves between persisting a precommit at H+1 and committing block H+1."""
+def persist_a_precommitted_block_that_was_never_written(node: Node) -> bytes:
+    """What a crash leaves between precommitting block H+1 and writing it: the
+    signing state, our precommit and the proposal it was for are on disk, the
+    block is not.  Returns the block's hash."""
     genesis = load_genesis(node.genesis_file)
     key = read_key_file(node.key_file)
-    height = node.committed.height + 1
-    lost = hashlib.sha256(b"the proposal block that died with the process").digest()
-    signature = key.sign(signing_bytes(genesis.chain_id, MessageType.PRECOMMIT, height, 0, lost))
-    SigningStateFile(node.signing_state).save(
-        SigningState(height, 0, Step.PRECOMMIT), Vote(MessageType.PRECOMMIT, height, 0, lost, key.public_key, signature))
+    store = LedgerStore.open(node.ledger, GenesisState.from_genesis(genesis))
+    try:
+        height = store.height + 1
+        block = Block(genesis.chain_id, height, decode_block(store.block(store.height)).time_ms + 1,
+                      key.public_key, block_hash(store.block(store.height)), store.app_hash, ())
+    finally:
+        store.close()
+    value = block.encode()
+    vid = block_hash(value)
+    proposal_bytes = signing_bytes(genesis.chain_id, MessageType.PROPOSAL, height, 0, vid, -1)
+    proposal = Proposal(height, 0, value, -1, key.public_key, key.sign(proposal_bytes))
+    precommit_bytes = signing_bytes(genesis.chain_id, MessageType.PRECOMMIT, height, 0, vid)
+    precommit = Vote(MessageType.PRECOMMIT, height, 0, vid, key.public_key, key.sign(precommit_bytes))
+    SigningStateFile(node.signing_state).save(SigningState(height, 0, Step.PRECOMMIT), precommit, proposal)
+    return vid
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "node/validator.py + consensus/engine.py: after a crash between persisting its precommit for block H+1 "
-    "(signing_state.json) and committing that block, a restarted validator relearns the lock on H+1's value "
-    "but the block itself was never stored, so it prevotes nil round after round and never commits: a "
-    "one-validator chain (or a network where the locked validators are needed for a quorum) stalls for good. "
-    "Reproduce: stop a 1-validator node, write signing_state.json at height+1 with a signed precommit for any "
-    "value id, start it: consensus.propose height=H+1 round=1,2,3,... and no commit"))
 def test_a_crash_between_precommit_and_commit_does_not_stall_a_lone_validator(node: Node, tmp_path: Path):
-    write_signing_state_locked_on_a_lost_block(node)
+    vid = persist_a_precommitted_block_that_was_never_written(node)
     log = tmp_path / "restarted.log"
     with serving(node, log):
         assert opened_state(log) == node.committed
@@ -404,6 +409,8 @@ def test_a_crash_between_precommit_and_commit_does_not_stall_a_lone_validator(no
         while client.status()["height"] <= node.committed.height:
             assert time.monotonic() < deadline, "no commit after the restart"
             time.sleep(0.2)
+        # It committed the very block it had precommitted, not another one.
+        assert client.block(node.committed.height + 1)["hash"] == vid.hex()
 
 
 # ---- a full disk: a small tmpfs (mounting needs root and a kernel that allows it here)
