@@ -474,11 +474,22 @@ class Engine:
 
     def _relearn_lock(self, vote: Vote) -> None:
         """Our own precommit for a value came back after a restart: lines 38-39
-        had locked on it, unless a later round's precommit had locked on another."""
+        had locked on it, unless a later round's precommit had locked on another.
+
+        Lines 36-43 set validValue and validRound in the same step, so when the
+        proposal is known they are restored too: as proposer the validator then
+        re-proposes the locked value (lines 15-16) instead of a fresh one that
+        its own lock would make it refuse.
+        """
         if vote.round > self._locked_round:
             self._locked_round = vote.round
             self._locked_id = vote.value_id
             self._locked_value = None
+            for proposal in self._log.proposals(vote.round):
+                if proposal.value_id == vote.value_id:
+                    self._locked_value = proposal.value
+                    if vote.round > self._valid_round:
+                        self._valid_value, self._valid_round = proposal.value, vote.round
 
     def _valid(self, value: bytes) -> bool:
         """The paper's valid(v), asked of the application once per value and height."""
