@@ -336,7 +336,7 @@ def test_a_fault_stops_the_node_with_one_line_and_damages_nothing(node: Node, tm
     assert_intact(node, tmp_path / "repaired.log")
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired, reason=(
     "node/ledger/store.py: a LevelDB table damaged in a block that LedgerStore.open does not read goes "
     "unnoticed: the node starts, keeps committing, and answers 500 internal for every block in the damaged "
     "table (and fails whatever later reads it); expected: refuse to start, or stop at the first "
