@@ -223,7 +223,8 @@ def test_seeded_crashes_and_partitions_under_load_lose_nothing(tmp_path):
                 for _ in range(PARTITIONS):
                     victim = rng.randrange(4)
                     others = [i for i in range(4) if i != victim]
-                    proxies.cut([keys[victim]])
+                    # At least one link to cut: the victim caught up through one.
+                    assert proxies.cut([keys[victim]]) >= 1
                     time.sleep(2.0)  # links cut mid-height settle
                     assert all(keys[victim] not in ends for ends in proxies.live_links())
                     # Both ends agree the link is gone, whichever side had dialled it.
@@ -237,7 +238,6 @@ def test_seeded_crashes_and_partitions_under_load_lose_nothing(tmp_path):
             figures = check_exactly_once(net, network, banks)
             print(f"kills={KILLS} partitions={PARTITIONS} links_cut={proxies.links_cut} "
                   f"dials_refused={proxies.dials_refused} {figures}")
-            assert proxies.links_cut >= 3 * PARTITIONS
         except BaseException:
             for i in range(4):
                 print(f"---- validator{i + 1} log tail ----\n{node_log(net, i)}")
