@@ -8,7 +8,8 @@ queueing transactions in the mempool.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -20,6 +21,7 @@ from node.api.backend import BlockView, CommitCertificateView, PrecommitView, Tx
 from node.api.events import BlockFeed
 from node.block import block_hash, decode_block
 from node.genesis import Genesis
+from node.ledger.store import LedgerCorruptError
 from node.mempool import AdmitResult
 from node.p2p.wire import TxBatch
 
@@ -28,7 +30,8 @@ MAX_GOSSIP_BATCH = 4096
 
 class NodeBackend:
     def __init__(self, *, genesis: Genesis, node_id: str, store, mempool, network, engine_view,
-                 decode_certificate, registry: CollectorRegistry, evidence_view=lambda: ()) -> None:
+                 decode_certificate, registry: CollectorRegistry, evidence_view=lambda: (),
+                 on_corrupt=lambda exc: None) -> None:
         self.chain_id = genesis.chain_id
         self.node_id = node_id
         self.metrics_registry = registry
@@ -39,6 +42,7 @@ class NodeBackend:
         self._engine_view = engine_view
         self._decode_certificate = decode_certificate
         self._evidence_view = evidence_view
+        self._on_corrupt = on_corrupt
         self.feed = BlockFeed()
 
     async def submit(self, raws: list[bytes]) -> list[AdmitResult]:
@@ -50,7 +54,8 @@ class NodeBackend:
         return results
 
     def tx_status(self, tx_hash: bytes) -> TxStatus:
-        location = self._store.tx_location(tx_hash)
+        with self._reading():
+            location = self._store.tx_location(tx_hash)
         if location is not None:
             return TxStatus(TxState.COMMITTED, location.height, location.index, location.code)
         if tx_hash in self._mempool:
@@ -58,7 +63,8 @@ class NodeBackend:
         return TxStatus(TxState.UNKNOWN)
 
     def account(self, public_key: bytes) -> tuple[int, int]:
-        account = self._store.account(public_key)
+        with self._reading():
+            account = self._store.account(public_key)
         return (0, 0) if account is None else (account.balance, account.nonce)
 
     def pending_nonce(self, public_key: bytes) -> int:
@@ -71,14 +77,15 @@ class NodeBackend:
         store = self._store
         if not 1 <= height <= store.height:
             return None
-        raw = store.block(height)
-        cert_raw = store.certificate(height)
-        if raw is None or cert_raw is None:
-            return None
-        if height == store.height:
-            app_hash = store.app_hash
-        else:
-            app_hash = decode_block(store.block(height + 1)).previous_app_hash
+        with self._reading():
+            raw = store.block(height)
+            cert_raw = store.certificate(height)
+            if raw is None or cert_raw is None:
+                return None
+            if height == store.height:
+                app_hash = store.app_hash
+            else:
+                app_hash = decode_block(store.block(height + 1)).previous_app_hash
         return block_view(raw, self._decode_certificate(cert_raw), app_hash)
 
     def status(self) -> dict[str, Any]:
@@ -104,6 +111,15 @@ class NodeBackend:
                 for e in self._evidence_view()
             ],
         }
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A damaged store found by a read stops the node: serving errors for committed data hides the damage."""
+        try:
+            yield
+        except LedgerCorruptError as exc:
+            self._on_corrupt(exc)
+            raise
 
     def subscribe(self) -> AsyncIterator[BlockView]:
         return self.feed.subscribe()

@@ -27,7 +27,7 @@ from node.config import Config, load_config
 from node.genesis import Genesis, load_genesis
 from node.keys import KeyPair, read_key_file
 from node.ledger.state import GenesisState
-from node.ledger.store import LedgerStore
+from node.ledger.store import LedgerCorruptError, LedgerStore
 from node.mempool import Mempool
 from node.metrics import NetworkCollector, NodeMetrics, VerifierCollector
 from node.p2p.config import NetworkConfig
@@ -134,7 +134,7 @@ class ValidatorNode:
         backend = NodeBackend(
             genesis=genesis, node_id=self.key.address, store=store, mempool=mempool, network=network,
             engine_view=lambda: engine, decode_certificate=decode_certificate, registry=self.registry,
-            evidence_view=lambda: driver.evidence,
+            evidence_view=lambda: driver.evidence, on_corrupt=self._halt,
         )
         self.backend = backend
         driver.add_commit_listener(self._on_commit)
@@ -179,11 +179,15 @@ class ValidatorNode:
         store = self.store
         assert store is not None
         out = []
-        for height in range(from_height, min(to_height, store.height) + 1):
-            raw, cert = store.block(height), store.certificate(height)
-            if raw is None or cert is None:
-                break
-            out.append((raw, decode_certificate(cert)))
+        try:
+            for height in range(from_height, min(to_height, store.height) + 1):
+                raw, cert = store.block(height), store.certificate(height)
+                if raw is None or cert is None:
+                    break
+                out.append((raw, decode_certificate(cert)))
+        except LedgerCorruptError as exc:
+            self._halt(exc)
+            raise
         return out
 
     def _on_commit(self, committed: Committed) -> None:
