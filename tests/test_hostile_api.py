@@ -327,7 +327,8 @@ def draw_request_probe(data: st.DataObject, port: int, sample_tx: bytes, address
         status, code = expected_for_json(doc)
         return "json_shape", request(port, "POST", "/v1/txs", body), status, code
     if kind == "invalid_utf8":
-        body = b'{"tx": "' + data.draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xc0\xaf", b"\xf8\x88\x80\x80\x80"])) + b'"}'
+        bad = data.draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"]))
+        body = b'{"tx": "' + bad + b'"}' if data.draw(st.booleans()) else '{"tx": "00"}'.encode("utf-16")
         return kind, request(port, "POST", "/v1/txs", body), 400, "bad_json"
     if kind == "deep_json":
         depth = data.draw(st.integers(10_000, 200_000), label="depth")
