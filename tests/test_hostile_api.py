@@ -587,3 +587,73 @@ def test_a_body_that_is_not_utf8_is_bad_json(tmp_path, body):
     with running(network) as net:
         port = int(net.api_urls[0].rsplit(":", 1)[1])
         expect_error(request(port, "POST", "/v1/txs", body), 400, "bad_json")
+
+
+def test_refused_transactions_stay_out_of_every_node_of_four(tmp_path):
+    """Forged transactions sent to each of four validators while banks pay through their own nodes:
+    no node admits (so none gossips) a forgery, all agree on balances and the app hash."""
+    network = make_network(tmp_path / "net", validators=4)
+    genesis = network.genesis
+    banks = [Wallet(path, genesis.chain_id) for path in network.bank_key_files]
+    attacker = KeyPair.generate()
+    expected = Counter(dict(genesis.balances))
+    honest_hashes: list[str] = []
+    refused: set[str] = set()
+    tally: Counter[str] = Counter()
+
+    with running(network) as net:
+        ports = [int(url.rsplit(":", 1)[1]) for url in net.api_urls]
+
+        def pay(index: int, to: bytes, amount: int) -> None:
+            wallet = banks[index]
+            stx = wallet.transfer(to, amount)
+            answer = submit_json(ports[index], [stx.raw])
+            assert answer.status == 200 and answer.doc["results"][0]["code"] == "accepted", answer
+            expected[wallet.key.public_key] -= amount
+            expected[to] += amount
+            honest_hashes.append(stx.hash.hex())
+
+        try:
+            pay(0, attacker.public_key, ATTACKER_FUNDS)
+            wait_committed(net, honest_hashes)
+            first = Transaction(TxKind.TRANSFER, banks[0].key.public_key, 0, ATTACKER_FUNDS,
+                                attacker.public_key).sign(banks[0].key, genesis.chain_id)
+            forger = Forger(genesis.chain_id, attacker, banks[0].key, first.raw)
+
+            @settings(max_examples=EXAMPLES // 6, deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+            @given(data=st.data())
+            def hostile(data):
+                target = data.draw(st.integers(0, len(ports) - 1), label="node")
+                if data.draw(st.integers(0, 3), label="honest turn") == 0:
+                    payer = target % len(banks)  # each bank pays through one node, so its nonces stay in order
+                    pay(payer, data.draw(st.sampled_from([w.key.public_key for w in banks if w is not banks[payer]]
+                                                        + [forger.victim]), label="payee"),
+                        data.draw(st.integers(1, 1000), label="amount"))
+                probe = forger.draw(data)
+                answer = submit_msgpack(ports[target], [probe.raw])
+                assert answer.status == 200, answer
+                assert answer.doc["results"][0]["code"] == probe.code, (probe, answer.doc)
+                tally[probe.label] += 1
+                if probe.decodes and not probe.replay:
+                    refused.add(hashlib.sha256(probe.raw).hexdigest())
+
+            hostile()
+
+            wait_committed(net, honest_hashes)
+            top = min(net.status(i)["height"] for i in range(len(ports)))
+            net.wait_height(top)
+            assert len({net.client(i).block(top)["app_hash"] for i in range(len(ports))}) == 1
+            for port in ports:
+                for tx_hash in refused:
+                    assert request(port, "GET", f"/v1/txs/{tx_hash}").doc["status"] == "unknown", tx_hash
+                for public_key, balance in expected.items():
+                    assert account(port, encode_address(public_key))["balance"] == balance
+                assert account(port, attacker.address)["nonce"] == 0
+        except BaseException:
+            for i in range(len(ports)):
+                print(f"---- validator{i + 1} log tail ----\n{node_log(net, i)}")
+            raise
+        finally:
+            print(f"hostile-api-4: inputs={sum(tally.values())} honest_committed={len(honest_hashes)} "
+                  f"refused_unknown_on_4_nodes={len(refused)}")
