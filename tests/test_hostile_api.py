@@ -288,10 +288,15 @@ def expected_for_json(doc: object) -> tuple[int, str]:
     return (400, "too_many_txs") if len(items) > MAX_TXS_PER_REQUEST else (200, "")
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
-    max_leaves=12)
+def document_values(integers: st.SearchStrategy[int]) -> st.SearchStrategy[object]:
+    return st.recursive(
+        st.none() | st.booleans() | integers | st.floats(allow_nan=False) | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+        max_leaves=12)
+
+
+json_values = document_values(st.integers())
+msgpack_values = document_values(st.integers(-2**63, 2**64 - 1))  # what msgpack can encode
 shape_docs = st.one_of(
     json_values,
     st.fixed_dictionaries({"txs": json_values}),
@@ -368,7 +373,7 @@ def draw_request_probe(data: st.DataObject, port: int, sample_tx: bytes, address
         body = msgpack.packb([sample_tx]) + data.draw(st.binary(min_size=1, max_size=20), label="trailing")
         return kind, request(port, "POST", "/v1/txs", body, content_type), 400, "bad_msgpack"
     if kind == "msgpack_shape":
-        doc = data.draw(st.one_of(json_values.filter(
+        doc = data.draw(st.one_of(msgpack_values.filter(
             lambda v: not (isinstance(v, list) and v and all(type(i) is bytes for i in v))),
             st.lists(st.text(max_size=4), max_size=3), st.just([sample_tx, "text"])), label="doc")
         return kind, request(port, "POST", "/v1/txs", msgpack.packb(doc, use_bin_type=True), content_type), \
