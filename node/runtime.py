@@ -10,9 +10,11 @@ the next height's ``RequestValue`` builds on it.
 Network input never blocks that task: proposals and votes have their
 signatures verified in batches on the verifier's threads first (so the
 engine's own checks hit the cache), then wait in a bounded queue.  A full
-queue drops the message; honest peers re-send their current-round messages
-every ``regossip_s`` seconds, which is also how a validator that missed
-messages (a dropped link, a restart) reaches the current round.
+queue drops the message; every validator re-sends the verified messages of
+the current height it holds (its own and those it received) every
+``regossip_s`` seconds, which is also how a validator that missed messages
+(a dropped link, a restart) reaches the current round and relearns the votes
+it sent before a crash.
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ from node.signing_file import SigningStateFile
 log = logging.getLogger("somnode.runtime")
 
 MAX_QUEUED_EVENTS = 10_000
-MAX_REGOSSIP_MESSAGES = 8
+# Votes of the current height relayed to peers: enough for dozens of rounds of a 16-validator set.
+MAX_RELAYED_VOTES = 1024
+# Proposals relayed: the latest few; a locked value comes back with its re-proposal.
+MAX_RELAYED_PROPOSALS = 4
 _PROPOSE_POLL_S = 0.01
 MAX_KEPT_EVIDENCE = 256
 MAX_KEPT_PROPOSALS = 16
@@ -103,7 +108,8 @@ class ConsensusDriver:
         self._chain_id = chain.store.chain_id
         self.lock = asyncio.Lock()
         self._queue: asyncio.Queue[Event] = asyncio.Queue(MAX_QUEUED_EVENTS)
-        self._own_messages: dict[tuple, Proposal | Vote] = {}
+        self._relayed_votes: dict[tuple, Vote] = {}
+        self._relayed_proposals: dict[tuple, Proposal] = {}
         self._listeners: list[CommitListener] = []
         self._timers: set[asyncio.TimerHandle] = set()
         self._tasks: list[asyncio.Task] = []
@@ -161,12 +167,14 @@ class ConsensusDriver:
                     return
                 await self.chain.preverify(message.value)
                 self._note_proposal(message)
+                self._relay(message)
                 self._enqueue(ProposalReceived(message))
             case Vote():
                 if message.height < self.engine.height:
                     return
                 if not await self._authentic(peer, message.validator, message):
                     return
+                self._relay(message)
                 self._enqueue(VoteReceived(message))
             case TxBatch():
                 await self.mempool.add_batch(list(message.txs))
@@ -218,7 +226,7 @@ class ConsensusDriver:
                     await asyncio.to_thread(self._signing_file.save, state, self._own_precommit,
                                             self._precommitted_proposal())
                 case Broadcast(message=message):
-                    self._remember_own(message)
+                    self._relay(message)
                     if isinstance(message, Proposal):
                         self._note_proposal(message)
                     self.network.broadcast(message)
@@ -299,7 +307,8 @@ class ConsensusDriver:
         self.mempool.update(decoded.txs)
         now = self._clock()
         interval, self._last_commit_time = now - self._last_commit_time, now
-        self._own_messages.clear()
+        self._relayed_votes.clear()
+        self._relayed_proposals.clear()
         self._proposals.clear()
         self.network.broadcast(Status(height))
         log.info("consensus.commit height=%d round=%d txs=%d app_hash=%s",
@@ -320,18 +329,33 @@ class ConsensusDriver:
 
     # ---- re-gossip
 
-    def _remember_own(self, message: Proposal | Vote) -> None:
-        key = ("proposal", message.round) if isinstance(message, Proposal) else (message.type, message.round)
-        self._own_messages[key] = message
-        while len(self._own_messages) > MAX_REGOSSIP_MESSAGES:
-            self._own_messages.pop(next(iter(self._own_messages)))
+    def _relay(self, message: Proposal | Vote) -> None:
+        """Keep a verified message of the current height for re-gossip.
+
+        Every vote is relayed, not just our own: a validator that restarted has
+        lost the votes it sent before the crash, and without seeing again the
+        prevotes that justified a lock (its own among them) it could never
+        accept the locked value's re-proposal (lines 28-33); relaying what every
+        honest validator received is what the paper's gossip assumption means.
+        """
+        if message.height != self.engine.height:
+            return
+        if isinstance(message, Proposal):
+            store, key, bound = self._relayed_proposals, (message.round, message.proposer), MAX_RELAYED_PROPOSALS
+        else:
+            store, key, bound = self._relayed_votes, (message.type, message.round, message.validator), MAX_RELAYED_VOTES
+        if key in store:
+            return  # the first one seen stays: an equivocator's second message is not ours to spread
+        store[key] = message
+        while len(store) > bound:
+            store.pop(next(iter(store)))
 
     async def _regossip_loop(self) -> None:
-        """Re-send this validator's messages for the current height, and its height."""
+        """Re-send the current height's messages we hold, and our height, every ``regossip_s``."""
         while True:
             await asyncio.sleep(self._regossip_s)
             height = self.engine.height
-            for message in list(self._own_messages.values()):
+            for message in [*self._relayed_proposals.values(), *self._relayed_votes.values()]:
                 if message.height == height:
                     self.network.broadcast(message)
             self.network.broadcast(Status(self.chain.store.height))
