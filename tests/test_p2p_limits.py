@@ -70,6 +70,20 @@ def test_bucket_calls_a_sustained_flood_flooding():
     assert verdicts[5] is True
 
 
+def test_bucket_calls_a_flood_flooding_even_when_the_waits_overshoot():
+    """The link's sleep overshoots the debt, so the bucket is briefly in credit between frames."""
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=2000, burst=40, max_strikes=20, clock=clock)
+    flooding_at = None
+    for frame in range(500):
+        verdict = bucket.admit()
+        if verdict.flooding:
+            flooding_at = frame
+            break
+        clock.now += verdict.delay_s * 3 + 0.0002
+    assert flooding_at is not None
+
+
 def test_bucket_forgives_a_peer_that_slows_down():
     clock = FakeClock()
     bucket = TokenBucket(rate_per_s=10, burst=1, max_strikes=2, clock=clock)
@@ -77,6 +91,16 @@ def test_bucket_forgives_a_peer_that_slows_down():
         verdict = bucket.admit()
         assert not verdict.flooding
         clock.now += 0.1
+
+
+def test_bucket_forgives_bursts_separated_by_quiet():
+    """An honest validator's bursts (a round's votes and proposal) never add up to a flood."""
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=10, burst=4, max_strikes=2, clock=clock)
+    for _ in range(20):
+        verdicts = [bucket.admit() for _ in range(6)]
+        assert not any(v.flooding for v in verdicts)
+        clock.now += 1.0
 
 
 class FakeSocket:

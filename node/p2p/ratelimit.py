@@ -3,8 +3,13 @@
 A peer over its rate is first throttled: the link stops reading until a token
 is due, which pushes back through TCP onto the sender.  An honest validator
 only bursts (a new round's votes and proposal arrive together) and then falls
-quiet; a peer that stays over its rate for ``max_strikes`` consecutive frames
-is flooding and is disconnected, freeing its slot and our CPU.
+quiet; a peer that goes over its rate ``max_strikes`` times without ever
+falling quiet is flooding and is disconnected, freeing its slot and our CPU.
+
+"Falling quiet" means refilling half the burst.  Merely paying off the debt
+is not enough: a throttled link sleeps for the debt, the sleep overshoots,
+and a peer sending as fast as TCP lets it would find its bucket just above
+zero every few frames, which must not wipe its record.
 """
 
 from __future__ import annotations
@@ -46,9 +51,10 @@ class TokenBucket:
         now = self._clock()
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
+        if self._tokens >= self._burst / 2:
+            self._strikes = 0
         self._tokens -= cost
         if self._tokens > -_EPSILON:
-            self._strikes = 0
             return Admission(0.0, False)
         self._strikes += 1
         return Admission(-self._tokens / self._rate, self._strikes > self._max_strikes)
