@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -155,6 +157,7 @@ class ValidatorNode:
         site = web.TCPSite(runner, config.api.listen.host, config.api.listen.port)
         await site.start()
         self._metrics_task = asyncio.create_task(self._refresh_metrics(), name="metrics")
+        self._start_scrub(store)
         log.info("node.started name=%s address=%s height=%d api=%s p2p=%s",
                  self.name, self.key.address, store.height, config.api.listen, config.p2p.listen)
 
@@ -174,6 +177,29 @@ class ValidatorNode:
         """The consensus or catch-up task hit an error it cannot survive: the process must stop."""
         if self.halted is not None and not self.halted.done():
             self.halted.set_result(exc)
+
+    def _start_scrub(self, store: LedgerStore) -> None:
+        """Check every stored record once in the background; damage halts the node."""
+        stopping = threading.Event()
+
+        async def scrub() -> None:
+            started = time.monotonic()
+            try:
+                read = await asyncio.to_thread(store.scrub, stopping.is_set)
+            except LedgerCorruptError as exc:
+                self._halt(exc)
+                return
+            if read is not None:
+                log.info("ledger.scrubbed records=%d seconds=%.1f", read, time.monotonic() - started)
+
+        task = asyncio.create_task(scrub(), name="ledger-scrub")
+
+        async def stop() -> None:
+            # The store must not close under the scrubbing thread's iterator.
+            stopping.set()
+            await asyncio.gather(task, return_exceptions=True)
+
+        self._stack.append(stop)
 
     async def _block_source(self, from_height: int, to_height: int):
         store = self.store

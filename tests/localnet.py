@@ -50,8 +50,9 @@ class Wallet:
         self.chain_id = chain_id
         self.nonce = 0
 
-    def transfer(self, to: bytes, amount: int) -> SignedTransaction:
-        stx = Transaction(TxKind.TRANSFER, self.key.public_key, self.nonce, amount, to).sign(self.key, self.chain_id)
+    def transfer(self, to: bytes, amount: int, memo: str = "") -> SignedTransaction:
+        stx = Transaction(TxKind.TRANSFER, self.key.public_key, self.nonce, amount, to, memo).sign(
+            self.key, self.chain_id)
         self.nonce += 1
         return stx
 
