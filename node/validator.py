@@ -82,7 +82,10 @@ class ValidatorNode:
     async def start(self) -> None:
         config, genesis = self.config, self.genesis
         data_dir = Path(config.node.data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartError(f"node.data_dir: cannot use {data_dir} as the data directory: {exc.strerror}") from exc
         store = await asyncio.to_thread(
             LedgerStore.open, data_dir / LEDGER_DIR, GenesisState.from_genesis(genesis))
         self.store = store

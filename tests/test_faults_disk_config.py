@@ -299,8 +299,8 @@ FAULTS: dict[str, tuple[Callable[[Node], Repair], str]] = {
                           r"p2p\.listen: expected host:port"),
     "config_missing_field": (lambda n: edit_config(n, r"^key_file = .*\n", ""),
                              r"node\.key_file: missing required field"),
-    "config_data_dir_under_a_file": (data_dir_under_a_file, r"blocker"),
-    "data_dir_is_a_file": (lambda n: move_aside(n.data_dir, garbage), r"data"),
+    "config_data_dir_under_a_file": (data_dir_under_a_file, r"node\.data_dir: .*blocker"),
+    "data_dir_is_a_file": (lambda n: move_aside(n.data_dir, garbage), r"node\.data_dir: .*data"),
     "ledger_is_a_file": (lambda n: move_aside(n.ledger, garbage), r"ledger"),
     "leveldb_current_garbage": (lambda n: damage(n, n.ledger / "CURRENT", corrupt_at(0, 8)), LEDGER_REFUSAL),
     "leveldb_current_names_a_missing_manifest": (

@@ -405,7 +405,8 @@ def _open_db(path: str) -> plyvel.DB:
     except plyvel.CorruptionError as exc:
         raise LedgerCorruptError(f"ledger store {path} is corrupted: {exc}") from exc
     except plyvel.IOError as exc:
-        raise LedgerOpenError(f"cannot open ledger store {path} (is another node using it?): {exc}") from exc
+        held = " (is another node using it?)" if "lock" in str(exc).lower() else ""
+        raise LedgerOpenError(f"cannot open ledger store {path}{held}: {exc}") from exc
     except plyvel.Error as exc:
         raise LedgerOpenError(f"cannot open ledger store {path}: {exc}") from exc
 
