@@ -44,6 +44,8 @@ class LocalTestnet:
     def __init__(self, directory: Path, profile_dir: Path | None = None) -> None:
         self.directory = Path(directory)
         self.profile_dir = profile_dir
+        if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
         self.config_files = sorted(self.directory.glob("validator*/config.toml"),
                                    key=lambda p: int(p.parent.name.removeprefix("validator")))
         if not self.config_files:
