@@ -12,6 +12,7 @@ import cProfile
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from node.ledger.store import LedgerError
     from node.signing_file import SigningStateError
     from node.validator import StartError, ValidatorNode, load_node_files
+    from node.verify import GIL_SWITCH_INTERVAL_S
 
     try:
         config, genesis, key = load_node_files(args.config)
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if profiler is not None:
             profiler.enable()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         uvloop.run(_serve(ValidatorNode(config, genesis, key)))
     except (LedgerError, SigningStateError, StartError, NodeHalted) as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None

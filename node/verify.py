@@ -3,7 +3,7 @@
 Every signature the node accepts — transactions at mempool admission and in
 proposals, votes, commit certificates, blocks fetched during catch-up — goes
 through one ``BatchVerifier``, so the node's throughput ceiling is this
-component's throughput.  Three things make it fast:
+component's throughput.  These things make it fast:
 
 * **Threads.**  PyNaCl's libsodium calls release the GIL, so a pool with one
   thread per core verifies on all cores at once (see docs/verifier.md for the
@@ -17,6 +17,9 @@ component's throughput.  Three things make it fast:
   chunk has gathered, or at the latest ``max_wait_ms`` after the oldest one
   arrived.  A request that finds a worker free goes at once: waiting for
   company would only add latency when there is spare capacity.
+* **The GIL switch interval.**  The process runs with
+  ``GIL_SWITCH_INTERVAL_S`` instead of CPython's 5 ms, so workers are not
+  held up for whole milliseconds while the event loop runs Python.
 * **Back-pressure.**  At most ``max_pending`` signatures are queued or being
   verified for ``verify_batch`` callers; further callers wait their turn in
   arrival order, so a flood costs bounded memory and the answers still come
@@ -54,6 +57,14 @@ log = logging.getLogger(__name__)
 
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
+
+# The interpreter's GIL switch interval for a validator process.  A worker
+# needs the GIL back after every libsodium call; at CPython's default of 5 ms
+# it waits that long whenever the event loop is running Python, so a busy loop
+# (decoding a batch, applying a block) starves the pool.  A shorter interval
+# costs the loop a little switching and keeps the workers verifying
+# (scripts/bench_verify.py measures both; docs/verifier.md has the figures).
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 # Below this many signatures a piece is not worth a second thread: the hop
 # would cost a sizeable fraction of the work it moves.

@@ -43,10 +43,11 @@ from nacl.bindings import crypto_sign_open
 
 from node.keys import KeyPair
 from node.tx import Transaction, TxKind, signing_prefix
-from node.verify import BatchVerifier
+from node.verify import GIL_SWITCH_INTERVAL_S, BatchVerifier
 
 CHAIN_ID = "som-bench"
 BATCH_SIZES = (1, 16, 256, 4096)
+PYTHON_SWITCH_INTERVAL_S = 0.005  # CPython's default
 
 Triple = tuple[bytes, bytes, bytes]
 
@@ -135,6 +136,35 @@ def batched(items: list[Triple], threads: int, batch: int, concurrent: bool) -> 
     return asyncio.run(run())
 
 
+def beside_busy_loop(items: list[Triple], threads: int, switch_interval_s: float,
+                     busy_s: float = 0.002, idle_s: float = 0.002) -> tuple[float, float]:
+    """Concurrent batches of 256 while the event loop itself runs Python half the time, as a node's does.
+
+    Each worker thread needs the GIL back after every libsodium call; while
+    the event loop holds it, a worker waits up to the interpreter's switch
+    interval for its turn, so this row shows what that interval costs.
+    """
+    async def run() -> tuple[float, float]:
+        async with BatchVerifier(threads=threads) as verifier:
+            work = asyncio.gather(*(verifier.verify_batch(items[i:i + 256]) for i in range(0, len(items), 256)))
+            with Clock() as clock:
+                while not work.done():
+                    until = time.perf_counter() + busy_s
+                    while time.perf_counter() < until:
+                        sum(range(64))
+                    await asyncio.sleep(idle_s)
+                answers = await work
+        assert all(all(a) for a in answers), "every benchmark signature is valid"
+        return clock.wall, clock.cpu
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(switch_interval_s)
+    try:
+        return asyncio.run(run())
+    finally:
+        sys.setswitchinterval(previous)
+
+
 def thread_hop(threads: int, hops: int = 2000) -> tuple[float, float]:
     """Wall and CPU seconds of one no-op round trip event loop -> pool -> event loop: what a chunk costs."""
     async def run() -> tuple[float, float]:
@@ -173,6 +203,9 @@ def main() -> None:
         (f"BatchVerifier.verify_many, {cores} threads", cores, None, lambda: through_verifier(items, cores)),
         ("verify_many, all cached", cores, None, lambda: through_verifier(items, cores, warm_cache=True)),
     ]
+    for switch in (PYTHON_SWITCH_INTERVAL_S, GIL_SWITCH_INTERVAL_S):
+        measurements.append((f"loop 50% busy, switch {switch * 1000:g} ms", cores, 256,
+                             lambda sw=switch: beside_busy_loop(items, cores, sw)))
     for batch in BATCH_SIZES:
         for concurrent in (False, True):
             mode = "concurrent" if concurrent else "sequential"
