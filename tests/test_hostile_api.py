@@ -620,7 +620,11 @@ def test_refused_transactions_stay_out_of_every_node_of_four(tmp_path):
 
         try:
             pay(0, attacker.public_key, ATTACKER_FUNDS)
-            wait_committed(net, honest_hashes)
+            # On every node: one still catching up would hold the funding transfer in its
+            # pool and rightly answer its replay with "duplicate", not "stale_nonce".
+            for i in range(len(ports)):
+                for tx_hash in honest_hashes:
+                    net.client(i).wait_committed(tx_hash, 60.0)
             first = Transaction(TxKind.TRANSFER, banks[0].key.public_key, 0, ATTACKER_FUNDS,
                                 attacker.public_key).sign(banks[0].key, genesis.chain_id)
             forger = Forger(genesis.chain_id, attacker, banks[0].key, first.raw)

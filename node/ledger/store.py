@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -405,7 +406,9 @@ def _open_db(path: str) -> plyvel.DB:
     except plyvel.CorruptionError as exc:
         raise LedgerCorruptError(f"ledger store {path} is corrupted: {exc}") from exc
     except plyvel.IOError as exc:
-        held = " (is another node using it?)" if "lock" in str(exc).lower() else ""
+        # LevelDB says "lock <path>/LOCK: already held by process" (or EAGAIN's text) only for a held lock.
+        held = " (is another node using it?)" if re.search(r"\block \S+: (already held|Resource temporarily)",
+                                                          str(exc)) else ""
         raise LedgerOpenError(f"cannot open ledger store {path}{held}: {exc}") from exc
     except plyvel.Error as exc:
         raise LedgerOpenError(f"cannot open ledger store {path}: {exc}") from exc
