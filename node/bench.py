@@ -52,6 +52,10 @@ LANES = 4
 PACE_S = 0.05
 
 
+class BenchError(Exception):
+    """A node answered the benchmark in a way it cannot go on from; the message says how."""
+
+
 @dataclass
 class BenchResult:
     validators: int
@@ -164,11 +168,13 @@ async def _submit(session: aiohttp.ClientSession, url: str, txs: list, batch: in
         async with session.post(f"{url}/v1/txs", data=body,
                                 headers={"Content-Type": "application/msgpack",
                                          "Accept": "application/msgpack"}) as response:
-            answer = msgpack.unpackb(await response.read(), raw=False)
-        if response.status == 503:
+            body = await response.read()
+        if response.status == 503:  # every transaction refused for space; errors come as JSON
             await asyncio.sleep(float(response.headers.get("Retry-After", "0.2")) / 4)
             continue
-        results = answer["results"]
+        if response.status != 200:
+            raise BenchError(f"{url} answered {response.status} to a batch: {body[:300]!r}")
+        results = msgpack.unpackb(body, raw=False)["results"]
         accepted = 0
         for stx, result in zip(chunk, results):
             if result["accepted"]:

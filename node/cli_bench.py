@@ -8,8 +8,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from node.bench import format_table, run_bench, to_json
-from node.cli import EXIT_FAILURE, EXIT_OK
+from node.bench import BenchError, format_table, run_bench, to_json
+from node.cli import EXIT_FAILURE, EXIT_OK, CliError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,10 +46,13 @@ def run(args: argparse.Namespace) -> int:
                 directory = base / f"net-{validators}v-{int(rate)}tps-{len(results)}"
                 if not args.quiet:
                     print(f"run: {validators} validator(s), rate {'max' if not rate else rate}, {args.txs} transfers")
-                result = run_bench(directory, validators=validators, accounts=args.accounts, txs=args.txs,
-                                   rate=rate, batch=args.batch, seed=args.seed, progress=not args.quiet,
-                                   max_block_txs=args.max_block_txs, mempool_txs=args.mempool_txs,
-                                   profile_dir=args.profile)
+                try:
+                    result = run_bench(directory, validators=validators, accounts=args.accounts, txs=args.txs,
+                                       rate=rate, batch=args.batch, seed=args.seed, progress=not args.quiet,
+                                       max_block_txs=args.max_block_txs, mempool_txs=args.mempool_txs,
+                                       profile_dir=args.profile)
+                except BenchError as exc:
+                    raise CliError(f"benchmark stopped: {exc}", EXIT_FAILURE) from None
                 results.append(result)
                 for name, ok in result.checks.items():
                     if not ok:
