@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import replace
+from pathlib import Path
 
 from node.cli import main
 from node.cli_init import create_network
@@ -95,3 +96,43 @@ def _free_port_run(count: int) -> int:
             for sock in sockets:
                 sock.close()
     raise RuntimeError("no run of free ports")
+
+
+def test_readme_run_command_brings_up_four_validators_and_a_transfer_shows_on_another_node(tmp_path):
+    """The README's quick start, as a user types it: scripts/testnet.sh, then the wallet verbs."""
+    root = Path(__file__).resolve().parent.parent
+    base = _free_port_run(8)
+    network = tmp_path / "tn"
+    process = subprocess.Popen(
+        ["bash", str(root / "scripts" / "testnet.sh"), "--dir", str(network), "--base-port", str(base)],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True,
+    )
+    apis = [f"http://127.0.0.1:{base + 2 * k + 1}" for k in range(4)]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(_height(url) >= 2 for url in apis):
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the testnet did not commit blocks on all four validators in time"
+            time.sleep(0.3)
+        payee = KeyPair.generate().address
+
+        def somnode(*args: str) -> str:
+            done = subprocess.run([sys.executable, "-m", "node.cli", *args], capture_output=True, text=True,
+                                  timeout=60)
+            assert done.returncode == 0, done.stdout + done.stderr
+            return done.stdout
+
+        sent = somnode("transfer", "--node", apis[0], "--key", str(network / "keys" / "bank1.json"),
+                       "--to", payee, "--amount", "12.50")
+        assert "committed" in sent, sent
+        deadline = time.monotonic() + 30
+        while "12.50 som" not in (shown := somnode("balance", "--node", apis[2], payee)):
+            assert time.monotonic() < deadline, f"validator 3 never showed the transfer: {shown}"
+            time.sleep(0.3)
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        assert all(_height(url) == -1 for url in apis), "a validator outlived Ctrl-C"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
