@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 CONSENSUS_DOMAIN = b"somnode-consensus-v1\x00"
@@ -63,10 +63,17 @@ class Proposal:
     valid_round: int
     proposer: bytes
     signature: bytes
+    # id(v) is asked for at every step that handles the proposal; the value is a
+    # whole block, so it is hashed once, when first asked for (a mistyped value
+    # from the wire must still construct, for the engine to drop it).
+    _value_id: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def value_id(self) -> bytes:
-        return value_id(self.value)
+        if self._value_id is None:
+            object.__setattr__(self, "_value_id", value_id(self.value))
+        assert self._value_id is not None
+        return self._value_id
 
     def signing_bytes(self, chain_id: str) -> bytes:
         return signing_bytes(

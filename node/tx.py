@@ -18,6 +18,7 @@ signed for one chain is worthless on another.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
@@ -61,8 +62,15 @@ class Signer(Protocol):
     def sign(self, message: bytes) -> bytes: ...
 
 
+_local = threading.local()
+
+
 def _pack(obj: object) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    """Canonical msgpack; one packer per thread, since ``packb`` sets up a fresh one (and its buffer) per call."""
+    packer = getattr(_local, "packer", None)
+    if packer is None:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(obj)
 
 
 def chain_id_bytes(chain_id: str) -> bytes:
@@ -204,6 +212,8 @@ def decode_tx(raw: bytes) -> SignedTransaction:
     if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
         raise _fail("bad_signature", "signature must be 64 bytes")
     tx = Transaction(kind, sender, nonce, amount, recipient, memo)
-    if _pack(tx.fields() + [signature]) != raw:
+    # The decoded array is the wire order of ``tx.fields() + [signature]``, and
+    # version and kind were checked to be the exact ints, so it re-encodes alike.
+    if _pack(fields) != raw:
         raise _fail("non_canonical", "the encoding is not canonical")
     return SignedTransaction(tx, signature, raw, hashlib.sha256(raw).digest())
