@@ -254,7 +254,7 @@ def _toml_value(value: object) -> str:
 
 def _toml_char(char: str) -> str:
     # TOML basic strings: backslash and quote are escaped, control characters
-    # (U+0000..U+001F and U+007F) must be written as \uXXXX.
+    # (U+0000..U+001F and U+007F) must be written as a \u escape of four hex digits.
     if char in '"\\':
         return "\\" + char
     if ord(char) < 0x20 or ord(char) == 0x7F:
