@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,18 +50,26 @@ def test_run_names_the_bad_config_field(tmp_path, capsys):
 
 def test_testnet_starts_validators_and_ctrl_c_stops_them_all(tmp_path):
     base = _free_port_run(4)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "testnet", "--validators", "2", "--dir", str(tmp_path / "tn"),
-         "--base-port", str(base)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True,
-    )
-    apis = [f"http://127.0.0.1:{base + 1}", f"http://127.0.0.1:{base + 3}"]
+    command = [sys.executable, "-m", "node.cli", "testnet", "--validators", "2", "--dir", str(tmp_path / "tn"),
+               "--base-port", str(base)]
+    with _testnet_until_ctrl_c(command, base, validators=2):
+        pass
+
+
+@contextmanager
+def _testnet_until_ctrl_c(command: list[str], base: int, validators: int, **popen) -> Iterator[list[str]]:
+    """Start a testnet command, yield its API addresses once every validator has committed
+    blocks, then press Ctrl-C and check that it stops them all; killed on any failure."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True, text=True, **popen)
+    apis = [f"http://127.0.0.1:{base + 2 * k + 1}" for k in range(validators)]
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while not all(_height(url) >= 2 for url in apis):
             assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "the testnet did not commit blocks in time"
+            assert time.monotonic() < deadline, "the testnet did not commit blocks on every validator in time"
             time.sleep(0.3)
+        yield apis
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert process.wait(timeout=30) == 0
         assert all(_height(url) == -1 for url in apis), "a validator outlived Ctrl-C"
@@ -103,17 +113,8 @@ def test_readme_run_command_brings_up_four_validators_and_a_transfer_shows_on_an
     root = Path(__file__).resolve().parent.parent
     base = _free_port_run(8)
     network = tmp_path / "tn"
-    process = subprocess.Popen(
-        ["bash", str(root / "scripts" / "testnet.sh"), "--dir", str(network), "--base-port", str(base)],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True,
-    )
-    apis = [f"http://127.0.0.1:{base + 2 * k + 1}" for k in range(4)]
-    try:
-        deadline = time.monotonic() + 120
-        while not all(_height(url) >= 2 for url in apis):
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "the testnet did not commit blocks on all four validators in time"
-            time.sleep(0.3)
+    command = ["bash", str(root / "scripts" / "testnet.sh"), "--dir", str(network), "--base-port", str(base)]
+    with _testnet_until_ctrl_c(command, base, validators=4, cwd=root) as apis:
         payee = KeyPair.generate().address
 
         def somnode(*args: str) -> str:
@@ -129,10 +130,3 @@ def test_readme_run_command_brings_up_four_validators_and_a_transfer_shows_on_an
         while "12.50 som" not in (shown := somnode("balance", "--node", apis[2], payee)):
             assert time.monotonic() < deadline, f"validator 3 never showed the transfer: {shown}"
             time.sleep(0.3)
-        os.killpg(process.pid, signal.SIGINT)
-        assert process.wait(timeout=30) == 0
-        assert all(_height(url) == -1 for url in apis), "a validator outlived Ctrl-C"
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
