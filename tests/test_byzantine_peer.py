@@ -223,7 +223,8 @@ async def test_garbage_oversized_and_flooding_links_are_closed_and_counted(tmp_p
             try:
                 top = await keeps_committing(net, start)
                 await poll(lambda: metric(target, "somnode_p2p_throttled_total") >= 1, "flooder throttled")
-                assert not flooding.done() or flood.cut_off, f"the flood ended after {flood.sent} frames, before the validators were tested under it"
+                assert not flooding.done() or flood.cut_off, (
+                    f"the flood ended after {flood.sent} frames, before the validators were tested under it")
             finally:
                 flooding.cancel()
                 await asyncio.gather(flooding, return_exceptions=True)

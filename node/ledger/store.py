@@ -250,7 +250,8 @@ class LedgerStore:
     def iter_accounts(self) -> Iterator[tuple[bytes, Account]]:
         """Every account in key order, streamed from a snapshot: for audits and tests, not the hot path."""
         try:
-            with self._db.snapshot() as snapshot, snapshot.iterator(prefix=k.ACCOUNT, verify_checksums=True) as accounts:
+            with self._db.snapshot() as snapshot, \
+                    snapshot.iterator(prefix=k.ACCOUNT, verify_checksums=True) as accounts:
                 for key, value in accounts:
                     yield key[1:], Account(*k.ACCOUNT_VALUE.unpack(value))
         except (plyvel.CorruptionError, struct.error) as exc:
