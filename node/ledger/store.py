@@ -260,6 +260,9 @@ class LedgerStore:
     def scrub(self, stopping: Callable[[], bool], records_per_check: int = 4096) -> int | None:
         """Read every record with checksums verified; the number read, or None if told to stop.
 
+        ``stopping`` is called after every ``records_per_check`` records (it may
+        pause there) and stops the pass by returning True.
+
         Opening reads only the meta records, so a damaged table block can sit
         unnoticed until an old block is served or an account is read.  A full
         checksummed pass finds it while the validator is young and a backup
