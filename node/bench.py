@@ -29,7 +29,7 @@ import os
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -38,6 +38,7 @@ import nacl.bindings
 import nacl.signing
 
 from node.cli_init import create_network
+from node.config import ConsensusSection, load_config, render_config
 from node.keys import KeyPair
 from node.testnet import LocalTestnet, free_ports
 from node.tx import Transaction, TxKind
@@ -254,7 +255,8 @@ async def _drive(net: LocalTestnet, per_sender: list[list], batch: int, rate: fl
 
 def run_bench(directory: Path, *, validators: int = 4, accounts: int = 200, txs: int = 20_000,
               rate: float = 0.0, batch: int = 500, seed: int = 1, progress: bool = True,
-              max_block_txs: int = 2000, mempool_txs: int = 0, profile_dir: Path | None = None) -> BenchResult:
+              max_block_txs: int = ConsensusSection().max_block_txs, mempool_txs: int = 0,
+              profile_dir: Path | None = None) -> BenchResult:
     """Start a fresh local network in ``directory``, load it, measure and check it."""
     ceiling_before = measure_verify_ceiling()
     senders = [KeyPair.generate() for _ in range(accounts)]
@@ -352,23 +354,19 @@ def _free_ports(validators: int) -> list[tuple[int, int]]:
 
 
 def _tune_configs(config_files, max_block_txs: int, mempool_txs: int) -> None:
-    import dataclasses
-
-    from node.config import load_config, render_config
-
     for path in config_files:
         config = load_config(path)
-        config = dataclasses.replace(
+        config = replace(
             config,
-            consensus=dataclasses.replace(config.consensus, max_block_txs=max_block_txs,
+            consensus=replace(config.consensus, max_block_txs=max_block_txs,
                                           max_block_bytes=max(config.consensus.max_block_bytes,
                                                               max_block_txs * 200)),
             # A mempool of a few blocks gives back-pressure: a submitter going "as fast as
             # accepted" is paced by commits, so the run reaches a steady state instead of
             # verifying everything up front and then draining.
-            mempool=dataclasses.replace(config.mempool, max_txs=mempool_txs,
+            mempool=replace(config.mempool, max_txs=mempool_txs,
                                         max_bytes=max(config.mempool.max_bytes, mempool_txs * 200)),
-            api=dataclasses.replace(config.api, max_body_bytes=max(config.api.max_body_bytes, 4 * 1024 * 1024)),
+            api=replace(config.api, max_body_bytes=max(config.api.max_body_bytes, 4 * 1024 * 1024)),
         )
         path.write_text(render_config(config, path.parent))
 

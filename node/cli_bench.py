@@ -10,6 +10,7 @@ from pathlib import Path
 
 from node.bench import BenchError, format_table, run_bench, to_json
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
+from node.config import ConsensusSection
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rate", type=float, nargs="+", default=[0.0], metavar="TPS",
                         help="offered load in transfers/s, one run each; 0 = as fast as accepted (default)")
     parser.add_argument("--batch", type=int, default=500, help="transfers per HTTP request (default 500)")
-    parser.add_argument("--max-block-txs", type=int, default=2000, help="block size limit (default 2000)")
+    parser.add_argument("--max-block-txs", type=int, default=ConsensusSection().max_block_txs,
+                        help=f"block size limit (default {ConsensusSection().max_block_txs}, the node's own default)")
     parser.add_argument("--mempool-txs", type=int, default=0,
                         help="mempool capacity per validator (default 4 blocks: back-pressure for a steady state)")
     parser.add_argument("--seed", type=int, default=1)
