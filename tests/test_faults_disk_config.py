@@ -12,7 +12,9 @@ stop the node, never damage what it committed.
 The tests run as root, for whom file permissions do not apply, so unreadable
 and read-only files are simulated by paths of the wrong type instead (a file
 where a directory belongs, a directory where a file belongs).  The full disk
-is a small tmpfs mounted for the test (skipped where mounting is not allowed).
+and the read-only data directory are a small tmpfs mounted for the test (the
+latter remounted read-only, which binds root too; skipped where mounting is
+not allowed).
 """
 
 from __future__ import annotations
@@ -475,6 +477,30 @@ def test_a_full_disk_stops_the_node_with_one_line_and_damages_nothing(node: Node
             while client.status()["height"] <= state.height:
                 assert time.monotonic() < deadline, "the node does not commit after the disk was freed"
                 time.sleep(0.1)
+        repair_config()
+
+
+def remount(mount_point: Path, mode: str) -> None:
+    result = subprocess.run(["mount", "-o", f"remount,{mode}", str(mount_point)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, f"remount {mode}: {result.stderr.strip()}"
+
+
+def test_a_read_only_data_directory_refuses_to_start_and_damages_nothing(node: Node, tmp_path: Path):
+    """A file system mounted read-only binds root too, unlike file modes."""
+    with small_disk(tmp_path / "disk", "64m") as disk:
+        data_dir = disk / "data"
+        shutil.copytree(node.data_dir, data_dir)
+        repair_config = edit_config(node, r"^data_dir = .*$", f'data_dir = "{data_dir}"')
+        moved = dataclasses.replace(node, data_dir=data_dir)
+        remount(disk, "ro")
+        try:
+            code, message = refused(moved)
+        finally:
+            remount(disk, "rw")
+        assert "Read-only file system" in message and "ledger" in message, message
+        print(f"fault=read_only_data_dir exit={code} says={message!r}")
+        assert_intact(moved, tmp_path / "writable.log")
         repair_config()
 
 

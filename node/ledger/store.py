@@ -148,7 +148,7 @@ class LedgerStore:
             if self._height and db.get(k.block_key(self._height), verify_checksums=True) is None:
                 raise LedgerCorruptError(f"ledger store {path} is at height {self._height} but lacks that block")
         except (plyvel.CorruptionError, UnicodeDecodeError, ValueError) as exc:
-            raise LedgerCorruptError(f"ledger store {path} has damaged meta records: {exc}") from exc
+            raise LedgerCorruptError(f"ledger store {path} has damaged meta records: {_said(exc)}") from exc
 
     # -- opening -----------------------------------------------------------
 
@@ -179,7 +179,7 @@ class LedgerStore:
                     f"{genesis.genesis_hash.hex()}")
         except plyvel.CorruptionError as exc:
             db.close()
-            raise LedgerCorruptError(f"ledger store {path} is corrupted: {exc}") from exc
+            raise LedgerCorruptError(f"ledger store {path} is corrupted: {_said(exc)}") from exc
         except BaseException:
             db.close()
             raise
@@ -224,7 +224,7 @@ class LedgerStore:
             try:
                 stored = k.ACCOUNT_VALUE.unpack(raw)
             except struct.error as exc:
-                raise LedgerCorruptError(f"ledger store {self.path}: account {public_key.hex()}: {exc}") from exc
+                raise LedgerCorruptError(f"ledger store {self.path}: account {public_key.hex()}: {_said(exc)}") from exc
         return Account(*stored)
 
     def block(self, height: int) -> bytes | None:
@@ -238,14 +238,14 @@ class LedgerStore:
         try:
             return None if raw is None else decode_receipts(raw)
         except ValueError as exc:
-            raise LedgerCorruptError(f"ledger store {self.path}: receipts of block {height}: {exc}") from exc
+            raise LedgerCorruptError(f"ledger store {self.path}: receipts of block {height}: {_said(exc)}") from exc
 
     def tx_location(self, tx_hash: bytes) -> TxLocation | None:
         raw = self._get(k.tx_key(tx_hash))
         try:
             return None if raw is None else decode_location(raw)
         except (ValueError, struct.error) as exc:
-            raise LedgerCorruptError(f"ledger store {self.path}: index of tx {tx_hash.hex()}: {exc}") from exc
+            raise LedgerCorruptError(f"ledger store {self.path}: index of tx {tx_hash.hex()}: {_said(exc)}") from exc
 
     def iter_accounts(self) -> Iterator[tuple[bytes, Account]]:
         """Every account in key order, streamed from a snapshot: for audits and tests, not the hot path."""
@@ -255,7 +255,7 @@ class LedgerStore:
                 for key, value in accounts:
                     yield key[1:], Account(*k.ACCOUNT_VALUE.unpack(value))
         except (plyvel.CorruptionError, struct.error) as exc:
-            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
 
     def scrub(self, stopping: Callable[[], bool], records_per_check: int = 4096) -> int | None:
         """Read every record with checksums verified; the number read, or None if told to stop.
@@ -277,7 +277,7 @@ class LedgerStore:
                     if read % records_per_check == 0 and stopping():
                         return None
         except plyvel.CorruptionError as exc:
-            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
         return read
 
     # -- executing ---------------------------------------------------------
@@ -317,10 +317,10 @@ class LedgerStore:
         try:
             batch.write()
         except plyvel.CorruptionError as exc:
-            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
         except plyvel.Error as exc:
             # Nothing was applied, on disk or in memory: the block may be retried once the cause is fixed.
-            raise LedgerError(f"ledger store {self.path} could not write block {height}: {exc}") from exc
+            raise LedgerError(f"ledger store {self.path} could not write block {height}: {_said(exc)}") from exc
         self._checked = None
         cache = self._cache
         for public_key, account in execution.written.items():
@@ -352,7 +352,7 @@ class LedgerStore:
             supply = self._supply
             execution = execute(txs, self._lookup, self.issuer, self.banks, supply.issued, supply.redeemed)
         except (plyvel.CorruptionError, struct.error) as exc:
-            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
         self._trim_cache()
         return execution
 
@@ -398,7 +398,14 @@ class LedgerStore:
         try:
             return self._db.get(key, verify_checksums=True)
         except plyvel.CorruptionError as exc:
-            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {exc}") from exc
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
+
+
+def _said(exc: Exception) -> str:
+    """An error's text for an operator: plyvel carries LevelDB's message as bytes."""
+    if exc.args and isinstance(exc.args[0], bytes):
+        return exc.args[0].decode("utf-8", errors="replace")
+    return str(exc)
 
 
 def _open_db(path: str) -> plyvel.DB:
@@ -408,14 +415,14 @@ def _open_db(path: str) -> plyvel.DB:
             write_buffer_size=_WRITE_BUFFER_BYTES, lru_cache_size=_BLOCK_CACHE_BYTES,
         )
     except plyvel.CorruptionError as exc:
-        raise LedgerCorruptError(f"ledger store {path} is corrupted: {exc}") from exc
+        raise LedgerCorruptError(f"ledger store {path} is corrupted: {_said(exc)}") from exc
     except plyvel.IOError as exc:
         # LevelDB says "lock <path>/LOCK: already held by process" (or EAGAIN's text) only for a held lock.
         held = " (is another node using it?)" if re.search(r"\block \S+: (already held|Resource temporarily)",
-                                                          str(exc)) else ""
-        raise LedgerOpenError(f"cannot open ledger store {path}{held}: {exc}") from exc
+                                                          _said(exc)) else ""
+        raise LedgerOpenError(f"cannot open ledger store {path}{held}: {_said(exc)}") from exc
     except plyvel.Error as exc:
-        raise LedgerOpenError(f"cannot open ledger store {path}: {exc}") from exc
+        raise LedgerOpenError(f"cannot open ledger store {path}: {_said(exc)}") from exc
 
 
 def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
