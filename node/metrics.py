@@ -103,6 +103,7 @@ class VerifierCollector:
             ("verify_signatures", "Signatures asked about (cache hits included)", stats.signatures),
             ("verify_verified", "Signatures checked by libsodium", stats.verified),
             ("verify_cache_hits", "Signatures answered from the cache of known-valid results", stats.cache_hits),
+            ("verify_helper_restarts", "Helper processes started to replace one that failed", stats.helper_restarts),
         ):
             counter = CounterMetricFamily(f"{NAMESPACE}_{name}", text)
             counter.add_metric([], value)

@@ -95,7 +95,7 @@ class ValidatorNode:
         signing_file = SigningStateFile(data_dir / SIGNING_STATE_FILE)
         signing_state, own_precommit, own_proposal = signing_file.load()
 
-        verifier = BatchVerifier()
+        verifier = BatchVerifier(helpers=True)
         self._stack.append(verifier.close)
         mempool = Mempool(
             chain_id=genesis.chain_id, verifier=verifier, account=_account_lookup(store),

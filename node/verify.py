@@ -17,9 +17,17 @@ component's throughput.  These things make it fast:
   chunk has gathered, or at the latest ``max_wait_ms`` after the oldest one
   arrived.  A request that finds a worker free goes at once: waiting for
   company would only add latency when there is spare capacity.
+* **Helper processes** (``helpers=True``, as a validator runs it).  A pool
+  thread needs the GIL back after every libsodium call; on a validator whose
+  event loop is busy with Python those hand-overs kept the pool far below the
+  machine's rate (docs/performance.md).  With helpers, each pool thread hands
+  its chunk to a helper process of its own (node/verify_helper.py) and waits
+  in the pipe without the GIL.  The helper runs the same libsodium call; a
+  helper that fails is replaced and its chunk checked in-thread.
 * **The GIL switch interval.**  The process runs with
-  ``GIL_SWITCH_INTERVAL_S`` instead of CPython's 5 ms, so workers are not
-  held up for whole milliseconds while the event loop runs Python.
+  ``GIL_SWITCH_INTERVAL_S`` instead of CPython's 5 ms, so threads that do
+  verify in-process (single checks, a helper's fallback) are not held up for
+  whole milliseconds while the event loop runs Python.
 * **Back-pressure.**  At most ``max_pending`` signatures are queued or being
   verified for ``verify_batch`` callers; further callers wait their turn in
   arrival order, so a flood costs bounded memory and the answers still come
@@ -52,6 +60,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
 from node.verify_cache import VerifiedSignatureCache, signature_digest
+from node.verify_helper import HelperPool
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +98,8 @@ class VerifierStats:
     """
 
     threads: int
+    helpers: int
+    helper_restarts: int
     requests: int
     signatures: int
     verified: int
@@ -157,7 +168,7 @@ class BatchVerifier:
     """
 
     def __init__(self, *, threads: int | None = None, chunk_size: int = 256, max_wait_ms: float = 2.0,
-                 cache_size: int = 1_000_000, max_pending: int = 65_536) -> None:
+                 cache_size: int = 1_000_000, max_pending: int = 65_536, helpers: bool = False) -> None:
         threads = threads if threads is not None else (os.cpu_count() or 1)
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
@@ -173,6 +184,7 @@ class BatchVerifier:
         self._max_pending = max_pending
         self._cache = VerifiedSignatureCache(cache_size)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="somnode-verify")
+        self._helpers = HelperPool(threads) if helpers else None
         self._closed = False
         # Coalescing state, touched only on the owning event loop's thread.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,8 +206,8 @@ class BatchVerifier:
         self._batch_seconds_total = 0.0
         self._last_batch_size = 0
         self._last_batch_seconds = 0.0
-        log.info("verifier started threads=%d chunk_size=%d max_wait_ms=%s cache_size=%d max_pending=%d",
-                 threads, chunk_size, max_wait_ms, cache_size, max_pending)
+        log.info("verifier started threads=%d helpers=%s chunk_size=%d max_wait_ms=%s cache_size=%d max_pending=%d",
+                 threads, helpers, chunk_size, max_wait_ms, cache_size, max_pending)
 
     # ----------------------------------------------------------------- API
 
@@ -228,7 +240,7 @@ class BatchVerifier:
         if len(pieces) == 1:  # the caller would only sit idle while one worker did it all
             outcome = self._verify_prepared(prepared)
         else:
-            futures = [self._pool.submit(self._verify_prepared, piece) for piece in pieces]
+            futures = [self._pool.submit(self._verify_prepared, piece, True) for piece in pieces]
             outcome = [ok for future in futures for ok in future.result()]
         for (index, _), ok in zip(pending, outcome, strict=True):
             results[index] = ok
@@ -244,6 +256,11 @@ class BatchVerifier:
         return prepared is not None and self._cache.contains(prepared[2])
 
     @property
+    def helper_pids(self) -> list[int]:
+        """Process ids of the running helper processes (none without helpers)."""
+        return self._helpers.pids if self._helpers is not None else []
+
+    @property
     def stats(self) -> VerifierStats:
         with self._stats_lock:
             cumulative, running = [], 0
@@ -251,7 +268,8 @@ class BatchVerifier:
                 running += count
                 cumulative.append((bound, running))
             return VerifierStats(
-                threads=self._threads, requests=self._requests, signatures=self._signatures,
+                threads=self._threads, helpers=self._helpers.size if self._helpers else 0,
+                helper_restarts=self._helpers.restarts if self._helpers else 0, requests=self._requests, signatures=self._signatures,
                 verified=self._verified, valid=self._valid, cache_hits=self._cache_hits,
                 malformed=self._malformed, cache_entries=len(self._cache), batches=self._batches,
                 batch_size_le=tuple(cumulative), batch_seconds_total=self._batch_seconds_total,
@@ -279,6 +297,8 @@ class BatchVerifier:
             if not waiter.done():
                 waiter.set_exception(RuntimeError("BatchVerifier is closed"))
         self._pool.shutdown(wait=True)
+        if self._helpers is not None:
+            self._helpers.close()
         log.info("verifier closed verified=%d cache_hits=%d batches=%d",
                  self._verified, self._cache_hits, self._batches)
 
@@ -380,18 +400,27 @@ class BatchVerifier:
         spread = min(self._threads, count // MIN_PIECE)
         return max(needed, spread, 1)
 
-    def _verify_prepared(self, prepared: list[_Prepared]) -> list[bool]:
-        """Run libsodium over one chunk (in a worker, or inline for a single check) and cache what verified."""
+    def _verify_prepared(self, prepared: list[_Prepared], in_helper: bool = False) -> list[bool]:
+        """Run libsodium over one chunk and cache what verified.
+
+        A pool thread (``in_helper``) hands the chunk to a helper process when
+        the verifier has them; a single check inline, or a helper that cannot
+        answer, runs libsodium in the calling thread.
+        """
         started = time.perf_counter()
-        outcome: list[bool] = []
-        append = outcome.append
-        for public_key, signed, _ in prepared:
-            try:
-                crypto_sign_open(signed, public_key)
-            except BadSignatureError:
-                append(False)
-            else:
-                append(True)
+        outcome: list[bool] | None = None
+        if in_helper and self._helpers is not None:
+            outcome = self._helpers.verify([(public_key, signed) for public_key, signed, _ in prepared])
+        if outcome is None:
+            outcome = []
+            append = outcome.append
+            for public_key, signed, _ in prepared:
+                try:
+                    crypto_sign_open(signed, public_key)
+                except BadSignatureError:
+                    append(False)
+                else:
+                    append(True)
         elapsed = time.perf_counter() - started
         self._cache.add_many([p[2] for p, ok in zip(prepared, outcome) if ok])
         size = len(prepared)
@@ -415,7 +444,7 @@ class BatchVerifier:
         if take:
             batch, self._queue = self._queue[:take], self._queue[take:]
             for piece in _pieces(batch, self._piece_count(take)):
-                future = loop.run_in_executor(self._pool, self._verify_prepared, [entry[2] for entry in piece])
+                future = loop.run_in_executor(self._pool, self._verify_prepared, [entry[2] for entry in piece], True)
                 self._chunks.add(future)
                 future.add_done_callback(functools.partial(self._chunk_done, piece))
         if self._queue and self._timer is None:

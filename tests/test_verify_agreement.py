@@ -154,6 +154,16 @@ def uncached() -> BatchVerifier:
         verifier.close()
 
 
+@pytest.fixture(scope="module")
+def helped() -> BatchVerifier:
+    """Chunks go to helper processes, as on a validator."""
+    verifier = BatchVerifier(threads=2, chunk_size=5, max_wait_ms=0.2, cache_size=0, helpers=True)
+    try:
+        yield verifier
+    finally:
+        verifier.close()
+
+
 async def _concurrently(verifier: BatchVerifier, items: list) -> list[bool]:
     """Each item as its own request, all at once, so they coalesce into shared chunks."""
     answers = await asyncio.gather(*(verifier.verify_batch([item]) for item in items))
@@ -162,9 +172,9 @@ async def _concurrently(verifier: BatchVerifier, items: list) -> list[bool]:
 
 @settings(max_examples=MAX_EXAMPLES)
 @given(items=st.lists(any_triple, max_size=24))
-def test_every_entry_point_agrees_with_single_verification(cached, uncached, items):
+def test_every_entry_point_agrees_with_single_verification(cached, uncached, helped, items):
     expected = [verify_signature(*item) for item in items]
-    for verifier in (cached, uncached):
+    for verifier in (cached, uncached, helped):
         assert verifier.verify_many(items) == expected
         assert [verifier.verify(*item) for item in items] == expected
         assert asyncio.run(verifier.verify_batch(items)) == expected
@@ -173,15 +183,16 @@ def test_every_entry_point_agrees_with_single_verification(cached, uncached, ite
         assert verifier.verify_many(items) == expected
 
 
-def test_the_classic_small_order_forgeries_are_rejected(cached):
+def test_the_classic_small_order_forgeries_are_rejected(cached, helped):
     """Identity key with identity R and S = 0 "verifies" any message under a naive check; not here."""
     identity = SMALL_ORDER[0]
     items = [(point, b"pay 1000000 som", r + bytes(32)) for point in SMALL_ORDER for r in (identity, point)]
     assert cached.verify_many(items) == [False] * len(items)
+    assert asyncio.run(helped.verify_batch(items)) == [False] * len(items)
     assert [verify_signature(*item) for item in items] == [False] * len(items)
 
 
-def test_empty_and_huge_messages_agree(cached):
+def test_empty_and_huge_messages_agree(cached, helped):
     key = KeyPair.from_seed(bytes(range(32)))
     huge = os.urandom(4 * 1024 * 1024)
     items = [
@@ -194,6 +205,7 @@ def test_empty_and_huge_messages_agree(cached):
     assert [verify_signature(*item) for item in items] == expected
     assert cached.verify_many(items) == expected
     assert asyncio.run(cached.verify_batch(items)) == expected
+    assert asyncio.run(helped.verify_batch(items)) == expected
 
 
 def test_valid_signature_under_another_key_is_rejected(cached):
@@ -202,7 +214,7 @@ def test_valid_signature_under_another_key_is_rejected(cached):
     assert cached.verify_many([(bob.public_key, message, alice.sign(message))]) == [False]
 
 
-def test_every_combination_of_wrong_shapes_agrees(cached, uncached):
+def test_every_combination_of_wrong_shapes_agrees(cached, uncached, helped):
     """Each kind of malformed key, signature and message, in every combination with the real parts."""
     key = KeyPair.from_seed(b"k" * 32)
     message = b"issue 500 som to bank"
@@ -217,7 +229,7 @@ def test_every_combination_of_wrong_shapes_agrees(cached, uncached):
     items = [(k, m, s) for k in keys for m in message_forms for s in signatures]
     expected = [verify_signature(*item) for item in items]
     assert sum(expected) == 3, "only the real triple verifies, its message as bytes, bytearray or memoryview"
-    for verifier in (cached, uncached):
+    for verifier in (cached, uncached, helped):
         assert verifier.verify_many(items) == expected
         assert asyncio.run(verifier.verify_batch(items)) == expected
         assert [verifier.verify(*item) for item in items] == expected

@@ -43,7 +43,7 @@ def run_rounds(seed: int, rounds: int) -> None:
     for _ in range(rounds):
         config = {"threads": rng.choice([1, 2, 3]), "chunk_size": rng.choice([1, 5, 32, 256]),
                   "max_wait_ms": rng.choice([0.0, 0.5, 2.0]), "cache_size": rng.choice([0, 16, 1000]),
-                  "max_pending": rng.choice([8, 100, 65_536])}
+                  "max_pending": rng.choice([8, 100, 65_536]), "helpers": rng.random() < 0.5}
         requests = [rng.choices(pool, k=rng.choice([0, 1, 1, 2, 9, 40, 150])) for _ in range(60)]
         thread_work = [rng.choices(pool, k=rng.randrange(1, 120)) for _ in range(4)]
         failures: list[str] = []
