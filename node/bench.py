@@ -49,7 +49,9 @@ WINDOW = (0.10, 0.90)
 STALL_S = 30.0
 MIN_WINDOW_BLOCKS = 5
 BLOCK_GRACE_S = 0.0
-LANES = 4
+# Concurrent submitters per node: enough requests in flight that verification never waits for the
+# next one to arrive (with 4, one validator's helpers idled between requests).
+LANES = 8
 PACE_S = 0.05
 
 
@@ -220,15 +222,15 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def _drive(net: LocalTestnet, per_sender: list[list], batch: int, rate: float,
-                 progress_line: bool) -> tuple[dict, _Recorder, list, float]:
+                 progress_line: bool, lanes_per_node: int = LANES) -> tuple[dict, _Recorder, list, float]:
     total = sum(len(txs) for txs in per_sender)
     nodes = len(net)
     # Each sender belongs to one lane of one node; a lane posts its batches one after
-    # another (keeping each sender's nonces in order) and a node serves LANES lanes at once.
+    # another (keeping each sender's nonces in order) and a node serves lanes_per_node lanes at once.
     lanes: list[tuple[int, list]] = []
     for node in range(nodes):
-        for lane in range(LANES):
-            senders = per_sender[node + lane * nodes::nodes * LANES]
+        for lane in range(lanes_per_node):
+            senders = per_sender[node + lane * nodes::nodes * lanes_per_node]
             longest = max((len(s) for s in senders), default=0)
             txs = [s[i] for i in range(longest) for s in senders if i < len(s)]
             if txs:
@@ -270,7 +272,7 @@ async def _drive(net: LocalTestnet, per_sender: list[list], batch: int, rate: fl
 def run_bench(directory: Path, *, validators: int = 4, accounts: int = 200, txs: int = 20_000,
               rate: float = 0.0, batch: int = 500, seed: int = 1, progress: bool = True,
               max_block_txs: int = ConsensusSection().max_block_txs, mempool_txs: int = 0,
-              profile_dir: Path | None = None) -> BenchResult:
+              profile_dir: Path | None = None, lanes: int = LANES) -> BenchResult:
     """Start a fresh local network in ``directory``, load it, measure and check it."""
     ceiling_before = measure_verify_ceiling()
     senders = [KeyPair.generate() for _ in range(accounts)]
@@ -287,7 +289,7 @@ def run_bench(directory: Path, *, validators: int = 4, accounts: int = 200, txs:
         cpu_before = [_cpu_seconds(p.pid) for p in net.processes]
         wall_before = time.perf_counter()
         submit_time, recorder, refused, started = asyncio.run(
-            _drive(net, per_sender, batch, rate, progress))
+            _drive(net, per_sender, batch, rate, progress, lanes))
         wall = time.perf_counter() - wall_before
         cpu = [(_cpu_seconds(p.pid) - before) / wall for p, before in zip(net.processes, cpu_before)]
         checks = _check(net, senders, per_sender, recorder, submit_time, refused, supply)

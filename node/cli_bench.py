@@ -8,7 +8,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from node.bench import BenchError, format_table, run_bench, to_json
+from node.bench import LANES, BenchError, format_table, run_bench, to_json
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
 from node.config import ConsensusSection
 
@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rate", type=float, nargs="+", default=[0.0], metavar="TPS",
                         help="offered load in transfers/s, one run each; 0 = as fast as accepted (default)")
     parser.add_argument("--batch", type=int, default=500, help="transfers per HTTP request (default 500)")
+    parser.add_argument("--lanes", type=int, default=LANES,
+                        help=f"concurrent submitters per validator, each posting its batches in turn (default {LANES})")
     parser.add_argument("--max-block-txs", type=int, default=ConsensusSection().max_block_txs,
                         help=f"block size limit (default {ConsensusSection().max_block_txs}, the node's own default)")
     parser.add_argument("--mempool-txs", type=int, default=0,
@@ -40,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.lanes < 1:
+        raise CliError(f"--lanes must be at least 1, got {args.lanes}")
     results = []
     with tempfile.TemporaryDirectory(prefix="somnode-bench-") as scratch:
         base = args.dir or Path(scratch)
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                     result = run_bench(directory, validators=validators, accounts=args.accounts, txs=args.txs,
                                        rate=rate, batch=args.batch, seed=args.seed, progress=not args.quiet,
                                        max_block_txs=args.max_block_txs, mempool_txs=args.mempool_txs,
-                                       profile_dir=args.profile)
+                                       profile_dir=args.profile, lanes=args.lanes)
                 except BenchError as exc:
                     raise CliError(f"benchmark stopped: {exc}", EXIT_FAILURE) from None
                 results.append(result)
