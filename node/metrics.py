@@ -38,6 +38,11 @@ class NodeMetrics:
                                  namespace=NAMESPACE, registry=registry)
         self.mempool_bytes = Gauge("mempool_bytes", "Bytes of transactions waiting in the mempool",
                                    namespace=NAMESPACE, registry=registry)
+        self.mempool_gossip_dropped = Counter(
+            "mempool_gossip_dropped", "Transactions relayed by peers and dropped unexamined because the mempool was full",
+            namespace=NAMESPACE, registry=registry,
+        )
+        self._gossip_dropped_seen = 0
         self.peers = Gauge("peers", "Connected, authenticated validator peers", namespace=NAMESPACE, registry=registry)
         self.evidence = Counter(
             "consensus_evidence", "Equivocations detected (two conflicting signed messages from one validator)",
@@ -63,9 +68,13 @@ class NodeMetrics:
     def set_round(self, round: int) -> None:
         self.round.set(round)
 
-    def set_mempool(self, txs: int, size_bytes: int) -> None:
+    def set_mempool(self, txs: int, size_bytes: int, gossip_dropped: int = 0) -> None:
+        """The pool's size, and its running count of dropped gossip (exported as the increase since last time)."""
         self.mempool_txs.set(txs)
         self.mempool_bytes.set(size_bytes)
+        if gossip_dropped > self._gossip_dropped_seen:
+            self.mempool_gossip_dropped.inc(gossip_dropped - self._gossip_dropped_seen)
+            self._gossip_dropped_seen = gossip_dropped
 
     def set_peers(self, count: int) -> None:
         self.peers.set(count)

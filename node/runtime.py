@@ -177,7 +177,7 @@ class ConsensusDriver:
                 self._relay(message)
                 self._enqueue(VoteReceived(message))
             case TxBatch():
-                await self.mempool.add_batch(list(message.txs))
+                await self.mempool.add_gossip(list(message.txs))
 
     async def _authentic(self, peer: bytes, signer: bytes, message: Proposal | Vote) -> bool:
         """Drop a message whose signature is not its signer's before it costs the engine anything.

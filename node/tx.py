@@ -44,6 +44,9 @@ class TxKind(IntEnum):
 
 
 _KINDS_WITH_RECIPIENT = frozenset({TxKind.TRANSFER, TxKind.ISSUE})
+# The wire's kind numbers to members: a dict lookup, where ``TxKind(n)`` runs enum's
+# Python-level constructor on every decoded transaction.
+_KIND_BY_NUMBER = {int(kind): kind for kind in TxKind}
 # Wire bytes of the signature field: msgpack bin 8 header (0xc4, length 64).
 _SIGNATURE_FIELD_SIZE = 2 + SIGNATURE_SIZE
 
@@ -195,10 +198,7 @@ def decode_tx(raw: bytes) -> SignedTransaction:
         raise _fail("malformed", "a transaction is a msgpack array")
     if fields[0] != TX_VERSION or type(fields[0]) is not int:
         raise _fail("bad_version", f"unsupported transaction version {fields[0]!r}")
-    try:
-        kind = TxKind(fields[1]) if type(fields[1]) is int else None
-    except ValueError:
-        kind = None
+    kind = _KIND_BY_NUMBER.get(fields[1]) if type(fields[1]) is int else None
     if kind is None:
         raise _fail("unknown_kind", f"unknown transaction kind {fields[1]!r}")
     expected = 8 if kind in _KINDS_WITH_RECIPIENT else 7

@@ -237,7 +237,7 @@ class ValidatorNode:
         assert driver is not None
         while True:
             self.metrics.set_round(driver.engine.round)
-            self.metrics.set_mempool(len(driver.mempool), driver.mempool.size_bytes)
+            self.metrics.set_mempool(len(driver.mempool), driver.mempool.size_bytes, driver.mempool.gossip_dropped)
             self.metrics.set_peers(len(driver.network.peers()))
             await asyncio.sleep(1.0)
 

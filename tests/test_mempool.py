@@ -10,8 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prometheus_client import CollectorRegistry
+
 from node.keys import KeyPair
 from node.mempool import AdmitResult, Mempool
+from node.metrics import NodeMetrics
 from node.tx import SignedTransaction, Transaction, TxKind
 from node.verify import BatchVerifier
 
@@ -212,6 +215,22 @@ async def test_a_full_pool_spends_no_signature_checks(ledger: Ledger, verifier: 
     assert len(pool) == 2
 
 
+async def test_gossip_is_admitted_like_a_submission_until_the_pool_is_full(
+        ledger: Ledger, verifier: RecordingVerifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = make_pool(ledger, verifier, max_txs=2)
+    await pool.add_gossip([transfer(ALICE, 0, 1).raw, transfer(ALICE, 1, 2000).raw])
+    assert len(pool) == 1 and pool.gossip_dropped == 0  # checked as usual: the overdraft is refused
+    await pool.add_gossip([transfer(ALICE, 1, 1).raw, transfer(ALICE, 2, 1).raw])
+    assert len(pool) == 2 and pool.gossip_dropped == 0  # room for one: the other is refused as usual
+    checked = sum(verifier.batches)
+
+    def no_decoding(raw: bytes) -> None:
+        raise AssertionError("a full pool decoded relayed transactions")
+    monkeypatch.setattr("node.mempool.decode_tx", no_decoding)
+    await pool.add_gossip([transfer(ALICE, 2, 1).raw, transfer(BOB, 0, 1).raw, b"junk"])
+    assert len(pool) == 2 and pool.gossip_dropped == 3 and sum(verifier.batches) == checked
+
+
 async def test_full_by_count_and_by_bytes(ledger: Ledger, verifier: RecordingVerifier) -> None:
     pool = make_pool(ledger, verifier, max_txs=2)
     results = await pool.add_batch([transfer(ALICE, n, 1).raw for n in range(3)])
@@ -391,3 +410,11 @@ def test_reap_keeps_nonce_order_and_bounds(batch_verifier: BatchVerifier, ops: l
                 # Committing a prefix of each queue leaves the rest applicable: nothing else may go.
                 assert len(pool) == before - len(block)
         _check_pool(pool, ledger, max_txs, max_bytes)
+
+
+def test_dropped_gossip_is_exported_as_a_counter() -> None:
+    registry = CollectorRegistry()
+    metrics = NodeMetrics(registry)
+    for dropped in (0, 500, 500, 1200):
+        metrics.set_mempool(10, 100, dropped)
+    assert registry.get_sample_value("somnode_mempool_gossip_dropped_total") == 1200
