@@ -53,6 +53,8 @@ BLOCK_GRACE_S = 0.0
 # next one to arrive (with 4, one validator's helpers idled between requests).
 LANES = 8
 PACE_S = 0.05
+# Pause after the mempool refused transfers for space, when the node gave no Retry-After.
+FULL_BACKOFF_S = 1.0
 
 
 class BenchError(Exception):
@@ -173,7 +175,7 @@ async def _submit(session: aiohttp.ClientSession, url: str, txs: list, batch: in
                                          "Accept": "application/msgpack"}) as response:
             body = await response.read()
         if response.status == 503:  # every transaction refused for space; errors come as JSON
-            await asyncio.sleep(float(response.headers.get("Retry-After", "0.2")) / 4)
+            await asyncio.sleep(float(response.headers.get("Retry-After", FULL_BACKOFF_S)))
             continue
         if response.status != 200:
             raise BenchError(f"{url} answered {response.status} to a batch: {body[:300]!r}")
@@ -191,7 +193,9 @@ async def _submit(session: aiohttp.ClientSession, url: str, txs: list, batch: in
         position += accepted
         progress[0] += accepted
         if accepted < len(chunk):
-            await asyncio.sleep(0.05)
+            # The pool filled part-way: back off as a 503 would ask. Coming back sooner only
+            # makes the node decode the same transfers again to refuse them again.
+            await asyncio.sleep(FULL_BACKOFF_S)
 
 
 def _percentile(values: list[float], fraction: float) -> float:
