@@ -131,7 +131,7 @@ class Chain:
         """Warm the verifier's cache with the proposal's unchecked signatures, in one batch."""
         decoded = self.decode(value)
         if decoded is not None and decoded.unchecked:
-            await self._verifier.verify_batch(self.signature_items(decoded))
+            await self._verifier.verify_batch(self.signature_items(decoded), urgent=True)
 
     def is_valid(self, height: int, value: bytes) -> bool:
         """The paper's ``valid(v)`` for a block proposed at ``height``."""

@@ -17,6 +17,10 @@ component's throughput.  These things make it fast:
   chunk has gathered, or at the latest ``max_wait_ms`` after the oldest one
   arrived.  A request that finds a worker free goes at once: waiting for
   company would only add latency when there is spare capacity.
+* **Priority.**  The pool holds at most ``CHUNKS_PER_THREAD`` chunks per
+  thread; the rest waits in the verifier's own queue, which ``urgent`` work
+  (a proposal's transactions) skips.  So consensus waits for at most a
+  couple of chunks, not for every transaction clients have submitted.
 * **Helper processes** (``helpers=True``, as a validator runs it).  A pool
   thread needs the GIL back after every libsodium call; on a validator whose
   event loop is busy with Python those hand-overs kept the pool far below the
@@ -74,6 +78,10 @@ SIGNATURE_BYTES = 64
 # costs the loop a little switching and keeps the workers verifying
 # (scripts/bench_verify.py measures both; docs/verifier.md has the figures).
 GIL_SWITCH_INTERVAL_S = 0.0005
+
+# Chunks handed to the pool at once, per thread: one running and one ready behind it, so a
+# worker never waits for the event loop to send more, while urgent work overtakes the rest.
+CHUNKS_PER_THREAD = 2
 
 # Below this many signatures a piece is not worth a second thread: the hop
 # would cost a sizeable fraction of the work it moves.
@@ -211,19 +219,31 @@ class BatchVerifier:
 
     # ----------------------------------------------------------------- API
 
-    async def verify_batch(self, items: Sequence[Triple]) -> list[bool]:
-        """Validity of each triple, in order; small concurrent requests share chunks."""
+    async def verify_batch(self, items: Sequence[Triple], *, urgent: bool = False) -> list[bool]:
+        """Validity of each triple, in order; small concurrent requests share chunks.
+
+        ``urgent`` work (a proposal's transactions, which consensus waits for)
+        goes to the pool at once, past everything queued and past the
+        back-pressure limit: behind mempool admission under load it would
+        wait seconds, and the round would time out.  Its volume is bounded by
+        the protocol, not by clients.
+        """
         self._check_open()
         loop = asyncio.get_running_loop()
         self._adopt_loop(loop)
         results, pending = self._triage(items)
         if not pending:
             return results
-        await self._admit(loop, len(pending))
-        self._check_open()
+        if not urgent:
+            await self._admit(loop, len(pending))
+            self._check_open()
         request = _Request(results, len(pending), loop.create_future())
-        self._queue.extend((request, index, prepared) for index, prepared in pending)
-        self._dispatch(flush=False)
+        entries = [(request, index, prepared) for index, prepared in pending]
+        if urgent:
+            self._send(entries, reserved=False)
+        else:
+            self._queue.extend(entries)
+            self._dispatch()
         return await request.future
 
     def verify_many(self, items: Sequence[Triple]) -> list[bool]:
@@ -287,7 +307,7 @@ class BatchVerifier:
         if self._closed:
             return
         if self._queue:
-            self._dispatch(flush=True)
+            self._dispatch(closing=True)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -317,7 +337,7 @@ class BatchVerifier:
         """Drain without blocking the loop: flush the queue, await the chunks, then stop the pool."""
         while self._queue or self._chunks:
             if self._queue:
-                self._dispatch(flush=True)
+                self._dispatch(closing=True)
             await asyncio.gather(*self._chunks, return_exceptions=True)
         self.close()
 
@@ -434,35 +454,54 @@ class BatchVerifier:
             self._last_batch_seconds = elapsed
         return outcome
 
-    def _dispatch(self, *, flush: bool) -> None:
-        """Send queued items to the pool: all of them if a worker is free (or on flush), else full chunks only."""
-        loop = self._loop
-        assert loop is not None, "items are queued only by verify_batch, which binds a loop"
+    def _dispatch(self, *, waited: bool = False, closing: bool = False) -> None:
+        """Send queued items to the pool, keeping at most ``CHUNKS_PER_THREAD`` chunks per thread there.
+
+        Without waiting for company when a worker is free or the oldest item
+        has ``waited`` ``max_wait_ms``, else full chunks only.  What does not
+        fit stays here, where urgent work overtakes it; a finishing chunk
+        sends the next.  ``closing`` sends everything.
+        """
         queued = len(self._queue)
-        worker_free = len(self._chunks) < self._threads
-        take = queued if (flush or worker_free) else queued - queued % self._chunk_size
+        if closing:
+            take = queued
+        else:
+            in_flight = len(self._chunks)
+            take = queued if (waited or in_flight < self._threads) else queued - queued % self._chunk_size
+            take = max(0, min(take, (CHUNKS_PER_THREAD * self._threads - in_flight) * self._chunk_size))
         if take:
             batch, self._queue = self._queue[:take], self._queue[take:]
-            for piece in _pieces(batch, self._piece_count(take)):
-                future = loop.run_in_executor(self._pool, self._verify_prepared, [entry[2] for entry in piece], True)
-                self._chunks.add(future)
-                future.add_done_callback(functools.partial(self._chunk_done, piece))
-        if self._queue and self._timer is None:
-            self._timer = loop.call_later(self._max_wait, self._wait_expired)
+            self._send(batch, reserved=True)
+        # The timer only matters while items wait for company; items waiting for room leave
+        # when a chunk finishes.
+        if self._queue and self._timer is None and len(self._chunks) < CHUNKS_PER_THREAD * self._threads:
+            assert self._loop is not None, "items are queued only by verify_batch, which binds a loop"
+            self._timer = self._loop.call_later(self._max_wait, self._wait_expired)
         elif not self._queue and self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
+    def _send(self, entries: list[tuple[_Request, int, _Prepared]], *, reserved: bool) -> None:
+        """Hand entries to the pool in pieces; ``reserved`` ones hold back-pressure room until answered."""
+        loop = self._loop
+        assert loop is not None, "items are sent only by verify_batch, which binds a loop"
+        for piece in _pieces(entries, self._piece_count(len(entries))):
+            future = loop.run_in_executor(self._pool, self._verify_prepared, [entry[2] for entry in piece], True)
+            self._chunks.add(future)
+            future.add_done_callback(functools.partial(self._chunk_done, piece, reserved))
+
     def _wait_expired(self) -> None:
-        """The oldest queued item has waited ``max_wait_ms`` for company: send everything queued."""
+        """The oldest queued item has waited ``max_wait_ms`` for company: send what there is room for."""
         self._timer = None
         if self._queue and not self._closed:
-            self._dispatch(flush=True)
+            self._dispatch(waited=True)
 
-    def _chunk_done(self, piece: list[tuple[_Request, int, _Prepared]], future: asyncio.Future[list[bool]]) -> None:
+    def _chunk_done(self, piece: list[tuple[_Request, int, _Prepared]], reserved: bool,
+                    future: asyncio.Future[list[bool]]) -> None:
         """Hand each waiting request its answers; a worker just freed, so send what queued meanwhile."""
         self._chunks.remove(future)
-        self._release(len(piece))
+        if reserved:
+            self._release(len(piece))
         try:
             outcome = future.result()
         except (Exception, asyncio.CancelledError) as exc:
@@ -477,4 +516,4 @@ class BatchVerifier:
                 if request.outstanding == 0 and not request.future.done():
                     request.future.set_result(request.results)
         if self._queue and not self._closed:
-            self._dispatch(flush=False)
+            self._dispatch()

@@ -15,7 +15,7 @@ import pytest
 
 import node.verify
 from node.keys import KeyPair, verify_signature
-from node.verify import BATCH_SIZE_BOUNDS, BatchVerifier
+from node.verify import CHUNKS_PER_THREAD, BATCH_SIZE_BOUNDS, BatchVerifier
 from node.verify_cache import VerifiedSignatureCache, signature_digest
 
 KEYS = [KeyPair.from_seed(bytes([i]) * 32) for i in range(1, 9)]
@@ -169,7 +169,7 @@ async def test_small_requests_arriving_while_the_workers_are_busy_share_chunks()
         assert stats.batches == 2, stats
 
 
-async def test_a_full_chunk_leaves_at_once_and_the_rest_waits_for_a_worker(gate):
+async def test_a_full_chunk_leaves_at_once_while_the_pool_has_room(gate):
     async with BatchVerifier(threads=1, chunk_size=4, max_wait_ms=60_000.0) as v:
         held = asyncio.ensure_future(v.verify_batch([held_triple()]))
         await asyncio.sleep(0)
@@ -177,11 +177,48 @@ async def test_a_full_chunk_leaves_at_once_and_the_rest_waits_for_a_worker(gate)
         waiting = [asyncio.ensure_future(v.verify_batch([triple(i)])) for i in range(9)]
         await asyncio.sleep(0.01)
         stats = v.stats
-        assert stats.queued == 1, "two full chunks of four went to the pool; one item waits"
-        assert stats.chunks_in_flight == 3
+        assert stats.chunks_in_flight == CHUNKS_PER_THREAD == 2, "one full chunk joined the held one"
+        assert stats.queued == 5, "the second full chunk waits for room, the last item for company"
         gate.set()
         assert await held == [True]
         assert [a[0] for a in await asyncio.gather(*waiting)] == [True] * 9
+
+
+async def test_the_pool_never_holds_more_than_its_share_of_chunks():
+    """A flood waits in the verifier's queue, where urgent work can overtake it, not in the pool's."""
+    async with BatchVerifier(threads=2, chunk_size=8, max_wait_ms=0.5) as v:
+        most = 0
+        requests = [asyncio.ensure_future(v.verify_batch([triple(i + 40 * n) for i in range(40)]))
+                    for n in range(30)]
+        while not all(r.done() for r in requests):
+            most = max(most, v.stats.chunks_in_flight)
+            await asyncio.sleep(0)
+        assert all(all(answer) for answer in await asyncio.gather(*requests))
+        # Pieces spread over both threads can add one chunk per thread to the share.
+        assert 2 <= most <= (CHUNKS_PER_THREAD + 1) * 2
+
+
+async def test_urgent_work_overtakes_the_queue_and_the_back_pressure(gate):
+    async with BatchVerifier(threads=1, chunk_size=4, max_wait_ms=60_000.0, max_pending=6) as v:
+        held = asyncio.ensure_future(v.verify_batch([held_triple()]))
+        await asyncio.sleep(0)
+        queued = [asyncio.ensure_future(v.verify_batch([triple(i)])) for i in range(5)]
+        await asyncio.sleep(0.01)
+        blocked = asyncio.ensure_future(v.verify_batch([triple(9), triple(10)]))
+        await asyncio.sleep(0.01)
+        assert v.stats.waiting_requests == 1, "the back-pressure limit holds ordinary callers"
+        urgent = asyncio.ensure_future(v.verify_batch([triple(20), triple(21, valid=False)], urgent=True))
+        await asyncio.sleep(0.01)
+        assert v.stats.chunks_in_flight == 3, "urgent work went to the pool at once"
+        order: list[str] = []
+        for name, request in [("urgent", urgent), ("last queued", queued[4]), ("blocked", blocked)]:
+            request.add_done_callback(lambda _, name=name: order.append(name))
+        gate.set()
+        assert await urgent == [True, False]
+        assert [a[0] for a in await asyncio.gather(*queued)] == [True] * 5
+        assert await blocked == [True, True] and await held == [True]
+        assert order == ["urgent", "last queued", "blocked"]
+        assert v.stats.backlog == 0
 
 
 async def test_a_queued_request_waits_at_most_max_wait_ms(gate):
