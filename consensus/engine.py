@@ -338,11 +338,13 @@ class Engine:
         if self._step == Step.PROPOSE and proposal is not None:
             v, vr = proposal.value, proposal.valid_round
             if vr == -1:  # lines 22-27
-                acceptable = self._valid(v) and (self._locked_round == -1 or self._locked_id == proposal.value_id)
+                acceptable = (self._valid(v, proposal.value_id)
+                              and (self._locked_round == -1 or self._locked_id == proposal.value_id))
                 self._prevote(proposal.value_id if acceptable else None, out)
                 return True
             if vr < r and self._log.power_for(vr, MessageType.PREVOTE, proposal.value_id) >= quorum:  # 28-33
-                acceptable = self._valid(v) and (self._locked_round <= vr or self._locked_id == proposal.value_id)
+                acceptable = (self._valid(v, proposal.value_id)
+                              and (self._locked_round <= vr or self._locked_id == proposal.value_id))
                 self._prevote(proposal.value_id if acceptable else None, out)
                 return True
         if self._step == Step.PREVOTE and 34 not in self._fired \
@@ -354,7 +356,7 @@ class Engine:
         if self._step >= Step.PREVOTE and 36 not in self._fired:  # lines 36-43
             for candidate in self._log.proposals(r):
                 if self._log.power_for(r, MessageType.PREVOTE, candidate.value_id) >= quorum \
-                        and self._valid(candidate.value):
+                        and self._valid(candidate.value, candidate.value_id):
                     self._fired.add(36)
                     if self._step == Step.PREVOTE:
                         self._locked_value = candidate.value
@@ -381,7 +383,7 @@ class Engine:
             for proposal in self._log.proposals(r):
                 if self._log.power_for(r, MessageType.PRECOMMIT, proposal.value_id) < quorum:
                     continue
-                if not self._valid(proposal.value):
+                if not self._valid(proposal.value, proposal.value_id):
                     continue
                 precommits = self._log.votes_for(r, MessageType.PRECOMMIT, proposal.value_id)
                 certificate = CommitCertificate(self._height, r, proposal.value_id, precommits)
@@ -491,9 +493,13 @@ class Engine:
                     if vote.round > self._valid_round:
                         self._valid_value, self._valid_round = proposal.value, vote.round
 
-    def _valid(self, value: bytes) -> bool:
-        """The paper's valid(v), asked of the application once per value and height."""
-        key = value_id(value)
+    def _valid(self, value: bytes, key: bytes) -> bool:
+        """The paper's valid(v), asked of the application once per value and height; ``key`` is id(v).
+
+        The caller passes the proposal's memoised id: hashing a block of
+        thousands of transactions again on every rule evaluation showed in profiles.
+        """
+        assert len(key) == 32, "key is the value's id"
         known = self._validity.get(key)
         if known is None:
             if len(self._validity) >= _MAX_VALIDITY_CACHE:

@@ -51,22 +51,31 @@ class Chain:
         self._validators = validators
         self._prefix = signing_prefix(store.chain_id)
         self._decoded: OrderedDict[bytes, DecodedBlock | None] = OrderedDict()
+        # (value, its hash) of recently seen values, by identity: a proposal's value is one bytes
+        # object passed from step to step, and hashing a block of thousands of transfers each time
+        # showed in profiles.
+        self._hashed: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+        self._tip: tuple[int, bytes, int] | None = None  # (height, hash, time_ms) of the committed tip
 
     # ---- the parent a new block must name
 
     def parent_hash(self) -> bytes:
-        height = self.store.height
-        if height == 0:
-            return self.store.genesis_hash
-        raw = self.store.block(height)
-        assert raw is not None, "the store holds every block up to its height"
-        return block_hash(raw)
+        return self._committed_tip()[1]
 
     def parent_time_ms(self) -> int:
+        return self._committed_tip()[2]
+
+    def _committed_tip(self) -> tuple[int, bytes, int]:
+        """The tip block's hash and time, read from the store once per height."""
         height = self.store.height
-        if height == 0:
-            return 0
-        return self.decode(self.store.block(height)).block.time_ms  # type: ignore[union-attr, arg-type]
+        if self._tip is None or self._tip[0] != height:
+            if height == 0:
+                self._tip = (0, self.store.genesis_hash, 0)
+            else:
+                raw = self.store.block(height)
+                assert raw is not None, "the store holds every block up to its height"
+                self._tip = (height, block_hash(raw), decode_block(raw).time_ms)
+        return self._tip
 
     # ---- proposing
 
@@ -83,7 +92,7 @@ class Chain:
         )
         value = block.encode()
         # The engine checks our own proposal with valid(v) too: it need not decode what we just built.
-        self._remember(block_hash(value), DecodedBlock(block, tuple(txs), ()))
+        self._remember(self._hash(value), DecodedBlock(block, tuple(txs), ()))
         return value
 
     # ---- checking
@@ -92,7 +101,7 @@ class Chain:
         """The block and its transactions, or None when malformed; memoised for a few values."""
         if value is None:
             return None
-        key = block_hash(value)
+        key = self._hash(value)
         if key in self._decoded:
             self._decoded.move_to_end(key)
             return self._decoded[key]
@@ -116,6 +125,17 @@ class Chain:
                 unchecked.append(stx)
             txs.append(stx)
         return DecodedBlock(block, tuple(txs), tuple(unchecked))
+
+    def _hash(self, value: bytes) -> bytes:
+        """``block_hash(value)``, computed once per value object while it is among the recent ones."""
+        seen = self._hashed.get(id(value))
+        if seen is not None and seen[0] is value:
+            return seen[1]
+        digest = block_hash(value)
+        self._hashed[id(value)] = (value, digest)  # holding the value keeps its id from being reused
+        if len(self._hashed) > _DECODED_CACHE:
+            self._hashed.popitem(last=False)
+        return digest
 
     def _remember(self, key: bytes, decoded: DecodedBlock | None) -> None:
         self._decoded[key] = decoded

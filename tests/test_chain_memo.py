@@ -1,0 +1,63 @@
+"""What Chain remembers between consensus steps: the same answers as computing afresh, with less hashing."""
+
+from __future__ import annotations
+
+import pytest
+
+import node.chain
+from node.block import block_hash, decode_block
+from node.chain import Chain
+from node.ledger import LedgerStore
+from node.tx import TxKind
+from node.verify import BatchVerifier
+from tests.crash_writer import HOLDERS, certificate_bytes, genesis_state, signed
+
+PROPOSER = b"\x07" * 32
+
+
+@pytest.fixture
+def chain(tmp_path):
+    store = LedgerStore.open(tmp_path / "ledger", genesis_state())
+    verifier = BatchVerifier(threads=1)
+    try:
+        yield Chain(store, verifier, frozenset({PROPOSER}))
+    finally:
+        verifier.close()
+        store.close()
+
+
+def commit(chain: Chain, value: bytes) -> None:
+    decoded = chain.decode(value)
+    chain.store.apply_block(chain.store.height + 1, decoded.txs, value, certificate_bytes(chain.store.height + 1))
+
+
+def test_the_parent_follows_each_commit(chain):
+    assert (chain.parent_hash(), chain.parent_time_ms()) == (chain.store.genesis_hash, 0)
+    # A clock that went back (4,000 after 5,000) still gives a block no older than its parent.
+    for height, now_ms, time_ms in [(1, 1_000, 1_000), (2, 5_000, 5_000), (3, 4_000, 5_000)]:
+        transfer = signed(TxKind.TRANSFER, HOLDERS[0], height - 1, 5, HOLDERS[1])
+        value = chain.build(height, PROPOSER, now_ms, [transfer])
+        assert chain.is_valid(height, value)
+        commit(chain, value)
+        assert chain.parent_hash() == block_hash(value)
+        assert chain.parent_time_ms() == decode_block(value).time_ms == time_ms
+
+
+def test_a_value_is_hashed_once_while_it_is_passed_around(chain, monkeypatch):
+    value = chain.build(1, PROPOSER, 1_000, [])
+    copy = bytes(bytearray(value))  # equal bytes, another object: hashed for itself, same answer
+    calls = []
+
+    def counted(raw: bytes) -> bytes:
+        calls.append(raw)
+        return block_hash(raw)
+
+    monkeypatch.setattr(node.chain, "block_hash", counted)
+    for _ in range(3):
+        assert chain.decode(value) is chain.decode(value)
+        assert chain.is_valid(1, value)
+    assert calls == []  # build hashed it already
+    assert chain.decode(copy) is chain.decode(value)
+    assert calls == [copy]
+    chain.parent_hash(), chain.parent_time_ms(), chain.parent_hash()
+    assert calls == [copy], "the genesis parent needs no hashing"
