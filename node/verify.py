@@ -289,7 +289,8 @@ class BatchVerifier:
                 cumulative.append((bound, running))
             return VerifierStats(
                 threads=self._threads, helpers=self._helpers.size if self._helpers else 0,
-                helper_restarts=self._helpers.restarts if self._helpers else 0, requests=self._requests, signatures=self._signatures,
+                helper_restarts=self._helpers.restarts if self._helpers else 0,
+                requests=self._requests, signatures=self._signatures,
                 verified=self._verified, valid=self._valid, cache_hits=self._cache_hits,
                 malformed=self._malformed, cache_entries=len(self._cache), batches=self._batches,
                 batch_size_le=tuple(cumulative), batch_seconds_total=self._batch_seconds_total,
@@ -410,14 +411,16 @@ class BatchVerifier:
             self._backlog += wanted
             waiter.set_result(None)
 
-    def _piece_count(self, count: int) -> int:
-        """How many chunks ``count`` signatures go out as: none above chunk_size, spread over every thread.
+    def _piece_count(self, count: int, workers: int | None = None) -> int:
+        """How many chunks ``count`` signatures go out as: none above chunk_size, spread over ``workers``.
 
-        Spreading over all threads, not just the idle ones, lets a worker that
-        frees a moment later take a share instead of idling beside one long chunk.
+        Spreading over every thread (the default), not just the idle ones,
+        lets a worker that frees a moment later take a share instead of
+        idling beside one long chunk.  Work that goes while every worker is
+        busy is not spread: smaller pieces would only cost more hand-overs.
         """
         needed = -(-count // self._chunk_size)
-        spread = min(self._threads, count // MIN_PIECE)
+        spread = min(self._threads if workers is None else workers, count // MIN_PIECE)
         return max(needed, spread, 1)
 
     def _verify_prepared(self, prepared: list[_Prepared], in_helper: bool = False) -> list[bool]:
@@ -471,7 +474,7 @@ class BatchVerifier:
             take = max(0, min(take, (CHUNKS_PER_THREAD * self._threads - in_flight) * self._chunk_size))
         if take:
             batch, self._queue = self._queue[:take], self._queue[take:]
-            self._send(batch, reserved=True)
+            self._send(batch, reserved=True, workers=max(1, self._threads - len(self._chunks)))
         # The timer only matters while items wait for company; items waiting for room leave
         # when a chunk finishes.
         if self._queue and self._timer is None and len(self._chunks) < CHUNKS_PER_THREAD * self._threads:
@@ -481,11 +484,12 @@ class BatchVerifier:
             self._timer.cancel()
             self._timer = None
 
-    def _send(self, entries: list[tuple[_Request, int, _Prepared]], *, reserved: bool) -> None:
+    def _send(self, entries: list[tuple[_Request, int, _Prepared]], *, reserved: bool,
+              workers: int | None = None) -> None:
         """Hand entries to the pool in pieces; ``reserved`` ones hold back-pressure room until answered."""
         loop = self._loop
         assert loop is not None, "items are sent only by verify_batch, which binds a loop"
-        for piece in _pieces(entries, self._piece_count(len(entries))):
+        for piece in _pieces(entries, self._piece_count(len(entries), workers)):
             future = loop.run_in_executor(self._pool, self._verify_prepared, [entry[2] for entry in piece], True)
             self._chunks.add(future)
             future.add_done_callback(functools.partial(self._chunk_done, piece, reserved))
