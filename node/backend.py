@@ -22,10 +22,8 @@ from node.api.events import BlockFeed
 from node.block import block_hash, decode_block
 from node.genesis import Genesis
 from node.ledger.store import LedgerCorruptError
+from node.gossip import TxGossip
 from node.mempool import AdmitResult
-from node.p2p.wire import TxBatch
-
-MAX_GOSSIP_BATCH = 4096
 
 
 class NodeBackend:
@@ -44,13 +42,12 @@ class NodeBackend:
         self._evidence_view = evidence_view
         self._on_corrupt = on_corrupt
         self.feed = BlockFeed()
+        self.gossip = TxGossip(network.broadcast)
 
     async def submit(self, raws: list[bytes]) -> list[AdmitResult]:
         """Admit into the mempool, then gossip what was newly accepted to every validator."""
         results = await self._mempool.add_batch(raws)
-        fresh = [raw for raw, result in zip(raws, results) if result.accepted and result.code == "accepted"]
-        for start in range(0, len(fresh), MAX_GOSSIP_BATCH):
-            self._network.broadcast(TxBatch(tuple(fresh[start:start + MAX_GOSSIP_BATCH])))
+        self.gossip.add([raw for raw, result in zip(raws, results) if result.accepted and result.code == "accepted"])
         return results
 
     def tx_status(self, tx_hash: bytes) -> TxStatus:
