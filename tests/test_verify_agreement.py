@@ -13,11 +13,11 @@ import asyncio
 import os
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.keys import KeyPair, verify_signature
-from node.verify import BatchVerifier
+from node.verify import HELPER_MIN_PIECE, BatchVerifier
 
 LONG = os.environ.get("SOMNODE_LONG") == "1"
 MAX_EXAMPLES = int(os.environ.get("SOMNODE_VERIFY_EXAMPLES", "2000" if LONG else "150"))
@@ -156,8 +156,8 @@ def uncached() -> BatchVerifier:
 
 @pytest.fixture(scope="module")
 def helped() -> BatchVerifier:
-    """Chunks go to helper processes, as on a validator."""
-    verifier = BatchVerifier(threads=2, chunk_size=5, max_wait_ms=0.2, cache_size=0, helpers=True)
+    """Chunks go to helper processes, as on a validator (small ones stay in the pool threads)."""
+    verifier = BatchVerifier(threads=2, chunk_size=2 * HELPER_MIN_PIECE, max_wait_ms=0.2, cache_size=0, helpers=True)
     try:
         yield verifier
     finally:
@@ -181,6 +181,15 @@ def test_every_entry_point_agrees_with_single_verification(cached, uncached, hel
         assert asyncio.run(_concurrently(verifier, items)) == expected
         # A second pass answers from the cache where it can, and still agrees.
         assert verifier.verify_many(items) == expected
+
+
+@settings(max_examples=max(5, MAX_EXAMPLES // 10),
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@given(items=st.lists(any_triple, min_size=4 * HELPER_MIN_PIECE, max_size=5 * HELPER_MIN_PIECE))
+def test_batches_large_enough_for_the_helpers_agree_with_single_verification(helped, items):
+    expected = [verify_signature(*item) for item in items]
+    assert asyncio.run(helped.verify_batch(items)) == expected
+    assert helped.verify_many(items) == expected
 
 
 def test_the_classic_small_order_forgeries_are_rejected(cached, helped):
