@@ -53,6 +53,7 @@ BLOCK_GRACE_S = 0.0
 # next one to arrive (with 4, one validator's helpers idled between requests).
 LANES = 8
 PACE_S = 0.05
+MIN_PACED_BATCH = 10
 # Pause after the mempool refused transfers for space, when the node gave no Retry-After.
 FULL_BACKOFF_S = 1.0
 
@@ -159,8 +160,10 @@ async def _submit(session: aiohttp.ClientSession, url: str, txs: list, batch: in
     start = time.perf_counter()
     position = 0
     if rate_share:
-        # Open loop: small batches at a steady pace (PACE_S apart), not bursts.
-        batch = max(1, min(batch, int(rate_share * PACE_S)))
+        # Open loop: small batches at a steady pace (about PACE_S apart), not bursts, but
+        # never fewer than MIN_PACED_BATCH transfers a request: in smaller ones the
+        # per-request costs of every node outgrow the transfers (docs/performance.md).
+        batch = max(min(batch, MIN_PACED_BATCH), min(batch, int(rate_share * PACE_S)))
     while position < len(txs):
         if rate_share:
             due = start + position / rate_share
