@@ -12,7 +12,6 @@ import cProfile
 import asyncio
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from node.ledger.store import LedgerError
     from node.signing_file import SigningStateError
     from node.validator import StartError, ValidatorNode, load_node_files
-    from node.verify import GIL_SWITCH_INTERVAL_S
+    from node.tuning import tune_interpreter
 
     try:
         config, genesis, key = load_node_files(args.config)
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if profiler is not None:
             profiler.enable()
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        tune_interpreter()
         uvloop.run(_serve(ValidatorNode(config, genesis, key)))
     except (LedgerError, SigningStateError, StartError, NodeHalted) as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
