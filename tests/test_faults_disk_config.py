@@ -445,12 +445,17 @@ def fill(directory: Path) -> Path:
     return filler
 
 
+def moved_to(node: Node, disk: Path) -> tuple[Node, Repair]:
+    """The node with a copy of its data directory on ``disk``, and the repair that points it back."""
+    data_dir = disk / "data"
+    shutil.copytree(node.data_dir, data_dir)
+    repair_config = edit_config(node, r"^data_dir = .*$", f'data_dir = "{data_dir}"')
+    return dataclasses.replace(node, data_dir=data_dir), repair_config
+
+
 def test_a_full_disk_stops_the_node_with_one_line_and_damages_nothing(node: Node, tmp_path: Path):
     with small_disk(tmp_path / "disk", "8m") as disk:
-        data_dir = disk / "data"
-        shutil.copytree(node.data_dir, data_dir)
-        repair_config = edit_config(node, r"^data_dir = .*$", f'data_dir = "{data_dir}"')
-        moved = dataclasses.replace(node, data_dir=data_dir)
+        moved, repair_config = moved_to(node, disk)
         client = NodeClient(f"http://{load_config(node.config).api.listen}", 5.0)
         log = tmp_path / "full.log"
         with serving(moved, log) as process:
@@ -489,10 +494,7 @@ def remount(mount_point: Path, mode: str) -> None:
 def test_a_read_only_data_directory_refuses_to_start_and_damages_nothing(node: Node, tmp_path: Path):
     """A file system mounted read-only binds root too, unlike file modes."""
     with small_disk(tmp_path / "disk", "64m") as disk:
-        data_dir = disk / "data"
-        shutil.copytree(node.data_dir, data_dir)
-        repair_config = edit_config(node, r"^data_dir = .*$", f'data_dir = "{data_dir}"')
-        moved = dataclasses.replace(node, data_dir=data_dir)
+        moved, repair_config = moved_to(node, disk)
         remount(disk, "ro")
         try:
             code, message = refused(moved)
