@@ -213,7 +213,7 @@ def _stat_fields(pid: int | str) -> list[str]:
         return stat.read().rsplit(")", 1)[1].split()
 
 
-def _cpu_seconds(pid: int) -> float:
+def process_cpu_seconds(pid: int) -> float:
     """CPU time of a validator and of its child processes (its verify helpers), alive or reaped."""
     fields = _stat_fields(pid)
     ticks = sum(int(f) for f in fields[11:15])  # utime, stime, and reaped children's cutime, cstime
@@ -293,12 +293,12 @@ def run_bench(directory: Path, *, validators: int = 4, accounts: int = 200, txs:
         net.start()
         net.wait_ready()
         net.wait_height(1)
-        cpu_before = [_cpu_seconds(p.pid) for p in net.processes]
+        cpu_before = [process_cpu_seconds(p.pid) for p in net.processes]
         wall_before = time.perf_counter()
         submit_time, recorder, refused, started = asyncio.run(
             _drive(net, per_sender, batch, rate, progress, lanes))
         wall = time.perf_counter() - wall_before
-        cpu = [(_cpu_seconds(p.pid) - before) / wall for p, before in zip(net.processes, cpu_before)]
+        cpu = [(process_cpu_seconds(p.pid) - before) / wall for p, before in zip(net.processes, cpu_before)]
         checks = _check(net, senders, per_sender, recorder, submit_time, refused, supply)
     # Measured again once the network is gone; the higher figure is the ceiling, so a
     # disturbed measurement can only make the reported efficiency lower, never higher.

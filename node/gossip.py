@@ -47,14 +47,10 @@ class TxGossip:
             self._timer = asyncio.get_running_loop().call_later(self._delay_s, self.flush)
 
     def flush(self) -> None:
-        """Send what is waiting now."""
+        """Send what is waiting now (also at shutdown, while the network is still up)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._pending:
             batch, self._pending = tuple(self._pending), []
             self._broadcast(TxBatch(batch))
-
-    def close(self) -> None:
-        """Send the last batch while the network is still up; nothing waits after this."""
-        self.flush()

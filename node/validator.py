@@ -151,7 +151,7 @@ class ValidatorNode:
         self._stack.append(driver.stop)
         await network.start()
         self._stack.append(network.stop)
-        self._stack.append(backend.gossip.close)
+        self._stack.append(backend.gossip.flush)
         catch_up.start()
         self._stack.append(catch_up.stop)
 

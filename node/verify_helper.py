@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import BinaryIO
@@ -185,21 +185,17 @@ class HelperPool:
 
     def __init__(self, count: int, command: Sequence[str] | None = None) -> None:
         self._all = [Helper(command) for _ in range(count)]
-        self._idle = list(self._all)
-        self._lock = threading.Lock()
-        self._free = threading.Semaphore(count)
+        self._idle: queue.SimpleQueue[Helper] = queue.SimpleQueue()
         for helper in self._all:
             helper.start()
+            self._idle.put(helper)
 
     def verify(self, pairs: list[tuple[bytes, bytes]]) -> list[bool] | None:
-        with self._free:
-            with self._lock:
-                helper = self._idle.pop()
-            try:
-                return helper.verify(pairs)
-            finally:
-                with self._lock:
-                    self._idle.append(helper)
+        helper = self._idle.get()  # one per pool thread, so a free one is always there
+        try:
+            return helper.verify(pairs)
+        finally:
+            self._idle.put(helper)
 
     @property
     def size(self) -> int:

@@ -41,6 +41,7 @@ import nacl
 import nacl.signing
 from nacl.bindings import crypto_sign_open
 
+from node.bench import process_cpu_seconds
 from node.keys import KeyPair
 from node.tx import Transaction, TxKind, signing_prefix
 from node.verify import GIL_SWITCH_INTERVAL_S, BatchVerifier
@@ -94,12 +95,6 @@ def raw_threads(items: list[Triple], threads: int) -> None:
         worker.join()
 
 
-def _process_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Clock:
     """Wall time and CPU time of one timed section: this process (all threads) and the verifier's helpers."""
 
@@ -107,7 +102,7 @@ class Clock:
         self._helpers = helpers or []
 
     def _cpu_now(self) -> float:
-        return time.process_time() + sum(_process_cpu(pid) for pid in self._helpers)
+        return time.process_time() + sum(process_cpu_seconds(pid) for pid in self._helpers)
 
     def __enter__(self) -> Clock:
         self.wall, self.cpu = time.perf_counter(), self._cpu_now()

@@ -10,7 +10,7 @@ import textwrap
 import time
 
 from node import cli
-from node.bench import _cpu_seconds
+from node.bench import process_cpu_seconds
 
 
 def test_a_validators_cpu_includes_its_helper_processes():
@@ -26,10 +26,10 @@ def test_a_validators_cpu_includes_its_helper_processes():
     try:
         child = int(parent.stdout.readline())
         deadline = time.monotonic() + 20
-        while _cpu_seconds(child) < 0.6 and time.monotonic() < deadline:
+        while process_cpu_seconds(child) < 0.6 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _cpu_seconds(child) >= 0.6
-        assert _cpu_seconds(parent.pid) >= _cpu_seconds(child)
+        assert process_cpu_seconds(child) >= 0.6
+        assert process_cpu_seconds(parent.pid) >= process_cpu_seconds(child)
     finally:
         if child is not None:
             os.kill(child, signal.SIGKILL)

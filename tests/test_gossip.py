@@ -36,7 +36,7 @@ async def test_a_full_batch_leaves_at_once_and_none_is_larger():
     gossip = TxGossip(broadcast, delay_s=10.0, max_batch=4)
     gossip.add([b"%d" % n for n in range(10)])
     assert [len(batch.txs) for _, batch in sent] == [4, 4]
-    gossip.close()
+    gossip.flush()
     assert [len(batch.txs) for _, batch in sent] == [4, 4, 2]
     assert [tx for _, batch in sent for tx in batch.txs] == [b"%d" % n for n in range(10)]
 
