@@ -201,19 +201,56 @@ def decode_tx(raw: bytes) -> SignedTransaction:
     kind = _KIND_BY_NUMBER.get(fields[1]) if type(fields[1]) is int else None
     if kind is None:
         raise _fail("unknown_kind", f"unknown transaction kind {fields[1]!r}")
-    expected = 8 if kind in _KINDS_WITH_RECIPIENT else 7
+    with_recipient = kind is not TxKind.REDEEM
+    expected = 8 if with_recipient else 7
     if len(fields) != expected:
         raise _fail("bad_field_count", f"{kind.name.lower()} has {expected} fields, got {len(fields)}")
-    if kind in _KINDS_WITH_RECIPIENT:
+    if with_recipient:
         _, _, sender, nonce, recipient, amount, memo, signature = fields
     else:
         _, _, sender, nonce, amount, memo, signature = fields
         recipient = None
     if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
         raise _fail("bad_signature", "signature must be 64 bytes")
-    tx = Transaction(kind, sender, nonce, amount, recipient, memo)
+    tx = _new_transaction(kind, sender, nonce, amount, recipient, memo)
+    _check_fields(tx)
     # The decoded array is the wire order of ``tx.fields() + [signature]``, and
     # version and kind were checked to be the exact ints, so it re-encodes alike.
     if _pack(fields) != raw:
         raise _fail("non_canonical", "the encoding is not canonical")
-    return SignedTransaction(tx, signature, raw, hashlib.sha256(raw).digest())
+    return _new_signed(tx, signature, raw, hashlib.sha256(raw).digest())
+
+
+def _slot_setters(cls: type, *names: str) -> tuple:
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+# Constructors for the decoder, which builds two frozen objects per transaction on the
+# hot path: a frozen dataclass's __init__ goes through object.__setattr__ field by
+# field, and setting the slots through their descriptors costs less than half as much
+# (docs/performance.md).  Callers check the fields themselves, as decode_tx does.
+_new = object.__new__
+_SET_KIND, _SET_SENDER, _SET_NONCE, _SET_AMOUNT, _SET_RECIPIENT, _SET_MEMO = _slot_setters(
+    Transaction, "kind", "sender", "nonce", "amount", "recipient", "memo")
+_SET_TX, _SET_SIGNATURE, _SET_RAW, _SET_HASH = _slot_setters(SignedTransaction, "tx", "signature", "raw", "hash")
+
+
+def _new_transaction(kind: TxKind, sender: bytes, nonce: int, amount: int,
+                     recipient: bytes | None, memo: str) -> Transaction:
+    tx = _new(Transaction)
+    _SET_KIND(tx, kind)
+    _SET_SENDER(tx, sender)
+    _SET_NONCE(tx, nonce)
+    _SET_AMOUNT(tx, amount)
+    _SET_RECIPIENT(tx, recipient)
+    _SET_MEMO(tx, memo)
+    return tx
+
+
+def _new_signed(tx: Transaction, signature: bytes, raw: bytes, tx_hash: bytes) -> SignedTransaction:
+    stx = _new(SignedTransaction)
+    _SET_TX(stx, tx)
+    _SET_SIGNATURE(stx, signature)
+    _SET_RAW(stx, raw)
+    _SET_HASH(stx, tx_hash)
+    return stx

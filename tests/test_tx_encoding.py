@@ -4,6 +4,7 @@ non-canonical or malformed variant refused with its documented code."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import msgpack
@@ -108,6 +109,13 @@ def test_decode_round_trips_every_kind(signed_on):
     assert len(signed.raw) <= MAX_TX_BYTES
     assert decoded.unsigned_bytes() == signed.tx.unsigned_bytes()
     assert verify_signature(*decoded.verify_item(signing_prefix(chain_id)))
+    # The decoder builds its objects without the dataclass constructors; they must be the same values.
+    assert hash(decoded) == hash(signed) and hash(decoded.tx) == hash(signed.tx)
+    assert repr(decoded) == repr(signed)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.tx.amount = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.raw = b""  # type: ignore[misc]
 
 
 @given(signed_transactions())
