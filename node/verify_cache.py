@@ -71,15 +71,18 @@ class VerifiedSignatureCache:
     def contains_many(self, digests: Iterable[bytes]) -> list[bool]:
         """``contains`` for a whole batch under one acquisition of the lock."""
         entries = self._entries
+        move_to_end = entries.move_to_end
         found = []
+        append = found.append
         with self._lock:
+            # A membership test first: most lookups on the hot path miss, and a
+            # KeyError from move_to_end costs more than the lookup itself.
             for digest in digests:
-                try:
-                    entries.move_to_end(digest)
-                except KeyError:
-                    found.append(False)
+                if digest in entries:
+                    move_to_end(digest)
+                    append(True)
                 else:
-                    found.append(True)
+                    append(False)
         return found
 
     def add_many(self, digests: Iterable[bytes]) -> None:
@@ -87,10 +90,13 @@ class VerifiedSignatureCache:
         if self._capacity == 0:
             return
         entries = self._entries
+        move_to_end = entries.move_to_end
         with self._lock:
             for digest in digests:
-                entries[digest] = None
-                entries.move_to_end(digest)
+                if digest in entries:
+                    move_to_end(digest)
+                else:
+                    entries[digest] = None  # a new key goes in at the recent end
             while len(entries) > self._capacity:
                 entries.popitem(last=False)
             assert len(entries) <= self._capacity, "the cache never holds more than its capacity"
