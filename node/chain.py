@@ -11,7 +11,8 @@ leave a receipt, exactly as the ledger documents.
 Signature checks are the expensive part, so ``preverify`` runs them in one
 batch on the verifier's thread pool before the proposal reaches the engine;
 ``is_valid`` (the paper's synchronous ``valid(v)``) then finds them in the
-verifier's cache.
+verifier's cache.  A transaction's cache key is its hash, as in the mempool, so
+a transfer checked on either path is not checked again on the other.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ class Chain:
         """Warm the verifier's cache with the proposal's unchecked signatures, in one batch."""
         decoded = self.decode(value)
         if decoded is not None and decoded.unchecked:
-            await self._verifier.verify_batch(self.signature_items(decoded), urgent=True)
+            await self._verifier.verify_batch(self.signature_items(decoded), urgent=True,
+                                              keys=[stx.hash for stx in decoded.unchecked])
 
     def is_valid(self, height: int, value: bytes) -> bool:
         """The paper's ``valid(v)`` for a block proposed at ``height``."""
@@ -178,5 +180,7 @@ class Chain:
 
     def _signatures_valid(self, decoded: DecodedBlock) -> bool:
         """Every unchecked signature holds: cache hits after ``preverify``, checked here otherwise."""
-        verifier = self._verifier
-        return all(verifier.verify(pk, msg, sig) for pk, msg, sig in self.signature_items(decoded))
+        verify_many = self._verifier.verify_many
+        # One at a time, so a proposal full of bad signatures costs one more check here, not all of them again.
+        return all(verify_many([item], keys=[stx.hash])[0]
+                   for item, stx in zip(self.signature_items(decoded), decoded.unchecked, strict=True))

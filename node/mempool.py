@@ -55,7 +55,8 @@ TOO_MANY_PENDING = "too_many_pending"
 
 
 class BatchVerifier(Protocol):
-    async def verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]: ...
+    async def verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]], *,
+                           keys: Sequence[bytes] | None = None) -> list[bool]: ...
 
 
 AccountLookup = Callable[[bytes], tuple[int, int]]
@@ -216,7 +217,9 @@ class Mempool:
                        for i, _ in candidates), "an unverified transaction was admitted"
             return
         prefix = self._prefix
-        valid = await self._verifier.verify_batch([stx.verify_item(prefix) for _, stx in candidates])
+        # Transaction hashes as cache keys, as Chain uses them too: the hash determines the triple.
+        valid = await self._verifier.verify_batch([stx.verify_item(prefix) for _, stx in candidates],
+                                                  keys=[stx.hash for _, stx in candidates])
         if len(valid) != len(candidates):
             raise RuntimeError(f"verifier answered {len(valid)} results for {len(candidates)} items")
         # No await from here on: the state checks and inserts see one consistent pool.

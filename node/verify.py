@@ -143,12 +143,13 @@ class _Request:
         self.future = future
 
 
-def _prepare(public_key: object, message: object, signature: object) -> _Prepared | None:
-    """The triple in libsodium's form, or None when it cannot verify whatever the bytes say.
+def _prepare(public_key: object, message: object, signature: object, key: bytes | None = None) -> _Prepared | None:
+    """The triple in libsodium's form with its cache key, or None when it cannot verify whatever the bytes say.
 
     Mirrors ``VerifyKey(pk).verify(message, signature)``: the key and the
     signature must be ``bytes`` of exactly 32 and 64 bytes, and the message
-    anything that ``signature + message`` accepts.
+    anything that ``signature + message`` accepts.  The cache key is the
+    caller's ``key`` when given, else the triple's ``signature_digest``.
     """
     if not (isinstance(public_key, bytes) and len(public_key) == PUBLIC_KEY_BYTES
             and isinstance(signature, bytes) and len(signature) == SIGNATURE_BYTES):
@@ -159,7 +160,7 @@ def _prepare(public_key: object, message: object, signature: object) -> _Prepare
         return None
     if not isinstance(signed, bytes):
         return None
-    return public_key, signed, signature_digest(public_key, signed)
+    return public_key, signed, signature_digest(public_key, signed) if key is None else key
 
 
 def _pieces(items: list, count: int) -> list[list]:
@@ -225,8 +226,17 @@ class BatchVerifier:
 
     # ----------------------------------------------------------------- API
 
-    async def verify_batch(self, items: Sequence[Triple], *, urgent: bool = False) -> list[bool]:
+    async def verify_batch(self, items: Sequence[Triple], *, urgent: bool = False,
+                           keys: Sequence[bytes] | None = None) -> list[bool]:
         """Validity of each triple, in order; small concurrent requests share chunks.
+
+        ``keys``, when given, are the triples' cache keys, one per triple, in
+        place of ``signature_digest``: a caller that already holds a
+        collision-resistant digest that determines the whole triple saves
+        hashing it again.  A transaction's hash is one (the chain's signing
+        prefix is fixed per node; see ``node.tx``).  The cache trusts them:
+        a key that named two different triples would let the second ride on
+        the first one's check.
 
         ``urgent`` work (a proposal's transactions, which consensus waits for)
         goes to the pool at once, past everything queued and past the
@@ -237,7 +247,7 @@ class BatchVerifier:
         self._check_open()
         loop = asyncio.get_running_loop()
         self._adopt_loop(loop)
-        results, pending = self._triage(items)
+        results, pending = self._triage(items, keys)
         if not pending:
             return results
         if not urgent:
@@ -252,13 +262,14 @@ class BatchVerifier:
             self._dispatch()
         return await request.future
 
-    def verify_many(self, items: Sequence[Triple]) -> list[bool]:
+    def verify_many(self, items: Sequence[Triple], keys: Sequence[bytes] | None = None) -> list[bool]:
         """Validity of each triple, in order, blocking the calling thread while the pool works.
 
-        Not for the event loop's thread: it would stall every other task.
+        Not for the event loop's thread while anything is left to verify: it
+        would stall every other task.  ``keys`` as for ``verify_batch``.
         """
         self._check_open()
-        results, pending = self._triage(items)
+        results, pending = self._triage(items, keys)
         if not pending:
             return results
         prepared = [p for _, p in pending]
@@ -362,21 +373,25 @@ class BatchVerifier:
             raise RuntimeError("BatchVerifier.verify_batch is in use by another event loop")
         self._loop = loop
 
-    def _triage(self, items: Sequence[Triple]) -> tuple[list[bool], list[tuple[int, _Prepared]]]:
+    def _triage(self, items: Sequence[Triple],
+                keys: Sequence[bytes] | None) -> tuple[list[bool], list[tuple[int, _Prepared]]]:
         """Answer malformed triples (False) and cached ones (True); return the rest to verify."""
-        results = [False] * len(items)
-        candidates: list[tuple[int, _Prepared]] = []
-        for index, (public_key, message, signature) in enumerate(items):
-            prepared = _prepare(public_key, message, signature)
-            if prepared is not None:
-                candidates.append((index, prepared))
+        if keys is None:
+            prepared = [_prepare(public_key, message, signature) for public_key, message, signature in items]
+        elif len(keys) != len(items):
+            raise ValueError(f"{len(keys)} cache keys for {len(items)} triples")
+        else:
+            prepared = [_prepare(public_key, message, signature, key)
+                        for (public_key, message, signature), key in zip(items, keys)]
+        candidates = [(index, p) for index, p in enumerate(prepared) if p is not None]
         known = self._cache.contains_many([p[2] for _, p in candidates])
+        results = [False] * len(items)
         pending = []
-        for (index, prepared), hit in zip(candidates, known, strict=True):
+        for candidate, hit in zip(candidates, known, strict=True):
             if hit:
-                results[index] = True
+                results[candidate[0]] = True
             else:
-                pending.append((index, prepared))
+                pending.append(candidate)
         with self._stats_lock:
             self._requests += 1
             self._signatures += len(items)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import node.chain
 from node.block import block_hash, decode_block
 from node.chain import Chain
 from node.ledger import LedgerStore
-from node.tx import TxKind
+from node.mempool import Mempool
+from node.keys import KeyPair
+from node.ledger.state import GenesisState
+from node.tx import Transaction, TxKind
 from node.verify import BatchVerifier
 from tests.crash_writer import HOLDERS, certificate_bytes, genesis_state, signed
 
@@ -61,3 +66,34 @@ def test_a_value_is_hashed_once_while_it_is_passed_around(chain, monkeypatch):
     assert calls == [copy]
     chain.parent_hash(), chain.parent_time_ms(), chain.parent_hash()
     assert calls == [copy], "the genesis parent needs no hashing"
+
+
+def test_a_transfer_checked_at_admission_is_not_checked_again_in_a_proposal(tmp_path):
+    """Mempool and Chain key the verifier's cache by transaction hash, so the two paths share it:
+    even a transfer that has left the mempool costs no second verification when a block carries it."""
+    alice, bob = KeyPair.from_seed(b"a" * 32), KeyPair.from_seed(b"b" * 32)
+    genesis = genesis_state()
+    store = LedgerStore.open(tmp_path / "ledger", GenesisState(
+        genesis.chain_id, genesis.genesis_hash, genesis.issuer, genesis.banks,
+        tuple(sorted([(alice.public_key, 1_000), (bob.public_key, 1_000)]))))
+    verifier = BatchVerifier(threads=1)
+    try:
+        chain = Chain(store, verifier, frozenset({PROPOSER}))  # knows no mempool
+        mempool = Mempool(chain_id=store.chain_id, verifier=verifier, account=lambda key: (1_000, 0),
+                          issuer=genesis.issuer, banks=frozenset(), max_txs=10, max_bytes=1 << 20)
+        transfers = [Transaction(TxKind.TRANSFER, alice.public_key, 0, 5, bob.public_key).sign(alice, store.chain_id),
+                     Transaction(TxKind.TRANSFER, bob.public_key, 0, 5, alice.public_key).sign(bob, store.chain_id)]
+        results = asyncio.run(mempool.add_batch([stx.raw for stx in transfers]))
+        assert [r.code for r in results] == ["accepted", "accepted"]
+        verified = verifier.stats.verified
+        assert verified == 2
+        value = Chain(store, verifier, frozenset({PROPOSER})).build(1, PROPOSER, 1_000, transfers)
+        # As a peer's proposal arrives at a node whose mempool no longer has the transfers.
+        assert len(chain.decode(value).unchecked) == 2
+        asyncio.run(chain.preverify(value))
+        assert chain.is_valid(1, value)
+        assert verifier.stats.verified == verified
+        assert verifier.stats.cache_hits >= 4
+    finally:
+        verifier.close()
+        store.close()

@@ -30,9 +30,10 @@ class RecordingVerifier:
         self.inner = inner
         self.batches: list[int] = []
 
-    async def verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    async def verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]], *,
+                           keys: Sequence[bytes] | None = None) -> list[bool]:
         self.batches.append(len(items))
-        return await self.inner.verify_batch(items)
+        return await self.inner.verify_batch(items, keys=keys)
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,30 @@ def test_an_invalid_triple_is_never_cached(verifier):
     assert stats.verified == 6 and stats.valid == 0
 
 
+def test_caller_keys_replace_the_digest_as_the_cache_key(verifier):
+    item, other = triple(4), triple(5)
+    key = b"k" * 32
+    assert asyncio.run(verifier.verify_batch([item], keys=[key])) == [True]
+    assert not verifier.is_known_valid(*item), "cached under the caller's key, not the triple's digest"
+    before = verifier.stats
+    assert verifier.verify_many([item], keys=[key]) == [True]
+    assert verifier.stats.cache_hits == before.cache_hits + 1 and verifier.stats.verified == before.verified
+    # The cache trusts the key: whatever triple comes with a remembered key is answered from it.
+    assert verifier.verify_many([other], keys=[key]) == [True]
+    assert verifier.verify_many([other]) == [True] and verifier.stats.verified == before.verified + 1
+
+
+def test_caller_keys_mark_only_what_verified(verifier):
+    bad = triple(6, valid=False)
+    key, message, signature = triple(7)
+    assert verifier.verify_many([bad, (key[:31], message, signature)], keys=[b"a" * 32, b"b" * 32]) == [False, False]
+    assert verifier.stats.cache_entries == 0
+    with pytest.raises(ValueError, match="2 cache keys for 1 triples"):
+        verifier.verify_many([bad], keys=[b"a" * 32, b"b" * 32])
+    with pytest.raises(ValueError, match="0 cache keys for 1 triples"):
+        asyncio.run(verifier.verify_batch([bad], keys=[]))
+
+
 def test_malformed_triples_never_reach_libsodium(verifier):
     key, message, signature = triple(3)
     assert verifier.verify_many([(key[:31], message, signature), (key, message, signature[:10])]) == [False, False]
