@@ -401,6 +401,15 @@ async def test_events_stream_committed_blocks(client: TestClient, backend: FakeB
     await backend.wait_for_subscribers(0)  # the subscription ends with the connection
 
 
+async def test_events_decline_compression(client: TestClient, backend: FakeBackend) -> None:
+    """permessage-deflate would cost the validator CPU per subscriber and block; the server declines it."""
+    async with client.ws_connect("/v1/events", compress=15) as ws:
+        assert ws.compress == 0
+        await backend.wait_for_subscribers(1)
+        backend.commit(make_block(1))
+        assert (await ws.receive_json(timeout=10))["block"]["height"] == 1
+
+
 async def test_events_lagging_subscriber_is_closed(client: TestClient, backend: FakeBackend) -> None:
     async def lagged() -> AsyncIterator[BlockView]:
         yield make_block(1)

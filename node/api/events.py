@@ -154,7 +154,9 @@ async def close_all(sockets: set[web.WebSocketResponse]) -> None:
 
 async def events_handler(request: web.Request, backend: ApiBackend,
                          sockets: set[web.WebSocketResponse]) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+    # No permessage-deflate: compressing every block for every subscriber would take the
+    # validator's CPU from verification, and a block's frame is mostly hashes.
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096, compress=False)
     await ws.prepare(request)
     sockets.add(ws)
     forward = asyncio.create_task(_forward(request, ws, backend.subscribe()))
