@@ -19,7 +19,7 @@ from consensus.messages import Proposal, Vote
 from node.address import encode_address
 from node.api.backend import BlockView, CommitCertificateView, PrecommitView, TxState, TxStatus
 from node.api.events import BlockFeed
-from node.block import block_hash, decode_block
+from node.block import Block, block_hash, decode_block
 from node.genesis import Genesis
 from node.ledger.store import LedgerCorruptError
 from node.gossip import TxGossip
@@ -122,15 +122,22 @@ class NodeBackend:
         return self.feed.subscribe()
 
 
-def block_view(raw: bytes, certificate: CommitCertificate, app_hash: bytes,
-               tx_hashes: tuple[bytes, ...] | None = None) -> BlockView:
+def block_view(raw: bytes, certificate: CommitCertificate, app_hash: bytes) -> BlockView:
+    """A stored block as the API shows it."""
     block = decode_block(raw)
-    if tx_hashes is None:
-        tx_hashes = tuple(hashlib.sha256(tx).digest() for tx in block.txs)  # a tx hash is SHA-256 of its signed bytes
+    # A tx hash is SHA-256 of its signed bytes.
+    tx_hashes = tuple(hashlib.sha256(tx).digest() for tx in block.txs)
+    return committed_block_view(block, block_hash(raw), certificate, app_hash, tx_hashes)
+
+
+def committed_block_view(block: Block, hash_: bytes, certificate: CommitCertificate, app_hash: bytes,
+                         tx_hashes: tuple[bytes, ...]) -> BlockView:
+    """A block the node has just committed, from what the commit already computed: decoding
+    and hashing a large block again for the event feed showed in profiles."""
     return BlockView(
         height=block.height,
         time_ms=block.time_ms,
-        block_hash=block_hash(raw),
+        block_hash=hash_,
         proposer=block.proposer,
         previous_block_hash=block.previous_block_hash,
         previous_app_hash=block.previous_app_hash,

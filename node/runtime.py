@@ -33,6 +33,7 @@ from consensus.events import (
 )
 from consensus.messages import MessageType, Proposal, Vote
 from consensus.validators import ValidatorSet
+from node.block import Block
 from node.chain import Chain
 from node.ledger.store import BlockResult
 from node.mempool import Mempool
@@ -58,6 +59,7 @@ class Committed:
 
     height: int
     value: bytes
+    block: Block
     certificate: CommitCertificate
     result: BlockResult
     txs: tuple
@@ -313,7 +315,7 @@ class ConsensusDriver:
         self.network.broadcast(Status(height))
         log.info("consensus.commit height=%d round=%d txs=%d app_hash=%s",
                  height, certificate.round, len(decoded.txs), result.app_hash.hex())
-        committed = Committed(height, value, certificate, result, decoded.txs, interval)
+        committed = Committed(height, value, decoded.block, certificate, result, decoded.txs, interval)
         for listener in self._listeners:
             listener(committed)
 

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from consensus.engine import Engine, TimeoutConfig
 from consensus.validators import Validator, ValidatorSet
 from node.api.app import make_api_app
-from node.backend import NodeBackend, block_view
+from node.backend import NodeBackend, committed_block_view
 from node.catchup import CatchUp
 from node.certificates import decode_certificate, encode_certificate
 from node.chain import Chain
@@ -230,8 +230,10 @@ class ValidatorNode:
 
     def _on_commit(self, committed: Committed) -> None:
         self.metrics.observe_commit(committed.height, len(committed.txs), committed.interval_s)
-        self.backend.feed.publish(block_view(committed.value, committed.certificate, committed.result.app_hash,
-                                             committed.result.tx_hashes))
+        # The certificate's value id is id(v), the SHA-256 of the block: its hash.
+        self.backend.feed.publish(committed_block_view(
+            committed.block, committed.certificate.value_id, committed.certificate,
+            committed.result.app_hash, committed.result.tx_hashes))
 
     async def _refresh_metrics(self) -> None:
         driver = self.driver
