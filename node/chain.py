@@ -66,8 +66,13 @@ class Chain:
     def parent_time_ms(self) -> int:
         return self._committed_tip()[2]
 
+    def committed(self, height: int, value_hash: bytes, block: Block) -> None:
+        """The block just committed at ``height`` is the new tip: nothing to read back from the store."""
+        assert height == self.store.height, "the store holds the block first"
+        self._tip = (height, value_hash, block.time_ms)
+
     def _committed_tip(self) -> tuple[int, bytes, int]:
-        """The tip block's hash and time, read from the store once per height."""
+        """The tip block's hash and time; read from the store when no commit told us (after a restart)."""
         height = self.store.height
         if self._tip is None or self._tip[0] != height:
             if height == 0:

@@ -306,6 +306,7 @@ class ConsensusDriver:
         assert decoded is not None, "the engine commits only values that passed valid(v)"
         result = await asyncio.to_thread(
             self.chain.store.apply_block, height, decoded.txs, value, self._encode_certificate(certificate))
+        self.chain.committed(height, certificate.value_id, decoded.block)
         self.mempool.update(decoded.txs)
         now = self._clock()
         interval, self._last_commit_time = now - self._last_commit_time, now

@@ -31,21 +31,32 @@ def chain(tmp_path):
         store.close()
 
 
-def commit(chain: Chain, value: bytes) -> None:
+def commit(chain: Chain, value: bytes, tell: bool = True) -> None:
     decoded = chain.decode(value)
-    chain.store.apply_block(chain.store.height + 1, decoded.txs, value, certificate_bytes(chain.store.height + 1))
+    height = chain.store.height + 1
+    chain.store.apply_block(height, decoded.txs, value, certificate_bytes(height))
+    if tell:
+        chain.committed(height, block_hash(value), decoded.block)
 
 
-def test_the_parent_follows_each_commit(chain):
+@pytest.mark.parametrize("tell", [True, False], ids=["told by the commit", "read from the store"])
+def test_the_parent_follows_each_commit(chain, tell):
     assert (chain.parent_hash(), chain.parent_time_ms()) == (chain.store.genesis_hash, 0)
     # A clock that went back (4,000 after 5,000) still gives a block no older than its parent.
     for height, now_ms, time_ms in [(1, 1_000, 1_000), (2, 5_000, 5_000), (3, 4_000, 5_000)]:
         transfer = signed(TxKind.TRANSFER, HOLDERS[0], height - 1, 5, HOLDERS[1])
         value = chain.build(height, PROPOSER, now_ms, [transfer])
         assert chain.is_valid(height, value)
-        commit(chain, value)
+        commit(chain, value, tell)
         assert chain.parent_hash() == block_hash(value)
         assert chain.parent_time_ms() == decode_block(value).time_ms == time_ms
+
+
+def test_a_commit_that_tells_the_chain_spares_reading_the_tip_back(chain, monkeypatch):
+    value = chain.build(1, PROPOSER, 1_000, [signed(TxKind.TRANSFER, HOLDERS[0], 0, 5, HOLDERS[1])])
+    commit(chain, value)
+    monkeypatch.setattr(chain.store, "block", lambda height: pytest.fail("the tip was read back from the store"))
+    assert (chain.parent_hash(), chain.parent_time_ms()) == (block_hash(value), 1_000)
 
 
 def test_a_value_is_hashed_once_while_it_is_passed_around(chain, monkeypatch):
