@@ -130,6 +130,7 @@ class ValidatorNode:
             signing_file=signing_file, validators=self.validators, own_key=self.key.public_key,
             encode_certificate=encode_certificate, max_block_txs=c.max_block_txs,
             max_block_bytes=c.max_block_bytes, empty_block_wait_s=c.empty_block_wait_ms / 1000,
+            block_interval_s=c.block_interval_ms / 1000,
         )
         driver.on_rejected = lambda reason: self.metrics.peer_messages_rejected.labels(reason).inc()
         driver.on_evidence = lambda evidence: self.metrics.evidence.inc()
