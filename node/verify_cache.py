@@ -10,7 +10,9 @@ honest path and would let anyone fill the cache with garbage.  Entries are
 keyed by a BLAKE2b-256 digest of (public key, signature, message) rather than
 the triple itself, so an entry costs the same ~170 bytes whatever the message
 size, and a collision (which would make a forged triple look verified) is as
-hard as breaking a 256-bit hash.  Eviction is least-recently-used and bounded
+hard as breaking a 256-bit hash.  Callers that already hold such a digest of
+the whole triple pass it instead (transactions pass their SHA-256 hash; see
+``BatchVerifier.verify_batch``).  Eviction is least-recently-used and bounded
 by entry count.
 """
 
