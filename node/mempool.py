@@ -112,15 +112,22 @@ class Mempool:
         max_txs: int,
         max_bytes: int,
         max_pending_per_account: int = 1000,
+        max_client_txs: int | None = None,
     ) -> None:
-        if max_txs < 1 or max_bytes < 1 or max_pending_per_account < 1:
+        max_client_txs = max_txs if max_client_txs is None else max_client_txs
+        if max_txs < 1 or max_bytes < 1 or max_pending_per_account < 1 or max_client_txs < 1:
             raise ValueError("mempool limits must be positive")
+        if max_client_txs > max_txs:
+            raise ValueError("max_client_txs cannot exceed max_txs")
         self._prefix = signing_prefix(chain_id)
         self._verifier = verifier
         self._account = account
         self._issuer = issuer
         self._redeemers = banks | {issuer}
         self._max_txs = max_txs
+        # Clients' transactions are admitted while the pool holds fewer than this; relayed
+        # ones up to max_txs (see add_gossip).
+        self._max_client_txs = max_client_txs
         self._max_bytes = max_bytes
         self._max_per_account = max_pending_per_account
         self._by_hash: dict[bytes, SignedTransaction] = {}
@@ -152,20 +159,32 @@ class Mempool:
     # ---- admission
 
     async def add_gossip(self, raws: Sequence[bytes]) -> None:
-        """Transactions a peer relayed: admitted as a client's would be, unless the pool is full by count.
+        """Transactions a peer relayed: checked as a client's would be, and admitted up to ``max_txs``.
 
-        A full pool would decode and check each one only to refuse it, and
-        under load that was most of a validator's work.  Dropping them
-        unexamined loses nothing: a transaction another validator admitted
-        reaches this one inside that validator's proposal.
+        Clients' transactions stop at ``max_client_txs``, so the rest of the
+        pool is kept for what other validators admitted.  Without that room,
+        under load every pool filled with its own clients' transfers, each
+        block carried only its proposer's, and the other validators verified
+        them while the height waited; a validator's pool then emptied only at
+        the heights it proposed.  With it, every validator has verified every
+        validator's transfers before they are proposed.
+
+        A pool full even for relayed transactions drops them unexamined:
+        decoding each only to refuse it was most of a validator's work under
+        load, and a transaction another validator admitted reaches this one
+        inside that validator's proposal anyway.
         """
         if len(self._by_hash) >= self._max_txs:
             self.gossip_dropped += len(raws)
             return
-        await self.add_batch(raws)
+        await self._add(raws, self._max_txs)
 
     async def add_batch(self, raws: Sequence[bytes]) -> list[AdmitResult]:
-        """Admit what passes every check; one result per input, in input order."""
+        """A client's transactions: admit what passes every check; one result per input, in input order."""
+        return await self._add(raws, self._max_client_txs)
+
+    async def _add(self, raws: Sequence[bytes], limit: int) -> list[AdmitResult]:
+        """Admit what passes every check while the pool holds fewer than ``limit`` transactions."""
         results: list[AdmitResult | None] = [None] * len(raws)
         candidates: list[tuple[int, SignedTransaction]] = []
         first_copy: dict[bytes, int] = {}  # hash -> index of its first occurrence in this batch
@@ -194,7 +213,7 @@ class Mempool:
                     continue
             candidates.append((i, stx))
         if candidates:
-            await self._verify_and_admit(candidates, results)
+            await self._verify_and_admit(candidates, results, limit)
         for i, first in repeats:  # a repeated copy shares the fate of the first one
             original = results[first]
             assert original is not None, "the first copy was decided before its repeats"
@@ -205,14 +224,14 @@ class Mempool:
         return results  # type: ignore[return-value]
 
     async def _verify_and_admit(self, candidates: list[tuple[int, SignedTransaction]],
-                                results: list[AdmitResult | None]) -> None:
+                                results: list[AdmitResult | None], limit: int) -> None:
         # Each account's transactions are tried in nonce order, so a client's batch need not be sorted.
-        if len(self._by_hash) >= self._max_txs:
+        if len(self._by_hash) >= limit:
             # Full by count: nothing can be inserted, so spending a signature check on
             # these would be pure waste (the proposal that carries them verifies them
             # anyway). They still get their state errors, or mempool_full.
             candidates.sort(key=_by_nonce)
-            self._admit(candidates, results)
+            self._admit(candidates, results, limit)
             assert all(not results[i].accepted or results[i].code == DUPLICATE  # type: ignore[union-attr]
                        for i, _ in candidates), "an unverified transaction was admitted"
             return
@@ -233,7 +252,7 @@ class Mempool:
                 else:
                     results[i] = AdmitResult(stx.hash, False, INVALID_SIGNATURE, "the signature does not verify")
         verified.sort(key=_by_nonce)
-        self._admit(verified, results)
+        self._admit(verified, results, limit)
 
     def _authorisation_refusal(self, stx: SignedTransaction) -> AdmitResult | None:
         tx = stx.tx
@@ -245,14 +264,15 @@ class Mempool:
             return AdmitResult(stx.hash, False, SELF_TRANSFER, "sender and recipient are the same account")
         return None
 
-    def _admit(self, admitting: list[tuple[int, SignedTransaction]], results: list[AdmitResult | None]) -> None:
-        """The state checks and inserts for each (index, transaction), in the given order.
+    def _admit(self, admitting: list[tuple[int, SignedTransaction]], results: list[AdmitResult | None],
+               limit: int) -> None:
+        """The state checks and inserts for each (index, transaction), in the given order, below ``limit``.
 
         One loop over the batch with the pool's attributes in locals: this runs
         once per admitted transaction and was the mempool's largest cost.
         """
         by_hash, accounts, lookup = self._by_hash, self._accounts, self._account
-        max_txs, max_bytes, max_per_account = self._max_txs, self._max_bytes, self._max_per_account
+        max_bytes, max_per_account = self._max_bytes, self._max_per_account
         for i, stx in admitting:
             tx_hash = stx.hash
             if tx_hash in by_hash:  # admitted by a concurrent batch while this one was verified
@@ -285,7 +305,7 @@ class Mempool:
             # Checked last, so "mempool_full" means every other check passed and a retry is worth it
             # (when the pool was already full on arrival, the signature was not checked either).
             size = len(stx.raw)
-            if len(by_hash) >= max_txs or self._bytes + size > max_bytes:
+            if len(by_hash) >= limit or self._bytes + size > max_bytes:
                 results[i] = AdmitResult(tx_hash, False, MEMPOOL_FULL, "the mempool is full; retry later")
                 continue
             if not txs:

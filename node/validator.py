@@ -101,6 +101,7 @@ class ValidatorNode:
             chain_id=genesis.chain_id, verifier=verifier, account=_account_lookup(store),
             issuer=genesis.issuer, banks=frozenset(b.public_key for b in genesis.banks),
             max_txs=config.mempool.max_txs, max_bytes=config.mempool.max_bytes,
+            max_client_txs=client_share(config.mempool.max_txs, len(genesis.validators)),
         )
         chain = Chain(store, verifier, frozenset(v.public_key for v in genesis.validators), known=mempool.get)
         c = config.consensus
@@ -244,6 +245,12 @@ class ValidatorNode:
             self.metrics.set_mempool(len(driver.mempool), driver.mempool.size_bytes, driver.mempool.gossip_dropped)
             self.metrics.set_peers(len(driver.network.peers()))
             await asyncio.sleep(1.0)
+
+
+def client_share(max_txs: int, validators: int) -> int:
+    """How much of the pool clients may fill: with other validators, half is kept for what
+    they relay (``Mempool.add_gossip`` says why); alone, all of it."""
+    return max_txs if validators == 1 else max(1, max_txs // 2)
 
 
 def _account_lookup(store: LedgerStore):

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from node.keys import KeyPair
 from node.mempool import AdmitResult, Mempool
+from node.validator import client_share
 from node.metrics import NodeMetrics
 from node.tx import SignedTransaction, Transaction, TxKind
 from node.verify import BatchVerifier
@@ -84,6 +85,7 @@ def make_pool(ledger: Ledger, verifier: RecordingVerifier | BatchVerifier, **lim
         max_txs=limits.get("max_txs", 10_000),
         max_bytes=limits.get("max_bytes", 10_000_000),
         max_pending_per_account=limits.get("max_pending_per_account", 1000),
+        max_client_txs=limits.get("max_client_txs"),
     )
 
 
@@ -230,6 +232,32 @@ async def test_gossip_is_admitted_like_a_submission_until_the_pool_is_full(
     monkeypatch.setattr("node.mempool.decode_tx", no_decoding)
     await pool.add_gossip([transfer(ALICE, 2, 1).raw, transfer(BOB, 0, 1).raw, b"junk"])
     assert len(pool) == 2 and pool.gossip_dropped == 3 and sum(verifier.batches) == checked
+
+
+async def test_clients_fill_their_share_and_relayed_transactions_the_rest(
+        ledger: Ledger, verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier, max_txs=4, max_client_txs=2)
+    results = await pool.add_batch([transfer(ALICE, n, 1).raw for n in range(3)])
+    assert codes(results) == ["accepted", "accepted", "mempool_full"]
+    await pool.add_gossip([transfer(BOB, n, 1).raw for n in range(3)])
+    assert len(pool) == 4 and pool.gossip_dropped == 0  # relayed: up to max_txs, the third refused
+    checked = sum(verifier.batches)
+    results = await pool.add_batch([transfer(ALICE, 2, 1).raw])
+    assert codes(results) == ["mempool_full"] and sum(verifier.batches) == checked  # full on arrival: unverified
+    await pool.add_gossip([transfer(BOB, 2, 1).raw])
+    assert len(pool) == 4 and pool.gossip_dropped == 1
+
+
+def test_a_client_share_above_the_pool_is_refused(ledger: Ledger, verifier: RecordingVerifier) -> None:
+    with pytest.raises(ValueError, match="max_client_txs cannot exceed max_txs"):
+        make_pool(ledger, verifier, max_txs=4, max_client_txs=5)
+    with pytest.raises(ValueError, match="must be positive"):
+        make_pool(ledger, verifier, max_txs=4, max_client_txs=0)
+
+
+def test_with_other_validators_clients_get_half_the_pool() -> None:
+    assert [client_share(10_000, n) for n in (1, 2, 4)] == [10_000, 5_000, 5_000]
+    assert client_share(1, 4) == 1
 
 
 async def test_full_by_count_and_by_bytes(ledger: Ledger, verifier: RecordingVerifier) -> None:
