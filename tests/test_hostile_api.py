@@ -535,12 +535,12 @@ def test_hostile_input_is_refused_exactly_and_honest_transfers_commit(tmp_path):
 
 def test_a_flood_fills_the_account_then_the_pool_then_gets_503_with_retry_after(tmp_path):
     """Validator 1 of 2 runs alone: no quorum, no commits, so the pool only fills and the answers are exact."""
-    pool = FLOOD_LIMIT + 100
+    pool = FLOOD_LIMIT + 100  # what clients may fill: with another validator, half of mempool.max_txs
     network = make_network(tmp_path / "net", validators=2)
     path = network.config_files[0]
     config = load_config(path)
     path.write_text(render_config(dataclasses.replace(
-        config, mempool=dataclasses.replace(config.mempool, max_txs=pool)), path.parent))
+        config, mempool=dataclasses.replace(config.mempool, max_txs=2 * pool)), path.parent))
     chain_id = network.genesis.chain_id
     bank, issuer = read_key_file(network.bank_key_files[0]), read_key_file(network.issuer_key_file)
     holder = KeyPair.generate().public_key
