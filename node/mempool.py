@@ -204,13 +204,10 @@ class Mempool:
                 repeats.append((i, first_copy[tx_hash]))
                 continue
             first_copy[tx_hash] = i
-            tx = stx.tx
-            # A transfer between two accounts needs no authorisation; everything else is looked at.
-            if tx.kind is not _TRANSFER or tx.recipient == tx.sender:
-                refusal = self._authorisation_refusal(stx)
-                if refusal is not None:
-                    results[i] = refusal
-                    continue
+            refusal = self._authorisation_refusal(stx)
+            if refusal is not None:
+                results[i] = refusal
+                continue
             candidates.append((i, stx))
         if candidates:
             await self._verify_and_admit(candidates, results, limit)

@@ -58,7 +58,6 @@ class Committed:
     """What a commit hands to the runtime's listeners (API feed, metrics)."""
 
     height: int
-    value: bytes
     block: Block
     certificate: CommitCertificate
     result: BlockResult
@@ -326,7 +325,7 @@ class ConsensusDriver:
         self.network.broadcast(Status(height))
         log.info("consensus.commit height=%d round=%d txs=%d app_hash=%s",
                  height, certificate.round, len(decoded.txs), result.app_hash.hex())
-        committed = Committed(height, value, decoded.block, certificate, result, decoded.txs, interval)
+        committed = Committed(height, decoded.block, certificate, result, decoded.txs, interval)
         for listener in self._listeners:
             listener(committed)
 

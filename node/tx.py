@@ -201,7 +201,7 @@ def decode_tx(raw: bytes) -> SignedTransaction:
     kind = _KIND_BY_NUMBER.get(fields[1]) if type(fields[1]) is int else None
     if kind is None:
         raise _fail("unknown_kind", f"unknown transaction kind {fields[1]!r}")
-    with_recipient = kind is not TxKind.REDEEM
+    with_recipient = kind in _KINDS_WITH_RECIPIENT
     expected = 8 if with_recipient else 7
     if len(fields) != expected:
         raise _fail("bad_field_count", f"{kind.name.lower()} has {expected} fields, got {len(fields)}")
