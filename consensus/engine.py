@@ -52,7 +52,14 @@ from consensus.events import (
     VoteReceived,
 )
 from consensus.evidence import Evidence, conflicting, make_evidence, signer_of
-from consensus.messages import MessageType, Proposal, Vote, is_well_formed, signing_bytes, value_id
+from consensus.messages import (
+    MessageType,
+    Proposal,
+    Vote,
+    is_well_formed,
+    signing_bytes,
+    value_id,
+)
 from consensus.validators import ValidatorSet
 from consensus.votes import HeightLog
 

@@ -33,7 +33,7 @@ from consensus.events import (
 )
 from consensus.messages import Proposal
 from consensus.validators import Validator, ValidatorSet
-from node.keys import KeyPair, verify_signature
+from node.core.keys import KeyPair, verify_signature
 
 CHAIN = "som-bench"
 DEFAULT_HEIGHTS = {4: 50, 16: 10, 64: 3}

@@ -21,9 +21,9 @@ import statistics
 import tempfile
 import time
 
-from node.keys import KeyPair
+from node.core.keys import KeyPair
+from node.core.tx import Transaction, TxKind
 from node.ledger import GenesisState, LedgerStore
-from node.tx import Transaction, TxKind
 
 CHAIN_ID = "som-bench"
 

@@ -33,13 +33,13 @@ from pathlib import Path
 
 import msgpack
 
-import node.verify
+import node.verifier.scheduler
 from node.api.codec import admit_result_doc
-from node.chain import Chain
-from node.keys import KeyPair
+from node.core.keys import KeyPair
+from node.core.tx import Transaction, TxKind
+from node.host.validity import Chain
 from node.ledger import GenesisState, LedgerStore
-from node.mempool import Mempool
-from node.tx import Transaction, TxKind
+from node.mempool.pool import Mempool
 
 CHAIN_ID = "som-bench"
 BATCH = 500
@@ -62,7 +62,7 @@ async def one_pass(directory: Path, genesis: GenesisState, raws: list[bytes], bl
     """Seconds of this thread's CPU per stage for all of ``raws``."""
     spent: dict[str, float] = defaultdict(float)
     store = LedgerStore.open(directory / "ledger", genesis)
-    verifier = node.verify.BatchVerifier(threads=2)
+    verifier = node.verifier.scheduler.BatchVerifier(threads=2)
     try:
         def account(public_key: bytes) -> tuple[int, int]:
             found = store.account(public_key)
@@ -121,7 +121,7 @@ def main() -> None:
     raws = make_load(keys, args.txs)
     # The no-op stands in for libsodium's check (which returns the message); the shape
     # checks, cache and chunking around it stay.
-    node.verify.crypto_sign_open = lambda signed, public_key: signed[64:]
+    node.verifier.scheduler.crypto_sign_open = lambda signed, public_key: signed[64:]
     passes = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as directory:

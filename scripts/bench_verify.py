@@ -41,10 +41,10 @@ import nacl
 import nacl.signing
 from nacl.bindings import crypto_sign_open
 
-from node.bench import process_cpu_seconds
-from node.keys import KeyPair
-from node.tx import Transaction, TxKind, signing_prefix
-from node.verify import GIL_SWITCH_INTERVAL_S, BatchVerifier
+from node.core.keys import KeyPair
+from node.core.tx import Transaction, TxKind, signing_prefix
+from node.tools.bench import process_cpu_seconds
+from node.verifier.scheduler import GIL_SWITCH_INTERVAL_S, BatchVerifier
 
 CHAIN_ID = "som-bench"
 BATCH_SIZES = (1, 16, 256, 4096)

@@ -13,9 +13,9 @@ import aiohttp
 
 from consensus.messages import MessageType, Proposal, Vote
 from consensus.validators import Validator, ValidatorSet
-from node.block import Block
-from node.genesis import Genesis
-from node.keys import KeyPair
+from node.core.block import Block
+from node.core.genesis import Genesis
+from node.core.keys import KeyPair
 from node.p2p.config import NetworkConfig
 from node.p2p.handshake import Identity, Role, run_handshake
 from node.p2p.transport import P2P_PATH, PeerNetwork
@@ -71,7 +71,7 @@ class ByzantineValidator:
                         self.key.sign(unsigned.signing_bytes(self.chain_id)))
 
     def block(self, parent: dict, time_offset_ms: int) -> bytes:
-        """An empty block that passes node.chain's valid(v) on top of ``parent`` (an API block document).
+        """An empty block that passes node.host.validity's valid(v) on top of ``parent`` (an API block document).
 
         Blocks differing only in ``time_offset_ms`` are all valid: that is
         what makes proposing two of them an equivocation rather than a forgery.

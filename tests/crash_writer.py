@@ -18,10 +18,10 @@ import sys
 
 import msgpack
 
-from node.amount import MAX_TYIYN
+from node.core.amount import MAX_TYIYN
+from node.core.tx import SignedTransaction, Transaction, TxKind
 from node.ledger.apphash import BLOCK_DOMAIN, GENESIS_DOMAIN
 from node.ledger.state import GenesisState
-from node.tx import SignedTransaction, Transaction, TxKind
 
 CHAIN_ID = "som-crash-test"
 GENESIS_HASH = hashlib.sha256(b"crash-test genesis").digest()

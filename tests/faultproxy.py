@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import Future
 
-from node.p2p.handshake import Hello, HandshakeRefused, decode_hello
+from node.p2p.handshake import HandshakeRefused, Hello, decode_hello
 
 log = logging.getLogger("tests.faultproxy")
 

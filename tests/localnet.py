@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from node.cli_init import LocalNetwork, create_network
-from node.config import load_config, render_config
-from node.keys import KeyPair, read_key_file
-from node.testnet import LocalTestnet, free_ports
-from node.tx import SignedTransaction, Transaction, TxKind
+from node.app.config import load_config, render_config
+from node.core.keys import KeyPair, read_key_file
+from node.core.tx import SignedTransaction, Transaction, TxKind
+from node.tools.network import LocalNetwork, create_network
+from node.tools.testnet import LocalTestnet, free_ports
 
 
 def make_network(directory: Path, validators: int = 4, **consensus: int) -> LocalNetwork:

@@ -8,8 +8,14 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from node.address import ADDRESS_LENGTH, PREFIX, AddressError, decode_address, encode_address
-from node.keys import KeyPair
+from node.core.address import (
+    ADDRESS_LENGTH,
+    PREFIX,
+    AddressError,
+    decode_address,
+    encode_address,
+)
+from node.core.keys import KeyPair
 
 public_keys = st.binary(min_size=32, max_size=32)
 # Every ASCII character plus a few look-alikes a user might paste.

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.amount import MAX_TYIYN, AmountError, check_tyiyn, format_som, parse_som, parse_tyiyn
+from node.core.amount import (
+    MAX_TYIYN,
+    AmountError,
+    check_tyiyn,
+    format_som,
+    parse_som,
+    parse_tyiyn,
+)
 
 
 @pytest.mark.parametrize(

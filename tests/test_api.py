@@ -7,9 +7,9 @@ import hashlib
 import json
 import logging
 import os
-from urllib.parse import quote
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import msgpack
 import pytest
@@ -30,11 +30,11 @@ from node.api import (
     TxStatus,
     make_api_app,
 )
-from node.keys import KeyPair, verify_signature
-from node.mempool import AdmitResult, Mempool
-from node.metrics import NodeMetrics, VerifierCollector
-from node.tx import SignedTransaction, Transaction, TxKind
-from node.verify import BatchVerifier
+from node.app.metrics import NodeMetrics, VerifierCollector
+from node.core.keys import KeyPair, verify_signature
+from node.core.tx import SignedTransaction, Transaction, TxKind
+from node.mempool.pool import AdmitResult, Mempool
+from node.verifier.scheduler import BatchVerifier
 
 CHAIN = "som-api-test"
 ISSUER = KeyPair.from_seed(b"\x01" * 32)

@@ -10,7 +10,7 @@ import textwrap
 import time
 
 from node import cli
-from node.bench import process_cpu_seconds
+from node.tools.bench import process_cpu_seconds
 
 
 def test_a_validators_cpu_includes_its_helper_processes():

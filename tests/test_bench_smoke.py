@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from node.bench import format_table, run_bench, to_json
+from node.tools.bench import format_table, run_bench, to_json
 
 
 def test_short_benchmark_run_passes_its_checks(tmp_path):

@@ -8,9 +8,9 @@ import msgpack
 import pytest
 from aiohttp import web
 
-from node.bench import BenchError, _submit
-from node.keys import KeyPair
-from node.tx import Transaction, TxKind
+from node.core.keys import KeyPair
+from node.core.tx import Transaction, TxKind
+from node.tools.bench import BenchError, _submit
 
 
 def transfers(count: int) -> list:

@@ -17,12 +17,11 @@ import random
 import urllib.request
 
 import aiohttp
-import pytest
 
 from consensus.messages import MessageType
-from node.address import encode_address
-from node.block import block_hash
-from node.keys import read_key_file
+from node.core.address import encode_address
+from node.core.block import block_hash
+from node.core.keys import read_key_file
 from node.p2p.framing import MAX_FRAME_BYTES
 from node.p2p.wire import encode
 from tests.byzantine import ByzantineValidator

@@ -6,15 +6,15 @@ import asyncio
 
 import pytest
 
-import node.chain
-from node.block import block_hash, decode_block
-from node.chain import Chain
+import node.host.validity
+from node.core.block import block_hash, decode_block
+from node.core.keys import KeyPair
+from node.core.tx import Transaction, TxKind
+from node.host.validity import Chain
 from node.ledger import LedgerStore
-from node.mempool import Mempool
-from node.keys import KeyPair
 from node.ledger.state import GenesisState
-from node.tx import Transaction, TxKind
-from node.verify import BatchVerifier
+from node.mempool.pool import Mempool
+from node.verifier.scheduler import BatchVerifier
 from tests.crash_writer import HOLDERS, certificate_bytes, genesis_state, signed
 
 PROPOSER = b"\x07" * 32
@@ -68,7 +68,7 @@ def test_a_value_is_hashed_once_while_it_is_passed_around(chain, monkeypatch):
         calls.append(raw)
         return block_hash(raw)
 
-    monkeypatch.setattr(node.chain, "block_hash", counted)
+    monkeypatch.setattr(node.host.validity, "block_hash", counted)
     for _ in range(3):
         assert chain.decode(value) is chain.decode(value)
         assert chain.is_valid(1, value)

@@ -6,12 +6,12 @@ import stat
 
 import pytest
 
-from node.address import decode_address
-from node.cli import CliError, main
-from node.cli_init import create_network
-from node.config import load_config
-from node.genesis import load_genesis
-from node.keys import read_key_file
+from node.app.config import load_config
+from node.cli import main
+from node.core.address import decode_address
+from node.core.genesis import load_genesis
+from node.core.keys import read_key_file
+from node.tools.network import NetworkSpecError, create_network
 
 
 @pytest.fixture
@@ -143,6 +143,6 @@ def test_create_network_with_explicit_ports_and_ipv6_host(tmp_path):
     [([(40001, 40002)], "expected 2"), ([(1, 2), (2, 3)], "two ports of its own"), ([(1, 2), (3, 70000)], "1..65535")],
 )
 def test_create_network_rejects_bad_ports(tmp_path, ports, message):
-    with pytest.raises(CliError, match=message):
+    with pytest.raises(NetworkSpecError, match=message):
         create_network(tmp_path / "net", validators=2, banks=0, ports=ports)
     assert not (tmp_path / "net").exists()

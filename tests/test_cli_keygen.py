@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import stat
 
-from node.address import decode_address
 from node.cli import main
-from node.keys import read_key_file
+from node.core.address import decode_address
+from node.core.keys import read_key_file
 
 
 def test_keygen_writes_owner_only_key_and_prints_its_address(tmp_path, capsys):

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_help_in_a_subprocess_lists_the_commands():
     result = subprocess.run(
-        [sys.executable, "-m", "node.cli", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "node", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     assert "usage: somnode" in result.stdout
@@ -28,7 +28,7 @@ def test_subprocess_user_error_has_no_traceback(tmp_path):
     out = tmp_path / "k.json"
     out.write_text("already here")
     result = subprocess.run(
-        [sys.executable, "-m", "node.cli", "keygen", "--out", str(out)],
+        [sys.executable, "-m", "node", "keygen", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2
@@ -64,7 +64,7 @@ def test_every_command_module_registers_a_handler():
 
 
 def test_user_errors_from_handlers_become_exit_2(monkeypatch, capsys):
-    from node.config import ConfigError
+    from node.app.config import ConfigError
 
     def failing(_args):
         raise ConfigError("api.listen: expected host:port, got 'abc'")

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from node.app.config import load_config, render_config
 from node.cli import main
-from node.cli_init import create_network
-from node.config import load_config, render_config
-from node.keys import KeyPair, write_key_file
+from node.core.keys import KeyPair, write_key_file
+from node.tools.network import create_network
 from tests.localnet import free_ports
 
 
@@ -50,7 +50,7 @@ def test_run_names_the_bad_config_field(tmp_path, capsys):
 
 def test_testnet_starts_validators_and_ctrl_c_stops_them_all(tmp_path):
     base = _free_port_run(4)
-    command = [sys.executable, "-m", "node.cli", "testnet", "--validators", "2", "--dir", str(tmp_path / "tn"),
+    command = [sys.executable, "-m", "node", "testnet", "--validators", "2", "--dir", str(tmp_path / "tn"),
                "--base-port", str(base)]
     with _testnet_until_ctrl_c(command, base, validators=2):
         pass
@@ -118,7 +118,7 @@ def test_readme_run_command_brings_up_four_validators_and_a_transfer_shows_on_an
         payee = KeyPair.generate().address
 
         def somnode(*args: str) -> str:
-            done = subprocess.run([sys.executable, "-m", "node.cli", *args], capture_output=True, text=True,
+            done = subprocess.run([sys.executable, "-m", "node", *args], capture_output=True, text=True,
                                   timeout=60)
             assert done.returncode == 0, done.stdout + done.stderr
             return done.stdout

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.config import (
+from node.app.config import (
     ApiSection,
     Config,
     ConfigError,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from node.config import load_config
-from node.genesis import load_genesis
-from node.keys import read_key_file
+from node.app.config import load_config
+from node.core.genesis import load_genesis
+from node.core.keys import read_key_file
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

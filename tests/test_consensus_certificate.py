@@ -6,10 +6,14 @@ import dataclasses
 
 import pytest
 
-from consensus.certificate import CertificateError, CommitCertificate, verify_certificate
+from consensus.certificate import (
+    CertificateError,
+    CommitCertificate,
+    verify_certificate,
+)
 from consensus.messages import MessageType, Vote, signing_bytes, value_id
 from consensus.validators import Validator, ValidatorSet
-from node.keys import KeyPair, verify_signature
+from node.core.keys import KeyPair, verify_signature
 
 CHAIN = "som-test"
 KEYS = [KeyPair.from_seed(bytes([i + 10]) * 32) for i in range(4)]

@@ -7,11 +7,17 @@ import dataclasses
 import pytest
 
 from consensus.engine import MAX_EVIDENCE, Engine
-from consensus.events import EvidenceFound, ProposalReceived, ScheduleTimeout, Step, VoteReceived
+from consensus.events import (
+    EvidenceFound,
+    ProposalReceived,
+    ScheduleTimeout,
+    Step,
+    VoteReceived,
+)
 from consensus.evidence import Evidence, EvidenceError, make_evidence, verify_evidence
 from consensus.messages import MessageType, Proposal, Vote, signing_bytes, value_id
 from consensus.validators import Validator, ValidatorSet
-from node.keys import KeyPair, verify_signature
+from node.core.keys import KeyPair, verify_signature
 
 CHAIN = "som-test"
 KEYS = [KeyPair.from_seed(bytes([i + 40]) * 32) for i in range(4)]

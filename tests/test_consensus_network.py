@@ -32,7 +32,7 @@ from consensus.events import (
 )
 from consensus.messages import MessageType, Proposal, Vote, signing_bytes, value_id
 from consensus.validators import Validator, ValidatorSet
-from node.keys import KeyPair, verify_signature
+from node.core.keys import KeyPair, verify_signature
 
 CHAIN = "som-net"
 LONG = os.environ.get("SOMNODE_LONG") == "1"

@@ -28,11 +28,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from node.address import encode_address
-from node.client import ApiClientError, NodeClient
-from node.config import Endpoint, load_config, render_config
-from node.keys import KeyPair
+from node.app.config import Endpoint, load_config, render_config
+from node.core.address import encode_address
+from node.core.keys import KeyPair
 from node.p2p.handshake import PROTOCOL_VERSION, Hello
+from node.tools.client import ApiClientError, NodeClient
 from tests.faultproxy import FaultProxies, dialler_key
 from tests.localnet import Wallet, free_ports, make_network, node_log, running
 

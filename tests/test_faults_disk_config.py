@@ -38,14 +38,14 @@ import pytest
 
 from consensus.events import SigningState, Step
 from consensus.messages import MessageType, Proposal, Vote, signing_bytes
-from node.block import Block, block_hash, decode_block
-from node.client import ApiClientError, NodeClient
-from node.config import load_config
-from node.genesis import load_genesis
-from node.keys import KeyPair, read_key_file, write_key_file
+from node.app.config import load_config
+from node.core.block import Block, block_hash, decode_block
+from node.core.genesis import load_genesis
+from node.core.keys import KeyPair, read_key_file, write_key_file
+from node.host.signing_state import SigningStateFile
 from node.ledger.state import GenesisState
 from node.ledger.store import LedgerError, LedgerStore
-from node.signing_file import SigningStateFile
+from node.tools.client import ApiClientError, NodeClient
 from tests.localnet import Wallet, make_network, running
 
 START_TIMEOUT_S = 60
@@ -82,7 +82,7 @@ class Node:
 
 
 def run_node_command(config: Path) -> list[str]:
-    return [sys.executable, "-m", "node.cli", "run", "--config", str(config)]
+    return [sys.executable, "-m", "node", "run", "--config", str(config)]
 
 
 def refused(node: Node, timeout_s: float = REFUSAL_TIMEOUT_S) -> tuple[int, str]:

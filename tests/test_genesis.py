@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.address import encode_address
-from node.genesis import (
+from node.core.address import encode_address
+from node.core.genesis import (
     GENESIS_DOMAIN,
     Bank,
     Genesis,
@@ -19,7 +19,7 @@ from node.genesis import (
     GenesisValidator,
     load_genesis,
 )
-from node.keys import KeyPair
+from node.core.keys import KeyPair
 
 KEYS = [KeyPair.from_seed(bytes([i]) * 32).public_key for i in range(1, 12)]
 

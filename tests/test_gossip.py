@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from node.gossip import TxGossip
+from node.mempool.relay import TxGossip
 from node.p2p.wire import TxBatch
 
 

@@ -36,11 +36,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.address import encode_address
-from node.amount import MAX_TYIYN
-from node.config import load_config, render_config
-from node.keys import KeyPair, read_key_file
-from node.tx import MAX_TX_BYTES, Transaction, TxDecodeError, TxKind, decode_tx
+from node.app.config import load_config, render_config
+from node.core.address import encode_address
+from node.core.amount import MAX_TYIYN
+from node.core.keys import KeyPair, read_key_file
+from node.core.tx import MAX_TX_BYTES, Transaction, TxDecodeError, TxKind, decode_tx
 from tests.localnet import Wallet, make_network, node_log, running
 
 LONG = os.environ.get("SOMNODE_LONG") == "1"

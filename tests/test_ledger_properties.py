@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tests.crash_writer as cw
-from node.amount import MAX_TYIYN
+from node.core.amount import MAX_TYIYN
+from node.core.tx import TxKind
 from node.ledger import GenesisState, LedgerStore
-from node.tx import TxKind
 
 EXAMPLES = int(os.environ.get("SOMNODE_LEDGER_EXAMPLES", "1000" if os.environ.get("SOMNODE_LONG") == "1" else "100"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None,

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from tests.crash_writer import BANKS, HOLDERS, ISSUER, block_bytes, certificate_bytes, genesis_state, key, signed
-from node.amount import MAX_TYIYN
+from node.core.amount import MAX_TYIYN
+from node.core.tx import TxKind
 from node.ledger import GenesisState, LedgerStore
-from node.tx import TxKind
+from tests.crash_writer import (
+    BANKS,
+    HOLDERS,
+    ISSUER,
+    block_bytes,
+    certificate_bytes,
+    genesis_state,
+    key,
+    signed,
+)
 
 ALICE, BOB = HOLDERS[0], HOLDERS[1]
 STRANGER = key(999)  # never funded at genesis
@@ -197,7 +206,7 @@ def test_genesis_state_is_validated(balances, message):
 
 
 def test_a_real_genesis_maps_onto_the_ledger(tmp_path):
-    from node.genesis import Bank, Genesis, GenesisValidator
+    from node.core.genesis import Bank, Genesis, GenesisValidator
 
     keys = [key(100 + i) for i in range(5)]
     genesis = Genesis(

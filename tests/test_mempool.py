@@ -9,15 +9,14 @@ from collections.abc import Iterator, Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from prometheus_client import CollectorRegistry
 
-from node.keys import KeyPair
-from node.mempool import AdmitResult, Mempool
-from node.validator import client_share
-from node.metrics import NodeMetrics
-from node.tx import SignedTransaction, Transaction, TxKind
-from node.verify import BatchVerifier
+from node.app.assembly import client_share
+from node.app.metrics import NodeMetrics
+from node.core.keys import KeyPair
+from node.core.tx import SignedTransaction, Transaction, TxKind
+from node.mempool.pool import AdmitResult, Mempool
+from node.verifier.scheduler import BatchVerifier
 
 CHAIN = "som-test"
 SEEDS = [bytes([i]) * 32 for i in range(1, 7)]
@@ -229,7 +228,7 @@ async def test_gossip_is_admitted_like_a_submission_until_the_pool_is_full(
 
     def no_decoding(raw: bytes) -> None:
         raise AssertionError("a full pool decoded relayed transactions")
-    monkeypatch.setattr("node.mempool.decode_tx", no_decoding)
+    monkeypatch.setattr("node.mempool.pool.decode_tx", no_decoding)
     await pool.add_gossip([transfer(ALICE, 2, 1).raw, transfer(BOB, 0, 1).raw, b"junk"])
     assert len(pool) == 2 and pool.gossip_dropped == 3 and sum(verifier.batches) == checked
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from node.client import ApiClientError
+from node.tools.client import ApiClientError
 from tests.localnet import Wallet, make_network, node_log, running
 
 TIMEOUT_S = 60

@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from node.cli_init import create_network
-from node.cli_run import NodeHalted, _serve
+from node.app.assembly import ValidatorNode, load_node_files
+from node.cli.run import NodeHalted, _serve
 from node.ledger.state import GenesisState
 from node.ledger.store import LedgerStore
-from node.validator import ValidatorNode, load_node_files
+from node.tools.network import create_network
 from tests.localnet import free_ports
 
 

@@ -13,7 +13,7 @@ import asyncio
 import urllib.request
 
 from consensus.messages import MessageType, Vote, signing_bytes
-from node.keys import KeyPair, read_key_file
+from node.core.keys import KeyPair, read_key_file
 from node.p2p.config import NetworkConfig
 from node.p2p.transport import PeerNetwork
 from tests.localnet import free_ports, make_network, node_log, running

@@ -18,11 +18,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from node import cli
-from node.config import Config, parse_config
-from node.metrics import NetworkCollector, NodeMetrics, VerifierCollector
+from node.app.config import Config, parse_config
+from node.app.metrics import NetworkCollector, NodeMetrics, VerifierCollector
 from node.p2p.handshake import Refusal
 from node.p2p.stats import NetworkStats
-from node.verify import BatchVerifier
+from node.verifier.scheduler import BatchVerifier
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "operators.md").read_text(encoding="utf-8")

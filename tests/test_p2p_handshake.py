@@ -8,9 +8,17 @@ import os
 import aiohttp
 import pytest
 
-from node.keys import KeyPair
+from node.core.keys import KeyPair
 from node.p2p.handshake import (
-    Hello, HandshakeRefused, Identity, Refusal, Role, decode_auth, decode_hello, encode_auth, run_handshake,
+    HandshakeRefused,
+    Hello,
+    Identity,
+    Refusal,
+    Role,
+    decode_auth,
+    decode_hello,
+    encode_auth,
+    run_handshake,
 )
 
 CHAIN = "som-test"

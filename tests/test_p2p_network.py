@@ -14,9 +14,17 @@ import pytest
 
 from consensus.certificate import CommitCertificate
 from consensus.messages import MessageType, Proposal, Vote
-from node.keys import KeyPair, verify_signature
+from node.core.keys import KeyPair, verify_signature
 from node.p2p import (
-    BadResponse, BlockResponse, LinkLost, NetworkConfig, PeerNetwork, Refusal, Status, TxBatch, encode,
+    BadResponse,
+    BlockResponse,
+    LinkLost,
+    NetworkConfig,
+    PeerNetwork,
+    Refusal,
+    Status,
+    TxBatch,
+    encode,
 )
 from node.p2p.handshake import HandshakeRefused, Identity, Role, run_handshake
 from node.p2p.transport import P2P_PATH

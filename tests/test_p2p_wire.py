@@ -11,10 +11,17 @@ from hypothesis import strategies as st
 
 from consensus.certificate import CommitCertificate
 from consensus.messages import MessageType, Proposal, Vote
-from node.keys import KeyPair
+from node.core.keys import KeyPair
 from node.p2p.framing import FrameType, WireError, pack_frame
 from node.p2p.wire import (
-    MAX_BLOCKS_PER_RESPONSE, BlockRequest, BlockResponse, Status, TxBatch, decode, encode, fit_blocks,
+    MAX_BLOCKS_PER_RESPONSE,
+    BlockRequest,
+    BlockResponse,
+    Status,
+    TxBatch,
+    decode,
+    encode,
+    fit_blocks,
 )
 
 EXAMPLES = 5_000 if os.environ.get("SOMNODE_LONG") == "1" else 200

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from consensus.events import ValueReady
-from node.runtime import ConsensusDriver
+from node.host.driver import ConsensusDriver
 
 HEIGHT = 7
 

@@ -10,10 +10,10 @@ import pytest
 from consensus.certificate import CommitCertificate
 from consensus.messages import MessageType, Proposal, Vote, signing_bytes, value_id
 from consensus.sim.byzantine import (
+    SPAM_ROUNDS,
     ByzantineContext,
     Collude,
     CollusionPlan,
-    SPAM_ROUNDS,
     DoubleVote,
     Equivocate,
     ForgedLock,

@@ -9,6 +9,7 @@ import plyvel
 import pytest
 
 import tests.crash_writer as cw
+from node.core.tx import TxKind
 from node.ledger import (
     LedgerCorruptError,
     LedgerHeightError,
@@ -16,7 +17,6 @@ from node.ledger import (
     LedgerOpenError,
     LedgerStore,
 )
-from node.tx import TxKind
 
 
 def run_blocks(store, reference, seed, count, size_factor=1):

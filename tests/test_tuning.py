@@ -9,8 +9,8 @@ import sys
 def test_a_validator_process_runs_with_the_tuned_switch_interval_and_collector():
     program = (
         "import gc, sys\n"
-        "from node.tuning import GC_THRESHOLDS, tune_interpreter\n"
-        "from node.verify import GIL_SWITCH_INTERVAL_S\n"
+        "from node.app.tuning import GC_THRESHOLDS, tune_interpreter\n"
+        "from node.verifier.scheduler import GIL_SWITCH_INTERVAL_S\n"
         "assert gc.get_threshold() != GC_THRESHOLDS and gc.get_freeze_count() == 0\n"
         "tune_interpreter()\n"
         "assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S\n"

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.keys import KeyPair, verify_signature
-from node.tx import (
+from node.core.keys import KeyPair, verify_signature
+from node.core.tx import (
     MAX_MEMO_BYTES,
     MAX_TX_BYTES,
     SignedTransaction,

@@ -1,7 +1,7 @@
 """Any single-byte change to a signed transaction makes it invalid.
 
 "Invalid" means what a node does with the bytes: decoding refuses them, or
-the signature no longer verifies (node.keys.verify_signature over the signing
+the signature no longer verifies (node.core.keys.verify_signature over the signing
 bytes of the decoded transaction).  Checked exhaustively (every position,
 every other byte value) for a transfer (and, with SOMNODE_LONG=1, an issue
 and a redeem), and at random positions for random transactions of every kind.
@@ -13,8 +13,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.keys import KeyPair, verify_signature
-from node.tx import SignedTransaction, Transaction, TxDecodeError, TxKind, decode_tx, signing_prefix
+from node.core.keys import KeyPair, verify_signature
+from node.core.tx import (
+    SignedTransaction,
+    Transaction,
+    TxDecodeError,
+    TxKind,
+    decode_tx,
+    signing_prefix,
+)
 
 CHAIN_ID = "som-example"
 PREFIX = signing_prefix(CHAIN_ID)

@@ -1,4 +1,4 @@
-"""The batch verifier answers exactly as ``node.keys.verify_signature`` does, item by item.
+"""The batch verifier answers exactly as ``node.core.keys.verify_signature`` does, item by item.
 
 Inputs are valid triples, the same with bytes mutated or messages swapped,
 the eight small-order points (as public keys and as R), non-canonical S,
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.keys import KeyPair, verify_signature
-from node.verify import HELPER_MIN_PIECE, BatchVerifier
+from node.core.keys import KeyPair, verify_signature
+from node.verifier.scheduler import HELPER_MIN_PIECE, BatchVerifier
 
 LONG = os.environ.get("SOMNODE_LONG") == "1"
 MAX_EXAMPLES = int(os.environ.get("SOMNODE_VERIFY_EXAMPLES", "2000" if LONG else "150"))

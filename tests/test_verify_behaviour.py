@@ -13,10 +13,10 @@ import threading
 
 import pytest
 
-import node.verify
-from node.keys import KeyPair, verify_signature
-from node.verify import CHUNKS_PER_THREAD, BATCH_SIZE_BOUNDS, BatchVerifier
-from node.verify_cache import VerifiedSignatureCache, signature_digest
+import node.verifier.scheduler
+from node.core.keys import KeyPair, verify_signature
+from node.verifier.cache import VerifiedSignatureCache, signature_digest
+from node.verifier.scheduler import BATCH_SIZE_BOUNDS, CHUNKS_PER_THREAD, BatchVerifier
 
 KEYS = [KeyPair.from_seed(bytes([i]) * 32) for i in range(1, 9)]
 HOLD = b"hold the worker"
@@ -42,14 +42,14 @@ def verifier() -> BatchVerifier:
 def gate(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """While unset, a worker that reaches a message containing HOLD waits for it."""
     released = threading.Event()
-    real = node.verify.crypto_sign_open
+    real = node.verifier.scheduler.crypto_sign_open
 
     def held(signed: bytes, public_key: bytes) -> bytes:
         if HOLD in signed:
             assert released.wait(timeout=30), "a test forgot to release the held worker"
         return real(signed, public_key)
 
-    monkeypatch.setattr(node.verify, "crypto_sign_open", held)
+    monkeypatch.setattr(node.verifier.scheduler, "crypto_sign_open", held)
     try:
         yield released
     finally:

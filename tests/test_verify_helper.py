@@ -15,11 +15,11 @@ import time
 import msgpack
 import pytest
 
-import node.verify
-import node.verify_helper as helper_module
-from node.keys import KeyPair, verify_signature
-from node.verify import HELPER_MIN_PIECE, BatchVerifier
-from node.verify_helper import Helper, HelperError, HelperPool, serve
+import node.verifier.helpers as helper_module
+import node.verifier.scheduler
+from node.core.keys import KeyPair, verify_signature
+from node.verifier.helpers import Helper, HelperError, HelperPool, serve
+from node.verifier.scheduler import HELPER_MIN_PIECE, BatchVerifier
 
 KEY = KeyPair.from_seed(b"h" * 32)
 
@@ -64,7 +64,7 @@ def no_in_thread_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Makes any libsodium call in the validator's own process fail the test."""
     def forbidden(signed: bytes, public_key: bytes) -> bytes:
         raise AssertionError("verified in the validator's process, not in a helper")
-    monkeypatch.setattr(node.verify, "crypto_sign_open", forbidden)
+    monkeypatch.setattr(node.verifier.scheduler, "crypto_sign_open", forbidden)
 
 
 async def test_chunks_are_verified_by_the_helpers(no_in_thread_checks):
@@ -104,7 +104,7 @@ async def test_killed_helpers_cost_no_answers_and_are_replaced(monkeypatch, capl
         for pid in first:
             os.kill(pid, signal.SIGKILL)
         assert wait_gone(first)
-        with caplog.at_level(logging.ERROR, logger="node.verify_helper"):
+        with caplog.at_level(logging.ERROR, logger="node.verifier.helpers"):
             # Each dead helper fails the first chunk it is handed (which is then checked
             # in-thread); which round that is depends on which thread takes which helper.
             for _ in range(8):
@@ -131,7 +131,7 @@ def test_a_helper_out_of_protocol_is_not_believed(script, caplog):
     assert helper.start()
     pid = helper.pid
     try:
-        with caplog.at_level(logging.ERROR, logger="node.verify_helper"):
+        with caplog.at_level(logging.ERROR, logger="node.verifier.helpers"):
             assert helper.verify([(KEY.public_key, KEY.sign(b"x") + b"x")]) is None
         assert "verifier.helper_failed" in caplog.text
         assert helper.pid is None and wait_gone([pid])
@@ -142,7 +142,7 @@ def test_a_helper_out_of_protocol_is_not_believed(script, caplog):
 
 
 def test_a_helper_that_cannot_start_leaves_the_checks_to_the_validator(caplog):
-    with caplog.at_level(logging.ERROR, logger="node.verify_helper"):
+    with caplog.at_level(logging.ERROR, logger="node.verifier.helpers"):
         pool = HelperPool(2, ["/nonexistent/somnode-python"])
     try:
         assert caplog.text.count("verifier.helper_start_failed") == 2
@@ -168,7 +168,7 @@ def test_helpers_end_when_their_validator_is_killed(tmp_path):
     """A SIGKILLed validator cannot close anything: its helpers see their input end and leave."""
     program = textwrap.dedent("""
         import sys, time
-        from node.verify import HELPER_MIN_PIECE, BatchVerifier
+        from node.verifier.scheduler import HELPER_MIN_PIECE, BatchVerifier
         verifier = BatchVerifier(threads=2, helpers=True)
         print(" ".join(map(str, verifier._helpers.pids)), flush=True)
         time.sleep(600)

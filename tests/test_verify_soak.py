@@ -16,8 +16,8 @@ import threading
 
 import pytest
 
-from node.keys import KeyPair, verify_signature
-from node.verify import BatchVerifier
+from node.core.keys import KeyPair, verify_signature
+from node.verifier.scheduler import BatchVerifier
 
 KEYS = [KeyPair.from_seed(bytes([i]) * 32) for i in range(1, 17)]
 

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from consensus.crypto import Signer
-from consensus.messages import Message, MessageType, Proposal, Vote, signing_bytes, value_id
+from consensus.messages import (
+    Message,
+    MessageType,
+    Proposal,
+    Vote,
+    signing_bytes,
+    value_id,
+)
 
 # A message and the validator indices it is sent to.
 Send = tuple[Message, tuple[int, ...]]

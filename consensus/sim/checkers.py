@@ -15,7 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from consensus.certificate import CertificateError, CommitCertificate, verify_certificate
+from consensus.certificate import (
+    CertificateError,
+    CommitCertificate,
+    verify_certificate,
+)
 from consensus.crypto import Verifier
 from consensus.messages import Message, Proposal, value_id
 from consensus.validators import ValidatorSet

@@ -59,8 +59,17 @@ from consensus.sim.byzantine import (
     is_valid_value,
     make_strategy,
 )
-from consensus.sim.checkers import CommitRecord, SignedRecord, Violation, check_agreement, \
-    check_certificates, check_liveness, check_no_equivocation, check_validity, conflicting_messages
+from consensus.sim.checkers import (
+    CommitRecord,
+    SignedRecord,
+    Violation,
+    check_agreement,
+    check_certificates,
+    check_liveness,
+    check_no_equivocation,
+    check_validity,
+    conflicting_messages,
+)
 from consensus.sim.crypto import MemoVerifier, SimSigner
 from consensus.sim.network import Network
 from consensus.sim.scenario import Crash, FaultPlan, Scenario, draw_plan

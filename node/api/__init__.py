@@ -1,7 +1,14 @@
 """The client HTTP API (aiohttp), versioned under /v1; docs/api.md documents it."""
 
 from node.api.app import make_api_app
-from node.api.backend import ApiBackend, BlockView, CommitCertificateView, PrecommitView, TxState, TxStatus
+from node.api.backend import (
+    ApiBackend,
+    BlockView,
+    CommitCertificateView,
+    PrecommitView,
+    TxState,
+    TxStatus,
+)
 from node.api.events import BlockFeed, SubscriberLagged, TooManySubscribers
 
 __all__ = [

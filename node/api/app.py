@@ -13,8 +13,8 @@ from node.api.backend import ApiBackend
 from node.api.events import close_all
 from node.api.handlers import BACKEND, LIMITS, WEBSOCKETS, ApiLimits
 from node.api.middleware import error_middleware, metrics_middleware
-from node.metrics import NodeMetrics
-from node.tx import MAX_TX_BYTES
+from node.app.metrics import NodeMetrics
+from node.core.tx import MAX_TX_BYTES
 
 DEFAULT_MAX_TXS_PER_REQUEST = 5000
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from node.mempool import AdmitResult
+from node.mempool.pool import AdmitResult
 
 
 class TxState(str, Enum):

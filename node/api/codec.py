@@ -15,10 +15,17 @@ from typing import Any
 import msgpack
 from aiohttp import web
 
-from node.address import encode_address
 from node.api.backend import BlockView, TxState, TxStatus
-from node.api.errors import BAD_HEX, BAD_JSON, BAD_MSGPACK, BAD_REQUEST, TOO_MANY_TXS, ApiError
-from node.mempool import AdmitResult
+from node.api.errors import (
+    BAD_HEX,
+    BAD_JSON,
+    BAD_MSGPACK,
+    BAD_REQUEST,
+    TOO_MANY_TXS,
+    ApiError,
+)
+from node.core.address import encode_address
+from node.mempool.pool import AdmitResult
 
 MSGPACK_TYPES = frozenset({"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"})
 MSGPACK_CONTENT_TYPE = "application/msgpack"

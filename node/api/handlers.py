@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from node.address import AddressError, decode_address
-from node.amount import format_som
 from node.api.backend import ApiBackend
 from node.api.codec import (
     admit_result_doc,
@@ -21,6 +19,8 @@ from node.api.codec import (
 )
 from node.api.errors import BAD_ADDRESS, BLOCK_NOT_FOUND, MEMPOOL_FULL, ApiError
 from node.api.events import events_handler
+from node.core.address import AddressError, decode_address
+from node.core.amount import format_som
 
 # Seconds a client should wait after a 503 mempool_full: about one block, when the pool drains.
 RETRY_AFTER_SECONDS = 1

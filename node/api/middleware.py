@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from node.api.errors import INTERNAL, ApiError, code_for_status, error_response
-from node.metrics import NodeMetrics
+from node.app.metrics import NodeMetrics
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from node.amount import MAX_TYIYN
+from node.core.amount import MAX_TYIYN
+from node.core.tx import PUBLIC_KEY_SIZE, SignedTransaction, TxKind
 from node.ledger.receipts import (
     BAD_NONCE,
     INSUFFICIENT_FUNDS,
@@ -33,7 +34,6 @@ from node.ledger.receipts import (
     UNAUTHORISED,
     UNKNOWN_ACCOUNT,
 )
-from node.tx import PUBLIC_KEY_SIZE, SignedTransaction, TxKind
 
 # The stored nonce is u64, so the last usable nonce is one below its maximum.
 LAST_NONCE = MAX_TYIYN - 1
@@ -73,7 +73,7 @@ class GenesisState:
 
     @classmethod
     def from_genesis(cls, genesis: object) -> "GenesisState":
-        """Adapt ``node.genesis.Genesis`` without importing it here."""
+        """Adapt ``node.core.genesis.Genesis`` without importing it here."""
         return cls(
             chain_id=genesis.chain_id,  # type: ignore[attr-defined]
             genesis_hash=genesis.hash(),  # type: ignore[attr-defined]

@@ -28,7 +28,8 @@ from typing import NamedTuple
 
 import plyvel
 
-from node.ledger import keys as k
+from node.core.tx import SignedTransaction
+from node.ledger import layout as k
 from node.ledger.apphash import changes_digest, genesis_app_hash, next_app_hash
 from node.ledger.receipts import (
     LOCATION,
@@ -41,7 +42,6 @@ from node.ledger.receipts import (
     encode_receipts,
 )
 from node.ledger.state import Execution, GenesisState, execute
-from node.tx import SignedTransaction
 
 log = logging.getLogger(__name__)
 

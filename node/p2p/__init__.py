@@ -5,7 +5,15 @@ from node.p2p.framing import WireError
 from node.p2p.handshake import Refusal
 from node.p2p.requests import BadResponse, LinkLost, PeerError
 from node.p2p.transport import PeerInfo, PeerNetwork, build_p2p_app
-from node.p2p.wire import BlockRequest, BlockResponse, Status, TxBatch, WireMessage, decode, encode
+from node.p2p.wire import (
+    BlockRequest,
+    BlockResponse,
+    Status,
+    TxBatch,
+    WireMessage,
+    decode,
+    encode,
+)
 
 __all__ = [
     "BadResponse", "BlockRequest", "BlockResponse", "LinkLost", "NetworkConfig", "PeerError", "PeerInfo",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node.config import Endpoint, parse_endpoint
+from node.app.config import Endpoint, parse_endpoint
+from node.core.tx import PUBLIC_KEY_SIZE, chain_id_bytes
 from node.p2p.framing import MAX_FRAME_BYTES
 from node.p2p.handshake import GENESIS_HASH_SIZE
-from node.tx import PUBLIC_KEY_SIZE, chain_id_bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from enum import IntEnum
 
 import msgpack
 
-from node.block import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
+from node.core.block import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 
 # One block plus its commit certificate and framing must fit in one frame.
 MAX_FRAME_BYTES = MAX_BLOCK_BYTES + 1024 * 1024

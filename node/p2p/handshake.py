@@ -32,9 +32,9 @@ from typing import Protocol
 
 import aiohttp
 
-from node.keys import KeyPair, verify_signature
+from node.core.keys import KeyPair, verify_signature
+from node.core.tx import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, chain_id_bytes
 from node.p2p.framing import FrameType, WireError, pack_frame, unpack_frame
-from node.tx import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, chain_id_bytes
 
 HANDSHAKE_DOMAIN = b"somnode-p2p-handshake-v1\x00"
 PROTOCOL_VERSION = 1

@@ -23,18 +23,29 @@ import aiohttp
 from aiohttp import web
 
 from consensus.certificate import CommitCertificate
-from node.keys import KeyPair
+from node.core.keys import KeyPair
 from node.p2p.backoff import Backoff
 from node.p2p.config import NetworkConfig
 from node.p2p.handshake import (
-    REFUSAL_CLOSE_CODE, HandshakeRefused, Identity, Refusal, Role, run_handshake,
+    REFUSAL_CLOSE_CODE,
+    HandshakeRefused,
+    Identity,
+    Refusal,
+    Role,
+    run_handshake,
 )
 from node.p2p.link import PeerLink, WebSocket
 from node.p2p.ratelimit import TokenBucket
 from node.p2p.requests import LinkLost, PendingRequests, check_heights
 from node.p2p.stats import NetworkStats
 from node.p2p.wire import (
-    MAX_BLOCKS_PER_RESPONSE, BlockRequest, BlockResponse, Status, WireMessage, encode, fit_blocks,
+    MAX_BLOCKS_PER_RESPONSE,
+    BlockRequest,
+    BlockResponse,
+    Status,
+    WireMessage,
+    encode,
+    fit_blocks,
 )
 
 log = logging.getLogger("somnode.p2p")

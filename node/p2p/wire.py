@@ -26,10 +26,22 @@ from typing import Any, TypeVar
 import msgpack
 
 from consensus.certificate import CommitCertificate
-from consensus.messages import VALUE_ID_SIZE, MessageType, Proposal, Vote, is_well_formed
-from node.block import MAX_BLOCK_BYTES
-from node.p2p.framing import MAX_FRAME_BYTES, FrameType, WireError, pack_frame, unpack_frame
-from node.tx import MAX_TX_BYTES, PUBLIC_KEY_SIZE, SIGNATURE_SIZE
+from consensus.messages import (
+    VALUE_ID_SIZE,
+    MessageType,
+    Proposal,
+    Vote,
+    is_well_formed,
+)
+from node.core.block import MAX_BLOCK_BYTES
+from node.core.tx import MAX_TX_BYTES, PUBLIC_KEY_SIZE, SIGNATURE_SIZE
+from node.p2p.framing import (
+    MAX_FRAME_BYTES,
+    FrameType,
+    WireError,
+    pack_frame,
+    unpack_frame,
+)
 
 MAX_TXS_PER_BATCH = 10_000
 MAX_BLOCKS_PER_RESPONSE = 64

@@ -1,6 +1,6 @@
 """The ``somnode`` command line.
 
-Each subcommand lives in its own module ``node/cli_<name>.py`` that defines
+Each verb group lives in its own module ``node/cli/<name>.py`` that defines
 ``register(subparsers)``: it adds its parser and sets ``handler`` (a function
 taking the parsed arguments and returning the exit code) with
 ``parser.set_defaults(handler=...)``.  The modules are found by name, so a new
@@ -20,15 +20,14 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-import node
-from node.address import AddressError
-from node.amount import AmountError
-from node.config import ConfigError
-from node.genesis import GenesisError
-from node.keys import KeyFileError
+from node.app.config import ConfigError
+from node.core.address import AddressError
+from node.core.amount import AmountError
+from node.core.genesis import GenesisError
+from node.core.keys import KeyFileError
+from node.tools.network import NetworkSpecError
 
 PROG = "somnode"
-COMMAND_MODULE_PREFIX = "cli_"
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -44,7 +43,7 @@ class CliError(Exception):
 
 
 # Errors that mean "your input is wrong" wherever they are raised from.
-USER_ERRORS = (CliError, ConfigError, GenesisError, KeyFileError, AddressError, AmountError)
+USER_ERRORS = (CliError, ConfigError, GenesisError, KeyFileError, AddressError, AmountError, NetworkSpecError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,11 +54,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def command_modules() -> list[ModuleType]:
-    """Every ``node.cli_*`` module that defines ``register``, in name order."""
-    names = sorted(
-        info.name for info in pkgutil.iter_modules(node.__path__) if info.name.startswith(COMMAND_MODULE_PREFIX)
-    )
-    modules = [importlib.import_module(f"node.{name}") for name in names]
+    """Every module of this package that defines ``register``, in name order."""
+    names = sorted(info.name for info in pkgutil.iter_modules(__path__))
+    modules = [importlib.import_module(f"{__name__}.{name}") for name in names]
     return [module for module in modules if callable(getattr(module, "register", None))]
 
 
@@ -100,10 +97,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
-
-if __name__ == "__main__":
-    # Run the imported ``node.cli`` rather than this ``__main__`` copy, so the
-    # command modules and this entry point share one CliError class.
-    from node.cli import main as _main
-
-    sys.exit(_main())

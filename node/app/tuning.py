@@ -22,7 +22,7 @@ from __future__ import annotations
 import gc
 import sys
 
-from node.verify import GIL_SWITCH_INTERVAL_S
+from node.verifier.scheduler import GIL_SWITCH_INTERVAL_S
 
 GC_THRESHOLDS = (50_000, 20, 100)
 

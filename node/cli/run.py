@@ -8,8 +8,8 @@ talks to anyone, and fails with one line naming what to fix.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import asyncio
+import cProfile
 import logging
 import signal
 from pathlib import Path
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import uvloop
 
 if TYPE_CHECKING:
-    from node.validator import ValidatorNode
+    from node.app.assembly import ValidatorNode
 
+from node.app.logs import configure_logging
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
-from node.logs import configure_logging
 
 log = logging.getLogger("somnode.run")
 
@@ -39,10 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `somnode --help` and the wallet verbs do not load the whole node.
+    from node.app.assembly import StartError, ValidatorNode, load_node_files
+    from node.app.tuning import tune_interpreter
+    from node.host.signing_state import SigningStateError
     from node.ledger.store import LedgerError
-    from node.signing_file import SigningStateError
-    from node.validator import StartError, ValidatorNode, load_node_files
-    from node.tuning import tune_interpreter
 
     try:
         config, genesis, key = load_node_files(args.config)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import msgpack
 
-from node.address import AddressError, decode_address, encode_address
-from node.amount import MAX_TYIYN
-from node.config import parse_endpoint
+from node.app.config import parse_endpoint
+from node.core.address import AddressError, decode_address, encode_address
+from node.core.amount import MAX_TYIYN
 
 GENESIS_VERSION = 1
 GENESIS_DOMAIN = b"somnode-genesis-v1\x00"

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from node.cli import EXIT_OK, CliError
-from node.cli_init import DEFAULT_BASE_PORT, create_network
-from node.client import ApiClientError
-from node.testnet import LocalTestnet, TestnetError
+from node.tools.client import ApiClientError
+from node.tools.network import DEFAULT_BASE_PORT, create_network
+from node.tools.testnet import LocalTestnet, TestnetError
 
 DEFAULT_DIR = Path("testnet")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import nacl.exceptions
 import nacl.signing
 
-from node.address import decode_address, encode_address
+from node.core.address import decode_address, encode_address
 
 KEY_FILE_TYPE = "somnode-ed25519-v1"
 

@@ -17,8 +17,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from node.client import ApiClientError, NodeClient
-from node.config import load_config
+from node.app.config import load_config
+from node.tools.client import ApiClientError, NodeClient
 
 STOP_GRACE_S = 10.0
 
@@ -69,7 +69,7 @@ class LocalTestnet:
             log = open(config.parent / "node.log", "ab")
             profile = [] if self.profile_dir is None else ["--profile", str(self.profile_dir / f"validator{i + 1}.prof")]
             self.processes[i] = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "run", "--config", str(config), *profile],
+                [sys.executable, "-m", "node", "run", "--config", str(config), *profile],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from node.cli import EXIT_OK, CliError
-from node.keys import KeyPair, write_key_file
+from node.core.keys import KeyPair, write_key_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -21,8 +21,8 @@ import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
-from node.block import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
-from node.tx import MAX_TX_BYTES
+from node.core.block import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
+from node.core.tx import MAX_TX_BYTES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _MAX_TIMEOUT_MS = 600_000

@@ -102,7 +102,7 @@ class Helper:
     """
 
     def __init__(self, command: Sequence[str] | None = None) -> None:
-        self._command = list(command) if command is not None else [sys.executable, "-m", "node.verify_helper"]
+        self._command = list(command) if command is not None else [sys.executable, "-m", "node.verifier.helpers"]
         self._process: subprocess.Popen[bytes] | None = None
         self._failed_at: float | None = None
         self.starts = 0

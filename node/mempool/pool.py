@@ -34,7 +34,13 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple, Protocol
 
-from node.tx import SignedTransaction, TxDecodeError, TxKind, decode_tx, signing_prefix
+from node.core.tx import (
+    SignedTransaction,
+    TxDecodeError,
+    TxKind,
+    decode_tx,
+    signing_prefix,
+)
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,20 @@ from prometheus_client import CollectorRegistry
 
 from consensus.certificate import CommitCertificate
 from consensus.messages import Proposal, Vote
-from node.address import encode_address
-from node.api.backend import BlockView, CommitCertificateView, PrecommitView, TxState, TxStatus
+from node.api.backend import (
+    BlockView,
+    CommitCertificateView,
+    PrecommitView,
+    TxState,
+    TxStatus,
+)
 from node.api.events import BlockFeed
-from node.block import Block, block_hash, decode_block
-from node.genesis import Genesis
+from node.core.address import encode_address
+from node.core.block import Block, block_hash, decode_block
+from node.core.genesis import Genesis
 from node.ledger.store import LedgerCorruptError
-from node.gossip import TxGossip
-from node.mempool import AdmitResult
+from node.mempool.pool import AdmitResult
+from node.mempool.relay import TxGossip
 
 
 class NodeBackend:

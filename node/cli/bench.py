@@ -8,9 +8,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from node.bench import LANES, BenchError, format_table, run_bench, to_json
+from node.app.config import ConsensusSection
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
-from node.config import ConsensusSection
+from node.tools.bench import LANES, BenchError, format_table, run_bench, to_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

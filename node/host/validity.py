@@ -22,9 +22,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from node.block import Block, BlockDecodeError, block_hash, decode_block
+from node.core.block import Block, BlockDecodeError, block_hash, decode_block
+from node.core.tx import SignedTransaction, TxDecodeError, decode_tx, signing_prefix
 from node.ledger.store import LedgerStore
-from node.tx import SignedTransaction, TxDecodeError, decode_tx, signing_prefix
 
 # Receipt codes that mean "this transaction should never have been proposed".
 JUNK_CODES = frozenset({"bad_nonce", "unknown_account"})

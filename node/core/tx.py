@@ -25,7 +25,7 @@ from typing import Protocol
 
 import msgpack
 
-from node.amount import MAX_TYIYN
+from node.core.amount import MAX_TYIYN
 
 TX_VERSION = 1
 PUBLIC_KEY_SIZE = 32

@@ -37,7 +37,7 @@ component's throughput.  These things make it fast:
   arrival order, so a flood costs bounded memory and the answers still come
   back first-come, first-served.
 
-Answers are exactly those of ``node.keys.verify_signature`` item by item: the
+Answers are exactly those of ``node.core.keys.verify_signature`` item by item: the
 same length and type checks, then libsodium's ``crypto_sign_open`` (which
 ``VerifyKey.verify`` also ends in; calling it directly skips a wrapper object
 per signature).  libsodium rejects non-canonical S, small-order R and public
@@ -63,8 +63,8 @@ from types import TracebackType
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
-from node.verify_cache import VerifiedSignatureCache, signature_digest
-from node.verify_helper import HelperPool
+from node.verifier.cache import VerifiedSignatureCache, signature_digest
+from node.verifier.helpers import HelperPool
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class BatchVerifier:
         place of ``signature_digest``: a caller that already holds a
         collision-resistant digest that determines the whole triple saves
         hashing it again.  A transaction's hash is one (the chain's signing
-        prefix is fixed per node; see ``node.tx``).  The cache trusts them:
+        prefix is fixed per node; see ``node.core.tx``).  The cache trusts them:
         a key that named two different triples would let the second ride on
         the first one's check.
 

@@ -22,9 +22,9 @@ from collections.abc import Callable
 
 from consensus.certificate import CertificateError, verify_certificate
 from consensus.validators import ValidatorSet
-from node.block import block_hash
+from node.core.block import block_hash
+from node.host.driver import ConsensusDriver
 from node.p2p.requests import PeerError
-from node.runtime import ConsensusDriver
 
 log = logging.getLogger("somnode.catchup")
 

@@ -28,18 +28,28 @@ from dataclasses import dataclass
 from consensus.certificate import CommitCertificate
 from consensus.engine import Engine
 from consensus.events import (
-    Action, Broadcast, Commit, EvidenceFound, Event, PersistSigningState, ProposalReceived,
-    RequestValue, ScheduleTimeout, TimeoutFired, ValueReady, VoteReceived,
+    Action,
+    Broadcast,
+    Commit,
+    Event,
+    EvidenceFound,
+    PersistSigningState,
+    ProposalReceived,
+    RequestValue,
+    ScheduleTimeout,
+    TimeoutFired,
+    ValueReady,
+    VoteReceived,
 )
 from consensus.messages import MessageType, Proposal, Vote
 from consensus.validators import ValidatorSet
-from node.block import Block
-from node.chain import Chain
+from node.core.block import Block
+from node.host.signing_state import SigningStateFile
+from node.host.validity import Chain
 from node.ledger.store import BlockResult
-from node.mempool import Mempool
+from node.mempool.pool import Mempool
 from node.p2p.transport import PeerNetwork
 from node.p2p.wire import Status, TxBatch, WireMessage
-from node.signing_file import SigningStateFile
 
 log = logging.getLogger("somnode.runtime")
 

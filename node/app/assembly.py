@@ -21,22 +21,22 @@ from prometheus_client import CollectorRegistry
 from consensus.engine import Engine, TimeoutConfig
 from consensus.validators import Validator, ValidatorSet
 from node.api.app import make_api_app
-from node.backend import NodeBackend, committed_block_view
-from node.catchup import CatchUp
-from node.certificates import decode_certificate, encode_certificate
-from node.chain import Chain
-from node.config import Config, load_config
-from node.genesis import Genesis, load_genesis
-from node.keys import KeyPair, read_key_file
+from node.api.node_backend import NodeBackend, committed_block_view
+from node.app.config import Config, load_config
+from node.app.metrics import NetworkCollector, NodeMetrics, VerifierCollector
+from node.core.certificate import decode_certificate, encode_certificate
+from node.core.genesis import Genesis, load_genesis
+from node.core.keys import KeyPair, read_key_file
+from node.host.catchup import CatchUp
+from node.host.driver import Committed, ConsensusDriver
+from node.host.signing_state import SigningStateFile
+from node.host.validity import Chain
 from node.ledger.state import GenesisState
 from node.ledger.store import LedgerCorruptError, LedgerStore
-from node.mempool import Mempool
-from node.metrics import NetworkCollector, NodeMetrics, VerifierCollector
+from node.mempool.pool import Mempool
 from node.p2p.config import NetworkConfig
 from node.p2p.transport import PeerNetwork
-from node.runtime import Committed, ConsensusDriver
-from node.signing_file import SigningStateFile
-from node.verify import BatchVerifier
+from node.verifier.scheduler import BatchVerifier
 
 log = logging.getLogger("somnode.validator")
 

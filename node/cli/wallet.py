@@ -12,12 +12,12 @@ import argparse
 import json
 from pathlib import Path
 
-from node.address import decode_address, encode_address
-from node.amount import format_som, parse_som
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
-from node.client import ApiClientError, NodeClient
-from node.keys import read_key_file
-from node.tx import Transaction, TxKind
+from node.core.address import decode_address, encode_address
+from node.core.amount import format_som, parse_som
+from node.core.keys import read_key_file
+from node.core.tx import Transaction, TxKind
+from node.tools.client import ApiClientError, NodeClient
 
 DEFAULT_NODE = "http://127.0.0.1:26657"
 

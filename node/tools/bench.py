@@ -37,11 +37,11 @@ import msgpack
 import nacl.bindings
 import nacl.signing
 
-from node.cli_init import create_network
-from node.config import ConsensusSection, load_config, render_config
-from node.keys import KeyPair
-from node.testnet import LocalTestnet, free_ports
-from node.tx import Transaction, TxKind
+from node.app.config import ConsensusSection, load_config, render_config
+from node.core.keys import KeyPair
+from node.core.tx import Transaction, TxKind
+from node.tools.network import create_network
+from node.tools.testnet import LocalTestnet, free_ports
 
 ACCOUNT_BALANCE = 10**12
 CEILING_SECONDS = 2.0

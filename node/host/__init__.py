@@ -1,0 +1,1 @@
+"""The host of the consensus engine: the one writer of consensus state and what it drives."""

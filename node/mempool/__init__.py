@@ -1,0 +1,1 @@
+"""Transactions waiting for a block: admission into the pool and relay to the other validators."""

@@ -1,0 +1,1 @@
+"""Programs around the node: the API client, local networks and the benchmark."""
