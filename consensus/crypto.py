@@ -9,13 +9,20 @@ from __future__ import annotations
 from typing import Protocol
 
 
+class SigningUnavailable(Exception):
+    """The key could not sign just now (a remote signer or a token is away); the engine
+    treats the message as lost, as the protocol tolerates, and carries on."""
+
+
 class Signer(Protocol):
     """Holds one validator's private key."""
 
     @property
     def public_key(self) -> bytes: ...
 
-    def sign(self, message: bytes) -> bytes: ...
+    def sign(self, message: bytes) -> bytes:
+        """The Ed25519 signature of ``message``; raises ``SigningUnavailable`` when the key is out of reach."""
+        ...
 
 
 class Verifier(Protocol):

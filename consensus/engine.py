@@ -15,12 +15,13 @@ unbounded memory:
   stays silent, as if its message had been lost.
 * A validator restarted inside a height has lost its lock (lockedValue,
   lockedRound).  It relearns the lock from its own precommits of that height
-  when they come back to it, which the host arranges by replaying what it
-  signed (its write-ahead log) and which peers' gossip does anyway: the lock
-  is always the value of its highest-round precommit for a value.  Until then
-  it may prevote as if unlocked (never as if locked on something else), which
-  is only safe while fewer than a third of the power is Byzantine or amnesic:
-  a host without such a replay should count a restart as a fault.
+  when they come back to it: the lock is always the value of its highest-round
+  precommit for a value.  The host replays them from its write-ahead log
+  (``consensus.wal``) before anything else reaches the engine, so a restart
+  is not amnesia; a host without that log would have to count every restart
+  as a fault against f.
+* Signing can fail (a remote signer or a hardware token out of reach): the
+  message is then treated as lost, which the protocol tolerates.
 * Memory is bounded: rounds far behind the current one are forgotten, each
   validator may occupy only a few future rounds, and messages for the next
   height are buffered per validator with a cap.  Dropping a message is
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from consensus.certificate import CommitCertificate
-from consensus.crypto import Signer, Verifier
+from consensus.crypto import Signer, SigningUnavailable, Verifier
 from consensus.events import (
     Action,
     Broadcast,
@@ -107,12 +108,15 @@ class Engine:
         chain_id: str,
         validators: ValidatorSet,
         signer: Signer | None,
-        verifier: Verifier,
-        is_valid: Callable[[int, bytes], bool],
+        verifier: Verifier | None,
+        is_valid: Callable[[int, bytes], bool] | None,
         height: int,
         signing_state: SigningState | None = None,
         timeouts: TimeoutConfig = TimeoutConfig(),
     ) -> None:
+        """``verifier`` None: the host verifies every message before handing it over and
+        unverified ones are dropped.  ``is_valid`` None: the host judges every value
+        before handing it over (``ProposalReceived.valid``, ``ValueReady.valid``)."""
         if type(height) is not int or not 0 <= height <= _MAX_HEIGHT:
             raise ValueError(f"height must be a non-negative 64-bit integer, got {height!r}")
         self._chain_id = chain_id
@@ -167,6 +171,10 @@ class Engine:
         return self._locked_value
 
     @property
+    def locked_value_id(self) -> bytes | None:
+        return self._locked_id
+
+    @property
     def locked_round(self) -> int:
         return self._locked_round
 
@@ -186,6 +194,15 @@ class Engine:
     def signing_state(self) -> SigningState | None:
         return self._signing_state
 
+    def bar_signing(self, state: SigningState) -> None:
+        """Never sign at or below ``state`` (the host lost what it signed there: see consensus.wal)."""
+        if self._signing_state is None or state > self._signing_state:
+            self._signing_state = state
+
+    def knows(self, message: Proposal | Vote) -> bool:
+        """The message is already in this height's log, so handing it over again changes nothing."""
+        return is_well_formed(message) and message.height == self._height and self._log.has(message)
+
     # ---- host interface
 
     def start(self) -> list[Action]:
@@ -203,9 +220,12 @@ class Engine:
         """Feed one event; malformed, stale or unverifiable input is dropped."""
         out: list[Action] = []
         if isinstance(event, ProposalReceived):
-            self._receive(event.proposal, out)
+            if event.valid is not None and is_well_formed(event.proposal) \
+                    and event.proposal.height == self._height:
+                self._note_validity(event.proposal.value_id, event.valid)
+            self._receive(event.proposal, out, event.verified)
         elif isinstance(event, VoteReceived):
-            self._receive(event.vote, out)
+            self._receive(event.vote, out, event.verified)
         elif isinstance(event, TimeoutFired):
             if self._started:
                 self._on_timeout(event, out)
@@ -229,13 +249,14 @@ class Engine:
 
     # ---- receiving messages
 
-    def _receive(self, message: object, out: list[Action]) -> None:
+    def _receive(self, message: object, out: list[Action], verified: bool) -> None:
         if not is_well_formed(message):
             return
+        assert isinstance(message, (Proposal, Vote))
         if message.height == self._height:
-            self._accept(message, out, verified=False)
+            self._accept(message, out, verified=verified)
         elif message.height == self._height + 1:
-            self._buffer_for_next_height(message)
+            self._buffer_for_next_height(message, verified)
 
     def _accept(self, message: Proposal | Vote, out: list[Action], *, verified: bool) -> None:
         """Verify a message for the current height and log it, or record the equivocation."""
@@ -247,7 +268,7 @@ class Engine:
         first = self._log.first(message)
         if first is None and not self._has_room(sender, message.round):
             return
-        if not verified and not self._authentic(message):
+        if not self._authentic(message, verified):
             return
         if first is not None and conflicting(first, message):
             self._report(make_evidence(first, message), out)
@@ -271,21 +292,26 @@ class Engine:
             return True
         return sum(1 for r in rounds if r > self._round) < MAX_FUTURE_ROUNDS_PER_VALIDATOR
 
-    def _authentic(self, message: Proposal | Vote) -> bool:
-        """Signed by its sender, and a proposal comes from proposer(h, r)."""
+    def _authentic(self, message: Proposal | Vote, verified: bool) -> bool:
+        """A proposal comes from proposer(h, r), and the message is signed by its sender
+        (checked here unless the host already checked it)."""
         sender = signer_of(message)
         if isinstance(message, Proposal) and self._validators.proposer(message.height, message.round) != sender:
             return False
+        if verified:
+            return True
+        if self._verifier is None:
+            return False  # this host verifies before handing over: an unverified message is dropped
         return self._verifier.verify(sender, message.signing_bytes(self._chain_id), message.signature)
 
-    def _buffer_for_next_height(self, message: Proposal | Vote) -> None:
+    def _buffer_for_next_height(self, message: Proposal | Vote, verified: bool) -> None:
         sender = signer_of(message)
         if sender not in self._validators:
             return
         queue = self._next_height.get(sender)
         if queue is not None and message in queue:
             return
-        if not self._authentic(message):
+        if not self._authentic(message, verified):
             return
         if queue is None:
             queue = self._next_height[sender] = deque(maxlen=MAX_NEXT_HEIGHT_MESSAGES_PER_VALIDATOR)
@@ -335,6 +361,8 @@ class Engine:
         if not isinstance(event.value, bytes):
             return
         self._awaiting_value = None
+        if event.valid is not None:
+            self._note_validity(value_id(event.value), event.valid)
         self._propose(event.value, -1, out)
 
     def _current_round_rules(self, out: list[Action]) -> bool:
@@ -442,9 +470,16 @@ class Engine:
         h, r = self._height, self._round
         if not self._may_sign(Step.PROPOSE):
             return
-        signature = self._signer.sign(
-            signing_bytes(self._chain_id, MessageType.PROPOSAL, h, r, value_id(value), valid_round)
-        )
+        assert self._signer is not None and self._own_key is not None, "only a validator signs"
+        try:
+            signature = self._signer.sign(
+                signing_bytes(self._chain_id, MessageType.PROPOSAL, h, r, value_id(value), valid_round)
+            )
+        except SigningUnavailable:
+            # No proposal this round: wait for one like any other validator would (line 19),
+            # so the round times out and moves on.
+            out.append(ScheduleTimeout(Step.PROPOSE, h, r, self._timeouts.duration_ms(Step.PROPOSE, r)))
+            return
         proposal = Proposal(h, r, value, valid_round, self._own_key, signature)
         self._emit_signed(proposal, Step.PROPOSE, out)
 
@@ -462,7 +497,11 @@ class Engine:
         if not self._may_sign(step):
             return
         h, r = self._height, self._round
-        signature = self._signer.sign(signing_bytes(self._chain_id, kind, h, r, vid))
+        assert self._signer is not None and self._own_key is not None, "only a validator signs"
+        try:
+            signature = self._signer.sign(signing_bytes(self._chain_id, kind, h, r, vid))
+        except SigningUnavailable:
+            return  # the vote is lost, as if the network had dropped it
         self._emit_signed(Vote(kind, h, r, vid, self._own_key, signature), step, out)
 
     def _emit_signed(self, message: Proposal | Vote, step: Step, out: list[Action]) -> None:
@@ -470,7 +509,7 @@ class Engine:
         previous = self._signing_state
         assert previous is None or previous.allows(message.height, message.round, step), "would re-sign"
         self._signing_state = SigningState(message.height, message.round, step)
-        out.append(PersistSigningState(self._signing_state))
+        out.append(PersistSigningState(self._signing_state, message))
         out.append(Broadcast(message))
         if not self._log.has(message) and self._log.add(message):
             self._dirty.add(message.round)
@@ -509,8 +548,17 @@ class Engine:
         assert len(key) == 32, "key is the value's id"
         known = self._validity.get(key)
         if known is None:
-            if len(self._validity) >= _MAX_VALIDITY_CACHE:
-                self._validity.clear()
-            known = self._validity[key] = bool(self._is_valid(self._height, value))
+            if self._is_valid is None:
+                return False  # not judged yet: the host hands values over with their verdict
+            known = bool(self._is_valid(self._height, value))
+            self._note_validity(key, known)
         return known
+
+    def _note_validity(self, key: bytes, valid: bool) -> None:
+        """Remember valid(v) for this height; the oldest verdict goes first when the memory is full."""
+        if key in self._validity:
+            return
+        if len(self._validity) >= _MAX_VALIDITY_CACHE:
+            del self._validity[next(iter(self._validity))]
+        self._validity[key] = valid
 

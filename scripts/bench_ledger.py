@@ -5,8 +5,9 @@ never verified: the ledger runs after the batch verifier.  The timed part is
 ``apply_block`` alone: execution, the write batch (state, block, certificate,
 receipts, tx index, meta) and the synced LevelDB write.  The first block runs
 with a cold account cache (every account read from LevelDB), the rest warm.
-Last, one more block goes the way a validator handles a proposal: check_block
-before the prevote, then apply_block once decided (which reuses the check).
+Last, one more block goes the way a validator handles a proposal: ``prepare``
+(the dry run that judges it) before the prevote, then ``apply`` of what was
+prepared once it is decided.
 
     .venv/bin/python scripts/bench_ledger.py [--accounts 10000] [--txs 10000] [--reps 7] [--json FILE]
 """
@@ -71,14 +72,14 @@ def main() -> None:
             failed = sum(1 for code in result.codes if code != "ok")
             if failed:
                 raise SystemExit(f"block {height}: {failed} transfers failed; the benchmark workload is wrong")
-        # A validator's real path: check the proposal before prevoting, commit it once decided.
+        # A validator's real path: prepare the proposal before prevoting, apply what was prepared once decided.
         start = time.perf_counter()
-        checked = store.check_block(proposal)
+        prepared = store.prepare(proposal)
         check_seconds = time.perf_counter() - start
-        if set(checked.codes) != {"ok"}:
+        if any(prepared.execution.codes):
             raise SystemExit("the proposal block does not validate; the benchmark workload is wrong")
         start = time.perf_counter()
-        store.apply_block(store.height + 1, proposal, b"".join(stx.raw for stx in proposal), b"\x00" * 2_400)
+        store.apply(prepared, b"".join(stx.raw for stx in proposal), b"\x00" * 2_400)
         commit_after_check_seconds = time.perf_counter() - start
 
     rates = [args.txs / s for s in seconds]
@@ -88,8 +89,8 @@ def main() -> None:
         "median_tps": round(statistics.median(rates)), "best_tps": round(max(rates)),
         "median_block_ms": round(statistics.median(seconds) * 1e3, 2),
         "median_cpu_tps": round(args.txs / statistics.median(cpu_seconds)),
-        "check_block_tps": round(args.txs / check_seconds),
-        "check_then_apply_tps": round(args.txs / (check_seconds + commit_after_check_seconds)),
+        "prepare_tps": round(args.txs / check_seconds),
+        "prepare_then_apply_tps": round(args.txs / (check_seconds + commit_after_check_seconds)),
     }
     print(f"{'block':>5} {'wall ms':>9} {'cpu ms':>9} {'transfers/s':>12}")
     for height, (wall, cpu, rate) in enumerate(zip(seconds, cpu_seconds, rates), start=1):
@@ -97,8 +98,8 @@ def main() -> None:
         print(f"{height:>5} {wall * 1e3:>9.2f} {cpu * 1e3:>9.2f} {rate:>12,.0f}{note}")
     print(f"apply_block: median {report['median_tps']:,} transfers/s, best {report['best_tps']:,} transfers/s "
           f"(wall clock); {report['median_cpu_tps']:,} transfers per CPU-second")
-    print(f"check_block (proposal dry run, no write): {report['check_block_tps']:,} transfers/s")
-    print(f"check_block then apply_block of that block: {report['check_then_apply_tps']:,} transfers/s")
+    print(f"prepare (proposal dry run, no write): {report['prepare_tps']:,} transfers/s")
+    print(f"prepare then apply of that block: {report['prepare_then_apply_tps']:,} transfers/s")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)

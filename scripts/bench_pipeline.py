@@ -7,7 +7,7 @@ process, stage by stage, without HTTP or the network: mempool admission of
 client batches of 500 (decoding, the verifier's triage and hand-over to its
 threads, the state checks), the answer documents, then per block the
 proposer's reap and build, ``valid(v)`` with its dry run of the block, the
-ledger commit and the mempool update.  libsodium's check is replaced by a
+ledger commit of what that dry run prepared and the mempool update.  libsodium's check is replaced by a
 no-op, so only the verifier's own bookkeeping remains of verification.
 
 Figures are CPU seconds of the calling thread per transfer (the pool
@@ -34,16 +34,19 @@ from pathlib import Path
 import msgpack
 
 import node.verifier.scheduler
+from consensus.validators import Validator, ValidatorSet
 from node.api.codec import admit_result_doc
 from node.core.keys import KeyPair
 from node.core.tx import Transaction, TxKind
-from node.host.validity import Chain
+from node.host.proposer import Proposer
+from node.host.tip import Tip, read_tip
+from node.host.validity import CheckedBlock, Validity
 from node.ledger import GenesisState, LedgerStore
 from node.mempool.pool import Mempool
 
 CHAIN_ID = "som-bench"
 BATCH = 500
-STAGES = ("admission", "answer", "reap", "build", "valid", "commit", "mempool update")
+STAGES = ("admission", "answer", "reap and build", "valid", "commit", "mempool update")
 
 
 def make_load(keys: list[KeyPair], count: int) -> list[bytes]:
@@ -70,8 +73,10 @@ async def one_pass(directory: Path, genesis: GenesisState, raws: list[bytes], bl
 
         mempool = Mempool(chain_id=CHAIN_ID, verifier=verifier, account=account, issuer=genesis.issuer,
                           banks=frozenset(), max_txs=4 * block, max_bytes=1 << 30)
-        proposer = genesis.issuer
-        chain = Chain(store, verifier, frozenset({proposer}), known=mempool.get)
+        proposer = Proposer(mempool, CHAIN_ID, genesis.issuer, max_block_txs=block, max_block_bytes=1 << 30,
+                            empty_block_wait_s=0, block_interval_s=0, ready=lambda height, round: None)
+        validity = Validity(store, verifier, ValidatorSet([Validator(genesis.issuer, 1)]), known=mempool.get)
+        tip = read_tip(store)
         clock = time.thread_time
         for start in range(0, len(raws), block):
             for offset in range(start, min(start + block, len(raws)), BATCH):
@@ -82,18 +87,16 @@ async def one_pass(directory: Path, genesis: GenesisState, raws: list[bytes], bl
                 msgpack.packb({"results": [admit_result_doc(r) for r in results]}, use_bin_type=True)
                 spent["answer"] += clock() - t
                 assert all(r.accepted for r in results), results[0]
-            height = store.height + 1
             t = clock()
-            txs = mempool.reap(block, 1 << 30)
-            spent["reap"] += clock() - t
+            value, built, txs = proposer.build(tip, now_ms=tip.height + 1)
+            spent["reap and build"] += clock() - t
             t = clock()
-            value = chain.build(height, proposer, height, txs)
-            spent["build"] += clock() - t
-            t = clock()
-            assert chain.is_valid(height, value)
+            checked = validity.judge(tip, validity.prepared(value, built, txs))
+            assert isinstance(checked, CheckedBlock), checked
             spent["valid"] += clock() - t
             t = clock()
-            store.apply_block(height, chain.decode(value).txs, value, b"certificate")
+            result = store.apply(checked.prepared, value, b"certificate")
+            tip = Tip(built.height, checked.value_id, built.time_ms, result.app_hash)
             spent["commit"] += clock() - t
             t = clock()
             mempool.update(txs)

@@ -7,9 +7,12 @@ and enables tests marked ``long``; the default run stays within CI's budget.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from node.verifier.scheduler import BatchVerifier
 
 LONG = os.environ.get("SOMNODE_LONG") == "1"
 
@@ -37,3 +40,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "long" in item.keywords:
             item.add_marker(skip_long)
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Iterator[BatchVerifier]:
+    """The node's batch verifier, one per test module: two threads, no helper processes."""
+    with BatchVerifier(threads=2) as shared:
+        yield shared

@@ -19,6 +19,6 @@ def test_the_pipeline_benchmark_runs_and_reports_every_stage(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["txs"] == 1200 and report["block"] == 500
-    assert set(report["us_per_transfer"]) == {"admission", "answer", "reap", "build", "valid", "commit",
+    assert set(report["us_per_transfer"]) == {"admission", "answer", "reap and build", "valid", "commit",
                                               "mempool update"}
     assert all(value > 0 for value in report["us_per_transfer"].values())

@@ -38,11 +38,12 @@ import pytest
 
 from consensus.events import SigningState, Step
 from consensus.messages import MessageType, Proposal, Vote, signing_bytes
+from consensus.wal import Opened, Signed
 from node.app.config import load_config
 from node.core.block import Block, block_hash, decode_block
 from node.core.genesis import load_genesis
 from node.core.keys import KeyPair, read_key_file, write_key_file
-from node.host.signing_state import SigningStateFile
+from node.host.wal import WAL_FILE, FileWalStorage
 from node.ledger.state import GenesisState
 from node.ledger.store import LedgerError, LedgerStore
 from node.tools.client import ApiClientError, NodeClient
@@ -77,8 +78,8 @@ class Node:
         return self.data_dir / "ledger"
 
     @property
-    def signing_state(self) -> Path:
-        return self.data_dir / "signing_state.json"
+    def wal(self) -> Path:
+        return self.data_dir / WAL_FILE
 
 
 def run_node_command(config: Path) -> list[str]:
@@ -320,13 +321,8 @@ FAULTS: dict[str, tuple[Callable[[Node], Repair], str]] = {
     "key_file_of_another_key": (foreign_key, r"node\.key_file: .* is not a validator"),
     "genesis_garbage": (lambda n: damage(n, n.genesis_file, garbage), r"genesis"),
     "genesis_of_another_chain": (other_genesis, r"ledger store .* belongs to chain .* genesis hash"),
-    "signing_state_garbage": (lambda n: damage(n, n.signing_state, garbage), r"signing state .*(corrupt|unreadable)"),
-    "signing_state_truncated": (lambda n: damage(n, n.signing_state, truncate), r"signing state .* corrupt"),
-    "signing_state_negative": (
-        lambda n: damage(n, n.signing_state, lambda p: p.write_text('{"height": -1, "round": 0, "step": 1}')),
-        r"signing state .* negative"),
-    "signing_state_is_a_directory": (lambda n: move_aside(n.signing_state, Path.mkdir),
-                                     r"signing state .* unreadable"),
+    "wal_is_a_directory": (lambda n: move_aside(n.wal, Path.mkdir),
+                           r"node\.data_dir: cannot use the consensus write-ahead log"),
 }
 
 
@@ -376,10 +372,10 @@ def hide_damage_in_a_table(node: Node, scratch: Path) -> Path:
     pytest.skip("every table block of this store is read on open, so no damage can hide")
 
 
-def persist_a_precommitted_block_that_was_never_written(node: Node) -> bytes:
-    """What a crash leaves between precommitting block H+1 and writing it: the
-    signing state, our precommit and the proposal it was for are on disk, the
-    block is not.  Returns the block's hash."""
+def log_a_precommitted_block_that_was_never_written(node: Node) -> bytes:
+    """What a crash leaves between precommitting block H+1 and writing it: the write-ahead
+    log holds the validator's proposal, prevote and precommit; the ledger lacks the block.
+    Returns the block's hash."""
     genesis = load_genesis(node.genesis_file)
     key = read_key_file(node.key_file)
     store = LedgerStore.open(node.ledger, GenesisState.from_genesis(genesis))
@@ -393,16 +389,22 @@ def persist_a_precommitted_block_that_was_never_written(node: Node) -> bytes:
     vid = block_hash(value)
     proposal_bytes = signing_bytes(genesis.chain_id, MessageType.PROPOSAL, height, 0, vid, -1)
     proposal = Proposal(height, 0, value, -1, key.public_key, key.sign(proposal_bytes))
-    precommit_bytes = signing_bytes(genesis.chain_id, MessageType.PRECOMMIT, height, 0, vid)
-    precommit = Vote(MessageType.PRECOMMIT, height, 0, vid, key.public_key, key.sign(precommit_bytes))
-    SigningStateFile(node.signing_state).save(SigningState(height, 0, Step.PRECOMMIT), precommit, proposal)
+    votes = [Vote(kind, height, 0, vid, key.public_key, key.sign(signing_bytes(genesis.chain_id, kind, height, 0, vid)))
+             for kind in (MessageType.PREVOTE, MessageType.PRECOMMIT)]
+    node.wal.unlink()
+    storage = FileWalStorage(node.wal)
+    storage.replace([Opened(height, None), Signed(SigningState(height, 0, Step.PROPOSE), proposal),
+                     Signed(SigningState(height, 0, Step.PREVOTE), votes[0]),
+                     Signed(SigningState(height, 0, Step.PRECOMMIT), votes[1])])
+    storage.close()
     return vid
 
 
 def test_a_crash_between_precommit_and_commit_does_not_stall_a_lone_validator(node: Node, tmp_path: Path):
-    vid = persist_a_precommitted_block_that_was_never_written(node)
+    vid = log_a_precommitted_block_that_was_never_written(node)
     log = tmp_path / "restarted.log"
     with serving(node, log):
+        assert f"locked_round=0 locked_value={vid.hex()}" in log.read_text(), "the replay relearned the lock"
         assert opened_state(log) == node.committed
         client = NodeClient(f"http://{load_config(node.config).api.listen}", 5.0)
         deadline = time.monotonic() + 20

@@ -7,6 +7,8 @@ import pytest
 from node.core.amount import MAX_TYIYN
 from node.core.tx import TxKind
 from node.ledger import GenesisState, LedgerStore
+from node.ledger.receipts import BAD_NONCE
+from node.ledger.store import LedgerHeightError
 from tests.crash_writer import (
     BANKS,
     HOLDERS,
@@ -157,23 +159,27 @@ def test_index_keeps_the_outcome_that_consumed_the_nonce(store):
     assert (store.tx_location(tx.hash).height, store.tx_location(tx.hash).code) == (2, "ok")
 
 
-def test_check_block_writes_nothing_and_predicts_apply(store):
+def test_prepare_writes_nothing_and_apply_writes_exactly_what_it_prepared(store):
     txs = [signed(T, ALICE, 0, 9, STRANGER), signed(I, ISSUER, 0, 1, ALICE)]
     height, app_hash = store.height, store.app_hash
-    predicted = store.check_block(txs)
+    prepared = store.prepare(txs)
     assert (store.height, store.app_hash) == (height, app_hash)
     assert store.account(STRANGER) is None and store.account(ALICE) == (1_000_000, 0)
-    applied = store.apply_block(1, txs, b"block", b"cert")
-    assert predicted == applied
+    applied = store.apply(prepared, b"block", b"cert")
+    assert applied.app_hash == prepared.app_hash == store.app_hash and applied.codes == ("ok", "ok")
+    assert store.account(STRANGER) == (9, 0)
 
 
-def test_a_checked_proposal_is_not_mistaken_for_a_different_committed_block(store):
+def test_a_block_prepared_on_an_older_state_cannot_be_applied(store):
     proposal = [signed(T, ALICE, 0, 9, BOB)]
     committed = [signed(T, ALICE, 0, 4, STRANGER)]
-    assert store.check_block(proposal).codes == ("ok",)
+    prepared = store.prepare(proposal)
+    assert list(prepared.execution.codes) == [0]
     store.apply_block(1, committed, b"block", b"cert")
+    with pytest.raises(LedgerHeightError, match="prepared for another height"):
+        store.apply(prepared, b"block", b"cert")
     assert store.account(STRANGER) == (4, 0) and store.account(BOB) == (1_000_000, 0)
-    assert store.check_block(proposal).codes == ("bad_nonce",)
+    assert store.prepare(proposal).execution.codes == bytearray([BAD_NONCE])
 
 
 def test_a_failed_write_leaves_disk_and_memory_untouched(tmp_path):

@@ -18,19 +18,19 @@ from tests.localnet import free_ports
 async def test_a_block_that_cannot_be_written_stops_the_node(tmp_path, monkeypatch):
     network = create_network(tmp_path / "net", validators=1, banks=1, ports=[tuple(free_ports(2))])
     config, genesis, key = load_node_files(network.config_files[0])
-    real_apply = LedgerStore.apply_block
+    real_apply = LedgerStore.apply
 
-    def apply_until_the_disk_fills(self, height, *args, **kwargs):
-        if height >= 3:
+    def apply_until_the_disk_fills(self, prepared, *args, **kwargs):
+        if prepared.height >= 3:
             raise OSError(28, "No space left on device")
-        return real_apply(self, height, *args, **kwargs)
+        return real_apply(self, prepared, *args, **kwargs)
 
-    monkeypatch.setattr(LedgerStore, "apply_block", apply_until_the_disk_fills)
+    monkeypatch.setattr(LedgerStore, "apply", apply_until_the_disk_fills)
     node = ValidatorNode(config, genesis, key)
     with pytest.raises(NodeHalted, match="No space left on device"):
         await asyncio.wait_for(_serve(node), timeout=60)
     # The committed blocks before the failure are intact and the store was closed cleanly.
-    monkeypatch.setattr(LedgerStore, "apply_block", real_apply)
+    monkeypatch.setattr(LedgerStore, "apply", real_apply)
     store = LedgerStore.open(config.node.data_dir / "ledger", GenesisState.from_genesis(genesis))
     try:
         assert store.height == 2

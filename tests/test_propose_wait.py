@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import pytest
 
-from consensus.events import ValueReady
-from node.host.driver import ConsensusDriver
+from node.host.proposer import Proposer
+from node.host.tip import Tip
 
 HEIGHT = 7
 
@@ -24,9 +23,6 @@ class Pool:
     def size_bytes(self) -> int:
         return self.count * self.size
 
-    def reap(self, max_txs: int, max_bytes: int) -> list:
-        return [object()] * min(self.count, max_txs)
-
 
 class Clock:
     def __init__(self) -> None:
@@ -36,58 +32,70 @@ class Clock:
         return self.now
 
 
-def driver(pool: Pool, clock: Clock, *, interval_s: float = 0.2, empty_wait_s: float = 5.0) -> ConsensusDriver:
-    store = SimpleNamespace(chain_id="som-test", height=HEIGHT - 1)
-    chain = SimpleNamespace(store=store, build=lambda height, proposer, now_ms, txs: b"block of %d" % len(txs))
-    engine = SimpleNamespace(height=HEIGHT, round=0)
-    return ConsensusDriver(
-        engine=engine, chain=chain, mempool=pool, network=None, verifier=None, signing_file=None,
-        validators=None, own_key=b"k" * 32, encode_certificate=None, max_block_txs=100,
-        max_block_bytes=100_000, empty_block_wait_s=empty_wait_s, block_interval_s=interval_s, clock=clock)
-
-
-async def proposed_within(d: ConsensusDriver, seconds: float) -> bytes | None:
-    """Run the proposer for up to ``seconds`` of real time; the value it proposed, if any."""
-    task = asyncio.create_task(d._propose_when_ready(HEIGHT, 0))
+async def ready_within(pool: Pool, clock: Clock, seconds: float, *, interval_s: float = 0.2,
+                       empty_wait_s: float = 5.0) -> bool:
+    """Whether the proposer says (HEIGHT, 0) is ready within ``seconds`` of real time; the last commit is now."""
+    said: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+    proposer = Proposer(pool, "som-test", b"k" * 32, max_block_txs=100, max_block_bytes=100_000,  # type: ignore[arg-type]
+                        empty_block_wait_s=empty_wait_s, block_interval_s=interval_s,
+                        ready=lambda height, round: said.set_result((height, round)), clock=clock)
+    proposer.schedule(HEIGHT, 0, clock())
     try:
-        await asyncio.wait_for(asyncio.shield(task), seconds)
+        assert await asyncio.wait_for(asyncio.shield(said), seconds) == (HEIGHT, 0)
+        return True
     except TimeoutError:
-        return None
-    event = d._queue.get_nowait()
-    assert isinstance(event, ValueReady) and (event.height, event.round) == (HEIGHT, 0)
-    return event.value
+        return False
+    finally:
+        await proposer.stop()
 
 
 async def test_a_partial_block_waits_for_the_interval_after_the_last_commit():
     clock = Clock()
-    d = driver(Pool(10), clock)  # the driver counts its last commit from now
-    task = asyncio.create_task(proposed_within(d, 30))
+    task = asyncio.create_task(ready_within(Pool(10), clock, 30))
     await asyncio.sleep(0.1)
-    assert not task.done(), "proposed before block_interval_s had passed"
+    assert not task.done(), "ready before block_interval_s had passed"
     clock.now += 0.2
-    assert await task == b"block of 10"
+    assert await task
 
 
 async def test_a_full_block_goes_at_once():
-    assert await proposed_within(driver(Pool(100), Clock()), 5) == b"block of 100"
+    assert await ready_within(Pool(100), Clock(), 5)
 
 
 async def test_a_block_full_by_bytes_goes_at_once():
-    assert await proposed_within(driver(Pool(10, size=10_000), Clock()), 5) == b"block of 10"
+    assert await ready_within(Pool(10, size=10_000), Clock(), 5)
 
 
 async def test_with_no_interval_anything_pending_goes_at_once():
-    assert await proposed_within(driver(Pool(1), Clock(), interval_s=0), 5) == b"block of 1"
+    assert await ready_within(Pool(1), Clock(), 5, interval_s=0)
 
 
-async def test_an_empty_mempool_gives_an_empty_block_after_the_empty_block_wait():
+async def test_an_empty_mempool_waits_for_the_empty_block_wait():
     clock = Clock()
-    d = driver(Pool(0), clock, empty_wait_s=0.05)
+    task = asyncio.create_task(ready_within(Pool(0), clock, 5, empty_wait_s=0.3))
     clock.now += 10  # the interval is long past: it is the empty mempool that waits
-    assert await proposed_within(d, 5) == b"block of 0"
+    await asyncio.sleep(0.1)
+    assert not task.done(), "an empty block went before the empty block wait"
+    assert await task
 
 
 @pytest.mark.parametrize("pending", [0, 10])
 async def test_the_empty_block_wait_bounds_every_wait(pending):
-    assert await proposed_within(driver(Pool(pending), Clock(), interval_s=60, empty_wait_s=0.05), 5) \
-        == b"block of %d" % pending
+    assert await ready_within(Pool(pending), Clock(), 5, interval_s=60, empty_wait_s=0.05)
+
+
+class Reaper(Pool):
+    def reap(self, max_txs: int, max_bytes: int) -> list:
+        return []
+
+
+def test_a_block_is_never_older_than_its_parent():
+    """A clock that went back still gives a block no older than its parent, on the tip it was given."""
+    proposer = Proposer(Reaper(0), "som-test", b"k" * 32, max_block_txs=10, max_block_bytes=1000,  # type: ignore[arg-type]
+                        empty_block_wait_s=0.1, block_interval_s=0.1, ready=lambda height, round: None)
+    tip = Tip(6, b"h" * 32, 5_000, b"a" * 32)
+    _, block, _ = proposer.build(tip, now_ms=4_000)
+    assert (block.height, block.time_ms, block.previous_block_hash, block.previous_app_hash) == \
+        (7, 5_000, b"h" * 32, b"a" * 32)
+    _, later, _ = proposer.build(tip, now_ms=6_000)
+    assert later.time_ms == 6_000

@@ -150,7 +150,7 @@ def test_a_damaged_account_record_is_reported_as_corruption(tmp_path):
         with pytest.raises(LedgerCorruptError, match="account"):
             store.account(cw.HOLDERS[0])
         with pytest.raises(LedgerCorruptError):
-            store.check_block([cw.signed(TxKind.TRANSFER, cw.HOLDERS[0], 0, 1, cw.HOLDERS[1])])
+            store.prepare([cw.signed(TxKind.TRANSFER, cw.HOLDERS[0], 0, 1, cw.HOLDERS[1])])
 
 
 def test_scrub_reads_every_record_and_stops_when_told(tmp_path):

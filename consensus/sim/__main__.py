@@ -37,7 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--weighted", action="store_true",
                         help="unequal voting powers (Byzantine validators still hold under a third)")
     parser.add_argument("--no-persist", action="store_true",
-                        help="restart without the persisted signing state and WAL (shows the equivocation danger)")
+                        help="restart without the write-ahead log, signing state included (shows the equivocation danger)")
+    parser.add_argument("--no-wal-replay", action="store_true",
+                        help="restart with the signing state but replay no messages (a validator that forgets its lock)")
+    parser.add_argument("--restarts", type=int, default=0, metavar="N",
+                        help="crash and restart one honest validator N times, mid-height")
     return parser
 
 
@@ -91,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = [
             Scenario(seed=seed, validators=args.validators, byzantine=args.byzantine, strategy=args.strategy,
                      crashes=args.crashes, loss=args.loss, partition=args.partition, heights=args.heights,
-                     persist=not args.no_persist, weighted=args.weighted)
+                     persist=not args.no_persist, weighted=args.weighted,
+                     wal_replay=not args.no_wal_replay, restarts=args.restarts)
             for seed in range(args.start_seed, args.start_seed + args.seeds)
         ]
     except ValueError as exc:

@@ -27,8 +27,10 @@ class Scenario:
     loss: float = 0.0
     partition: bool = False
     heights: int = 3
-    persist: bool = True
+    persist: bool = True  # False: a restarted validator has lost its whole write-ahead log
     weighted: bool = False  # unequal voting powers drawn from the seed
+    wal_replay: bool = True  # False: a restart keeps the signing state but replays no messages
+    restarts: int = 0  # crash-restarts of one honest validator, mid-height, on top of ``crashes``
 
     def __post_init__(self) -> None:
         if self.validators < 1:
@@ -41,6 +43,8 @@ class Scenario:
             raise ValueError("loss is a probability below 1")
         if self.heights < 1:
             raise ValueError("the target height must be at least 1")
+        if self.restarts < 0:
+            raise ValueError("restarts cannot be negative")
 
     @property
     def max_faulty(self) -> int:
@@ -69,6 +73,10 @@ class Scenario:
             parts.append("--partition")
         if not self.persist:
             parts.append("--no-persist")
+        if not self.wal_replay:
+            parts.append("--no-wal-replay")
+        if self.restarts:
+            parts.append(f"--restarts {self.restarts}")
         if self.weighted:
             parts.append("--weighted")
         return " ".join(parts)
@@ -143,6 +151,18 @@ def draw_plan(scenario: Scenario) -> FaultPlan:
                 offset_ms=rng.randint(0, 300),
                 down_ms=rng.randint(20, 1500),
                 after_persist=rng.random() < 0.5,
+            ))
+    if scenario.restarts:
+        # One honest validator down again and again, each time inside a height, mostly
+        # right after it wrote a signed message: where a lost lock would show.
+        restarted = rng.choice(honest)
+        for index in range(scenario.restarts):
+            crashes.append(Crash(
+                validator=restarted,
+                at_height=1 + index * scenario.heights // scenario.restarts,
+                offset_ms=rng.randint(0, 400),
+                down_ms=rng.randint(20, 600),
+                after_persist=rng.random() < 0.75,
             ))
     return FaultPlan(network, powers, byzantine, tuple(crashes))
 

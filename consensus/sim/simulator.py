@@ -3,7 +3,7 @@
 Time is simulated milliseconds; pending work is a heap of (time, sequence,
 event) so that ties break by scheduling order and one seed replays a run
 exactly.  Each validator runs the real ``Engine``; the simulator plays the host:
-it carries out actions in order, persists signing state to a simulated disk,
+it carries out actions in order, writes its write-ahead log to a simulated disk,
 moves messages through the faulty network, crashes and restarts validators,
 and lets lagging validators catch up from a peer's committed blocks.
 
@@ -19,10 +19,11 @@ validator) to survive losses and crashes:
   (the engine may have dropped it under its future-round bound).  A peer that
   is behind gets the committed blocks it lacks, with certificates it verifies
   before skipping ahead.
-* A write-ahead log.  Every received message of an undecided height is logged
-  before the engine sees it, and every signed message in the same durable write
-  as its signing state; a restarted validator replays the log into its new
-  engine, relearning its lock and re-gossiping what it had.
+* A write-ahead log (``consensus.wal``, the node's own semantics).  Every
+  received message of the height being decided is logged before the engine
+  sees it, and every signed message in the same durable write as its signing
+  state; a restarted validator replays the log into its new engine,
+  relearning its lock and re-gossiping what it had.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ from consensus.sim.checkers import (
 from consensus.sim.crypto import MemoVerifier, SimSigner
 from consensus.sim.network import Network
 from consensus.sim.scenario import Crash, FaultPlan, Scenario, draw_plan
-from consensus.sim.validator import SimValidator
+from consensus.sim.validator import MemoryWalStorage, SimValidator
 from consensus.validators import Validator, ValidatorSet
 
 log = logging.getLogger(__name__)
@@ -315,19 +316,25 @@ class Simulation:
 
     def _start_engine(self, node: SimValidator) -> None:
         height = node.disk.last_height + 1
-        signing_state = node.disk.signing_state if self.scenario.persist else None
+        if not self.scenario.persist:
+            node.disk.wal_storage = MemoryWalStorage()  # amnesia: the log is gone
+        wal = node.disk.open_wal()
+        replay = wal.replay(height)
+        if wal.height != height:
+            wal.begin(height)
+        node.wal = wal
         node.engine = Engine(CHAIN_ID, self.validator_set, node.signer, self.verifier, is_valid_value,
-                             height, signing_state=signing_state, timeouts=SIM_TIMEOUTS)
+                             height, signing_state=replay.signing_state, timeouts=SIM_TIMEOUTS)
         self._enter_height(node, height)
         self._execute(node, node.engine.start())
-        if self.scenario.persist:
-            self._replay_wal(node)
+        if self.scenario.wal_replay:
+            self._replay_wal(node, replay.messages)
         if node.honest:  # Byzantine validators send only what their strategy decides
             self._schedule(self.now + GOSSIP_INTERVAL_MS, _GOSSIP, node.index, node.incarnation)
 
-    def _replay_wal(self, node: SimValidator) -> None:
+    def _replay_wal(self, node: SimValidator, messages: tuple[Message, ...]) -> None:
         """After a restart, relearn (and re-gossip) what we received and signed before the crash."""
-        for message in list(node.disk.wal):
+        for message in messages:
             if not node.up:
                 return
             self._accept(node, message)
@@ -341,14 +348,14 @@ class Simulation:
 
     def _execute(self, node: SimValidator, actions: list[object]) -> None:
         """Carry out the engine's actions in order; a crash may cut the list short."""
-        for i, action in enumerate(actions):
+        for action in actions:
             if not node.up:
                 return
             if isinstance(action, Broadcast):
                 self._broadcast(node, action.message)
             elif isinstance(action, PersistSigningState):
-                covered = actions[i + 1] if i + 1 < len(actions) else None
-                node.disk.persist_signed(action.state, covered.message if isinstance(covered, Broadcast) else None)
+                assert node.wal is not None, "a running validator has its log open"
+                node.wal.signed(action.state, action.message)
                 if node.crash_pending is not None:
                     self._crash(node, node.crash_pending)
                     return
@@ -362,6 +369,8 @@ class Simulation:
             elif isinstance(action, Commit):
                 self._commit(node, action.height, action.value, action.certificate, "consensus")
                 self._enter_height(node, action.height + 1)
+                assert node.wal is not None
+                node.wal.begin(action.height + 1)
             elif isinstance(action, EvidenceFound):
                 if len(self.evidence) < 10_000:
                     self.evidence.append((node.index, action.evidence))
@@ -391,8 +400,9 @@ class Simulation:
     def _deliver(self, node: SimValidator, message: Message) -> None:
         if not node.up or message.height < node.height or message.signature in node.have:
             return
-        if self.scenario.persist and message.height <= node.height + 1:
-            node.disk.log_message(message)
+        if node.engine is not None and not node.engine.knows(message):
+            assert node.wal is not None
+            node.wal.received(message)  # before the engine acts on it
         self._accept(node, message)
 
     def _accept(self, node: SimValidator, message: Message) -> None:
@@ -446,6 +456,8 @@ class Simulation:
         if node.disk.last_height > start and node.disk.last_height + 1 > node.engine.height:
             new_height = node.disk.last_height + 1
             self._enter_height(node, new_height)
+            assert node.wal is not None
+            node.wal.begin(new_height)
             self._execute(node, node.engine.skip_to_height(new_height))
 
     # ---- crashes

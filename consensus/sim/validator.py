@@ -1,22 +1,23 @@
 """One simulated validator: its durable disk and what it holds in memory.
 
-The disk is what survives a crash: the persisted signing state, the
-write-ahead log of the undecided height, and the committed blocks with their
+The disk is what survives a crash: the write-ahead log of the undecided
+height (with the signing state) and the committed blocks with their
 certificates.  Everything else — the engine, the gossip log, what peers are
 known to hold — is lost when the process dies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from consensus.certificate import CommitCertificate
 from consensus.engine import Engine
-from consensus.events import SigningState
 from consensus.messages import Message
 from consensus.sim.byzantine import ByzantineContext, Strategy
 from consensus.sim.crypto import SimSigner
 from consensus.sim.scenario import Crash
+from consensus.wal import Record, WriteAheadLog
 
 # Messages for the next height kept until this validator gets there, so it
 # can relay them then (the engine buffers them too, with its own bound).
@@ -27,30 +28,40 @@ MAX_NEXT_HEIGHT_LOG = 1024
 MAX_GOSSIP_LOG = 4096
 
 
-# Messages of undecided heights kept in the write-ahead log.
-MAX_WAL_MESSAGES = 4096
+# The simulated disk bounds its write-ahead log by record count.
+MAX_WAL_RECORDS = 4096
+
+
+class MemoryWalStorage:
+    """The simulated disk's write-ahead log: records in a list, every write as durable as it asks.
+
+    A simulated crash loses nothing written here, which is what fsync promises
+    a real node; losing what was never written is modelled by crashing before
+    the write (``Crash.after_persist``).
+    """
+
+    __slots__ = ("records",)
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    @property
+    def size(self) -> int:
+        return len(self.records)
+
+    def append(self, record: Record, *, durable: bool) -> None:
+        self.records.append(record)
+
+    def replace(self, records: Sequence[Record]) -> None:
+        self.records = list(records)
 
 
 @dataclass(slots=True)
 class Disk:
-    """Durable storage: written synchronously, survives crashes.
+    """Durable storage: the consensus write-ahead log and the committed blocks with their certificates."""
 
-    ``wal`` is the consensus write-ahead log, as in Tendermint: every message
-    received for a height not yet decided, written before the engine sees it,
-    and every message signed, written in the same durable write as the signing
-    state that covers it.  Replaying it after a restart rebuilds what the
-    engine knew.  Both halves matter for liveness.  The engine refuses to sign
-    again at or below its signing state, so a vote lost to a crash would be
-    lost for good.  And a validator that locked on a value may be the only one
-    holding a Byzantine prevote that justified the lock; if it forgot that
-    prevote nobody could ever be shown the lock is sound, and the height
-    could stall.
-    """
-
-    signing_state: SigningState | None = None
+    wal_storage: MemoryWalStorage = field(default_factory=MemoryWalStorage)
     blocks: dict[int, tuple[bytes, CommitCertificate]] = field(default_factory=dict)
-    wal: list[Message] = field(default_factory=list)
-    wal_signatures: set[bytes] = field(default_factory=set)
 
     @property
     def last_height(self) -> int:
@@ -61,19 +72,10 @@ class Disk:
         if height != self.last_height + 1:
             raise ValueError(f"block {height} does not follow the stored height {self.last_height}")
         self.blocks[height] = (value, certificate)
-        self.wal = [m for m in self.wal if m.height > height]
-        self.wal_signatures = {m.signature for m in self.wal}
 
-    def persist_signed(self, state: SigningState, message: Message | None) -> None:
-        """One durable write: the signing state and the message it covers."""
-        self.signing_state = state
-        if message is not None:
-            self.log_message(message)
-
-    def log_message(self, message: Message) -> None:
-        if message.signature not in self.wal_signatures and len(self.wal) < MAX_WAL_MESSAGES:
-            self.wal_signatures.add(message.signature)
-            self.wal.append(message)
+    def open_wal(self) -> WriteAheadLog:
+        """The log as a restarted process finds it."""
+        return WriteAheadLog(self.wal_storage, self.wal_storage.records, max_size=MAX_WAL_RECORDS)
 
 
 class SimValidator:
@@ -91,7 +93,7 @@ class SimValidator:
     """
 
     __slots__ = (
-        "index", "signer", "disk", "strategy", "context", "engine", "incarnation", "height",
+        "index", "signer", "disk", "wal", "strategy", "context", "engine", "incarnation", "height",
         "log", "logged", "have", "have_epoch", "synced", "next_height_log",
         "crash_pending", "down", "crashes_armed",
     )
@@ -101,6 +103,7 @@ class SimValidator:
         self.index = index
         self.signer = signer
         self.disk = Disk()
+        self.wal: WriteAheadLog | None = None  # the running process's handle on its disk's log
         self.strategy = strategy
         self.context = context
         self.engine: Engine | None = None
@@ -150,6 +153,7 @@ class SimValidator:
     def lose_memory(self) -> None:
         """A crash: the engine and everything in memory are gone; the disk stays."""
         self.engine = None
+        self.wal = None
         self.incarnation += 1
         self.crash_pending = None
         self._forget()

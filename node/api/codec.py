@@ -16,14 +16,7 @@ import msgpack
 from aiohttp import web
 
 from node.api.backend import BlockView, TxState, TxStatus
-from node.api.errors import (
-    BAD_HEX,
-    BAD_JSON,
-    BAD_MSGPACK,
-    BAD_REQUEST,
-    TOO_MANY_TXS,
-    ApiError,
-)
+from node.api.errors import ApiError, ErrorCode
 from node.core.address import encode_address
 from node.mempool.pool import AdmitResult
 
@@ -35,23 +28,23 @@ HASH_SIZE = 32
 def parse_hex(text: object, what: str) -> bytes:
     """Strict hex: a string of hex digit pairs, no prefix or whitespace."""
     if not isinstance(text, str):
-        raise ApiError(400, BAD_REQUEST, f"{what} must be a hex string")
+        raise ApiError(400, ErrorCode.BAD_REQUEST, f"{what} must be a hex string")
     try:
         return binascii.a2b_hex(text)
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, BAD_HEX, f"{what} is not hex: {exc}") from exc
+        raise ApiError(400, ErrorCode.BAD_HEX, f"{what} is not hex: {exc}") from exc
 
 
 def parse_hash(text: str) -> bytes:
     digest = parse_hex(text, "the transaction hash")
     if len(digest) != HASH_SIZE:
-        raise ApiError(400, BAD_HEX, f"a transaction hash is {HASH_SIZE} bytes ({2 * HASH_SIZE} hex digits)")
+        raise ApiError(400, ErrorCode.BAD_HEX, f"a transaction hash is {HASH_SIZE} bytes ({2 * HASH_SIZE} hex digits)")
     return digest
 
 
 def parse_height(text: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= 20) or int(text) < 1:
-        raise ApiError(400, BAD_REQUEST, f"height must be a positive integer, got {text!r}")
+        raise ApiError(400, ErrorCode.BAD_REQUEST, f"height must be a positive integer, got {text!r}")
     return int(text)
 
 
@@ -66,9 +59,9 @@ def parse_submission(content_type: str, body: bytes, max_txs: int) -> list[bytes
     else:
         raws = _parse_json_submission(body)
     if not raws:
-        raise ApiError(400, BAD_REQUEST, "no transactions in the request")
+        raise ApiError(400, ErrorCode.BAD_REQUEST, "no transactions in the request")
     if len(raws) > max_txs:
-        raise ApiError(400, TOO_MANY_TXS, f"{len(raws)} transactions in one request; the limit is {max_txs}")
+        raise ApiError(400, ErrorCode.TOO_MANY_TXS, f"{len(raws)} transactions in one request; the limit is {max_txs}")
     return raws
 
 
@@ -78,14 +71,14 @@ def _parse_json_submission(body: bytes) -> list[bytes]:
     try:
         doc = json.loads(body.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise ApiError(400, BAD_JSON, f"the body is not UTF-8 JSON: {exc}") from exc
+        raise ApiError(400, ErrorCode.BAD_JSON, f"the body is not UTF-8 JSON: {exc}") from exc
     if not isinstance(doc, dict) or len(doc) != 1 or not ({"tx", "txs"} & doc.keys()):
-        raise ApiError(400, BAD_REQUEST, 'the body must be {"txs": ["<hex>", ...]} or {"tx": "<hex>"}')
+        raise ApiError(400, ErrorCode.BAD_REQUEST, 'the body must be {"txs": ["<hex>", ...]} or {"tx": "<hex>"}')
     if "tx" in doc:
         return [parse_hex(doc["tx"], "tx")]
     txs = doc["txs"]
     if not isinstance(txs, list):
-        raise ApiError(400, BAD_REQUEST, '"txs" must be a list of hex strings')
+        raise ApiError(400, ErrorCode.BAD_REQUEST, '"txs" must be a list of hex strings')
     return [parse_hex(item, f"txs[{i}]") for i, item in enumerate(txs)]
 
 
@@ -93,9 +86,9 @@ def _parse_msgpack_submission(body: bytes) -> list[bytes]:
     try:
         doc = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=True)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, RecursionError) as exc:
-        raise ApiError(400, BAD_MSGPACK, f"the body is not one msgpack value: {exc}") from exc
+        raise ApiError(400, ErrorCode.BAD_MSGPACK, f"the body is not one msgpack value: {exc}") from exc
     if not isinstance(doc, list) or not all(type(item) is bytes for item in doc):
-        raise ApiError(400, BAD_REQUEST, "a msgpack body is an array of bin (one signed transaction each)")
+        raise ApiError(400, ErrorCode.BAD_REQUEST, "a msgpack body is an array of bin (one signed transaction each)")
     return doc
 
 

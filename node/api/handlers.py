@@ -17,10 +17,11 @@ from node.api.codec import (
     render,
     tx_status_doc,
 )
-from node.api.errors import BAD_ADDRESS, BLOCK_NOT_FOUND, MEMPOOL_FULL, ApiError
+from node.api.errors import ApiError, ErrorCode
 from node.api.events import events_handler
 from node.core.address import AddressError, decode_address
 from node.core.amount import format_som
+from node.mempool.pool import AdmitCode
 
 # Seconds a client should wait after a 503 mempool_full: about one block, when the pool drains.
 RETRY_AFTER_SECONDS = 1
@@ -45,8 +46,8 @@ async def submit_txs(request: web.Request) -> web.Response:
     results = await backend.submit(raws)
     if len(results) != len(raws):
         raise RuntimeError(f"backend answered {len(results)} results for {len(raws)} transactions")
-    if all(r.code == MEMPOOL_FULL for r in results):
-        raise ApiError(503, MEMPOOL_FULL, "the mempool is full; retry later",
+    if all(r.code == AdmitCode.MEMPOOL_FULL for r in results):
+        raise ApiError(503, ErrorCode.MEMPOOL_FULL, "the mempool is full; retry later",
                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     return render(request, {"results": [admit_result_doc(r) for r in results]})
 
@@ -61,7 +62,7 @@ async def get_account(request: web.Request) -> web.Response:
     try:
         public_key = decode_address(address)
     except AddressError as exc:
-        raise ApiError(400, BAD_ADDRESS, str(exc)) from exc
+        raise ApiError(400, ErrorCode.BAD_ADDRESS, str(exc)) from exc
     backend = request.app[BACKEND]
     balance, nonce = backend.account(public_key)
     return render(request, {
@@ -80,14 +81,14 @@ async def get_block(request: web.Request) -> web.Response:
 async def get_latest_block(request: web.Request) -> web.Response:
     height = request.app[BACKEND].latest_height()
     if height < 1:
-        raise ApiError(404, BLOCK_NOT_FOUND, "no block has been committed yet")
+        raise ApiError(404, ErrorCode.BLOCK_NOT_FOUND, "no block has been committed yet")
     return _block_response(request, height)
 
 
 def _block_response(request: web.Request, height: int) -> web.Response:
     block = request.app[BACKEND].block(height)
     if block is None:
-        raise ApiError(404, BLOCK_NOT_FOUND, f"no committed block at height {height}")
+        raise ApiError(404, ErrorCode.BLOCK_NOT_FOUND, f"no committed block at height {height}")
     return render(request, block_doc(block))
 
 

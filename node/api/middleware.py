@@ -14,7 +14,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from node.api.errors import INTERNAL, ApiError, code_for_status, error_response
+from node.api.errors import ApiError, ErrorCode, code_for_status, error_response
 from node.app.metrics import NodeMetrics
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except Exception:
         log.exception("api_internal_error method=%s route=%s", request.method, route_label(request))
-        return error_response(500, INTERNAL, "internal error; the node logged the details")
+        return error_response(500, ErrorCode.INTERNAL, "internal error; the node logged the details")
 
 
 def _describe(request: web.Request, exc: web.HTTPException) -> str:

@@ -2,8 +2,8 @@
 
 Start order follows the data: the ledger store first (so a node pointed at the
 wrong chain or a damaged store stops before it talks to anyone), then the
-verifier, mempool, engine and consensus driver, then the peer network and the
-client API.  Stop runs the other way round and closes the store last, after
+consensus write-ahead log, the verifier, mempool, engine and the host's
+parts (node/host/), then the peer network and the client API.  Stop runs the other way round and closes the store last, after
 the consensus task can no longer write.
 """
 
@@ -24,13 +24,20 @@ from node.api.app import make_api_app
 from node.api.node_backend import NodeBackend, committed_block_view
 from node.app.config import Config, load_config
 from node.app.metrics import NetworkCollector, NodeMetrics, VerifierCollector
-from node.core.certificate import decode_certificate, encode_certificate
+from node.core.certificate import decode_certificate
 from node.core.genesis import Genesis, load_genesis
 from node.core.keys import KeyPair, read_key_file
 from node.host.catchup import CatchUp
-from node.host.driver import Committed, ConsensusDriver
-from node.host.signing_state import SigningStateFile
-from node.host.validity import Chain
+from node.host.commit import Committed, Committer
+from node.host.driver import ConsensusDriver
+from node.host.failpoints import Failpoint
+from node.host.gossip import ConsensusGossip
+from node.host.inbox import Inbox, ProposeNow
+from node.host.intake import Intake
+from node.host.proposer import Proposer
+from node.host.tip import read_tip
+from node.host.validity import Validity
+from node.host.wal import WalDamaged, open_wal
 from node.ledger.state import GenesisState
 from node.ledger.store import LedgerCorruptError, LedgerStore
 from node.mempool.pool import Mempool
@@ -38,10 +45,13 @@ from node.p2p.config import NetworkConfig
 from node.p2p.transport import PeerNetwork
 from node.verifier.scheduler import BatchVerifier
 
-log = logging.getLogger("somnode.validator")
+log = logging.getLogger(__name__)
 
 LEDGER_DIR = "ledger"
-SIGNING_STATE_FILE = "signing_state.json"
+# Peer messages waiting for the consensus task; more are dropped as lost (re-gossip brings them back).
+MAX_QUEUED_PEER_MESSAGES = 10_000
+# How often a validator re-sends the messages of the height being decided.
+REGOSSIP_S = 1.0
 # Pause after each chunk of the background ledger scrub (4,096 records, about 3 ms of reading).
 SCRUB_PAUSE_S = 0.004
 
@@ -92,8 +102,19 @@ class ValidatorNode:
             LedgerStore.open, data_dir / LEDGER_DIR, GenesisState.from_genesis(genesis))
         self.store = store
         self._stack.append(store.close)
-        signing_file = SigningStateFile(data_dir / SIGNING_STATE_FILE)
-        signing_state, own_precommit, own_proposal = signing_file.load()
+        try:
+            opened = await asyncio.to_thread(open_wal, data_dir, store.height)
+        except OSError as exc:
+            raise StartError(f"node.data_dir: cannot use the consensus write-ahead log in {data_dir}: "
+                             f"{exc.strerror or exc}") from exc
+        except WalDamaged as exc:
+            raise StartError(str(exc)) from exc
+        self._stack.append(opened.storage.close)
+        replay = opened.wal.replay(store.height + 1)
+        try:
+            failpoint = Failpoint.from_environment()
+        except ValueError as exc:
+            raise StartError(str(exc)) from None
 
         verifier = BatchVerifier(helpers=True)
         self._stack.append(verifier.close)
@@ -103,53 +124,60 @@ class ValidatorNode:
             max_txs=config.mempool.max_txs, max_bytes=config.mempool.max_bytes,
             max_client_txs=client_share(config.mempool.max_txs, len(genesis.validators)),
         )
-        chain = Chain(store, verifier, frozenset(v.public_key for v in genesis.validators), known=mempool.get)
+        validity = Validity(store, verifier, self.validators, known=mempool.get)
         c = config.consensus
+        # No verifier and no is_valid: the host hands the engine only verified messages and judged values.
         engine = Engine(
-            genesis.chain_id, self.validators, self.key, verifier, chain.is_valid,
-            height=store.height + 1, signing_state=signing_state,
+            genesis.chain_id, self.validators, self.key, None, None,
+            height=store.height + 1, signing_state=replay.signing_state,
             timeouts=TimeoutConfig(c.timeout_propose_ms, c.timeout_prevote_ms,
                                    c.timeout_precommit_ms, c.timeout_delta_ms),
         )
-        driver: ConsensusDriver | None = None
-
-        async def on_peer_message(peer: bytes, message) -> None:
-            if driver is not None:
-                await driver.on_peer_message(peer, message)
-
+        inbox = Inbox(MAX_QUEUED_PEER_MESSAGES)
+        intake = Intake(
+            chain_id=genesis.chain_id, validators=self.validators, verifier=verifier, validity=validity,
+            mempool=mempool, inbox=inbox, current_height=lambda: engine.height,
+            on_rejected=lambda reason: self.metrics.peer_messages_rejected.labels(reason).inc(),
+        )
         network = PeerNetwork(
             NetworkConfig(
                 chain_id=genesis.chain_id, genesis_hash=genesis.hash(),
                 validators=tuple((v.public_key, v.p2p_address) for v in genesis.validators),
                 listen_host=config.p2p.listen.host, listen_port=config.p2p.listen.port,
             ),
-            self.key, on_message=on_peer_message, block_source=self._block_source,
+            self.key, on_message=intake.on_peer_message, block_source=self._block_source,
             local_height=lambda: store.height,
         )
-        driver = ConsensusDriver(
-            engine=engine, chain=chain, mempool=mempool, network=network, verifier=verifier,
-            signing_file=signing_file, validators=self.validators, own_key=self.key.public_key,
-            encode_certificate=encode_certificate, max_block_txs=c.max_block_txs,
-            max_block_bytes=c.max_block_bytes, empty_block_wait_s=c.empty_block_wait_ms / 1000,
-            block_interval_s=c.block_interval_ms / 1000,
-        )
-        driver.on_rejected = lambda reason: self.metrics.peer_messages_rejected.labels(reason).inc()
-        driver.on_evidence = lambda evidence: self.metrics.evidence.inc()
         self.halted = asyncio.get_running_loop().create_future()
-        driver.on_fatal = self._halt
-        self.registry.register(VerifierCollector(lambda: verifier.stats))
-        self.registry.register(NetworkCollector(lambda: network.stats))
-        self.driver = driver
         backend = NodeBackend(
             genesis=genesis, node_id=self.key.address, store=store, mempool=mempool, network=network,
             engine_view=lambda: engine, decode_certificate=decode_certificate, registry=self.registry,
             evidence_view=lambda: driver.evidence, on_corrupt=self._halt,
         )
         self.backend = backend
-        driver.add_commit_listener(self._on_commit)
-        catch_up = CatchUp(driver, self.validators, verifier)
+        driver = ConsensusDriver(
+            engine=engine, wal=opened.wal, barred=opened.barred, inbox=inbox, tip=read_tip(store), validity=validity,
+            proposer=Proposer(
+                mempool, genesis.chain_id, self.key.public_key, max_block_txs=c.max_block_txs,
+                max_block_bytes=c.max_block_bytes, empty_block_wait_s=c.empty_block_wait_ms / 1000,
+                block_interval_s=c.block_interval_ms / 1000,
+                ready=lambda height, round: inbox.put_control(ProposeNow(height, round)),
+            ),
+            committer=Committer(store, mempool, [self._on_commit]),
+            gossip=ConsensusGossip(network, REGOSSIP_S, store.height + 1),
+            on_evidence=lambda evidence: self.metrics.evidence.inc(), on_fatal=self._halt, failpoint=failpoint,
+        )
+        self.driver = driver
+        self.mempool, self.network, self.inbox = mempool, network, inbox
+        self.registry.register(VerifierCollector(lambda: verifier.stats))
+        self.registry.register(NetworkCollector(lambda: network.stats))
+        catch_up = CatchUp(
+            network, chain_id=genesis.chain_id, validators=self.validators, verifier=verifier,
+            validity=validity, committed_height=lambda: store.height, deliver=driver.catch_up,
+            on_fatal=self._halt,
+        )
 
-        await driver.start(own_precommit, own_proposal)
+        await driver.start(replay)
         self._stack.append(driver.stop)
         await network.start()
         self._stack.append(network.stop)
@@ -232,9 +260,8 @@ class ValidatorNode:
 
     def _on_commit(self, committed: Committed) -> None:
         self.metrics.observe_commit(committed.height, len(committed.txs), committed.interval_s)
-        # The certificate's value id is id(v), the SHA-256 of the block: its hash.
         self.backend.feed.publish(committed_block_view(
-            committed.block, committed.certificate.value_id, committed.certificate,
+            committed.block, committed.block_hash, committed.certificate,
             committed.result.app_hash, committed.result.tx_hashes))
 
     async def _refresh_metrics(self) -> None:
@@ -242,8 +269,8 @@ class ValidatorNode:
         assert driver is not None
         while True:
             self.metrics.set_round(driver.engine.round)
-            self.metrics.set_mempool(len(driver.mempool), driver.mempool.size_bytes, driver.mempool.gossip_dropped)
-            self.metrics.set_peers(len(driver.network.peers()))
+            self.metrics.set_mempool(len(self.mempool), self.mempool.size_bytes, self.mempool.gossip_dropped)
+            self.metrics.set_peers(len(self.network.peers()))
             await asyncio.sleep(1.0)
 
 

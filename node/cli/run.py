@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so that `somnode --help` and the wallet verbs do not load the whole node.
     from node.app.assembly import StartError, ValidatorNode, load_node_files
     from node.app.tuning import tune_interpreter
-    from node.host.signing_state import SigningStateError
     from node.ledger.store import LedgerError
 
     try:
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             profiler.enable()
         tune_interpreter()
         uvloop.run(_serve(ValidatorNode(config, genesis, key)))
-    except (LedgerError, SigningStateError, StartError, NodeHalted) as exc:
+    except (LedgerError, StartError, NodeHalted) as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
     finally:
         if profiler is not None:

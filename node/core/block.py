@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import msgpack
 
+from node.core.codec import CodecError, unpack_bounded
+
 BLOCK_VERSION = 1
 HASH_SIZE = 32
 # Limits that keep one block within a frame: the consensus config can only lower them.
@@ -53,14 +55,10 @@ def block_hash(raw: bytes) -> bytes:
 
 def decode_block(raw: bytes) -> Block:
     """Parse canonical block bytes; the transactions inside stay raw bytes."""
-    if len(raw) > MAX_BLOCK_BYTES:
-        raise BlockDecodeError(f"block is {len(raw)} bytes; the limit is {MAX_BLOCK_BYTES}")
     try:
-        fields = msgpack.unpackb(
-            raw, raw=False, use_list=True, max_array_len=MAX_BLOCK_TXS, max_map_len=0, max_ext_len=0,
-        )
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, UnicodeDecodeError) as exc:
-        raise BlockDecodeError(f"not a msgpack block: {exc}") from exc
+        fields = unpack_bounded(raw, what="block", max_bytes=MAX_BLOCK_BYTES, max_array_len=MAX_BLOCK_TXS)
+    except CodecError as exc:
+        raise BlockDecodeError(str(exc)) from exc
     if type(fields) is not list or len(fields) != 8 or fields[0] != BLOCK_VERSION:
         raise BlockDecodeError("a block is an 8-element array starting with version 1")
     _, chain_id, height, time_ms, proposer, prev_hash, prev_app, txs = fields

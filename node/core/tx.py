@@ -20,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Protocol
 
 import msgpack
 
 from node.core.amount import MAX_TYIYN
+from node.core.codec import CodecError, unpack_bounded
 
 TX_VERSION = 1
 PUBLIC_KEY_SIZE = 32
@@ -51,10 +52,25 @@ _KIND_BY_NUMBER = {int(kind): kind for kind in TxKind}
 _SIGNATURE_FIELD_SIZE = 2 + SIGNATURE_SIZE
 
 
+class TxDecodeCode(StrEnum):
+    """Why bytes are not a transaction; stable codes that clients branch on (docs/protocol.md)."""
+
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+    BAD_VERSION = "bad_version"
+    UNKNOWN_KIND = "unknown_kind"
+    BAD_FIELD_COUNT = "bad_field_count"
+    BAD_FIELD = "bad_field"
+    BAD_AMOUNT = "bad_amount"
+    MEMO_TOO_LONG = "memo_too_long"
+    BAD_SIGNATURE = "bad_signature"
+    NON_CANONICAL = "non_canonical"
+
+
 class TxDecodeError(ValueError):
     """The bytes are not one canonical, well-formed transaction."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: TxDecodeCode, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -151,73 +167,67 @@ class SignedTransaction:
         return self.tx.sender, prefix + self.unsigned_bytes(), self.signature
 
 
-def _fail(code: str, message: str) -> TxDecodeError:
+def _fail(code: TxDecodeCode, message: str) -> TxDecodeError:
     return TxDecodeError(code, message)
 
 
 def _check_fields(tx: Transaction) -> None:
     if not isinstance(tx.kind, TxKind):
-        raise _fail("unknown_kind", f"unknown transaction kind {tx.kind!r}")
+        raise _fail(TxDecodeCode.UNKNOWN_KIND, f"unknown transaction kind {tx.kind!r}")
     if type(tx.sender) is not bytes or len(tx.sender) != PUBLIC_KEY_SIZE:
-        raise _fail("bad_field", "sender must be a 32-byte public key")
+        raise _fail(TxDecodeCode.BAD_FIELD, "sender must be a 32-byte public key")
     if type(tx.nonce) is not int or not 0 <= tx.nonce <= MAX_TYIYN:
-        raise _fail("bad_field", "nonce must be an unsigned 64-bit integer")
+        raise _fail(TxDecodeCode.BAD_FIELD, "nonce must be an unsigned 64-bit integer")
     if type(tx.amount) is not int or not 1 <= tx.amount <= MAX_TYIYN:
-        raise _fail("bad_amount", "amount must be 1..2^64-1 tyiyn")
+        raise _fail(TxDecodeCode.BAD_AMOUNT, "amount must be 1..2^64-1 tyiyn")
     if tx.kind in _KINDS_WITH_RECIPIENT:
         if type(tx.recipient) is not bytes or len(tx.recipient) != PUBLIC_KEY_SIZE:
-            raise _fail("bad_field", "recipient must be a 32-byte public key")
+            raise _fail(TxDecodeCode.BAD_FIELD, "recipient must be a 32-byte public key")
     elif tx.recipient is not None:
-        raise _fail("bad_field", "redeem has no recipient")
+        raise _fail(TxDecodeCode.BAD_FIELD, "redeem has no recipient")
     if type(tx.memo) is not str:
-        raise _fail("bad_field", "memo must be text")
+        raise _fail(TxDecodeCode.BAD_FIELD, "memo must be text")
     try:
         memo_size = len(tx.memo.encode("utf-8"))
     except UnicodeEncodeError as exc:
-        raise _fail("bad_field", "memo is not valid Unicode text") from exc
+        raise _fail(TxDecodeCode.BAD_FIELD, "memo is not valid Unicode text") from exc
     if memo_size > MAX_MEMO_BYTES:
-        raise _fail("memo_too_long", f"memo is longer than {MAX_MEMO_BYTES} bytes of UTF-8")
+        raise _fail(TxDecodeCode.MEMO_TOO_LONG, f"memo is longer than {MAX_MEMO_BYTES} bytes of UTF-8")
 
 
 def decode_tx(raw: bytes) -> SignedTransaction:
     """Parse one canonical signed transaction; raise TxDecodeError otherwise."""
     if not isinstance(raw, (bytes, bytearray, memoryview)):
-        raise _fail("malformed", "a transaction is bytes")
+        raise _fail(TxDecodeCode.MALFORMED, "a transaction is bytes")
     raw = bytes(raw)
-    if len(raw) > MAX_TX_BYTES:
-        raise _fail("too_large", f"transaction is {len(raw)} bytes; the limit is {MAX_TX_BYTES}")
     try:
-        fields = msgpack.unpackb(
-            raw, raw=False, use_list=True, strict_map_key=True,
-            max_bin_len=MAX_TX_BYTES, max_str_len=MAX_TX_BYTES,
-            max_array_len=16, max_map_len=0, max_ext_len=0,
-        )
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, UnicodeDecodeError) as exc:
-        raise _fail("malformed", f"not a single msgpack value: {exc}") from exc
+        fields = unpack_bounded(raw, what="transaction", max_bytes=MAX_TX_BYTES, max_array_len=16)
+    except CodecError as exc:
+        raise _fail(TxDecodeCode(exc.code), str(exc)) from exc
     if type(fields) is not list or len(fields) < 3:
-        raise _fail("malformed", "a transaction is a msgpack array")
+        raise _fail(TxDecodeCode.MALFORMED, "a transaction is a msgpack array")
     if fields[0] != TX_VERSION or type(fields[0]) is not int:
-        raise _fail("bad_version", f"unsupported transaction version {fields[0]!r}")
+        raise _fail(TxDecodeCode.BAD_VERSION, f"unsupported transaction version {fields[0]!r}")
     kind = _KIND_BY_NUMBER.get(fields[1]) if type(fields[1]) is int else None
     if kind is None:
-        raise _fail("unknown_kind", f"unknown transaction kind {fields[1]!r}")
+        raise _fail(TxDecodeCode.UNKNOWN_KIND, f"unknown transaction kind {fields[1]!r}")
     with_recipient = kind in _KINDS_WITH_RECIPIENT
     expected = 8 if with_recipient else 7
     if len(fields) != expected:
-        raise _fail("bad_field_count", f"{kind.name.lower()} has {expected} fields, got {len(fields)}")
+        raise _fail(TxDecodeCode.BAD_FIELD_COUNT, f"{kind.name.lower()} has {expected} fields, got {len(fields)}")
     if with_recipient:
         _, _, sender, nonce, recipient, amount, memo, signature = fields
     else:
         _, _, sender, nonce, amount, memo, signature = fields
         recipient = None
     if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
-        raise _fail("bad_signature", "signature must be 64 bytes")
+        raise _fail(TxDecodeCode.BAD_SIGNATURE, "signature must be 64 bytes")
     tx = _new_transaction(kind, sender, nonce, amount, recipient, memo)
     _check_fields(tx)
     # The decoded array is the wire order of ``tx.fields() + [signature]``, and
     # version and kind were checked to be the exact ints, so it re-encodes alike.
     if _pack(fields) != raw:
-        raise _fail("non_canonical", "the encoding is not canonical")
+        raise _fail(TxDecodeCode.NON_CANONICAL, "the encoding is not canonical")
     return _new_signed(tx, signature, raw, hashlib.sha256(raw).digest())
 
 

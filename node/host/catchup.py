@@ -2,12 +2,13 @@
 
 A validator that was down, cut off or new learns from the peers' status
 messages that they have committed heights it lacks.  It then asks one of them
-for those blocks and trusts none of the answer: each block must carry a commit
-certificate that verifies against the genesis validator set for exactly that
-height and block hash, and must pass the same validity check as a proposal
-(parent block hash, parent app hash, signatures).  Only then is it applied,
-through the same commit path as a block decided live, and the engine rejoins
-consensus at the next height.
+for those blocks and trusts none of the answer: each block must carry a
+commit certificate that verifies against the validator set for exactly that
+height and block hash (checked here, in a worker thread, never on the event
+loop), and its transactions' signatures are checked like a proposal's.  The
+host's single writer then judges each block against its tip exactly as it
+judges a proposal, applies it through the same commit path as a block
+decided live, and has the engine rejoin consensus above it.
 
 A peer is asked only after it has been ahead for ``patience_s``: a block that
 is being committed right now is normally decided live within milliseconds.
@@ -18,36 +19,64 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
-from consensus.certificate import CertificateError, verify_certificate
+from consensus.certificate import (
+    CertificateError,
+    CommitCertificate,
+    verify_certificate,
+)
+from consensus.messages import value_id
 from consensus.validators import ValidatorSet
-from node.core.block import block_hash
-from node.host.driver import ConsensusDriver
+from node.host.inbox import FetchedBlock
+from node.host.validity import Validity
 from node.p2p.requests import PeerError
+from node.p2p.transport import PeerInfo
+from node.verifier.protocol import SignatureVerifier
 
-log = logging.getLogger("somnode.catchup")
+log = logging.getLogger(__name__)
+
+
+class BlockSource(Protocol):
+    """The part of the peer network catch-up uses."""
+
+    def peers(self) -> tuple[PeerInfo, ...]: ...
+
+    async def request_blocks(self, peer: bytes, from_height: int,
+                             to_height: int) -> tuple[tuple[bytes, CommitCertificate], ...]: ...
 
 
 class CatchUp:
     def __init__(
         self,
-        driver: ConsensusDriver,
-        validators: ValidatorSet,
-        verifier,
+        source: BlockSource,
         *,
+        chain_id: str,
+        validators: ValidatorSet,
+        verifier: SignatureVerifier,
+        validity: Validity,
+        committed_height: Callable[[], int],
+        deliver: Callable[[Sequence[FetchedBlock]], Awaitable[int]],
+        on_fatal: Callable[[BaseException], None],
         poll_s: float = 0.25,
         patience_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._driver = driver
+        """``deliver`` hands verified blocks to the host's single writer and returns how many it applied."""
+        self._source = source
+        self._chain_id = chain_id
         self._validators = validators
         self._verifier = verifier
+        self._validity = validity
+        self._committed_height = committed_height
+        self._deliver = deliver
+        self._on_fatal = on_fatal
         self._poll_s = poll_s
         self._patience_s = patience_s
         self._clock = clock
         self._behind_since: float | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self.blocks_fetched = 0
         self.rejected = 0
 
@@ -57,10 +86,7 @@ class CatchUp:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _loop(self) -> None:
         while True:
@@ -68,64 +94,54 @@ class CatchUp:
             try:
                 await self._step()
             except (PeerError, TimeoutError) as exc:
-                log.info("catchup.retry reason=%s", exc)
+                log.info("catchup.retry reason=%s", _one_line(exc))
             except Exception as exc:
-                log.critical("catchup.halted reason=%s", " ".join(f"{type(exc).__name__}: {exc}".split()))
-                self._driver.on_fatal(exc)
+                log.critical("catchup.halted reason=%s", _one_line(exc))
+                self._on_fatal(exc)
                 return
 
     def _best_peer(self) -> tuple[bytes, int] | None:
-        ahead = [(p.height, p.public_key) for p in self._driver.network.peers() if p.height is not None]
+        ahead = [(p.height, p.public_key) for p in self._source.peers() if p.height is not None]
         if not ahead:
             return None
         height, key = max(ahead)
         return key, height
 
     async def _step(self) -> None:
-        store = self._driver.chain.store
+        committed = self._committed_height()
         best = self._best_peer()
-        if best is None or best[1] <= store.height:
+        if best is None or best[1] <= committed:
             self._behind_since = None
             return
         now = self._clock()
         if self._behind_since is None:
             self._behind_since = now
-        if best[1] < store.height + 2 and now - self._behind_since < self._patience_s:
+        if best[1] < committed + 2 and now - self._behind_since < self._patience_s:
             return
         peer, target = best
-        log.info("catchup.fetch peer=%s from=%d to=%d", peer.hex()[:16], store.height + 1, target)
-        blocks = await self._driver.network.request_blocks(peer, store.height + 1, target)
-        await self._apply(blocks)
+        log.info("catchup.fetch peer=%s from=%d to=%d", peer.hex()[:16], committed + 1, target)
+        blocks = await self._source.request_blocks(peer, committed + 1, target)
+        certified = await asyncio.to_thread(self._certified, committed + 1, blocks)
+        fetched = [FetchedBlock(await self._validity.prepare(raw), certificate) for raw, certificate in certified]
+        if fetched:
+            self.blocks_fetched += await self._deliver(fetched)
         self._behind_since = None
 
-    async def _apply(self, blocks) -> None:
-        """Check and apply fetched blocks in order, holding the consensus lock throughout
-        so the engine cannot decide one of these heights concurrently."""
-        driver = self._driver
-        chain = driver.chain
-        chain_id = chain.store.chain_id
-        await self._verifier.verify_batch([
-            (v.validator, v.signing_bytes(chain_id), v.signature)
-            for _, certificate in blocks for v in certificate.precommits])
-        for value, _ in blocks:
-            await chain.preverify(value)
-        async with driver.lock:
-            for value, certificate in blocks:
-                height = chain.store.height + 1
-                if certificate.height < height:
-                    continue  # decided live while we were fetching
-                try:
-                    verify_certificate(certificate, self._validators, chain_id, self._verifier,
-                                       height=height, value_id=block_hash(value))
-                except CertificateError as exc:
-                    self.rejected += 1
-                    log.warning("catchup.reject height=%d reason=%s", height, exc)
-                    break
-                if not chain.is_valid(height, value):
-                    self.rejected += 1
-                    log.error("catchup.reject height=%d reason=certified block does not extend our chain "
-                              "(app hash divergence?)", height)
-                    break
-                await driver.apply_caught_up(height, value, certificate)
-                self.blocks_fetched += 1
-            await driver.resume_after_catch_up()
+    def _certified(self, first_height: int,
+                   blocks: Sequence[tuple[bytes, CommitCertificate]]) -> list[tuple[bytes, CommitCertificate]]:
+        """The leading blocks whose certificates decide them at consecutive heights (a worker thread)."""
+        certified = []
+        for height, (raw, certificate) in enumerate(blocks, start=first_height):
+            try:
+                verify_certificate(certificate, self._validators, self._chain_id, self._verifier,
+                                   height=height, value_id=value_id(raw))
+            except CertificateError as exc:
+                self.rejected += 1
+                log.warning("catchup.reject height=%d reason=%s", height, _one_line(exc))
+                break
+            certified.append((raw, certificate))
+        return certified
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())

@@ -1,127 +1,161 @@
-"""Proposing and checking blocks against the committed chain.
+"""The paper's valid(v) for a proposed block, judged before the engine sees the proposal.
 
 A proposal is valid only if every honest validator would apply it the same
 way and no junk rides along: canonical encoding, the right chain, height and
-parent (block hash and app hash), every signature valid, no transaction twice,
-and no transaction that the ledger would refuse without effect (a bad nonce or
-an unknown sender: such bytes could be replayed into a later block).  Business
+parent (block hash and app hash), a proposer from the validator set, a time
+not before its parent's, every signature valid, no transaction twice, and no
+transaction that the ledger would refuse without effect (a bad nonce or an
+unknown sender: such bytes could be replayed into a later block).  Business
 failures such as insufficient funds are allowed: they consume the nonce and
 leave a receipt, exactly as the ledger documents.
 
-Signature checks are the expensive part, so ``preverify`` runs them in one
-batch on the verifier's thread pool before the proposal reaches the engine;
-``is_valid`` (the paper's synchronous ``valid(v)``) then finds them in the
-verifier's cache.  A transaction's cache key is its hash, as in the mempool, so
-a transfer checked on either path is not checked again on the other.
+Judging a block takes two steps with different needs, so they are two calls
+whose results are passed forward as values:
+
+* ``prepare`` decodes the value and verifies the signatures of the
+  transactions this node has not checked yet, in one batch on the verifier's
+  workers (never on the event loop).  It needs no committed state, so it runs
+  as soon as a proposal arrives, on the peer link's task.
+* ``judge`` checks the block against the committed tip and executes it on
+  the ledger's state (without writing).  Only the host's single writer calls
+  it, between commits; a ``CheckedBlock`` carries the execution that the
+  commit then applies as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
-from node.core.block import Block, BlockDecodeError, block_hash, decode_block
+from consensus.messages import value_id
+from consensus.validators import ValidatorSet
+from node.core.block import Block, BlockDecodeError, decode_block
 from node.core.tx import SignedTransaction, TxDecodeError, decode_tx, signing_prefix
-from node.ledger.store import LedgerStore
+from node.host.tip import Tip
+from node.ledger.receipts import NONCE_KEEPING
+from node.ledger.store import LedgerStore, PreparedBlock
+from node.verifier.protocol import SignatureVerifier
 
-# Receipt codes that mean "this transaction should never have been proposed".
-JUNK_CODES = frozenset({"bad_nonce", "unknown_account"})
-_DECODED_CACHE = 8
+
+class Refusal(StrEnum):
+    """Why a proposed block is not valid; the nil prevote's log line names it."""
+
+    MALFORMED = "malformed"
+    WRONG_CHAIN = "wrong_chain"
+    WRONG_HEIGHT = "wrong_height"
+    NOT_A_VALIDATOR = "proposer_not_a_validator"
+    WRONG_PARENT = "wrong_parent"
+    WRONG_APP_HASH = "wrong_app_hash"
+    TIME_BEFORE_PARENT = "time_before_parent"
+    DUPLICATE_TX = "duplicate_transaction"
+    BAD_SIGNATURE = "bad_signature"
+    INAPPLICABLE_TX = "inapplicable_transaction"
 
 
 @dataclass(frozen=True, slots=True)
-class DecodedBlock:
-    """A block with its transactions decoded; ``unchecked`` are the ones whose
-    signatures this node has not verified (the rest came from its mempool)."""
+class Candidate:
+    """A proposed value, decoded, with the outcome of its transactions' signature checks.
 
+    ``block`` is None when the bytes are not one canonical block (or hold a
+    transaction that is not canonical).
+    """
+
+    value: bytes
+    value_id: bytes
+    block: Block | None
+    txs: tuple[SignedTransaction, ...]
+    signatures_valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedBlock:
+    """A value judged valid on top of ``parent``, with the execution its commit applies."""
+
+    value: bytes
+    value_id: bytes
     block: Block
     txs: tuple[SignedTransaction, ...]
-    unchecked: tuple[SignedTransaction, ...]
+    parent: Tip
+    prepared: PreparedBlock
 
 
-class Chain:
-    """The committed chain as the proposer and the validity check see it."""
+Verdict = CheckedBlock | Refusal
 
-    def __init__(self, store: LedgerStore, verifier, validators: frozenset[bytes],
-                 known: Callable[[bytes], SignedTransaction | None] = lambda tx_hash: None) -> None:
-        self.store = store
+KnownTx = Callable[[bytes], SignedTransaction | None]
+
+
+class Validity:
+    """Decodes and judges proposed blocks for one chain."""
+
+    def __init__(self, store: LedgerStore, verifier: SignatureVerifier, validators: ValidatorSet,
+                 known: KnownTx = lambda tx_hash: None) -> None:
+        """``known`` finds a transaction this node already admitted (its mempool's), whose signature
+        was checked at admission and is not checked again."""
+        self._store = store
         self._verifier = verifier
-        self._known = known
         self._validators = validators
+        self._known = known
+        self._chain_id = store.chain_id
         self._prefix = signing_prefix(store.chain_id)
-        self._decoded: OrderedDict[bytes, DecodedBlock | None] = OrderedDict()
-        # (value, its hash) of recently seen values, by identity: a proposal's value is one bytes
-        # object passed from step to step, and hashing a block of thousands of transfers each time
-        # showed in profiles.
-        self._hashed: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
-        self._tip: tuple[int, bytes, int] | None = None  # (height, hash, time_ms) of the committed tip
 
-    # ---- the parent a new block must name
-
-    def parent_hash(self) -> bytes:
-        return self._committed_tip()[1]
-
-    def parent_time_ms(self) -> int:
-        return self._committed_tip()[2]
-
-    def committed(self, height: int, value_hash: bytes, block: Block) -> None:
-        """The block just committed at ``height`` is the new tip: nothing to read back from the store."""
-        assert height == self.store.height, "the store holds the block first"
-        self._tip = (height, value_hash, block.time_ms)
-
-    def _committed_tip(self) -> tuple[int, bytes, int]:
-        """The tip block's hash and time; read from the store when no commit told us (after a restart)."""
-        height = self.store.height
-        if self._tip is None or self._tip[0] != height:
-            if height == 0:
-                self._tip = (0, self.store.genesis_hash, 0)
-            else:
-                raw = self.store.block(height)
-                assert raw is not None, "the store holds every block up to its height"
-                self._tip = (height, block_hash(raw), decode_block(raw).time_ms)
-        return self._tip
-
-    # ---- proposing
-
-    def build(self, height: int, proposer: bytes, now_ms: int, txs: Sequence[SignedTransaction]) -> bytes:
-        assert height == self.store.height + 1, "blocks are built on the committed tip"
-        block = Block(
-            chain_id=self.store.chain_id,
-            height=height,
-            time_ms=max(now_ms, self.parent_time_ms()),
-            proposer=proposer,
-            previous_block_hash=self.parent_hash(),
-            previous_app_hash=self.store.app_hash,
-            txs=tuple(stx.raw for stx in txs),
-        )
-        value = block.encode()
-        # The engine checks our own proposal with valid(v) too: it need not decode what we just built.
-        self._remember(self._hash(value), DecodedBlock(block, tuple(txs), ()))
-        return value
-
-    # ---- checking
-
-    def decode(self, value: bytes | None) -> DecodedBlock | None:
-        """The block and its transactions, or None when malformed; memoised for a few values."""
-        if value is None:
-            return None
-        key = self._hash(value)
-        if key in self._decoded:
-            self._decoded.move_to_end(key)
-            return self._decoded[key]
+    async def prepare(self, value: bytes) -> Candidate:
+        """Decode ``value`` and verify the signatures not checked before (urgent: consensus waits)."""
+        vid = value_id(value)
         try:
             block = decode_block(value)
-            decoded: DecodedBlock | None = self._decode_txs(block)
+            txs, unchecked = self._decode_txs(block)
         except (BlockDecodeError, TxDecodeError):
-            decoded = None
-        self._remember(key, decoded)
-        return decoded
+            return Candidate(value, vid, None, (), False)
+        valid = True
+        if unchecked:
+            prefix = self._prefix
+            results = await self._verifier.verify_batch([stx.verify_item(prefix) for stx in unchecked],
+                                                        urgent=True, keys=[stx.hash for stx in unchecked])
+            valid = all(results)
+        return Candidate(value, vid, block, txs, valid)
 
-    def _decode_txs(self, block: Block) -> DecodedBlock:
-        """Decode the block's transactions, taking those already in our mempool as they are:
-        the mempool admits only canonical transactions whose signatures verified."""
+    def prepared(self, value: bytes, block: Block, txs: Sequence[SignedTransaction]) -> Candidate:
+        """A candidate this node built itself from transactions it admitted."""
+        return Candidate(value, value_id(value), block, tuple(txs), True)
+
+    def judge(self, tip: Tip, candidate: Candidate) -> Verdict:
+        """valid(v) for ``candidate`` proposed on top of ``tip``, which must be the ledger's state now.
+
+        One check per line, cheapest first; the execution runs last.
+        """
+        assert tip.height == self._store.height, "judged on the committed state"
+        block = candidate.block
+        if block is None:
+            return Refusal.MALFORMED
+        if block.chain_id != self._chain_id:
+            return Refusal.WRONG_CHAIN
+        if block.height != tip.height + 1:
+            return Refusal.WRONG_HEIGHT
+        if block.proposer not in self._validators:
+            return Refusal.NOT_A_VALIDATOR
+        if block.previous_block_hash != tip.block_hash:
+            return Refusal.WRONG_PARENT
+        if block.previous_app_hash != tip.app_hash:
+            return Refusal.WRONG_APP_HASH
+        if block.time_ms < tip.time_ms:
+            return Refusal.TIME_BEFORE_PARENT
+        if len({stx.hash for stx in candidate.txs}) != len(candidate.txs):
+            return Refusal.DUPLICATE_TX
+        if not candidate.signatures_valid:
+            return Refusal.BAD_SIGNATURE
+        prepared = self._store.prepare(candidate.txs)
+        if NONCE_KEEPING.intersection(prepared.execution.codes):
+            return Refusal.INAPPLICABLE_TX
+        return CheckedBlock(candidate.value, candidate.value_id, block, candidate.txs, tip, prepared)
+
+    def _decode_txs(self, block: Block) -> tuple[tuple[SignedTransaction, ...], list[SignedTransaction]]:
+        """The block's transactions, and those among them whose signatures still need checking.
+
+        Transactions already in our mempool are taken as they are: the mempool
+        admits only canonical transactions whose signatures verified.
+        """
         known, sha256 = self._known, hashlib.sha256
         txs, unchecked = [], []
         for raw in block.txs:
@@ -130,62 +164,4 @@ class Chain:
                 stx = decode_tx(raw)
                 unchecked.append(stx)
             txs.append(stx)
-        return DecodedBlock(block, tuple(txs), tuple(unchecked))
-
-    def _hash(self, value: bytes) -> bytes:
-        """``block_hash(value)``, computed once per value object while it is among the recent ones."""
-        seen = self._hashed.get(id(value))
-        if seen is not None and seen[0] is value:
-            return seen[1]
-        digest = block_hash(value)
-        self._hashed[id(value)] = (value, digest)  # holding the value keeps its id from being reused
-        if len(self._hashed) > _DECODED_CACHE:
-            self._hashed.popitem(last=False)
-        return digest
-
-    def _remember(self, key: bytes, decoded: DecodedBlock | None) -> None:
-        self._decoded[key] = decoded
-        if len(self._decoded) > _DECODED_CACHE:
-            self._decoded.popitem(last=False)
-
-    def signature_items(self, decoded: DecodedBlock) -> list[tuple[bytes, bytes, bytes]]:
-        """What is left to verify: the transactions that did not come from our mempool."""
-        prefix = self._prefix
-        return [stx.verify_item(prefix) for stx in decoded.unchecked]
-
-    async def preverify(self, value: bytes) -> None:
-        """Warm the verifier's cache with the proposal's unchecked signatures, in one batch."""
-        decoded = self.decode(value)
-        if decoded is not None and decoded.unchecked:
-            await self._verifier.verify_batch(self.signature_items(decoded), urgent=True,
-                                              keys=[stx.hash for stx in decoded.unchecked])
-
-    def is_valid(self, height: int, value: bytes) -> bool:
-        """The paper's ``valid(v)`` for a block proposed at ``height``."""
-        store = self.store
-        if height != store.height + 1:
-            return False
-        decoded = self.decode(value)
-        if decoded is None:
-            return False
-        block = decoded.block
-        if (block.chain_id != store.chain_id or block.height != height
-                or block.proposer not in self._validators
-                or block.previous_block_hash != self.parent_hash()
-                or block.previous_app_hash != store.app_hash
-                or block.time_ms < self.parent_time_ms()):
-            return False
-        hashes = {stx.hash for stx in decoded.txs}
-        if len(hashes) != len(decoded.txs):
-            return False
-        if not self._signatures_valid(decoded):
-            return False
-        result = store.check_block(decoded.txs)
-        return not JUNK_CODES.intersection(result.codes)
-
-    def _signatures_valid(self, decoded: DecodedBlock) -> bool:
-        """Every unchecked signature holds: cache hits after ``preverify``, checked here otherwise."""
-        verify_many = self._verifier.verify_many
-        # One at a time, so a proposal full of bad signatures costs one more check here, not all of them again.
-        return all(verify_many([item], keys=[stx.hash])[0]
-                   for item, stx in zip(self.signature_items(decoded), decoded.unchecked, strict=True))
+        return tuple(txs), unchecked

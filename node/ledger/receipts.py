@@ -1,8 +1,9 @@
 """Receipt codes and the stored forms of receipts and the transaction index.
 
 Codes are stable strings in the API and one byte on disk.  The byte is the
-code's position in ``RECEIPT_CODES``: the tuple is append-only, because a
-reordering would silently change the meaning of every stored receipt.
+code's position in ``ReceiptCode``'s definition: members are only ever
+appended, because a reordering would silently change the meaning of every
+stored receipt.
 """
 
 from __future__ import annotations
@@ -10,19 +11,27 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
-RECEIPT_CODES: tuple[str, ...] = (
-    "ok",
-    "bad_nonce",
-    "unknown_account",
-    "insufficient_funds",
-    "unauthorised",
-    "overflow",
-    "self_transfer",
-)
+
+class ReceiptCode(StrEnum):
+    """How a committed transaction ended (docs/ledger.md says when each applies)."""
+
+    OK = "ok"
+    BAD_NONCE = "bad_nonce"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    UNAUTHORISED = "unauthorised"
+    OVERFLOW = "overflow"
+    SELF_TRANSFER = "self_transfer"
+
+
+RECEIPT_CODES: tuple[ReceiptCode, ...] = tuple(ReceiptCode)
+# The bytes on disk, as plain ints for the ledger's execution loop.
 OK, BAD_NONCE, UNKNOWN_ACCOUNT, INSUFFICIENT_FUNDS, UNAUTHORISED, OVERFLOW, SELF_TRANSFER = range(
     len(RECEIPT_CODES)
 )
+BYTE_OF: dict[ReceiptCode, int] = {code: index for index, code in enumerate(RECEIPT_CODES)}
 # Outcomes that leave the sender's nonce untouched: the transaction changed nothing
 # at all, so the same signed bytes may still be applied by a later block.
 NONCE_KEEPING = frozenset({BAD_NONCE, UNKNOWN_ACCOUNT})
@@ -38,7 +47,7 @@ class Receipt:
 
     index: int
     tx_hash: bytes
-    code: str
+    code: ReceiptCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +56,7 @@ class TxLocation:
 
     height: int
     index: int
-    code: str
+    code: ReceiptCode
 
 
 def encode_receipts(tx_hashes: Sequence[bytes], codes: bytes | bytearray) -> bytes:
@@ -70,7 +79,7 @@ def decode_location(raw: bytes) -> TxLocation:
     return TxLocation(height, index, _code_name(code))
 
 
-def _code_name(code: int) -> str:
+def _code_name(code: int) -> ReceiptCode:
     if code >= len(RECEIPT_CODES):
         raise ValueError(f"unknown receipt code byte {code}")
     return RECEIPT_CODES[code]

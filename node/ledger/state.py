@@ -11,9 +11,11 @@ rules here are the business rules only, in this order:
    a business reason (``self_transfer``, ``unauthorised``, ``insufficient_funds``,
    ``overflow``): a refused payment must not become payable later, when funds
    arrive, by someone replaying the bytes the sender believed dead.
-4. Transfer: sender and recipient differ and the sender holds ``amount``.
-   Issue: the sender is the issuer and the outstanding supply stays within
-   2^64-1 tyiyn.  Redeem: the sender is a bank or the issuer and holds ``amount``.
+4. Authorisation (node/ledger/rules.py, which the mempool applies too):
+   sender and recipient of a transfer differ; only the issuer issues; only
+   a bank or the issuer redeems.
+5. Transfer: the sender holds ``amount``.  Issue: the outstanding supply stays
+   within 2^64-1 tyiyn.  Redeem: the sender holds ``amount``.
 
 Because the outstanding supply never exceeds 2^64-1 and equals the sum of all
 balances, no single balance can overflow: only issuance needs the check.
@@ -28,12 +30,12 @@ from node.core.amount import MAX_TYIYN
 from node.core.tx import PUBLIC_KEY_SIZE, SignedTransaction, TxKind
 from node.ledger.receipts import (
     BAD_NONCE,
+    BYTE_OF,
     INSUFFICIENT_FUNDS,
     OVERFLOW,
-    SELF_TRANSFER,
-    UNAUTHORISED,
     UNKNOWN_ACCOUNT,
 )
+from node.ledger.rules import authorisation_refusal
 
 # The stored nonce is u64, so the last usable nonce is one below its maximum.
 LAST_NONCE = MAX_TYIYN - 1
@@ -126,6 +128,8 @@ def execute(
     codes = bytearray(len(txs))  # zero is "ok"
     supply = issued - redeemed
     transfer, issue, redeem = TxKind.TRANSFER, TxKind.ISSUE, TxKind.REDEEM
+    redeemers = banks | {issuer}
+    refusal_of = authorisation_refusal
     for i, stx in enumerate(txs):
         tx = stx.tx
         sender = tx.sender
@@ -142,13 +146,14 @@ def execute(
             continue
         account[1] = nonce + 1
         written[sender] = account
+        refusal = refusal_of(tx, issuer, redeemers)
+        if refusal is not None:
+            codes[i] = BYTE_OF[refusal]
+            continue
         kind = tx.kind
         amount = tx.amount
         if kind is transfer:
             recipient = tx.recipient
-            if recipient == sender:
-                codes[i] = SELF_TRANSFER
-                continue
             if account[0] < amount:
                 codes[i] = INSUFFICIENT_FUNDS
                 continue
@@ -160,9 +165,6 @@ def execute(
             target[0] += amount
             written[recipient] = target
         elif kind is issue:
-            if sender != issuer:
-                codes[i] = UNAUTHORISED
-                continue
             if supply + amount > MAX_TYIYN:
                 codes[i] = OVERFLOW
                 continue
@@ -176,9 +178,6 @@ def execute(
             supply += amount
             issued += amount
         elif kind is redeem:
-            if sender not in banks and sender != issuer:
-                codes[i] = UNAUTHORISED
-                continue
             if account[0] < amount:
                 codes[i] = INSUFFICIENT_FUNDS
                 continue

@@ -8,9 +8,14 @@ reopens at a block boundary; the in-memory view (height, app hash, supply,
 account cache) is updated only after the batch is durable, so it never runs
 ahead of the disk.
 
-Threads: execution and commits (``check_block``, ``apply_block``) must be
-serialised by the caller, but may run on a worker thread while other threads
-read (``account``, ``block``, ``tx_location``, ...): only the executing thread
+A block goes in two steps: ``prepare`` executes it against the committed
+state without writing (a proposal is judged that way before the prevote), and
+``apply`` writes exactly what ``prepare`` returned once the block is decided,
+so a block is executed once.  ``apply_block`` does both.
+
+Threads: execution and commits (``prepare``, ``apply``) must be serialised by
+the caller, but may run on a worker thread while other threads read
+(``account``, ``block``, ``tx_location``, ...): only the executing thread
 ever fills or trims the account cache, so a reader can never plant a stale
 value in it.
 """
@@ -36,6 +41,7 @@ from node.ledger.receipts import (
     NONCE_KEEPING,
     RECEIPT_CODES,
     Receipt,
+    ReceiptCode,
     TxLocation,
     decode_location,
     decode_receipts,
@@ -98,7 +104,7 @@ class BlockResult:
 
     height: int
     tx_hashes: tuple[bytes, ...]
-    codes: tuple[str, ...]
+    codes: tuple[ReceiptCode, ...]
     app_hash: bytes
     state_changes_digest: bytes
 
@@ -108,8 +114,8 @@ class BlockResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Prepared:
-    """An executed, not yet written block: valid only while the ledger is at ``height - 1``."""
+class PreparedBlock:
+    """An executed, not yet written block: it can be applied only while the ledger is at ``height - 1``."""
 
     height: int
     hashes: tuple[bytes, ...]
@@ -127,7 +133,6 @@ class LedgerStore:
         self.path = path
         self._cache: dict[bytes, tuple[int, int]] = {}
         self._cache_limit = cache_accounts
-        self._checked: _Prepared | None = None
         try:
             meta = {key: db.get(key, verify_checksums=True) for key in (
                 k.META_CHAIN_ID, k.META_GENESIS_HASH, k.META_ISSUER, k.META_BANKS,
@@ -282,22 +287,27 @@ class LedgerStore:
 
     # -- executing ---------------------------------------------------------
 
-    def check_block(self, txs: Sequence[SignedTransaction]) -> BlockResult:
-        """Execute ``txs`` as the next block without writing: proposal validation before a prevote.
-
-        The outcome is remembered, so committing the same block next reuses it
-        instead of executing the block a second time.
-        """
-        prepared = self._checked = self._prepare(txs)
-        return BlockResult(prepared.height, prepared.hashes, _code_names(prepared.execution.codes),
-                           prepared.app_hash, prepared.digest)
+    def prepare(self, txs: Sequence[SignedTransaction]) -> PreparedBlock:
+        """Execute ``txs`` as the next block without writing anything."""
+        hashes = tuple([stx.hash for stx in txs])
+        execution = self._execute(txs)
+        records = _state_records(execution)
+        digest = changes_digest(records)
+        return PreparedBlock(self._height + 1, hashes, execution, records, digest,
+                             next_app_hash(self._app_hash, digest))
 
     def apply_block(self, height: int, txs: Sequence[SignedTransaction],
                     block_bytes: bytes, certificate_bytes: bytes) -> BlockResult:
         """Execute and durably commit block ``height``, which must follow the current height."""
         if height != self._height + 1:
             raise LedgerHeightError(f"block {height} offered at ledger height {self._height}")
-        prepared = self._prepare(txs)
+        return self.apply(self.prepare(txs), block_bytes, certificate_bytes)
+
+    def apply(self, prepared: PreparedBlock, block_bytes: bytes, certificate_bytes: bytes) -> BlockResult:
+        """Durably commit a block ``prepare`` executed on the current state."""
+        height = prepared.height
+        if height != self._height + 1:
+            raise LedgerHeightError(f"block {height} prepared for another height; the ledger is at {self._height}")
         execution, app_hash, hashes = prepared.execution, prepared.app_hash, prepared.hashes
         codes = execution.codes
         db = self._db
@@ -321,7 +331,6 @@ class LedgerStore:
         except plyvel.Error as exc:
             # Nothing was applied, on disk or in memory: the block may be retried once the cause is fixed.
             raise LedgerError(f"ledger store {self.path} could not write block {height}: {_said(exc)}") from exc
-        self._checked = None
         cache = self._cache
         for public_key, account in execution.written.items():
             cache[public_key] = (account[0], account[1])
@@ -330,22 +339,10 @@ class LedgerStore:
         self._app_hash = app_hash
         self._height = height
         log.debug("ledger.commit height=%d txs=%d accounts_written=%d app_hash=%s",
-                  height, len(txs), len(execution.written), app_hash.hex())
+                  height, len(hashes), len(execution.written), app_hash.hex())
         return BlockResult(height, hashes, _code_names(codes), app_hash, prepared.digest)
 
     # -- internals ---------------------------------------------------------
-
-    def _prepare(self, txs: Sequence[SignedTransaction]) -> "_Prepared":
-        """Execute ``txs`` as the next block, or reuse the proposal check of exactly these transactions."""
-        hashes = tuple([stx.hash for stx in txs])
-        checked = self._checked
-        if checked is not None and checked.height == self._height + 1 and checked.hashes == hashes:
-            return checked
-        execution = self._execute(txs)
-        records = _state_records(execution)
-        digest = changes_digest(records)
-        return _Prepared(self._height + 1, hashes, execution, records, digest,
-                         next_app_hash(self._app_hash, digest))
 
     def _execute(self, txs: Sequence[SignedTransaction]) -> Execution:
         try:
@@ -458,5 +455,5 @@ def _state_records(execution: Execution) -> list[tuple[bytes, bytes]]:
     return records
 
 
-def _code_names(codes: bytearray) -> tuple[str, ...]:
+def _code_names(codes: bytearray) -> tuple[ReceiptCode, ...]:
     return tuple(map(RECEIPT_CODES.__getitem__, codes))

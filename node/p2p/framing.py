@@ -14,6 +14,7 @@ from enum import IntEnum
 import msgpack
 
 from node.core.block import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
+from node.core.codec import CodecError, unpack_bounded
 
 # One block plus its commit certificate and framing must fit in one frame.
 MAX_FRAME_BYTES = MAX_BLOCK_BYTES + 1024 * 1024
@@ -51,16 +52,10 @@ def unpack_frame(data: bytes, max_frame_bytes: int = MAX_FRAME_BYTES) -> tuple[F
     """Split a frame into its type and still-unvalidated payload."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise WireError("malformed", "a frame is binary")
-    if len(data) > max_frame_bytes:
-        raise WireError("too_large", f"frame is {len(data)} bytes; the limit is {max_frame_bytes}")
     try:
-        frame = msgpack.unpackb(
-            data, raw=False, use_list=True, strict_map_key=True,
-            max_bin_len=max_frame_bytes, max_str_len=max_frame_bytes,
-            max_array_len=MAX_ARRAY_LEN, max_map_len=0, max_ext_len=0,
-        )
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, UnicodeDecodeError) as exc:
-        raise WireError("malformed", f"not a single msgpack value: {exc}") from exc
+        frame = unpack_bounded(data, what="frame", max_bytes=max_frame_bytes, max_array_len=MAX_ARRAY_LEN)
+    except CodecError as exc:
+        raise WireError(exc.code, str(exc)) from exc
     if type(frame) is not list or len(frame) != 2:
         raise WireError("malformed", "a frame is a two-element array [type, payload]")
     kind, payload = frame

@@ -61,7 +61,8 @@ class LocalTestnet:
 
     # ---- processes
 
-    def start(self, index: int | None = None) -> None:
+    def start(self, index: int | None = None, environment: dict[str, str] | None = None) -> None:
+        """Start the validators (or one); ``environment`` adds variables to their environment."""
         for i in range(len(self)) if index is None else [index]:
             if self.processes[i] is not None and self.processes[i].poll() is None:
                 continue
@@ -71,7 +72,7 @@ class LocalTestnet:
             self.processes[i] = subprocess.Popen(
                 [sys.executable, "-m", "node", "run", "--config", str(config), *profile],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})},
             )
             log.close()
 

@@ -1,0 +1,63 @@
+"""Committing a decided block: the ledger write, the mempool, and the listeners.
+
+The block applied is exactly the ``CheckedBlock`` that validity produced for
+the decided value: its execution is written as it is, never recomputed.  The
+write is one synced LevelDB batch (node/ledger/store.py) on a worker thread;
+only after it returns do the mempool, the listeners (the API's event feed,
+the metrics) and the new tip see the block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from consensus.certificate import CommitCertificate
+from node.core.block import Block
+from node.core.certificate import encode_certificate
+from node.core.tx import SignedTransaction
+from node.host.tip import Tip
+from node.host.validity import CheckedBlock
+from node.ledger.store import BlockResult, LedgerStore
+from node.mempool.pool import Mempool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What a commit hands to the listeners: the block, its certificate and what applying it produced."""
+
+    height: int
+    block: Block
+    block_hash: bytes
+    certificate: CommitCertificate
+    result: BlockResult
+    txs: tuple[SignedTransaction, ...]
+    interval_s: float  # since the previous commit this process saw
+
+
+CommitListener = Callable[[Committed], None]
+
+
+class Committer:
+    def __init__(self, store: LedgerStore, mempool: Mempool, listeners: Sequence[CommitListener]) -> None:
+        self._store = store
+        self._mempool = mempool
+        self._listeners = tuple(listeners)
+
+    async def commit(self, checked: CheckedBlock, certificate: CommitCertificate, interval_s: float) -> Tip:
+        """Durably apply ``checked``, decided by ``certificate``; return the new tip."""
+        assert certificate.value_id == checked.value_id, "the certificate decides this block"
+        result = await asyncio.to_thread(
+            self._store.apply, checked.prepared, checked.value, encode_certificate(certificate))
+        self._mempool.update(checked.txs)
+        block = checked.block
+        log.info("consensus.commit height=%d round=%d txs=%d app_hash=%s",
+                 block.height, certificate.round, len(checked.txs), result.app_hash.hex())
+        committed = Committed(block.height, block, checked.value_id, certificate, result, checked.txs, interval_s)
+        for listener in self._listeners:
+            listener(committed)
+        return Tip(block.height, checked.value_id, block.time_ms, result.app_hash)

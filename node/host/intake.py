@@ -1,0 +1,85 @@
+"""Peer messages on their way to the host's single writer.
+
+Each authenticated peer link hands its messages here one at a time (a slow
+step slows that peer only).  A consensus message is filtered first by what
+costs nothing (its height, whether its signer may sign it at all), then its
+signature is verified in the verifier's pool, never on the event loop, and
+urgently, so that a consensus step does not wait behind a flood of client
+transactions.  A proposal's value is then decoded and its transactions'
+signatures checked the same way (``Validity.prepare``), so the single writer
+receives a message it can act on at once.  The engine therefore gets every
+message already verified and checks only what is its own business (the
+proposer of the round, the validator set, its bounds).
+
+Transaction batches relayed by other validators go to the mempool.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from enum import StrEnum
+
+from consensus.messages import Proposal, Vote
+from consensus.validators import ValidatorSet
+from node.host.inbox import Inbox, PeerProposal, PeerVote
+from node.host.validity import Validity
+from node.mempool.pool import Mempool
+from node.p2p.wire import TxBatch, WireMessage
+from node.verifier.protocol import SignatureVerifier
+
+log = logging.getLogger(__name__)
+
+
+class Rejection(StrEnum):
+    """Why a consensus message from a peer was dropped before the engine (a metric label)."""
+
+    UNKNOWN_SIGNER = "unknown_signer"
+    NOT_THE_PROPOSER = "not_the_proposer"
+    BAD_SIGNATURE = "bad_signature"
+
+
+class Intake:
+    def __init__(self, *, chain_id: str, validators: ValidatorSet, verifier: SignatureVerifier,
+                 validity: Validity, mempool: Mempool, inbox: Inbox, current_height: Callable[[], int],
+                 on_rejected: Callable[[Rejection], None] = lambda reason: None) -> None:
+        self._chain_id = chain_id
+        self._validators = validators
+        self._verifier = verifier
+        self._validity = validity
+        self._mempool = mempool
+        self._inbox = inbox
+        self._current_height = current_height
+        self._on_rejected = on_rejected
+
+    async def on_peer_message(self, peer: bytes, message: WireMessage) -> None:
+        """The p2p layer's handler for one message from an authenticated peer."""
+        match message:
+            case Proposal():
+                if await self._admissible(peer, message, message.proposer):
+                    candidate = await self._validity.prepare(message.value)
+                    self._inbox.put_peer(PeerProposal(message, candidate))
+            case Vote():
+                if await self._admissible(peer, message, message.validator):
+                    self._inbox.put_peer(PeerVote(message))
+            case TxBatch():
+                await self._mempool.add_gossip(list(message.txs))
+
+    async def _admissible(self, peer: bytes, message: Proposal | Vote, signer: bytes) -> bool:
+        """For a height not yet decided, from a signer allowed to sign it, with a signature that holds."""
+        if message.height < self._current_height():
+            return False  # decided already: nothing to do with it, and not worth a signature check
+        if signer not in self._validators:
+            return self._reject(peer, message, Rejection.UNKNOWN_SIGNER)
+        if isinstance(message, Proposal) and self._validators.proposer(message.height, message.round) != signer:
+            return self._reject(peer, message, Rejection.NOT_THE_PROPOSER)
+        triple = (signer, message.signing_bytes(self._chain_id), message.signature)
+        if not (await self._verifier.verify_batch([triple], urgent=True))[0]:
+            return self._reject(peer, message, Rejection.BAD_SIGNATURE)
+        return True
+
+    def _reject(self, peer: bytes, message: Proposal | Vote, reason: Rejection) -> bool:
+        self._on_rejected(reason)
+        log.warning("consensus.reject peer=%s reason=%s type=%s height=%d round=%d", peer.hex()[:16], reason,
+                    type(message).__name__.lower(), message.height, message.round)
+        return False
