@@ -92,7 +92,6 @@ def _hex(data: object) -> str:
 
 
 def _type_name(kind: object) -> str:
-    try:
+    if isinstance(kind, int) and kind in MessageType._value2member_map_:
         return MessageType(kind).name.lower()
-    except ValueError:
-        return f"message of type {kind!r}"
+    return f"message of type {kind!r}"

@@ -122,9 +122,9 @@ class Engine:
         self._chain_id = chain_id
         self._validators = validators
         # A key outside the validator set has no vote: such a node only observes.
-        voting = signer is not None and signer.public_key in validators
-        self._signer = signer if voting else None
-        self._own_key = signer.public_key if voting else None
+        voting = signer if signer is not None and signer.public_key in validators else None
+        self._signer = voting
+        self._own_key = voting.public_key if voting is not None else None
         self._verifier = verifier
         self._is_valid = is_valid
         self._timeouts = timeouts

@@ -46,7 +46,7 @@ class SigningState:
         return (height, round, step) > (self.height, self.round, self.step)
 
     @classmethod
-    def barring(cls, height: int) -> "SigningState":
+    def barring(cls, height: int) -> SigningState:
         """A state that forbids signing anything at ``height``: every round, every step."""
         return cls(height, _MAX_ROUND, Step.PRECOMMIT)
 

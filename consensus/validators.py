@@ -17,7 +17,7 @@ The schedule repeats every ``total_power / gcd(powers)`` steps, so a lookup
 replays at most that many steps once, and consecutive lookups one step each.
 Powers with a small reduced total (equal powers, or multiples of a common
 unit) keep even the first lookup at a large height instant; huge co-prime
-powers make it cost roughly 0.1 µs per validator per step of the period.
+powers make it cost a replay of up to a whole period once (docs/performance.md).
 """
 
 from __future__ import annotations

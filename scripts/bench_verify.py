@@ -200,7 +200,8 @@ def thread_hop(threads: int, hops: int = 2000) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--signatures", type=int, default=8192, help="signatures per measurement (default 8192)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds over all measurements; each row keeps its best (default 3)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds over all measurements; each row keeps its best (default 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="threads for the all-cores rows (default: os.cpu_count())")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop, not uvloop")

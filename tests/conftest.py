@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -42,8 +43,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_long)
 
 
+def running_verifier(**settings: Any) -> Iterator[BatchVerifier]:
+    """A batch verifier with ``settings`` for a fixture to yield from; closed when the fixture ends."""
+    with BatchVerifier(**settings) as verifier:
+        yield verifier
+
+
 @pytest.fixture(scope="module")
-def verifier() -> Iterator[BatchVerifier]:
+def batch_verifier() -> Iterator[BatchVerifier]:
     """The node's batch verifier, one per test module: two threads, no helper processes."""
-    with BatchVerifier(threads=2) as shared:
-        yield shared
+    yield from running_verifier(threads=2)

@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -145,18 +145,9 @@ def transfer(nonce: int, amount: int = 10, key: KeyPair = ALICE) -> SignedTransa
     return Transaction(TxKind.TRANSFER, key.public_key, nonce, amount, BOB.public_key).sign(key, CHAIN)
 
 
-@pytest.fixture(scope="module")
-def verifier() -> Iterator[BatchVerifier]:
-    verifier = BatchVerifier(threads=2)
-    try:
-        yield verifier
-    finally:
-        verifier.close()
-
-
 @pytest.fixture
-def backend(verifier: BatchVerifier) -> FakeBackend:
-    return FakeBackend(verifier)
+def backend(batch_verifier: BatchVerifier) -> FakeBackend:
+    return FakeBackend(batch_verifier)
 
 
 @pytest.fixture
@@ -214,8 +205,8 @@ async def test_submit_msgpack_in_and_out(client: TestClient) -> None:
     assert msgpack.unpackb(await response.read())["results"][0]["code"] == "duplicate"
 
 
-async def test_mempool_full_is_503_with_retry_after(verifier: BatchVerifier) -> None:
-    backend = FakeBackend(verifier, max_txs=1)
+async def test_mempool_full_is_503_with_retry_after(batch_verifier: BatchVerifier) -> None:
+    backend = FakeBackend(batch_verifier, max_txs=1)
     app = make_api_app(backend, max_body_bytes=MAX_BODY)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         assert (await client.post("/v1/txs", json={"tx": transfer(0).raw.hex()})).status == 200
@@ -274,7 +265,7 @@ async def test_backend_failure_is_500_internal(client: TestClient, backend: Fake
         response = await client.post("/v1/txs", json={"tx": transfer(0).raw.hex()})
     body = await expect_error(response, 500, "internal")
     assert "disk on fire" not in body["error"]["message"]
-    assert any("api_internal_error" in r.getMessage() for r in caplog.records)
+    assert any("api.internal_error" in r.getMessage() for r in caplog.records)
 
 
 # ---- reads
@@ -514,8 +505,8 @@ _bodies = st.one_of(
 )
 
 
-async def _post_garbage(verifier: BatchVerifier, bodies: list[tuple[str, bytes]]) -> None:
-    backend = FakeBackend(verifier)
+async def _post_garbage(batch_verifier: BatchVerifier, bodies: list[tuple[str, bytes]]) -> None:
+    backend = FakeBackend(batch_verifier)
     app = make_api_app(backend, max_body_bytes=MAX_BODY, max_txs_per_request=MAX_TXS)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         for content_type, body in bodies:
@@ -533,16 +524,16 @@ async def _post_garbage(verifier: BatchVerifier, bodies: list[tuple[str, bytes]]
 
 @settings(max_examples=_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bodies=st.lists(_bodies, min_size=1, max_size=6))
-def test_garbage_bodies_get_4xx_and_the_server_keeps_answering(verifier: BatchVerifier,
+def test_garbage_bodies_get_4xx_and_the_server_keeps_answering(batch_verifier: BatchVerifier,
                                                                bodies: list[tuple[str, bytes]]) -> None:
-    asyncio.run(_post_garbage(verifier, bodies))
+    asyncio.run(_post_garbage(batch_verifier, bodies))
 
 
 _path_text = st.text(st.characters(codec="utf-8", exclude_characters="/?#%"), max_size=80)
 
 
-async def _get_garbage(verifier: BatchVerifier, segments: list[tuple[str, str]]) -> None:
-    backend = FakeBackend(verifier)
+async def _get_garbage(batch_verifier: BatchVerifier, segments: list[tuple[str, str]]) -> None:
+    backend = FakeBackend(batch_verifier)
     backend.commit(make_block(1))
     app = make_api_app(backend, max_body_bytes=MAX_BODY)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
@@ -556,5 +547,6 @@ async def _get_garbage(verifier: BatchVerifier, segments: list[tuple[str, str]])
 @settings(max_examples=_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(segments=st.lists(st.tuples(st.sampled_from(["/v1/txs/", "/v1/accounts/", "/v1/blocks/"]), _path_text),
                          min_size=1, max_size=6))
-def test_garbage_path_parameters_never_get_a_5xx(verifier: BatchVerifier, segments: list[tuple[str, str]]) -> None:
-    asyncio.run(_get_garbage(verifier, segments))
+def test_garbage_path_parameters_never_get_a_5xx(batch_verifier: BatchVerifier,
+                                                 segments: list[tuple[str, str]]) -> None:
+    asyncio.run(_get_garbage(batch_verifier, segments))

@@ -17,7 +17,8 @@ def test_a_validators_cpu_includes_its_helper_processes():
     """A validator verifies in child processes; leaving them out would flatter its CPU figure."""
     program = textwrap.dedent("""
         import subprocess, sys, time
-        child = subprocess.Popen([sys.executable, "-c", "import time\\nend = time.process_time() + 0.6\\nwhile time.process_time() < end: pass\\ntime.sleep(60)"])
+        spin = "import time\\nend = time.process_time() + 0.6\\nwhile time.process_time() < end: pass\\ntime.sleep(60)"
+        child = subprocess.Popen([sys.executable, "-c", spin])
         print(child.pid, flush=True)
         time.sleep(60)
     """)

@@ -33,7 +33,7 @@ def test_init_writes_a_loadable_genesis_with_issuer_banks_and_validators(network
     assert len(genesis.banks) == 3
     bank_keys = [read_key_file(directory / "keys" / f"bank{i}.json").public_key for i in (1, 2, 3)]
     assert [bank.public_key for bank in genesis.banks] == bank_keys
-    assert dict(genesis.balances) == {key: 100_000_000 for key in bank_keys}
+    assert dict(genesis.balances) == dict.fromkeys(bank_keys, 100000000)
 
 
 def test_each_config_loads_and_uses_its_own_validator_key(network):

@@ -150,7 +150,7 @@ class Network:
                 return
             if restart_every and step and step % restart_every == 0:
                 self.restart(self.rng.choice(list(self.engines)))
-            if not self.inbox and any([self._catch_up(node, quiet=True) for node in self.engines]):
+            if not self.inbox and any(self._catch_up(node, quiet=True) for node in self.engines):
                 continue
             if self.inbox:
                 node, event = self.inbox.pop(self.rng.randrange(len(self.inbox)))
@@ -183,7 +183,7 @@ class Network:
     def check_safety(self) -> None:
         """Agreement, validity and certificates at every height anyone decided."""
         decided: dict[int, bytes] = {}
-        for node, commits in self.commits.items():
+        for _node, commits in self.commits.items():
             heights = [c.height for c in commits]
             assert heights == sorted(set(heights)), "a node committed a height twice or out of order"
             for commit in commits:

@@ -28,8 +28,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from node.app.config import Endpoint, load_config, render_config
+from node.app.config import load_config, render_config
 from node.core.address import encode_address
+from node.core.fields import Endpoint
 from node.core.keys import KeyPair
 from node.p2p.handshake import PROTOCOL_VERSION, Hello
 from node.tools.client import ApiClientError, NodeClient
@@ -212,7 +213,7 @@ def test_seeded_crashes_and_partitions_under_load_lose_nothing(tmp_path):
         try:
             with load(net, network, rng) as banks:
                 net.wait_height(2, TIMEOUT_S)
-                for kill in range(KILLS):
+                for _kill in range(KILLS):
                     time.sleep(rng.uniform(0.2, 3.0))
                     victim = rng.randrange(4)
                     net.kill(victim)

@@ -52,7 +52,8 @@ from tests.localnet import Wallet, make_network, running
 START_TIMEOUT_S = 60
 REFUSAL_TIMEOUT_S = 15  # a refusing node exits within a second or two; one still up after this serves
 ERROR_LINE = re.compile(r"^somnode run: error: (?P<message>.+)$")
-OPEN_LINE = re.compile(r"event=ledger\.open path=\S+ chain_id=\S+ height=(?P<height>\d+) app_hash=(?P<app_hash>[0-9a-f]{64})")
+OPEN_LINE = re.compile(r"event=ledger\.open path=\S+ chain_id=\S+ height=(?P<height>\d+) "
+                       r"app_hash=(?P<app_hash>[0-9a-f]{64})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,4 +585,5 @@ def test_random_leveldb_damage_is_refused_or_opens_a_committed_prefix(pristine: 
         print(f"random leveldb damage failed: replay with SOMNODE_FAULT_SEED={seed}")
         raise
     finally:
-        print(f"leveldb-damage: seed={seed} iterations={sum(outcomes.values())} outcomes={dict(sorted(outcomes.items()))}")
+        print(f"leveldb-damage: seed={seed} iterations={sum(outcomes.values())} "
+              f"outcomes={dict(sorted(outcomes.items()))}")

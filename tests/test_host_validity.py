@@ -34,8 +34,8 @@ def store(tmp_path):
 
 
 @pytest.fixture
-def validity(store, verifier):
-    return Validity(store, verifier, VALIDATORS)
+def validity(store, batch_verifier):
+    return Validity(store, batch_verifier, VALIDATORS)
 
 
 def transfer(sender: KeyPair, nonce: int, amount: int = 5) -> SignedTransaction:
@@ -94,29 +94,29 @@ def test_a_block_older_than_its_parent_is_refused(validity, store):
     assert judge(validity, store, block_on(read_tip(store), [], time_ms=4_999)) is Refusal.TIME_BEFORE_PARENT
 
 
-def test_a_transfer_checked_at_admission_is_not_checked_again_in_a_proposal(tmp_path, verifier):
+def test_a_transfer_checked_at_admission_is_not_checked_again_in_a_proposal(tmp_path, batch_verifier):
     """Mempool and validity key the verifier's cache by transaction hash, so the two paths share it:
     even a transfer that has left the mempool costs no second verification when a block carries it."""
     genesis = genesis_state()
     with LedgerStore.open(tmp_path / "ledger", GenesisState(
             genesis.chain_id, genesis.genesis_hash, genesis.issuer, genesis.banks,
             tuple(sorted([(ALICE.public_key, 1_000), (BOB.public_key, 1_000)])))) as store:
-        mempool = Mempool(chain_id=store.chain_id, verifier=verifier, account=lambda key: (1_000, 0),
+        mempool = Mempool(chain_id=store.chain_id, verifier=batch_verifier, account=lambda key: (1_000, 0),
                           issuer=genesis.issuer, banks=frozenset(), max_txs=10, max_bytes=1 << 20)
         transfers = [transfer(ALICE, 0), transfer(BOB, 0)]
         results = asyncio.run(mempool.add_batch([stx.raw for stx in transfers]))
         assert [r.code for r in results] == ["accepted", "accepted"]
-        verified = verifier.stats.verified
+        verified = batch_verifier.stats.verified
         value = block_on(read_tip(store), transfers)
-        candidate = asyncio.run(Validity(store, verifier, VALIDATORS).prepare(value))  # knows no mempool
+        candidate = asyncio.run(Validity(store, batch_verifier, VALIDATORS).prepare(value))  # knows no mempool
         assert candidate.signatures_valid
-        assert verifier.stats.verified == verified
+        assert batch_verifier.stats.verified == verified
 
 
-def test_a_transaction_from_the_mempool_is_taken_as_admitted(store, verifier):
+def test_a_transaction_from_the_mempool_is_taken_as_admitted(store, batch_verifier):
     stx = transfer(ALICE, 0)
-    validity = Validity(store, verifier, VALIDATORS, known=lambda tx_hash: stx if tx_hash == stx.hash else None)
-    before = verifier.stats.signatures
+    validity = Validity(store, batch_verifier, VALIDATORS, known=lambda tx_hash: stx if tx_hash == stx.hash else None)
+    before = batch_verifier.stats.signatures
     candidate: Candidate = asyncio.run(validity.prepare(block_on(read_tip(store), [stx])))
     assert candidate.txs == (stx,) and candidate.txs[0] is stx
-    assert verifier.stats.signatures == before, "nothing was asked of the verifier"
+    assert batch_verifier.stats.signatures == before, "nothing was asked of the verifier"

@@ -19,7 +19,13 @@ from consensus.messages import MessageType, Proposal, Vote, signing_bytes, value
 from consensus.sim.validator import MemoryWalStorage
 from consensus.wal import Opened, Received, Signed, WriteAheadLog, signing_floor
 from node.core.keys import KeyPair
-from node.host.wal import WAL_FILE, FileWalStorage, decode_records, encode_record, open_wal
+from node.host.wal import (
+    WAL_FILE,
+    FileWalStorage,
+    decode_records,
+    encode_record,
+    open_wal,
+)
 
 CHAIN = "som-wal-test"
 ME, PEER = KeyPair.from_seed(b"m" * 32), KeyPair.from_seed(b"p" * 32)

@@ -46,7 +46,8 @@ def build_block(reference, specs):
         sender = KEYS[sender_index]
         if isinstance(amount, tuple):
             bound, extra = amount
-            base = reference.balance(sender) if bound == "balance" else MAX_TYIYN - reference.issued + reference.redeemed
+            base = (reference.balance(sender) if bound == "balance"
+                    else MAX_TYIYN - reference.issued + reference.redeemed)
             amount = min(max(1, base + extra), MAX_TYIYN)
         nonce = max(0, pending.get(sender, reference.nonce(sender)) + nonce_delta)
         pending[sender] = nonce + 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -34,15 +34,6 @@ class RecordingVerifier:
                            keys: Sequence[bytes] | None = None) -> list[bool]:
         self.batches.append(len(items))
         return await self.inner.verify_batch(items, keys=keys)
-
-
-@pytest.fixture(scope="module")
-def batch_verifier() -> Iterator[BatchVerifier]:
-    verifier = BatchVerifier(threads=2)
-    try:
-        yield verifier
-    finally:
-        verifier.close()
 
 
 @pytest.fixture

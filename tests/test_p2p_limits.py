@@ -19,7 +19,7 @@ from node.p2p.wire import Status, encode
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 12345])
 def test_backoff_grows_to_its_ceiling_with_jitter_and_replays_from_the_seed(seed):
-    delays = [d for d in _delays(seed, 12)]
+    delays = list(_delays(seed, 12))
     assert delays == _delays(seed, 12), f"seed={seed}"
     for attempt, delay in enumerate(delays):
         ceiling = min(2.0, 0.1 * 2**attempt)

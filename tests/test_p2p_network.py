@@ -129,7 +129,7 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.02)
 
 
-async def settled(nodes: list["Node"]) -> None:
+async def settled(nodes: list[Node]) -> None:
     """Wait until every pair holds exactly one agreed link and no dial or handshake is under way.
 
     Validators started together dial each other at once, and the tie-break may
@@ -215,7 +215,7 @@ async def test_key_outside_the_genesis_is_refused(cluster_factory, caplog):
     outsider = KeyPair.generate()
     ws = await raw_client(cluster, 0)
     identity = Identity(CHAIN, GENESIS, outsider, frozenset(k.public_key for k in cluster.keys + [outsider]))
-    with caplog.at_level(logging.WARNING, logger="somnode.p2p"):
+    with caplog.at_level(logging.WARNING, logger="node.p2p"):
         with pytest.raises(HandshakeRefused) as excinfo:
             await asyncio.wait_for(run_handshake(ws, identity, Role.INITIATOR, cluster.keys[0].public_key), WAIT_S)
     assert excinfo.value.reason is Refusal.REMOTE_CLOSED and excinfo.value.detail == "unknown_validator"
@@ -262,7 +262,7 @@ async def test_replayed_handshake_is_refused(cluster_factory, caplog):
 
     # An eavesdropper replays the recording on a new connection.
     replay = await raw_client(cluster, 0)
-    with caplog.at_level(logging.WARNING, logger="somnode.p2p"):
+    with caplog.at_level(logging.WARNING, logger="node.p2p"):
         await replay.send_bytes(recorded[0])
         hello = await asyncio.wait_for(replay.receive(), WAIT_S)
         assert hello.type is aiohttp.WSMsgType.BINARY
@@ -335,7 +335,7 @@ async def test_flooding_peer_is_throttled_then_disconnected(cluster_factory, cap
     home = await cluster.start(0)
     ws = await authenticated_client(cluster, 0, cluster.keys[1])
     frame = encode(Status(5))
-    with caplog.at_level(logging.WARNING, logger="somnode.p2p"):
+    with caplog.at_level(logging.WARNING, logger="node.p2p"):
         try:
             for _ in range(2000):
                 await ws.send_bytes(frame)
@@ -455,7 +455,7 @@ async def test_silent_connection_is_refused_after_the_handshake_timeout(cluster_
     cluster = cluster_factory(2, handshake_timeout_s=0.3)
     home = await cluster.start(0)
     silent = await raw_client(cluster, 0)
-    with caplog.at_level(logging.WARNING, logger="somnode.p2p"):
+    with caplog.at_level(logging.WARNING, logger="node.p2p"):
         closed = await closed_with(silent)
     assert closed.extra == Refusal.TIMEOUT.value
     assert home.net.stats.refusals[Refusal.TIMEOUT] == 1

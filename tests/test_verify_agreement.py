@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from node.core.keys import KeyPair, verify_signature
 from node.verifier.scheduler import HELPER_MIN_PIECE, BatchVerifier
+from tests.conftest import running_verifier
 
 LONG = os.environ.get("SOMNODE_LONG") == "1"
 MAX_EXAMPLES = int(os.environ.get("SOMNODE_VERIFY_EXAMPLES", "2000" if LONG else "150"))
@@ -137,31 +139,20 @@ any_triple = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def cached() -> BatchVerifier:
-    verifier = BatchVerifier(threads=2, chunk_size=8, max_wait_ms=0.5)
-    try:
-        yield verifier
-    finally:
-        verifier.close()
+def cached() -> Iterator[BatchVerifier]:
+    yield from running_verifier(threads=2, chunk_size=8, max_wait_ms=0.5)
 
 
 @pytest.fixture(scope="module")
-def uncached() -> BatchVerifier:
-    verifier = BatchVerifier(threads=2, chunk_size=3, max_wait_ms=0.0, cache_size=0)
-    try:
-        yield verifier
-    finally:
-        verifier.close()
+def uncached() -> Iterator[BatchVerifier]:
+    yield from running_verifier(threads=2, chunk_size=3, max_wait_ms=0.0, cache_size=0)
 
 
 @pytest.fixture(scope="module")
-def helped() -> BatchVerifier:
+def helped() -> Iterator[BatchVerifier]:
     """Chunks go to helper processes, as on a validator (small ones stay in the pool threads)."""
-    verifier = BatchVerifier(threads=2, chunk_size=2 * HELPER_MIN_PIECE, max_wait_ms=0.2, cache_size=0, helpers=True)
-    try:
-        yield verifier
-    finally:
-        verifier.close()
+    yield from running_verifier(threads=2, chunk_size=2 * HELPER_MIN_PIECE, max_wait_ms=0.2, cache_size=0,
+                                helpers=True)
 
 
 async def _concurrently(verifier: BatchVerifier, items: list) -> list[bool]:

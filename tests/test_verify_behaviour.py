@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,6 +18,7 @@ import node.verifier.scheduler
 from node.core.keys import KeyPair, verify_signature
 from node.verifier.cache import VerifiedSignatureCache, signature_digest
 from node.verifier.scheduler import BATCH_SIZE_BOUNDS, CHUNKS_PER_THREAD, BatchVerifier
+from tests.conftest import running_verifier
 
 KEYS = [KeyPair.from_seed(bytes([i]) * 32) for i in range(1, 9)]
 HOLD = b"hold the worker"
@@ -30,12 +32,8 @@ def triple(i: int, valid: bool = True) -> tuple[bytes, bytes, bytes]:
 
 
 @pytest.fixture
-def verifier() -> BatchVerifier:
-    v = BatchVerifier(threads=2, chunk_size=16, max_wait_ms=1.0)
-    try:
-        yield v
-    finally:
-        v.close()
+def verifier() -> Iterator[BatchVerifier]:
+    yield from running_verifier(threads=2, chunk_size=16, max_wait_ms=1.0)
 
 
 @pytest.fixture
@@ -160,7 +158,7 @@ async def test_many_concurrent_callers_each_get_their_own_answers_in_order(verif
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     requests = []
-    for r in range(200):
+    for _r in range(200):
         size = rng.choice([0, 1, 1, 2, 3, 7, 16, 40])
         requests.append([triple(rng.randrange(10_000), valid=rng.random() < 0.7) for _ in range(size)])
     answers = await asyncio.gather(*(verifier.verify_batch(items) for items in requests))

@@ -17,7 +17,8 @@ import time
 from node.host.failpoints import ENVIRONMENT_VARIABLE, EXIT_STATUS, SIGNED_PRECOMMIT
 from tests.localnet import make_network, node_log, running
 
-FAILPOINT_LINE = re.compile(r"event=failpoint\.exit point=signed-precommit height=(\d+) round=(\d+) value=([0-9a-f]{64})")
+FAILPOINT_LINE = re.compile(r"event=failpoint\.exit point=signed-precommit height=(\d+) round=(\d+) "
+                            r"value=([0-9a-f]{64})")
 REPLAY_LINE = re.compile(r"event=wal\.replay height=(\d+) messages=(\d+) own=(\d+) signing_state=\S+ "
                          r"locked_round=(-?\d+) locked_value=(\S+)")
 

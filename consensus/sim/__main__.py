@@ -37,9 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--weighted", action="store_true",
                         help="unequal voting powers (Byzantine validators still hold under a third)")
     parser.add_argument("--no-persist", action="store_true",
-                        help="restart without the write-ahead log, signing state included (shows the equivocation danger)")
+                        help="restart without the write-ahead log, signing state included "
+                             "(shows the equivocation danger)")
     parser.add_argument("--no-wal-replay", action="store_true",
-                        help="restart with the signing state but replay no messages (a validator that forgets its lock)")
+                        help="restart with the signing state but replay no messages "
+                             "(a validator that forgets its lock)")
     parser.add_argument("--restarts", type=int, default=0, metavar="N",
                         help="crash and restart one honest validator N times, mid-height")
     return parser

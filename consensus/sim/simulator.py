@@ -33,11 +33,13 @@ import heapq
 import logging
 import random
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consensus.certificate import CertificateError, verify_certificate
+from consensus.certificate import CertificateError, CommitCertificate, verify_certificate
 from consensus.engine import Engine, TimeoutConfig
 from consensus.events import (
+    Action,
     Broadcast,
     Commit,
     EvidenceFound,
@@ -50,7 +52,7 @@ from consensus.events import (
     VoteReceived,
 )
 from consensus.evidence import Evidence
-from consensus.messages import Message, Proposal, value_id
+from consensus.messages import Message, Proposal, Vote, value_id
 from consensus.sim.byzantine import (
     ByzantineContext,
     Collude,
@@ -94,6 +96,20 @@ LIVENESS_PER_HEIGHT_MS = 3_000
 CRASH_FALLBACK_MS = 200
 
 _DELIVER, _TIMEOUT, _VALUE, _GOSSIP, _CRASH, _CRASH_NOW, _RESTART, _BLOCKS, _COMMIT = range(9)
+Blocks = tuple[tuple[int, bytes, CommitCertificate], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """An event for a validator's engine, valid only for the process incarnation that asked for it."""
+
+    incarnation: int
+    event: TimeoutFired | ValueReady
+
+
+# What a queued event carries, by kind: _DELIVER a message, _TIMEOUT and _VALUE an _Input,
+# _GOSSIP the incarnation it was scheduled by, _CRASH, _CRASH_NOW and _RESTART a Crash, _BLOCKS Blocks.
+_Payload = Message | _Input | int | Crash | Blocks
 _TRACE_ENTRY = struct.Struct(">qBHH")  # time, event kind, validator, detail length
 
 
@@ -136,7 +152,7 @@ class SimResult:
 
     @property
     def min_honest_height(self) -> int:
-        heights = {v: 0 for v in self.honest}
+        heights = dict.fromkeys(self.honest, 0)
         for record in self.commits:
             if record.validator in heights:
                 heights[record.validator] = max(heights[record.validator], record.height)
@@ -158,7 +174,7 @@ class Simulation:
         self.nodes = [self._make_node(i, signer) for i, signer in enumerate(signers)]
         self.honest = frozenset(n.index for n in self.nodes if n.honest)
         self.now = 0
-        self._queue: list[tuple[int, int, int, int, object]] = []
+        self._queue: list[tuple[int, int, int, int, _Payload]] = []
         self._seq = 0
         self._events = 0
         self._trace = hashlib.blake2b(digest_size=16)
@@ -178,6 +194,7 @@ class Simulation:
                                    random.Random(f"somnode-sim-byzantine:{self.scenario.seed}:{index}"))
         strategy: Strategy
         if strategy_name == "collude":
+            assert self._collusion is not None, "a collusion plan exists when anyone colludes"
             strategy = Collude(self._collusion)
         else:
             strategy = make_strategy(strategy_name)
@@ -267,33 +284,34 @@ class Simulation:
 
     # ---- the event queue
 
-    def _schedule(self, time: int, kind: int, node: int, payload: object) -> None:
+    def _schedule(self, time: int, kind: int, node: int, payload: _Payload) -> None:
         self._seq += 1
         heapq.heappush(self._queue, (time, self._seq, kind, node, payload))
 
-    def _dispatch(self, kind: int, node: SimValidator, payload: object) -> None:
+    def _dispatch(self, kind: int, node: SimValidator, payload: _Payload) -> None:
+        engine = node.engine
         if kind == _DELIVER:
-            src, message = payload
-            self._record(kind, node.index, message.signature[:8])
-            self._deliver(node, message)
-        elif kind == _TIMEOUT:
-            incarnation, event = payload
-            if node.up and incarnation == node.incarnation:
-                self._record(kind, node.index, b"%d/%d/%d" % (event.step, event.height, event.round))
-                self._execute(node, node.engine.handle(event))
-        elif kind == _VALUE:
-            incarnation, event = payload
-            if node.up and incarnation == node.incarnation:
-                self._record(kind, node.index, b"%d/%d" % (event.height, event.round))
-                self._execute(node, node.engine.handle(event))
+            assert isinstance(payload, (Proposal, Vote))
+            self._record(kind, node.index, payload.signature[:8])
+            self._deliver(node, payload)
+        elif kind in (_TIMEOUT, _VALUE):
+            assert isinstance(payload, _Input)
+            if engine is not None and payload.incarnation == node.incarnation:
+                event = payload.event
+                detail = (b"%d/%d/%d" % (event.step, event.height, event.round) if isinstance(event, TimeoutFired)
+                          else b"%d/%d" % (event.height, event.round))
+                self._record(kind, node.index, detail)
+                self._execute(node, engine.handle(event))
         elif kind == _GOSSIP:
             if node.up and payload == node.incarnation:
                 self._gossip(node)
                 self._schedule(self.now + GOSSIP_INTERVAL_MS, _GOSSIP, node.index, node.incarnation)
         elif kind == _CRASH:
+            assert isinstance(payload, Crash)
             self._record(kind, node.index, b"armed")
             self._arm_crash(node, payload)
         elif kind == _CRASH_NOW:
+            assert isinstance(payload, Crash)
             if node.crash_pending is payload:
                 self._crash(node, payload)
         elif kind == _RESTART:
@@ -304,6 +322,7 @@ class Simulation:
                 self._pending_crashes -= 1
                 self._start_engine(node)
         elif kind == _BLOCKS:
+            assert isinstance(payload, tuple)
             self._record(kind, node.index, b",".join(b"%d" % b[0] for b in payload))
             if node.up:
                 self._catch_up(node, payload)
@@ -346,7 +365,7 @@ class Simulation:
                 node.crashes_armed.add(crash)
                 self._schedule(self.now + crash.offset_ms, _CRASH, node.index, crash)
 
-    def _execute(self, node: SimValidator, actions: list[object]) -> None:
+    def _execute(self, node: SimValidator, actions: Sequence[Action]) -> None:
         """Carry out the engine's actions in order; a crash may cut the list short."""
         for action in actions:
             if not node.up:
@@ -360,12 +379,12 @@ class Simulation:
                     self._crash(node, node.crash_pending)
                     return
             elif isinstance(action, ScheduleTimeout):
-                event = TimeoutFired(action.step, action.height, action.round)
-                self._schedule(self.now + action.duration_ms, _TIMEOUT, node.index, (node.incarnation, event))
+                timeout = TimeoutFired(action.step, action.height, action.round)
+                self._schedule(self.now + action.duration_ms, _TIMEOUT, node.index, _Input(node.incarnation, timeout))
             elif isinstance(action, RequestValue):
                 value = honest_value(action.height, action.round, node.index, node.incarnation)
-                event = ValueReady(action.height, action.round, value)
-                self._schedule(self.now, _VALUE, node.index, (node.incarnation, event))
+                ready = ValueReady(action.height, action.round, value)
+                self._schedule(self.now, _VALUE, node.index, _Input(node.incarnation, ready))
             elif isinstance(action, Commit):
                 self._commit(node, action.height, action.value, action.certificate, "consensus")
                 self._enter_height(node, action.height + 1)
@@ -377,7 +396,8 @@ class Simulation:
             else:
                 raise TypeError(f"unknown engine action {action!r}")
 
-    def _commit(self, node: SimValidator, height: int, value: bytes, certificate: object, via: str) -> None:
+    def _commit(self, node: SimValidator, height: int, value: bytes, certificate: CommitCertificate,
+                via: str) -> None:
         node.disk.store_block(height, value, certificate)
         self.commits.append(CommitRecord(node.index, height, value, certificate, self.now, via))
         self._record(_COMMIT, node.index, b"%d/%s/%s" % (height, value_id(value)[:8], via.encode()))
@@ -388,6 +408,7 @@ class Simulation:
             node.remember(message)
             sends = [(message, tuple(i for i in range(len(self.nodes)) if i != node.index))]
         else:
+            assert node.context is not None, "a Byzantine validator has its context"
             sends = node.strategy.outgoing(node.context, message)
         for sent, destinations in sends:
             for dst in destinations:
@@ -395,7 +416,7 @@ class Simulation:
 
     def _send(self, src: int, dst: int, message: Message) -> None:
         for arrival in self.network.arrivals(src, dst, self.now):
-            self._schedule(arrival, _DELIVER, dst, (src, message))
+            self._schedule(arrival, _DELIVER, dst, message)
 
     def _deliver(self, node: SimValidator, message: Message) -> None:
         if not node.up or message.height < node.height or message.signature in node.have:
@@ -419,9 +440,11 @@ class Simulation:
             node.remember(message)
         else:
             node.receive_early(message)
+        engine = node.engine
+        assert engine is not None, "only a running validator accepts messages"
         event = ProposalReceived(message) if isinstance(message, Proposal) else VoteReceived(message)
-        self._execute(node, node.engine.handle(event))
-        if node.up and message.height == node.height and message.round <= node.engine.round:
+        self._execute(node, engine.handle(event))
+        if node.engine is engine and message.height == node.height and message.round <= engine.round:
             node.have.add(message.signature)
 
     def _gossip(self, node: SimValidator) -> None:
@@ -440,7 +463,7 @@ class Simulation:
             for message in node.missing_at(peer):
                 self._send(node.index, peer.index, message)
 
-    def _catch_up(self, node: SimValidator, blocks: tuple[tuple[int, bytes, object], ...]) -> None:
+    def _catch_up(self, node: SimValidator, blocks: Blocks) -> None:
         """Apply fetched blocks whose certificates verify, then rejoin consensus above them."""
         start = node.disk.last_height
         for height, value, certificate in blocks:
@@ -450,15 +473,16 @@ class Simulation:
                 verify_certificate(certificate, self.validator_set, CHAIN_ID, self.verifier,
                                    height=height, value_id=value_id(value))
             except CertificateError as exc:
-                log.warning("catch-up rejected validator=%d height=%d reason=%s", node.index, height, exc)
+                log.warning("sim.catch_up_rejected validator=%d height=%d reason=%s", node.index, height, exc)
                 break
             self._commit(node, height, value, certificate, "catch-up")
-        if node.disk.last_height > start and node.disk.last_height + 1 > node.engine.height:
+        engine = node.engine
+        assert engine is not None and node.wal is not None, "only a running validator catches up"
+        if node.disk.last_height > start and node.disk.last_height + 1 > engine.height:
             new_height = node.disk.last_height + 1
             self._enter_height(node, new_height)
-            assert node.wal is not None
             node.wal.begin(new_height)
-            self._execute(node, node.engine.skip_to_height(new_height))
+            self._execute(node, engine.skip_to_height(new_height))
 
     # ---- crashes
 
@@ -474,7 +498,7 @@ class Simulation:
 
     def _crash(self, node: SimValidator, crash: Crash) -> None:
         self._record(_CRASH_NOW, node.index, b"%d" % node.height)
-        log.debug("crash validator=%d height=%d time_ms=%d", node.index, node.height, self.now)
+        log.debug("sim.crash validator=%d height=%d time_ms=%d", node.index, node.height, self.now)
         node.lose_memory()
         node.down = crash
         self._crashes += 1

@@ -166,7 +166,7 @@ class SimValidator:
         self.have_epoch += 1
         self.synced.clear()
 
-    def missing_at(self, peer: "SimValidator") -> list[Message]:
+    def missing_at(self, peer: SimValidator) -> list[Message]:
         """Messages of our log that ``peer`` does not have, in log order."""
         epoch, start = self.synced.get(peer.index, (peer.have_epoch, 0))
         if epoch != peer.have_epoch:

@@ -7,6 +7,7 @@ nodes in one process (a local testnet, the tests) serve two independent apps.
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from node.api import handlers
 from node.api.backend import ApiBackend
@@ -35,7 +36,7 @@ def make_api_app(
         raise ValueError(f"max_body_bytes {max_body_bytes} cannot hold one transaction")
     if max_txs_per_request < 1:
         raise ValueError("max_txs_per_request must be positive")
-    middlewares = [error_middleware]
+    middlewares: list[Middleware] = [error_middleware]
     if metrics is not None:
         middlewares.insert(0, metrics_middleware(metrics))  # outermost: counts the final status, errors included
     app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)

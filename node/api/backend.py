@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from node.mempool.pool import AdmitResult
 
 
-class TxState(str, Enum):
+class TxState(StrEnum):
     PENDING = "pending"
     COMMITTED = "committed"
     UNKNOWN = "unknown"

@@ -48,7 +48,8 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
-def error_response(status: int, code: ErrorCode, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+def error_response(status: int, code: ErrorCode, message: str,
+                   headers: Mapping[str, str] | None = None) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
 
 

@@ -69,7 +69,7 @@ class BlockFeed:
             if len(sub.blocks) >= self._queue_size:
                 sub.lagged = True
                 self._subscriptions.discard(sub)
-                log.info("event_subscriber_lagged height=%d queue_size=%d", block.height, self._queue_size)
+                log.info("api.subscriber_lagged height=%d queue_size=%d", block.height, self._queue_size)
             else:
                 sub.blocks.append(block)
             sub.wakeup.set()
@@ -134,7 +134,7 @@ async def _forward(request: web.Request, ws: web.WebSocketResponse, blocks: Asyn
     except ConnectionResetError:
         return
     except Exception:
-        log.exception("event_stream_failed")
+        log.exception("api.event_stream_failed")
         await _close(request, ws, CLOSE_INTERNAL, b"internal error")
     else:
         await _close(request, ws, CLOSE_SHUTDOWN, b"node shutting down")

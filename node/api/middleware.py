@@ -44,7 +44,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
-        log.exception("api_internal_error method=%s route=%s", request.method, route_label(request))
+        log.exception("api.internal_error method=%s route=%s", request.method, route_label(request))
         return error_response(500, ErrorCode.INTERNAL, "internal error; the node logged the details")
 
 

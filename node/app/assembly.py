@@ -3,8 +3,9 @@
 Start order follows the data: the ledger store first (so a node pointed at the
 wrong chain or a damaged store stops before it talks to anyone), then the
 consensus write-ahead log, the verifier, mempool, engine and the host's
-parts (node/host/), then the peer network and the client API.  Stop runs the other way round and closes the store last, after
-the consensus task can no longer write.
+parts (node/host/), then the peer network and the client API.  Stop runs the
+other way round and closes the store last, after the consensus task can no
+longer write.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ LEDGER_DIR = "ledger"
 MAX_QUEUED_PEER_MESSAGES = 10_000
 # How often a validator re-sends the messages of the height being decided.
 REGOSSIP_S = 1.0
-# Pause after each chunk of the background ledger scrub (4,096 records, about 3 ms of reading).
+# Pause after each chunk of the background ledger scrub (4,096 records, a few milliseconds of reading).
 SCRUB_PAUSE_S = 0.004
 
 
@@ -149,12 +150,6 @@ class ValidatorNode:
             local_height=lambda: store.height,
         )
         self.halted = asyncio.get_running_loop().create_future()
-        backend = NodeBackend(
-            genesis=genesis, node_id=self.key.address, store=store, mempool=mempool, network=network,
-            engine_view=lambda: engine, decode_certificate=decode_certificate, registry=self.registry,
-            evidence_view=lambda: driver.evidence, on_corrupt=self._halt,
-        )
-        self.backend = backend
         driver = ConsensusDriver(
             engine=engine, wal=opened.wal, barred=opened.barred, inbox=inbox, tip=read_tip(store), validity=validity,
             proposer=Proposer(
@@ -167,6 +162,12 @@ class ValidatorNode:
             gossip=ConsensusGossip(network, REGOSSIP_S, store.height + 1),
             on_evidence=lambda evidence: self.metrics.evidence.inc(), on_fatal=self._halt, failpoint=failpoint,
         )
+        backend = NodeBackend(
+            genesis=genesis, node_id=self.key.address, store=store, mempool=mempool, network=network,
+            engine_view=lambda: engine, decode_certificate=decode_certificate, registry=self.registry,
+            evidence_view=lambda: driver.evidence, on_corrupt=self._halt,
+        )
+        self.backend = backend
         self.driver = driver
         self.mempool, self.network, self.inbox = mempool, network, inbox
         self.registry.register(VerifierCollector(lambda: verifier.stats))
@@ -219,9 +220,9 @@ class ValidatorNode:
         stopping = threading.Event()
 
         def between_chunks() -> bool:
-            # The pass reads about a million records a second flat out, holding the
-            # GIL much of the time; on a large ledger that is minutes, so it pauses
-            # after each chunk and leaves consensus most of the interpreter.
+            # Flat out, the pass holds the GIL much of the time, and on a large
+            # ledger it takes minutes, so it pauses after each chunk and leaves
+            # consensus most of the interpreter (docs/performance.md).
             return stopping.wait(SCRUB_PAUSE_S)
 
         async def scrub() -> None:

@@ -14,61 +14,22 @@ dependency is needed.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from node.core.block import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
+from node.core.fields import Endpoint, describe, parse_endpoint
 from node.core.tx import MAX_TX_BYTES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _MAX_TIMEOUT_MS = 600_000
-_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message starts with the field's name."""
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A TCP host and port, written ``host:port`` (``[v6]:port`` for IPv6)."""
-
-    host: str
-    port: int
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.port <= 65535:
-            raise ValueError(f"port {self.port} is outside 1..65535")
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-def parse_endpoint(text: object) -> Endpoint:
-    """Parse ``host:port``; raise ValueError saying what is wrong."""
-    if not isinstance(text, str):
-        raise ValueError(f"expected host:port, got {type(text).__name__}")
-    bracketed = re.fullmatch(r"\[([^\]]+)\]:([0-9]{1,5})", text)
-    plain = re.fullmatch(r"([^:\[\]]+):([0-9]{1,5})", text)
-    match = bracketed or plain
-    if match is None:
-        raise ValueError(f"expected host:port, got {text!r}")
-    host, port = match[1], int(match[2])
-    if bracketed:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{host!r} in {text!r} is not an IPv6 address") from None
-    elif not all(_HOSTNAME_LABEL.fullmatch(label) for label in host.split(".")):
-        raise ValueError(f"{host!r} in {text!r} is not a host name or IPv4 address")
-    if not 1 <= port <= 65535:
-        raise ValueError(f"port {port} in {text!r} is outside 1..65535")
-    return Endpoint(host, port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +134,7 @@ def parse_config(text: str, base_dir: Path, source: str = "<config>") -> Config:
     unknown = sorted(set(document) - set(_SECTIONS))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(_SECTIONS)})")
-    sections = {}
+    sections: dict[str, Any] = {}
     for name, cls in _SECTIONS.items():
         table = document.get(name, {})
         if not isinstance(table, dict):
@@ -202,12 +163,12 @@ def _parse_value(dotted: str, value: object, base_dir: Path) -> object:
     if dotted in _INT_BOUNDS:
         low, high = _INT_BOUNDS[dotted]
         if type(value) is not int:
-            raise ConfigError(f"{dotted}: expected an integer, got {_describe(value)}")
+            raise ConfigError(f"{dotted}: expected an integer, got {describe(value, mapping='a table')}")
         if not low <= value <= high:
             raise ConfigError(f"{dotted}: must be between {low} and {high}, got {value}")
         return value
     if not isinstance(value, str):
-        raise ConfigError(f"{dotted}: expected a string, got {_describe(value)}")
+        raise ConfigError(f"{dotted}: expected a string, got {describe(value, mapping='a table')}")
     if dotted in _ENDPOINT_FIELDS:
         try:
             return parse_endpoint(value)
@@ -226,12 +187,6 @@ def _parse_value(dotted: str, value: object, base_dir: Path) -> object:
             raise ConfigError(f"{dotted}: expected a non-empty printable name, got {value!r}")
         return value
     raise AssertionError(f"no parser for config field {dotted}")
-
-
-def _describe(value: object) -> str:
-    kind = {bool: "a boolean", int: "an integer", float: "a number with a fraction", str: "a string",
-            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
-    return f"{kind} ({value!r})"
 
 
 def render_config(config: Config, base_dir: Path) -> str:

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from node.p2p.stats import NetworkStats
+from node.verifier.stats import VerifierStats
 
 NAMESPACE = "somnode"
 
@@ -43,7 +42,8 @@ class NodeMetrics:
         self.mempool_bytes = Gauge("mempool_bytes", "Bytes of transactions waiting in the mempool",
                                    namespace=NAMESPACE, registry=registry)
         self.mempool_gossip_dropped = Counter(
-            "mempool_gossip_dropped", "Transactions relayed by peers and dropped unexamined because the mempool was full",
+            "mempool_gossip_dropped",
+            "Transactions relayed by peers and dropped unexamined because the mempool was full",
             namespace=NAMESPACE, registry=registry,
         )
         self._gossip_dropped_seen = 0
@@ -96,10 +96,10 @@ class VerifierCollector:
     lock and a call per batch.
     """
 
-    def __init__(self, stats: Callable[[], object]) -> None:
+    def __init__(self, stats: Callable[[], VerifierStats]) -> None:
         self._stats = stats
 
-    def collect(self) -> Iterator[object]:
+    def collect(self) -> Iterator[Metric]:
         stats = self._stats()
         sizes = HistogramMetricFamily(
             f"{NAMESPACE}_verify_batch_size", "Signatures per batch handed to libsodium on a worker thread")
@@ -129,10 +129,10 @@ class VerifierCollector:
 class NetworkCollector:
     """Exports the peer network's counters (frames, bytes, drops, refusals by reason) at scrape time."""
 
-    def __init__(self, stats: Callable[[], object]) -> None:
+    def __init__(self, stats: Callable[[], NetworkStats]) -> None:
         self._stats = stats
 
-    def collect(self) -> Iterator[object]:
+    def collect(self) -> Iterator[Metric]:
         stats = self._stats()
         for name in ("frames_in", "frames_out", "bytes_in", "bytes_out", "drops", "bad_frames",
                      "oversized_frames", "throttled", "flood_disconnects"):

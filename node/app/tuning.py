@@ -3,18 +3,17 @@
 Both trade a little of what CPython's defaults protect against for throughput
 on the admission path, and both were measured (docs/performance.md):
 
-* **The GIL switch interval** (``GIL_SWITCH_INTERVAL_S``, see node/verify.py):
-  threads that verify in-process are not held up for whole milliseconds while
-  the event loop runs Python.
+* **The GIL switch interval** (``GIL_SWITCH_INTERVAL_S``, see
+  node/verifier/scheduler.py): threads that verify in-process are not held
+  up for whole milliseconds while the event loop runs Python.
 * **The cyclic garbage collector's first threshold.**  Admission allocates a
   handful of container objects per transaction (the decoded fields, the
-  transaction, its result), so at CPython's default of 700 the collector ran
-  about 300 times in a 60,000-transfer run and took 0.34 s of the event
-  loop's time, some 5 us per transfer.  These objects are freed by reference
-  counting; cycles are rare (a task and its exception, now and then).  A
-  first threshold of 50,000 leaves the collector a few runs per minute
-  (0.017 s in the same run) and bounds what cyclic garbage can pile up
-  between them to a few megabytes.
+  transaction, its result), so at CPython's default of 700 the collector
+  runs hundreds of times a minute under load, on the event loop.  These
+  objects are freed by reference counting; cycles are rare (a task and its
+  exception, now and then).  A first threshold of 50,000 leaves the
+  collector a few runs per minute and bounds what cyclic garbage can pile
+  up between them to a few megabytes.
 """
 
 from __future__ import annotations

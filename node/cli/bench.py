@@ -10,7 +10,7 @@ from pathlib import Path
 
 from node.app.config import ConsensusSection
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
-from node.tools.bench import LANES, BenchError, format_table, run_bench, to_json
+from node.tools.bench import LANES, BenchError, BenchResult, format_table, run_bench, to_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.lanes < 1:
         raise CliError(f"--lanes must be at least 1, got {args.lanes}")
-    results = []
+    results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="somnode-bench-") as scratch:
         base = args.dir or Path(scratch)
         for validators in args.validators:

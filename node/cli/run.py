@@ -13,7 +13,7 @@ import cProfile
 import logging
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvloop
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 from node.app.logs import configure_logging
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
 
-log = logging.getLogger("somnode.run")
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _serve(node: "ValidatorNode") -> None:
+async def _serve(node: ValidatorNode) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -73,7 +73,8 @@ async def _serve(node: "ValidatorNode") -> None:
         await node.start()
         stopping = asyncio.ensure_future(stop.wait())
         assert node.halted is not None
-        await asyncio.wait({stopping, node.halted}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {stopping, node.halted}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if node.halted.done():
             failure = node.halted.result()

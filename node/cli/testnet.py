@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, metavar="DIR",
                         help=f"network directory (default ./{DEFAULT_DIR}); reused if it holds a network")
     parser.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT, metavar="P",
-                        help=f"first port; validator k uses P+2(k-1) for p2p and the next for its API (default {DEFAULT_BASE_PORT})")
+                        help="first port; validator k uses P+2(k-1) for p2p and the next for its API "
+                             f"(default {DEFAULT_BASE_PORT})")
     parser.set_defaults(handler=run)
 
 

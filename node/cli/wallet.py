@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _node_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--node", default=DEFAULT_NODE, metavar="URL", help=f"node API address (default {DEFAULT_NODE})")
+    parser.add_argument("--node", default=DEFAULT_NODE, metavar="URL",
+                        help=f"node API address (default {DEFAULT_NODE})")
 
 
 def _send(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ to a typo.  The format is specified in docs/protocol.md.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 
 PREFIX = "som1"
@@ -48,7 +49,7 @@ def decode_address(text: str) -> bytes:
         raise AddressError(f"{text!r}: addresses are lowercase")
     try:
         raw = base64.b32decode(body.upper() + "======", casefold=False)
-    except (ValueError, base64.binascii.Error) as exc:
+    except (ValueError, binascii.Error) as exc:
         raise AddressError(f"{text!r} contains characters outside the address alphabet") from exc
     public_key, checksum = raw[:PUBLIC_KEY_SIZE], raw[PUBLIC_KEY_SIZE:]
     if len(checksum) != CHECKSUM_SIZE or _checksum(public_key) != checksum:

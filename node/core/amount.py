@@ -15,7 +15,7 @@ MAX_TYIYN = 2**64 - 1
 # 2**64 - 1 has 20 digits: longer input is out of range, and is refused before int()
 # (which raises a plain ValueError beyond 4300 digits).
 _MAX_DIGITS = 20
-_SOM_TEXT = re.compile(r"(?P<whole>[0-9]{1,%d})(?:\.(?P<frac>[0-9]{1,2}))?" % _MAX_DIGITS)
+_SOM_TEXT = re.compile(rf"(?P<whole>[0-9]{{1,{_MAX_DIGITS}}})(?:\.(?P<frac>[0-9]{{1,2}}))?")
 
 
 class AmountError(ValueError):

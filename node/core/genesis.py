@@ -24,14 +24,14 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgpack
 
-from node.app.config import parse_endpoint
 from node.core.address import AddressError, decode_address, encode_address
 from node.core.amount import MAX_TYIYN
+from node.core.fields import describe, parse_endpoint
 
 GENESIS_VERSION = 1
 GENESIS_DOMAIN = b"somnode-genesis-v1\x00"
@@ -100,7 +100,7 @@ class Genesis:
     @property
     def genesis_time_ms(self) -> int:
         """The genesis time as Unix milliseconds, the unit of block timestamps."""
-        moment = datetime.strptime(self.genesis_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        moment = datetime.strptime(self.genesis_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         return int(moment.timestamp()) * 1000
 
     def to_json(self) -> str:
@@ -124,7 +124,7 @@ class Genesis:
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "Genesis":
+    def from_json(cls, text: str) -> Genesis:
         """Parse genesis JSON; balances may appear in any order and are sorted by key."""
         try:
             document = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
@@ -178,7 +178,7 @@ def load_genesis(path: str | os.PathLike[str]) -> Genesis:
 
 def current_genesis_time() -> str:
     """Now, in the genesis time format (UTC, whole seconds)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _RefusedJson(ValueError):
@@ -205,7 +205,7 @@ class _Fields:
 
     def __init__(self, document: object, path: str, names: tuple[str, ...]) -> None:
         if not isinstance(document, dict):
-            raise GenesisError(f"{path or 'genesis'}: expected an object, got {_describe(document)}")
+            raise GenesisError(f"{path or 'genesis'}: expected an object, got {describe(document)}")
         unknown = sorted(set(document) - set(names))
         if unknown:
             raise GenesisError(f"{self._join(path, unknown[0])}: unknown field")
@@ -225,36 +225,29 @@ class _Fields:
     def text(self, name: str) -> str:
         where, value = self._get(name)
         if not isinstance(value, str):
-            raise GenesisError(f"{where}: expected a string, got {_describe(value)}")
+            raise GenesisError(f"{where}: expected a string, got {describe(value)}")
         return value
 
     def integer(self, name: str) -> int:
         where, value = self._get(name)
         if type(value) is not int:
-            raise GenesisError(f"{where}: expected an integer, got {_describe(value)}")
+            raise GenesisError(f"{where}: expected an integer, got {describe(value)}")
         return value
 
     def address(self, name: str) -> bytes:
         where, value = self._get(name)
         if not isinstance(value, str):
-            raise GenesisError(f"{where}: expected a som1… address, got {_describe(value)}")
+            raise GenesisError(f"{where}: expected a som1… address, got {describe(value)}")
         try:
             return decode_address(value)
         except AddressError as exc:
             raise GenesisError(f"{where}: {exc}") from None
 
-    def items(self, name: str, names: tuple[str, ...]) -> list["_Fields"]:
+    def items(self, name: str, names: tuple[str, ...]) -> list[_Fields]:
         where, value = self._get(name)
         if not isinstance(value, list):
-            raise GenesisError(f"{where}: expected an array, got {_describe(value)}")
+            raise GenesisError(f"{where}: expected an array, got {describe(value)}")
         return [_Fields(item, f"{where}[{index}]", names) for index, item in enumerate(value)]
-
-
-def _describe(value: object) -> str:
-    kind = {bool: "a boolean", float: "a number with a fraction", str: "a string", int: "an integer",
-            list: "an array", dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
-    shown = repr(value)
-    return kind if len(shown) > 40 else f"{kind} ({shown})"
 
 
 def _check(genesis: Genesis) -> None:

@@ -32,11 +32,11 @@ class KeyPair:
     signing_key: nacl.signing.SigningKey
 
     @classmethod
-    def generate(cls) -> "KeyPair":
+    def generate(cls) -> KeyPair:
         return cls(nacl.signing.SigningKey.generate())
 
     @classmethod
-    def from_seed(cls, seed: bytes) -> "KeyPair":
+    def from_seed(cls, seed: bytes) -> KeyPair:
         return cls(nacl.signing.SigningKey(seed))
 
     @property

@@ -76,7 +76,8 @@ class TxDecodeError(ValueError):
 
 
 class Signer(Protocol):
-    public_key: bytes
+    @property
+    def public_key(self) -> bytes: ...
 
     def sign(self, message: bytes) -> bytes: ...
 
@@ -133,7 +134,7 @@ class Transaction:
     def signing_bytes(self, chain_id: str) -> bytes:
         return signing_prefix(chain_id) + self.unsigned_bytes()
 
-    def sign(self, key: Signer, chain_id: str) -> "SignedTransaction":
+    def sign(self, key: Signer, chain_id: str) -> SignedTransaction:
         if key.public_key != self.sender:
             raise ValueError("the key does not belong to the transaction's sender")
         signature = key.sign(self.signing_bytes(chain_id))
@@ -237,7 +238,7 @@ def _slot_setters(cls: type, *names: str) -> tuple:
 
 # Constructors for the decoder, which builds two frozen objects per transaction on the
 # hot path: a frozen dataclass's __init__ goes through object.__setattr__ field by
-# field, and setting the slots through their descriptors costs less than half as much
+# field, and setting the slots through their descriptors costs much less
 # (docs/performance.md).  Callers check the fields themselves, as decode_tx does.
 _new = object.__new__
 _SET_KIND, _SET_SENDER, _SET_NONCE, _SET_AMOUNT, _SET_RECIPIENT, _SET_MEMO = _slot_setters(

@@ -122,7 +122,8 @@ class ConsensusDriver:
         lock = replay.lock
         log.info("wal.replay height=%d messages=%d own=%d signing_state=%s locked_round=%d locked_value=%s",
                  replay.height, len(replay.messages), replay.own, _state_text(replay.signing_state),
-                 -1 if lock is None else lock.round, "none" if lock is None else lock.value_id.hex())
+                 -1 if lock is None else lock.round, "none" if lock is None or lock.value_id is None
+                 else lock.value_id.hex())
         await self._execute(engine.start())
         for message in replay.messages:
             if message.height != engine.height:
@@ -293,8 +294,8 @@ class ConsensusDriver:
             self._judged.pop(fetched.candidate.value_id, None)
             verdict = await asyncio.to_thread(self._validity.judge, self._tip, fetched.candidate)
             if isinstance(verdict, Refusal):
-                log.error("catchup.reject height=%d reason=%s detail=the certified block does not extend "
-                          "this ledger (app hash divergence?)", height, verdict)
+                # A block the network certified that this ledger refuses: the app hashes diverged.
+                log.error("catchup.diverged height=%d reason=%s", height, verdict)
                 break
             await self._apply(verdict, fetched.certificate)
             applied += 1
@@ -304,8 +305,7 @@ class ConsensusDriver:
                 floor = SigningState.barring(height)
                 self.engine.bar_signing(floor)
                 self._wal.bar(floor)
-                log.warning("wal.barred height=%d reason=the log was lost or damaged and no height "
-                            "was decided live since", height)
+                log.warning("wal.barred height=%d", height)
             self._enter(height)
             await self._execute(self.engine.skip_to_height(height))
         return applied

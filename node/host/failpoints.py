@@ -33,7 +33,7 @@ class Failpoint:
     min_height: int
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "Failpoint | None":
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Failpoint | None:
         text = environ.get(ENVIRONMENT_VARIABLE)
         if not text:
             return None

@@ -37,8 +37,8 @@ class ConsensusGossip:
         self._network = network
         self._interval_s = interval_s
         self._height = height
-        self._votes: dict[tuple[object, ...], Vote] = {}
-        self._proposals: dict[tuple[object, ...], Proposal] = {}
+        self._votes: dict[tuple[object, ...], Proposal | Vote] = {}
+        self._proposals: dict[tuple[object, ...], Proposal | Vote] = {}
         self._task: asyncio.Task[None] | None = None
 
     def keep(self, message: Proposal | Vote) -> None:
@@ -46,16 +46,9 @@ class ConsensusGossip:
         if message.height != self._height:
             return
         if isinstance(message, Proposal):
-            store: dict = self._proposals
-            key: tuple[object, ...] = (message.round, message.proposer)
-            bound = MAX_PROPOSALS
+            _keep_first(self._proposals, (message.round, message.proposer), message, MAX_PROPOSALS)
         else:
-            store, key, bound = self._votes, (message.type, message.round, message.validator), MAX_VOTES
-        if key in store:
-            return  # the first one seen stays: an equivocator's second message is not ours to spread
-        store[key] = message
-        while len(store) > bound:
-            store.pop(next(iter(store)))
+            _keep_first(self._votes, (message.type, message.round, message.validator), message, MAX_VOTES)
 
     def send(self, message: Proposal | Vote) -> None:
         """Broadcast a message this validator signed, and keep it for re-sending."""
@@ -80,6 +73,17 @@ class ConsensusGossip:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
-            for message in [*self._proposals.values(), *self._votes.values()]:
+            messages: list[Proposal | Vote] = [*self._proposals.values(), *self._votes.values()]
+            for message in messages:
                 self._network.broadcast(message)
             self._network.broadcast(Status(self._height - 1))
+
+
+def _keep_first(store: dict[tuple[object, ...], Proposal | Vote], key: tuple[object, ...],
+                message: Proposal | Vote, bound: int) -> None:
+    """The first message seen per sender and slot stays: an equivocator's second one is not ours to spread."""
+    if key in store:
+        return
+    store[key] = message
+    while len(store) > bound:
+        store.pop(next(iter(store)))

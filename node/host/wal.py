@@ -81,6 +81,7 @@ class Loaded:
 
 
 def encode_record(record: Record) -> bytes:
+    body: list[object]
     match record:
         case Opened(height=height, signing_state=state):
             body = [_OPENED, height, None if state is None else _state_fields(state)]

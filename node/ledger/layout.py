@@ -67,7 +67,8 @@ def encode_height(height: int) -> bytes:
 
 
 def decode_height(raw: bytes) -> int:
-    return _U64.unpack(raw)[0]
+    height: int = _U64.unpack(raw)[0]
+    return height
 
 
 def encode_supply(issued: int, redeemed: int) -> bytes:

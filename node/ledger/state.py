@@ -74,7 +74,7 @@ class GenesisState:
             raise ValueError("genesis balances add up to more than 2^64-1 tyiyn")
 
     @classmethod
-    def from_genesis(cls, genesis: object) -> "GenesisState":
+    def from_genesis(cls, genesis: object) -> GenesisState:
         """Adapt ``node.core.genesis.Genesis`` without importing it here."""
         return cls(
             chain_id=genesis.chain_id,  # type: ignore[attr-defined]
@@ -90,7 +90,7 @@ class GenesisState:
 
     def accounts(self) -> dict[bytes, tuple[int, int]]:
         """Every genesis account: the listed balances plus empty accounts for the issuer and banks."""
-        accounts = {key: (0, 0) for key in (self.issuer, *self.banks)}
+        accounts = dict.fromkeys((self.issuer, *self.banks), (0, 0))
         accounts.update((key, (amount, 0)) for key, amount in self.balances)
         return accounts
 
@@ -154,6 +154,7 @@ def execute(
         amount = tx.amount
         if kind is transfer:
             recipient = tx.recipient
+            assert recipient is not None, "a transfer has a recipient (decode_tx checked it)"
             if account[0] < amount:
                 codes[i] = INSUFFICIENT_FUNDS
                 continue
@@ -169,6 +170,7 @@ def execute(
                 codes[i] = OVERFLOW
                 continue
             recipient = tx.recipient
+            assert recipient is not None, "an issue has a recipient (decode_tx checked it)"
             target = get(recipient)
             if target is None:
                 stored = lookup(recipient)

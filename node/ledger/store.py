@@ -98,7 +98,7 @@ class BlockResult:
     """What executing a block produced; identical on every honest validator.
 
     Codes and hashes are kept as flat tuples and ``receipts`` is built on
-    demand: ten thousand Receipt objects per block would cost a third of the
+    demand: ten thousand Receipt objects per block would cost a large share of the
     commit time, and the runtime mostly needs only the codes.
     """
 
@@ -159,7 +159,7 @@ class LedgerStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], genesis: GenesisState, *,
-             cache_accounts: int = DEFAULT_CACHE_ACCOUNTS) -> "LedgerStore":
+             cache_accounts: int = DEFAULT_CACHE_ACCOUNTS) -> LedgerStore:
         """Open the store at ``path``, creating it from ``genesis`` if the directory holds none.
 
         An existing store must belong to ``genesis.chain_id`` and ``genesis.genesis_hash``:
@@ -195,7 +195,7 @@ class LedgerStore:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "LedgerStore":
+    def __enter__(self) -> LedgerStore:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -393,7 +393,8 @@ class LedgerStore:
 
     def _get(self, key: bytes) -> bytes | None:
         try:
-            return self._db.get(key, verify_checksums=True)
+            value: bytes | None = self._db.get(key, verify_checksums=True)
+            return value
         except plyvel.CorruptionError as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
 

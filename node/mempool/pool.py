@@ -49,8 +49,8 @@ from node.verifier.protocol import SignatureVerifier
 
 log = logging.getLogger(__name__)
 
-# Enum members as module constants: ``TxKind.ISSUE`` is a descriptor lookup (some 170 ns)
-# on every admitted transaction, a module global about a tenth of that.
+# Enum members as module constants: ``TxKind.ISSUE`` is a descriptor lookup on every
+# admitted transaction, a module global a fraction of that (docs/performance.md).
 _ISSUE = TxKind.ISSUE
 _REFUSAL_TEXT = {
     (TxKind.ISSUE, ReceiptCode.UNAUTHORISED): "only the issuer may issue som",
@@ -85,7 +85,7 @@ class AdmitResult(NamedTuple):
     """The outcome of offering one transaction; ``duplicate`` counts as accepted (idempotent resubmission).
 
     A named tuple, not a dataclass: one is made per submitted transaction, and
-    a tuple costs under half as much to build.
+    a tuple is cheaper to build.
     """
 
     tx_hash: bytes | None
@@ -378,7 +378,7 @@ class Mempool:
             if queue is not None:
                 dropped += self._recheck(public_key, queue)
         if dropped:
-            log.info("mempool_recheck dropped=%d remaining=%d", dropped, len(self._by_hash))
+            log.info("mempool.recheck dropped=%d remaining=%d", dropped, len(self._by_hash))
 
     def _recheck(self, public_key: bytes, queue: _AccountQueue) -> int:
         """Refresh one account from committed state; return how many pending transactions became invalid.

@@ -2,10 +2,9 @@
 
 Relaying each accepted request at once costs every peer a frame, a decode and
 a pass through admission and the verifier per request.  With clients that
-send a few transfers per request, those fixed costs outgrew the work itself:
-four validators offered 2,600 transfers a second in requests of four
-committed about 1,650 a second, with a p99 of 13 s, where the same load in
-requests of eight kept up (docs/performance.md).  So accepted transactions
+send a few transfers per request, those fixed costs outgrew the work itself,
+and four validators fell behind a load that the same transfers in larger
+requests kept up with (docs/performance.md).  So accepted transactions
 wait here for at most ``delay_s`` (or until ``max_batch`` have gathered) and
 leave together.  The wait adds a few milliseconds to a transaction's trip to
 the other validators, far below a block interval.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node.app.config import Endpoint, parse_endpoint
+from node.core.fields import Endpoint, parse_endpoint
 from node.core.tx import PUBLIC_KEY_SIZE, chain_id_bytes
 from node.p2p.framing import MAX_FRAME_BYTES
 from node.p2p.handshake import GENESIS_HASH_SIZE

@@ -33,15 +33,11 @@ class FrameType(IntEnum):
     AUTH = 17
 
 
-class WireError(ValueError):
+class WireError(CodecError):
     """A frame that is not a well-formed message; the link that sent it is closed.
 
     ``code`` is a short machine-readable reason used for counters and logs.
     """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def pack_frame(kind: FrameType, payload: object) -> bytes:

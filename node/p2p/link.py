@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Union
 
 import aiohttp
 from aiohttp import web
@@ -24,9 +23,9 @@ from node.p2p.ratelimit import TokenBucket, frame_cost
 from node.p2p.stats import NetworkStats
 from node.p2p.wire import WireMessage, decode
 
-log = logging.getLogger("somnode.p2p")
+log = logging.getLogger(__name__)
 
-WebSocket = Union[web.WebSocketResponse, aiohttp.ClientWebSocketResponse]
+WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 Dispatch = Callable[["PeerLink", WireMessage], Awaitable[None]]
 
 _CLOSING = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)

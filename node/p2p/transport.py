@@ -48,12 +48,12 @@ from node.p2p.wire import (
     fit_blocks,
 )
 
-log = logging.getLogger("somnode.p2p")
+log = logging.getLogger(__name__)
 
 P2P_PATH = "/p2p"
 # Loop iterations from accept() to aiohttp's connection_made: accept task, transport, callback.
 _ACCEPT_SETTLE_ITERATIONS = 4
-NETWORK_KEY = web.AppKey("p2p_network", "PeerNetwork")
+NETWORK_KEY: web.AppKey[PeerNetwork] = web.AppKey("p2p_network")
 
 MessageHandler = Callable[[bytes, WireMessage], Awaitable[None]]
 BlockSource = Callable[[int, int], Awaitable[Sequence[tuple[bytes, CommitCertificate]]]]
@@ -79,7 +79,7 @@ class PeerInfo:
     height: int | None
 
 
-def build_p2p_app(network: "PeerNetwork") -> web.Application:
+def build_p2p_app(network: PeerNetwork) -> web.Application:
     """The aiohttp application that accepts validator links on ``/p2p``."""
     app = web.Application()
     app[NETWORK_KEY] = network
@@ -200,7 +200,7 @@ class PeerNetwork:
         return self._dialing + self._pending_handshakes
 
     def peers(self) -> tuple[PeerInfo, ...]:
-        return tuple(PeerInfo(l.peer_key, l.role, l.remote, l.height) for l in self._links.values())
+        return tuple(PeerInfo(link.peer_key, link.role, link.remote, link.height) for link in self._links.values())
 
     async def wait_for_peers(self, count: int) -> None:
         """Return once at least ``count`` peers have a link (the caller bounds the wait)."""

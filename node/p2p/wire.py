@@ -21,19 +21,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgpack
 
 from consensus.certificate import CommitCertificate
-from consensus.messages import (
-    VALUE_ID_SIZE,
-    MessageType,
-    Proposal,
-    Vote,
-    is_well_formed,
-)
+from consensus.messages import Proposal, Vote, is_well_formed
 from node.core.block import MAX_BLOCK_BYTES
+from node.core.certificate import (
+    U32,
+    U64,
+    certificate_fields,
+    decode_certificate_fields,
+    decode_vote_fields,
+    vote_fields,
+)
+from node.core.codec import CodecError, array, blob, uint
 from node.core.tx import MAX_TX_BYTES, PUBLIC_KEY_SIZE, SIGNATURE_SIZE
 from node.p2p.framing import (
     MAX_FRAME_BYTES,
@@ -45,9 +48,6 @@ from node.p2p.framing import (
 
 MAX_TXS_PER_BATCH = 10_000
 MAX_BLOCKS_PER_RESPONSE = 64
-MAX_CERTIFICATE_VOTES = 1000
-_U64 = 2**64 - 1
-_U32 = 2**32 - 1
 _M = TypeVar("_M", Proposal, Vote)
 # Frame and response headers around the block entries: type, request id, array headers.
 _RESPONSE_OVERHEAD = 32
@@ -97,7 +97,7 @@ def encode(message: WireMessage) -> bytes:
         case Proposal():
             return pack_frame(FrameType.PROPOSAL, _proposal_fields(message))
         case Vote():
-            return pack_frame(FrameType.VOTE, _vote_fields(message))
+            return pack_frame(FrameType.VOTE, vote_fields(message))
         case TxBatch():
             return pack_frame(FrameType.TXS, list(message.txs))
         case BlockRequest():
@@ -115,11 +115,20 @@ def encode(message: WireMessage) -> bytes:
 def decode(data: bytes, max_frame_bytes: int = MAX_FRAME_BYTES) -> WireMessage:
     """Parse and validate one frame; raise WireError saying what is wrong."""
     kind, payload = unpack_frame(data, max_frame_bytes)
+    try:
+        return _decode_payload(kind, payload)
+    except WireError:
+        raise
+    except CodecError as exc:
+        raise WireError(exc.code, str(exc)) from exc
+
+
+def _decode_payload(kind: FrameType, payload: object) -> WireMessage:
     match kind:
         case FrameType.PROPOSAL:
             return _decode_proposal(payload)
         case FrameType.VOTE:
-            return _decode_vote(payload)
+            return decode_vote_fields(payload)
         case FrameType.TXS:
             return _decode_txs(payload)
         case FrameType.BLOCK_REQUEST:
@@ -127,8 +136,8 @@ def decode(data: bytes, max_frame_bytes: int = MAX_FRAME_BYTES) -> WireMessage:
         case FrameType.BLOCK_RESPONSE:
             return _decode_block_response(payload)
         case FrameType.STATUS:
-            height, = _array(payload, 1, "status")
-            return Status(_uint(height, _U64, "status height"))
+            height, = array(payload, 1, "status")
+            return Status(uint(height, U64, "status height"))
     raise WireError("unexpected_type", f"a {kind.name.lower()} frame is only valid during the handshake")
 
 
@@ -150,62 +159,17 @@ def _proposal_fields(p: Proposal) -> list[object]:
     return [p.height, p.round, p.value, p.valid_round, p.proposer, p.signature]
 
 
-def _vote_fields(v: Vote) -> list[object]:
-    return [int(v.type), v.height, v.round, v.value_id, v.validator, v.signature]
-
-
-def certificate_fields(cert: CommitCertificate) -> list[object]:
-    """The certificate as the msgpack array peers exchange (and the store keeps)."""
-    return [cert.height, cert.round, cert.value_id, [_vote_fields(v) for v in cert.precommits]]
-
-
-def _array(payload: object, length: int, what: str) -> list[Any]:
-    if type(payload) is not list or len(payload) != length:
-        raise WireError("bad_payload", f"a {what} is an array of {length} elements")
-    return payload
-
-
-def _uint(value: object, maximum: int, what: str) -> int:
-    if type(value) is not int or not 0 <= value <= maximum:
-        raise WireError("bad_field", f"{what} must be an integer in 0..{maximum}")
-    return value
-
-
-def _blob(value: object, what: str, size: int | None = None, max_size: int | None = None) -> bytes:
-    if type(value) is not bytes:
-        raise WireError("bad_field", f"{what} must be bytes")
-    if size is not None and len(value) != size:
-        raise WireError("bad_field", f"{what} must be {size} bytes, got {len(value)}")
-    if max_size is not None and not 0 < len(value) <= max_size:
-        raise WireError("bad_field", f"{what} must be 1..{max_size} bytes, got {len(value)}")
-    return value
-
-
 def _decode_proposal(payload: object) -> Proposal:
-    height, round_, value, valid_round, proposer, signature = _array(payload, 6, "proposal")
-    if type(valid_round) is not int or not -1 <= valid_round <= _U32:
+    height, round_, value, valid_round, proposer, signature = array(payload, 6, "proposal")
+    if type(valid_round) is not int or not -1 <= valid_round <= U32:
         raise WireError("bad_field", "proposal valid_round must be -1 or a round number")
     return _well_formed(Proposal(
-        height=_uint(height, _U64, "proposal height"),
-        round=_uint(round_, _U32, "proposal round"),
-        value=_blob(value, "proposal value", max_size=MAX_BLOCK_BYTES),
+        height=uint(height, U64, "proposal height"),
+        round=uint(round_, U32, "proposal round"),
+        value=blob(value, "proposal value", max_size=MAX_BLOCK_BYTES),
         valid_round=valid_round,
-        proposer=_blob(proposer, "proposer", size=PUBLIC_KEY_SIZE),
-        signature=_blob(signature, "proposal signature", size=SIGNATURE_SIZE),
-    ))
-
-
-def _decode_vote(payload: object) -> Vote:
-    vote_type, height, round_, vid, validator, signature = _array(payload, 6, "vote")
-    if type(vote_type) is not int or vote_type not in (MessageType.PREVOTE, MessageType.PRECOMMIT):
-        raise WireError("bad_field", "vote type must be prevote (2) or precommit (3)")
-    return _well_formed(Vote(
-        type=MessageType(vote_type),
-        height=_uint(height, _U64, "vote height"),
-        round=_uint(round_, _U32, "vote round"),
-        value_id=None if vid is None else _blob(vid, "vote value id", size=VALUE_ID_SIZE),
-        validator=_blob(validator, "vote validator", size=PUBLIC_KEY_SIZE),
-        signature=_blob(signature, "vote signature", size=SIGNATURE_SIZE),
+        proposer=blob(proposer, "proposer", size=PUBLIC_KEY_SIZE),
+        signature=blob(signature, "proposal signature", size=SIGNATURE_SIZE),
     ))
 
 
@@ -220,15 +184,15 @@ def _well_formed(message: _M) -> _M:
 def _decode_txs(payload: object) -> TxBatch:
     if type(payload) is not list or not 0 < len(payload) <= MAX_TXS_PER_BATCH:
         raise WireError("bad_payload", f"a tx batch is an array of 1..{MAX_TXS_PER_BATCH} transactions")
-    return TxBatch(tuple(_blob(tx, "transaction", max_size=MAX_TX_BYTES) for tx in payload))
+    return TxBatch(tuple(blob(tx, "transaction", max_size=MAX_TX_BYTES) for tx in payload))
 
 
 def _decode_block_request(payload: object) -> BlockRequest:
-    request_id, from_height, to_height = _array(payload, 3, "block request")
+    request_id, from_height, to_height = array(payload, 3, "block request")
     request = BlockRequest(
-        _uint(request_id, _U64, "request id"),
-        _uint(from_height, _U64, "from_height"),
-        _uint(to_height, _U64, "to_height"),
+        uint(request_id, U64, "request id"),
+        uint(from_height, U64, "from_height"),
+        uint(to_height, U64, "to_height"),
     )
     if not 1 <= request.from_height <= request.to_height:
         raise WireError("bad_field", "a block request needs 1 <= from_height <= to_height")
@@ -236,25 +200,11 @@ def _decode_block_request(payload: object) -> BlockRequest:
 
 
 def _decode_block_response(payload: object) -> BlockResponse:
-    request_id, blocks = _array(payload, 2, "block response")
+    request_id, blocks = array(payload, 2, "block response")
     if type(blocks) is not list or len(blocks) > MAX_BLOCKS_PER_RESPONSE:
         raise WireError("bad_payload", f"a block response holds at most {MAX_BLOCKS_PER_RESPONSE} blocks")
     decoded = []
     for entry in blocks:
-        raw, cert = _array(entry, 2, "block entry")
-        decoded.append((_blob(raw, "block", max_size=MAX_BLOCK_BYTES), decode_certificate_fields(cert)))
-    return BlockResponse(_uint(request_id, _U64, "request id"), tuple(decoded))
-
-
-def decode_certificate_fields(payload: object) -> CommitCertificate:
-    """Validate an unpacked certificate array; raise WireError saying what is wrong."""
-    height, round_, vid, votes = _array(payload, 4, "commit certificate")
-    if type(votes) is not list or not 0 < len(votes) <= MAX_CERTIFICATE_VOTES:
-        raise WireError("bad_payload", f"a certificate holds 1..{MAX_CERTIFICATE_VOTES} precommits")
-    precommits = tuple(_decode_vote(v) for v in votes)
-    if any(v.type is not MessageType.PRECOMMIT for v in precommits):
-        raise WireError("bad_field", "a commit certificate holds precommits only")
-    height = _uint(height, _U64, "certificate height")
-    round_ = _uint(round_, _U32, "certificate round")
-    vid = _blob(vid, "certificate value id", size=VALUE_ID_SIZE)
-    return CommitCertificate(height=height, round=round_, value_id=vid, precommits=precommits)
+        raw, cert = array(entry, 2, "block entry")
+        decoded.append((blob(raw, "block", max_size=MAX_BLOCK_BYTES), decode_certificate_fields(cert)))
+    return BlockResponse(uint(request_id, U64, "request id"), tuple(decoded))

@@ -293,12 +293,13 @@ def run_bench(directory: Path, *, validators: int = 4, accounts: int = 200, txs:
         net.start()
         net.wait_ready()
         net.wait_height(1)
-        cpu_before = [process_cpu_seconds(p.pid) for p in net.processes]
+        pids = [p.pid for p in net.processes if p is not None]
+        cpu_before = [process_cpu_seconds(pid) for pid in pids]
         wall_before = time.perf_counter()
         submit_time, recorder, refused, started = asyncio.run(
             _drive(net, per_sender, batch, rate, progress, lanes))
         wall = time.perf_counter() - wall_before
-        cpu = [(process_cpu_seconds(p.pid) - before) / wall for p, before in zip(net.processes, cpu_before)]
+        cpu = [(process_cpu_seconds(pid) - before) / wall for pid, before in zip(pids, cpu_before)]
         checks = _check(net, senders, per_sender, recorder, submit_time, refused, supply)
     # Measured again once the network is gone; the higher figure is the ceiling, so a
     # disturbed measurement can only make the reported efficiency lower, never higher.
@@ -325,7 +326,7 @@ def _summarise(validators, submitted, rate, ceiling, recorder, submit_time, star
     blocks = [(t, n) for t, n in recorder.blocks if n]
     committed = sum(n for _, n in blocks)
     marks, running = [], 0
-    for index, (_, n) in enumerate(blocks):
+    for _index, (_, n) in enumerate(blocks):
         running += n
         marks.append(running)
     first = next((i for i, m in enumerate(marks) if m >= WINDOW[0] * committed), 0)

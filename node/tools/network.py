@@ -149,7 +149,8 @@ def _check_options(
     except ValueError as exc:
         raise NetworkSpecError(f"--host: {exc}") from None
     if banks and balance * banks > MAX_TYIYN:
-        raise NetworkSpecError(f"--bank-balance: {banks} banks of {format_som(balance)} som exceed the 2^64-1 tyiyn supply")
+        raise NetworkSpecError(
+            f"--bank-balance: {banks} banks of {format_som(balance)} som exceed the 2^64-1 tyiyn supply")
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise NetworkSpecError(f"--dir: {directory} is not an empty directory; refusing to overwrite a network")
 

@@ -51,7 +51,7 @@ class LocalTestnet:
         if not self.config_files:
             raise TestnetError(f"{self.directory} holds no validator*/config.toml: run `somnode init` first")
         self.api_urls = [f"http://{load_config(path).api.listen}" for path in self.config_files]
-        self.processes: list[subprocess.Popen | None] = [None] * len(self.config_files)
+        self.processes: list[subprocess.Popen[bytes] | None] = [None] * len(self.config_files)
 
     def __len__(self) -> int:
         return len(self.config_files)
@@ -64,11 +64,12 @@ class LocalTestnet:
     def start(self, index: int | None = None, environment: dict[str, str] | None = None) -> None:
         """Start the validators (or one); ``environment`` adds variables to their environment."""
         for i in range(len(self)) if index is None else [index]:
-            if self.processes[i] is not None and self.processes[i].poll() is None:
+            if self.alive(i):
                 continue
             config = self.config_files[i]
             log = open(config.parent / "node.log", "ab")
-            profile = [] if self.profile_dir is None else ["--profile", str(self.profile_dir / f"validator{i + 1}.prof")]
+            profile = ([] if self.profile_dir is None
+                       else ["--profile", str(self.profile_dir / f"validator{i + 1}.prof")])
             self.processes[i] = subprocess.Popen(
                 [sys.executable, "-m", "node", "run", "--config", str(config), *profile],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -86,7 +87,7 @@ class LocalTestnet:
     def stop(self, index: int | None = None) -> None:
         """SIGTERM, then SIGKILL after ``STOP_GRACE_S``; always reaps."""
         indices = range(len(self)) if index is None else [index]
-        running = [self.processes[i] for i in indices if self.processes[i] is not None]
+        running = [process for i in indices if (process := self.processes[i]) is not None]
         for process in running:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -102,7 +103,7 @@ class LocalTestnet:
         process = self.processes[index]
         return process is not None and process.poll() is None
 
-    def __enter__(self) -> "LocalTestnet":
+    def __enter__(self) -> LocalTestnet:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -74,7 +74,7 @@ class VerifiedSignatureCache:
         """``contains`` for a whole batch under one acquisition of the lock."""
         entries = self._entries
         move_to_end = entries.move_to_end
-        found = []
+        found: list[bool] = []
         append = found.append
         with self._lock:
             # A membership test first: most lookups on the hot path miss, and a

@@ -1,7 +1,7 @@
 """Helper processes that run libsodium's checks for the verifier's pool threads.
 
 PyNaCl releases the GIL inside each libsodium call, but a pool thread needs it
-back after every signature (about every 80 us) to fetch the next one.  While
+back after every signature to fetch the next one.  While
 the event loop runs Python (decoding a batch, applying a block) each of those
 hand-overs waits, so on a busy validator the pool verified far below the
 machine's rate and part of a core sat idle (docs/performance.md has the
@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import BinaryIO
+from typing import IO
 
 import msgpack
 from nacl.bindings import crypto_sign_open
@@ -51,7 +51,7 @@ class HelperError(Exception):
     """A helper process died, broke its pipe or answered out of protocol."""
 
 
-def _read_frame(stream: BinaryIO) -> bytes | None:
+def _read_frame(stream: IO[bytes]) -> bytes | None:
     """The next frame's body, or None at a clean end of file."""
     head = stream.read(_LENGTH.size)
     if not head:
@@ -67,7 +67,7 @@ def _read_frame(stream: BinaryIO) -> bytes | None:
     return body
 
 
-def _write_frame(stream: BinaryIO, body: bytes) -> None:
+def _write_frame(stream: IO[bytes], body: bytes) -> None:
     stream.write(_LENGTH.pack(len(body)))
     stream.write(body)
     stream.flush()
@@ -85,7 +85,7 @@ def verify_pairs(pairs: Sequence[Sequence[bytes]]) -> bytes:
     return bytes(outcome)
 
 
-def serve(source: BinaryIO, sink: BinaryIO) -> None:
+def serve(source: IO[bytes], sink: IO[bytes]) -> None:
     """The helper's whole life: answer frames until the validator closes the pipe."""
     while (body := _read_frame(source)) is not None:
         _write_frame(sink, verify_pairs(msgpack.unpackb(body, use_list=False)))

@@ -9,7 +9,7 @@ component's throughput.  These things make it fast:
   thread per core verifies on all cores at once (see docs/verifier.md for the
   measured scaling); more threads than cores gain nothing.
 * **Chunks.**  A round trip to a worker thread costs about as much as one
-  Ed25519 check (each some 30-140 us of CPU on the development machine);
+  Ed25519 check (docs/verifier.md);
   handing the pool chunks of many signatures amortises the hop.
 * **Coalescing.**  ``verify_batch`` callers on the event loop often bring one
   or a few signatures each.  While every worker is busy their items queue up
@@ -57,7 +57,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import TracebackType
 
 from nacl.bindings import crypto_sign_open
@@ -65,6 +64,8 @@ from nacl.exceptions import BadSignatureError
 
 from node.verifier.cache import VerifiedSignatureCache, signature_digest
 from node.verifier.helpers import HelperPool
+from node.verifier.protocol import Triple
+from node.verifier.stats import BATCH_SIZE_BOUNDS, VerifierStats
 
 log = logging.getLogger(__name__)
 
@@ -85,51 +86,15 @@ CHUNKS_PER_THREAD = 2
 
 # Below this many signatures a chunk is checked in the pool thread, not sent to a helper: a
 # round trip to a helper costs the machine about as much CPU as checking a few signatures
-# (measured: 187 us of CPU per signature for one-signature frames, 136 us for four, against
-# 66 us in a thread), while a few GIL hand-overs cost little.
+# (docs/performance.md), while a few GIL hand-overs cost little.
 HELPER_MIN_PIECE = 32
 
 # Below this many signatures a piece is not worth a second thread: the hop
 # would cost a sizeable fraction of the work it moves.
 MIN_PIECE = 8
 
-# Upper bounds ("le", as in Prometheus) of the batch-size counts in VerifierStats.
-BATCH_SIZE_BOUNDS: tuple[float, ...] = (1, 4, 16, 64, 256, 1024, 4096, math.inf)
-
-Triple = tuple[bytes, bytes, bytes]
 # (public key, signature ∥ message, cache digest): a triple ready for libsodium.
 _Prepared = tuple[bytes, bytes, bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class VerifierStats:
-    """A consistent snapshot of the verifier's counters, for the node's /metrics.
-
-    ``signatures`` = ``cache_hits`` + ``malformed`` + ``verified`` + the ones
-    still queued or in flight.  ``batch_size_le`` holds cumulative counts of
-    batches (calls into libsodium's loop) per upper bound in
-    ``BATCH_SIZE_BOUNDS``, ready to export as a histogram.
-    """
-
-    threads: int
-    helpers: int
-    helper_restarts: int
-    requests: int
-    signatures: int
-    verified: int
-    valid: int
-    cache_hits: int
-    malformed: int
-    cache_entries: int
-    batches: int
-    batch_size_le: tuple[tuple[float, int], ...]
-    batch_seconds_total: float
-    last_batch_size: int
-    last_batch_seconds: float
-    queued: int
-    chunks_in_flight: int
-    backlog: int
-    waiting_requests: int
 
 
 class _Request:
@@ -221,7 +186,7 @@ class BatchVerifier:
         self._batch_seconds_total = 0.0
         self._last_batch_size = 0
         self._last_batch_seconds = 0.0
-        log.info("verifier started threads=%d helpers=%s chunk_size=%d max_wait_ms=%s cache_size=%d max_pending=%d",
+        log.info("verifier.started threads=%d helpers=%s chunk_size=%d max_wait_ms=%s cache_size=%d max_pending=%d",
                  threads, helpers, chunk_size, max_wait_ms, cache_size, max_pending)
 
     # ----------------------------------------------------------------- API
@@ -337,7 +302,7 @@ class BatchVerifier:
         self._pool.shutdown(wait=True)
         if self._helpers is not None:
             self._helpers.close()
-        log.info("verifier closed verified=%d cache_hits=%d batches=%d",
+        log.info("verifier.closed verified=%d cache_hits=%d batches=%d",
                  self._verified, self._cache_hits, self._batches)
 
     def __enter__(self) -> BatchVerifier:
@@ -531,7 +496,7 @@ class BatchVerifier:
         try:
             outcome = future.result()
         except (Exception, asyncio.CancelledError) as exc:
-            log.error("verify chunk failed size=%d error=%r", len(piece), exc)
+            log.error("verifier.chunk_failed size=%d error=%r", len(piece), exc)
             for request, _, _ in piece:
                 if not request.future.done():
                     request.future.set_exception(exc)
