@@ -318,6 +318,22 @@ def test_an_unknown_transaction_has_no_fields() -> None:
         TxStatus(TxState.UNKNOWN, tx=TxView("transfer", ALICE.public_key, 0, 1, BOB.public_key, ""))
 
 
+async def test_the_explorer_is_served_at_the_root_from_this_origin_only(client: TestClient) -> None:
+    page = await client.get("/")
+    assert page.status == 200 and page.content_type == "text/html"
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy and "script-src 'self'" in policy
+    html = await page.text()
+    for name, content_type in (("app.js", "text/javascript"), ("style.css", "text/css"),
+                               ("favicon.svg", "image/svg+xml")):
+        assert f"/explorer/{name}" in html
+        asset = await client.get(f"/explorer/{name}")
+        assert asset.status == 200 and asset.content_type == content_type
+        assert asset.headers["Content-Security-Policy"] == policy
+    await expect_error(await client.get("/explorer/missing.js"), 404, "not_found")
+    await expect_error(await client.get("/explorer/..%2F__init__.py"), 404, "not_found")
+
+
 async def test_account(client: TestClient) -> None:
     await client.post("/v1/txs", json={"tx": transfer(0).raw.hex()})
     response = await client.get(f"/v1/accounts/{ALICE.address}")
