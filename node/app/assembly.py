@@ -232,6 +232,8 @@ class ValidatorNode:
 
     def _on_commit(self, committed: Committed) -> None:
         self.metrics.observe_commit(committed.height, len(committed.txs), committed.interval_s)
+        self.metrics.observe_own_precommit(
+            any(vote.validator == self.key.public_key for vote in committed.certificate.precommits))
         # The certificate's value id is id(v), the SHA-256 of the block: its hash.
         self.backend.feed.publish(committed_block_view(
             committed.block, committed.certificate.value_id, committed.certificate,
@@ -240,10 +242,16 @@ class ValidatorNode:
     async def _refresh_metrics(self) -> None:
         driver = self.driver
         assert driver is not None
+        validators, config = self.validators, self.config
+        self.metrics.set_mempool_limits(config.mempool.max_txs, config.mempool.max_bytes)
         while True:
             self.metrics.set_round(driver.engine.round)
             self.metrics.set_mempool(len(driver.mempool), driver.mempool.size_bytes, driver.mempool.gossip_dropped)
-            self.metrics.set_peers(len(driver.network.peers()))
+            peers = driver.network.peers()
+            self.metrics.set_peers(len(peers))
+            linked = validators.power_of(self.key.public_key) + sum(validators.power_of(p.public_key) for p in peers)
+            self.metrics.set_voting_power(linked, validators.quorum, validators.total_power)
+            self.metrics.observe_disk(config.node.data_dir)
             await asyncio.sleep(1.0)
 
 
