@@ -179,6 +179,7 @@ function connectEvents() {
     document.getElementById("live-status").dataset.lastHeight = block.height; // what the stream delivered last
     if (state.status && block.height > state.status.height) {
       state.status.height = block.height;
+      state.status.consensus_height = Math.max(state.status.consensus_height, block.height + 1);
       state.status.committed_txs += block.tx_count;
       document.getElementById("chain-height").textContent = count(block.height);
     }
@@ -497,6 +498,7 @@ document.getElementById("search").addEventListener("submit", (event) => {
   if (!input.value.trim()) return;
   const target = searchTarget(input.value);
   input.value = "";
+  input.blur();
   if (location.hash === target) render();
   else location.hash = target;
 });
