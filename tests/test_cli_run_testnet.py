@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import pytest
 
 from node.app.config import load_config, render_config
 from node.cli import main
+from node.cli import testnet as testnet_cli
 from node.core.keys import KeyPair, write_key_file
 from node.tools.network import create_network
 from tests.localnet import free_ports
@@ -252,3 +254,33 @@ def test_a_second_start_says_in_one_line_that_a_testnet_is_running(tmp_path):
             process.wait()
         for pid in _alive(family):  # the orphaned validators and their helpers
             os.kill(pid, signal.SIGKILL)
+
+
+class _TwoRounds:
+    """A stand-in network whose validators answer two rounds of the live line, then ask it to stop."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.asked = 0
+
+    def __len__(self) -> int:
+        return 2
+
+    def status(self, index: int) -> dict | None:
+        self.asked += 1
+        if self.asked == 4:
+            self.stop.set()
+        if index == 1:
+            return None
+        return {"height": 100 + self.asked, "committed_txs": 1_234_567}
+
+    def alive(self, index: int) -> bool:
+        return True
+
+
+def test_the_live_line_shows_the_block_rate_and_the_ledgers_committed_count(capsys):
+    stop = threading.Event()
+    testnet_cli._monitor(_TwoRounds(stop), stop)
+    last = capsys.readouterr().out.split("\r")[-1]
+    assert last.startswith("v1=103 v2=down  ")
+    assert re.search(r"  [0-9.]+ blocks/s  1,234,567 txs committed", last), last
