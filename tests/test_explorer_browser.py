@@ -131,9 +131,11 @@ class Explorer:
     def console_errors(self) -> list[str]:
         """Script errors, refused resources and policy violations; a 4xx from the API is an answer
         the page shows (an unknown block, a bad address), not an error of the page."""
-        return [entry["message"] for entry in self.browser.get_log("browser") if entry["level"] == "SEVERE"
-                and not (entry.get("source") == "network" and "the server responded with a status of 4" in entry["message"]
-                         and "/v1/" in entry["message"])]
+        def answered(entry: dict) -> bool:
+            message = entry["message"]
+            return entry.get("source") == "network" and "/v1/" in message and "responded with a status of 4" in message
+        return [entry["message"] for entry in self.browser.get_log("browser")
+                if entry["level"] == "SEVERE" and not answered(entry)]
 
 
 def _browser(profile: Path, log: Path) -> WebDriver:
@@ -273,7 +275,8 @@ def test_what_cannot_be_found_gets_a_clear_message(explorer: Explorer) -> None:
 def test_a_stopped_validator_shows_as_disconnected_and_then_not_signing(explorer: Explorer) -> None:
     """Last in this module: it stops validator 4 for good."""
     explorer.open()
-    validator4 = explorer.wait("the validators", lambda b: explorer.rows("#validators tbody tr")[3]["data"]["validator"])
+    validator4 = explorer.wait("the validators",
+                               lambda b: explorer.rows("#validators tbody tr")[3]["data"]["validator"])
     explorer.net.stop(3)
     stopped = f'#validators tr[data-validator="{validator4}"]'
 

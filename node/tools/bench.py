@@ -392,14 +392,17 @@ def _timeline(blocks: list[tuple[float, int]], commit_time: dict[bytes, float], 
         committed[max(0, int((at - started) // step))] += count
     latencies: list[list[float]] = [[] for _ in range(steps)]
     for tx_hash, sent in submit_time.items():
-        at = commit_time.get(tx_hash)
-        if at is not None:
-            latencies[max(0, int((at - started) // step))].append((at - sent) * 1000)
-    points = []
-    for k, lat in enumerate(latencies):
-        p50, p95, p99 = (_percentile(lat, q) for q in (0.50, 0.95, 0.99)) if lat else (None, None, None)
-        points.append(TimelinePoint((k + 0.5) * step, committed[k] / step, p50, p95, p99))
-    return points
+        committed_at = commit_time.get(tx_hash)
+        if committed_at is not None:
+            latencies[max(0, int((committed_at - started) // step))].append((committed_at - sent) * 1000)
+    return [TimelinePoint((k + 0.5) * step, committed[k] / step, *_percentiles(lat)) for k, lat in enumerate(latencies)]
+
+
+def _percentiles(values: list[float]) -> tuple[float | None, float | None, float | None]:
+    """p50, p95 and p99, or None for each when there is nothing to rank."""
+    if not values:
+        return None, None, None
+    return _percentile(values, 0.50), _percentile(values, 0.95), _percentile(values, 0.99)
 
 
 def _check(net, senders, per_sender, recorder, submit_time, refused, supply) -> dict[str, bool]:

@@ -87,13 +87,12 @@ def _chart(title: str, unit: str, series: list[tuple[str, str, list[tuple[float,
     parts = [f'<text x="{LEFT}" y="18" font-size="13" font-weight="600">{escape(title)}</text>',
              f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fafbfc" stroke="#dde3ea"/>']
     for i in range(TICKS + 1):
-        y_value, x_value = y_top * i / TICKS, x_top * i / TICKS
-        y = TOP + plot_h * (1 - i / TICKS)
-        x = LEFT + plot_w * i / TICKS
-        parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" stroke="#e6eaef"/>')
-        parts.append(f'<text x="{LEFT - 8}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{_label(y_value)}</text>')
-        parts.append(f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" font-size="11" text-anchor="middle">'
-                     f'{_label(x_value)} s</text>')
+        tick_x, tick_y = LEFT + plot_w * i / TICKS, TOP + plot_h * (1 - i / TICKS)
+        parts.append(f'<line x1="{LEFT}" y1="{tick_y:.1f}" x2="{LEFT + plot_w}" y2="{tick_y:.1f}" stroke="#e6eaef"/>')
+        parts.append(f'<text x="{LEFT - 8}" y="{tick_y + 4:.1f}" font-size="11" text-anchor="end">'
+                     f'{_label(y_top * i / TICKS)}</text>')
+        parts.append(f'<text x="{tick_x:.1f}" y="{TOP + plot_h + 16}" font-size="11" text-anchor="middle">'
+                     f'{_label(x_top * i / TICKS)} s</text>')
     parts.append(f'<text x="14" y="{TOP + plot_h / 2:.0f}" font-size="11" transform="rotate(-90 14 '
                  f'{TOP + plot_h / 2:.0f})" text-anchor="middle">{escape(unit)}</text>')
     for index, (name, color, points) in enumerate(series):

@@ -141,7 +141,7 @@ class LocalTestnet:
         and a supervisor that returned before would leave them behind it.
         """
         indices = range(len(self)) if index is None else [index]
-        running = [self.processes[i] for i in indices if self.processes[i] is not None]
+        running = [process for process in (self.processes[i] for i in indices) if process is not None]
         children = _children()
         helpers = [pid for process in running for pid in children.get(process.pid, [])]
         for process in running:
