@@ -248,10 +248,10 @@ async function networkPage() {
 function redrawNetwork() {
   const status = state.status;
   if (!status || !document.getElementById("figures")) return;
-  const window_ = [...state.blocks.values()].sort((a, b) => a.height - b.height);
-  document.getElementById("figures").replaceChildren(...figures(status, window_));
-  document.getElementById("validators-card").replaceChildren(validatorsCard(status, window_));
-  document.getElementById("latest-card").replaceChildren(latestCard(window_));
+  const recent = [...state.blocks.values()].sort((a, b) => a.height - b.height);
+  document.getElementById("figures").replaceChildren(...figures(status, recent));
+  document.getElementById("validators-card").replaceChildren(validatorsCard(status, recent));
+  document.getElementById("latest-card").replaceChildren(latestCard(recent));
   document.getElementById("node-card").replaceChildren(nodeCard(status));
   state.fresh.clear();
 }
@@ -261,18 +261,18 @@ function figure(id, label, value, note) {
     el("div", { class: "figure-value" }, value), el("div", { class: "figure-note" }, note || " "));
 }
 
-function rates(window_) {
-  if (window_.length < 2) return null;
-  const first = window_[0];
-  const last = window_[window_.length - 1];
+function rates(recent) {
+  if (recent.length < 2) return null;
+  const first = recent[0];
+  const last = recent[recent.length - 1];
   const seconds = (last.time_ms - first.time_ms) / 1000;
   if (seconds <= 0) return null;
-  const txs = window_.slice(1).reduce((sum, b) => sum + b.tx_count, 0);
-  return { blocks: (window_.length - 1) / seconds, txs: txs / seconds, interval: (seconds * 1000) / (window_.length - 1) };
+  const txs = recent.slice(1).reduce((sum, b) => sum + b.tx_count, 0);
+  return { blocks: (recent.length - 1) / seconds, txs: txs / seconds, interval: (seconds * 1000) / (recent.length - 1) };
 }
 
-function figures(status, window_) {
-  const rate = rates(window_);
+function figures(status, recent) {
+  const rate = rates(recent);
   const others = validators().length - 1;
   return [
     figure("figure-height", "Height", count(status.height), `deciding ${count(status.consensus_height)} · round ${status.round}`),
@@ -288,15 +288,15 @@ function figures(status, window_) {
 // Strictly more than two thirds of the power, as consensus counts it.
 function quorumOf(total) { return Math.floor((2 * total) / 3) + 1; }
 
-function validatorsCard(status, window_) {
+function validatorsCard(status, recent) {
   const total = validators().reduce((sum, v) => sum + v.power, 0);
   const quorum = quorumOf(total);
   const rows = validators().map((v) => {
-    const signed = window_.map((b) => b.commit.precommits.some((p) => p.validator === v.address));
+    const signed = recent.map((b) => b.commit.precommits.some((p) => p.validator === v.address));
     const n = signed.filter(Boolean).length;
     const connection = v.address === status.node_id ? badge("plain", "this node")
       : status.peers.includes(v.address) ? badge("ok", "connected") : badge("bad", "not connected");
-    const signing = !window_.length ? badge("plain", "no blocks yet")
+    const signing = !recent.length ? badge("plain", "no blocks yet")
       : n ? badge("ok", "signing") : badge("bad", "not signing");
     return el("tr", { "data-validator": v.address },
       el("td", {}, el("strong", {}, v.name), el("br"), link(`#/accounts/${v.address}`, mono(short(v.address, 14, 6), v.address))),
@@ -304,18 +304,18 @@ function validatorsCard(status, window_) {
       el("td", {}, connection),
       el("td", { class: "signed" },
         el("span", { class: "strip", "aria-hidden": "true" }, signed.map((on) => el("i", { class: on ? "on" : "" }))),
-        el("span", { class: "num signed-count" }, `${n} of ${window_.length}`)),
+        el("span", { class: "num signed-count" }, `${n} of ${recent.length}`)),
       el("td", {}, signing));
   });
   return card("Validators", `${validators().length} validators · total power ${count(total)} · a commit needs ${count(quorum)}`,
     el("table", { id: "validators" },
       el("thead", {}, el("tr", {}, el("th", {}, "Validator"), el("th", { class: "right" }, "Power"), el("th", {}, "Connection"),
-        el("th", {}, `In the last ${window_.length || RECENT} certificates`), el("th", {}, "Status"))),
+        el("th", {}, `In the last ${recent.length || RECENT} certificates`), el("th", {}, "Status"))),
       el("tbody", {}, rows)));
 }
 
-function latestCard(window_) {
-  const newest = window_.slice(-LATEST_ROWS).reverse();
+function latestCard(recent) {
+  const newest = recent.slice(-LATEST_ROWS).reverse();
   const rows = newest.map((b) => {
     const proposer = validatorByAddress(b.proposer);
     return el("tr", { "data-height": b.height, class: state.fresh.has(b.height) ? "fresh" : null },
