@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 
 import pytest
@@ -104,3 +105,26 @@ def test_unused_trailing_bits_must_be_zero():
         variant = address[:-1] + alphabet[(last & ~0b11) | padding]
         with pytest.raises(AddressError):
             decode_address(variant)
+
+
+ADDRESS = KeyPair.from_seed(b"\x01" * 32).address
+
+
+@pytest.mark.parametrize("text, says", [
+    (ADDRESS.upper(), f"addresses are written in lowercase ({ADDRESS})"),
+    ("SOM1" + ADDRESS[4:], f"addresses are written in lowercase ({ADDRESS})"),
+    (ADDRESS[:10].upper() + "X" + ADDRESS[11:], "addresses are written in lowercase"),
+    (ADDRESS[:-1], "is 61 characters long; an address has 62"),
+    (ADDRESS + "a", "is 63 characters long; an address has 62"),
+    ("btc1" + ADDRESS[4:], "does not start with 'som1'"),
+    (ADDRESS[:-1] + ("a" if ADDRESS[-1] != "a" else "b"), "wrong checksum"),
+])
+def test_each_mistake_is_named_for_what_it_is(text, says):
+    with pytest.raises(AddressError, match=re.escape(says)):
+        decode_address(text)
+
+
+def test_a_capitalised_address_is_not_called_the_wrong_length():
+    with pytest.raises(AddressError) as refused:
+        decode_address(ADDRESS.upper())
+    assert "characters" not in str(refused.value)

@@ -104,3 +104,18 @@ def test_check_tyiyn_rejects(value):
 def test_absurdly_long_digit_strings_are_amount_errors(parse):
     with pytest.raises(AmountError):
         parse("1" * 5000)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("99999999999999999999999", "more than the largest amount, 184467440737095516.15 som"),
+    ("184467440737095516.16", "more than the largest amount, 184467440737095516.15 som"),
+    ("184467440737095517", "more than the largest amount, 184467440737095516.15 som"),
+    ("1" * 5000, "more than the largest amount"),
+    ("1.234", "more than two decimals"),
+    ("12,50", "is not a som amount"),
+])
+def test_a_refused_som_amount_is_explained_in_som(text, says):
+    with pytest.raises(AmountError, match=re.escape(says)) as refused:
+        parse_som(text)
+    assert "tyiyn" not in str(refused.value).replace("1 tyiyn", "")
+    assert len(str(refused.value)) < 200

@@ -28,6 +28,7 @@ from node.api import (
     TooManySubscribers,
     TxState,
     TxStatus,
+    TxView,
     make_api_app,
 )
 from node.app.metrics import NodeMetrics, VerifierCollector
@@ -282,6 +283,46 @@ async def test_tx_status(client: TestClient, backend: FakeBackend) -> None:
     assert await (await client.get(f"/v1/txs/{unknown}")).json() == {"hash": unknown, "status": "unknown"}
     await expect_error(await client.get("/v1/txs/zz"), 400, "bad_hex")
     await expect_error(await client.get("/v1/txs/abcd"), 400, "bad_hex")
+
+
+@pytest.mark.parametrize(("view", "shown"), [
+    (TxView("transfer", ALICE.public_key, 4, 1250, BOB.public_key, "rent for December"),
+     {"kind": "transfer", "sender": ALICE.address, "recipient": BOB.address, "amount": 1250, "amount_som": "12.50",
+      "nonce": 4, "memo": "rent for December"}),
+    (TxView("redeem", ALICE.public_key, 0, 2**64 - 1, None, ""),
+     {"kind": "redeem", "sender": ALICE.address, "recipient": None, "amount": 2**64 - 1,
+      "amount_som": "184467440737095516.15", "nonce": 0, "memo": ""}),
+])
+async def test_a_transaction_the_node_holds_comes_with_its_fields(client: TestClient, backend: FakeBackend,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  view: TxView, shown: dict[str, Any]) -> None:
+    tx_hash = "ab" * 32
+    monkeypatch.setattr(backend, "tx_status", lambda _: TxStatus(TxState.COMMITTED, 3, 1, "ok", view))
+    assert await (await client.get(f"/v1/txs/{tx_hash}")).json() == {
+        "hash": tx_hash, "status": "committed", "height": 3, "index": 1, "result": "ok", "tx": shown}
+    monkeypatch.setattr(backend, "tx_status", lambda _: TxStatus(TxState.PENDING, tx=view))
+    assert await (await client.get(f"/v1/txs/{tx_hash}")).json() == {"hash": tx_hash, "status": "pending", "tx": shown}
+
+
+def test_an_unknown_transaction_has_no_fields() -> None:
+    with pytest.raises(ValueError):
+        TxStatus(TxState.UNKNOWN, tx=TxView("transfer", ALICE.public_key, 0, 1, BOB.public_key, ""))
+
+
+async def test_the_explorer_is_served_at_the_root_from_this_origin_only(client: TestClient) -> None:
+    page = await client.get("/")
+    assert page.status == 200 and page.content_type == "text/html"
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy and "script-src 'self'" in policy
+    html = await page.text()
+    for name, content_type in (("app.js", "text/javascript"), ("style.css", "text/css"),
+                               ("favicon.svg", "image/svg+xml")):
+        assert f"/explorer/{name}" in html
+        asset = await client.get(f"/explorer/{name}")
+        assert asset.status == 200 and asset.content_type == content_type
+        assert asset.headers["Content-Security-Policy"] == policy
+    await expect_error(await client.get("/explorer/missing.js"), 404, "not_found")
+    await expect_error(await client.get("/explorer/..%2F__init__.py"), 404, "not_found")
 
 
 async def test_account(client: TestClient) -> None:

@@ -402,7 +402,8 @@ def draw_request_probe(data: st.DataObject, port: int, sample_tx: bytes, address
         height = data.draw(st.integers(10**9, 10**19), label="height")
         return kind, request(port, "GET", f"/v1/blocks/{height}"), 404, "block_not_found"
     if kind == "unknown_path":
-        path = data.draw(st.sampled_from(["/", "/v2/txs", "/v1/tx", "/v1/accounts", "/v1/blocks", "/admin"]))
+        path = data.draw(st.sampled_from(["/explorer/admin.php", "/v2/txs", "/v1/tx", "/v1/accounts", "/v1/blocks",
+                                          "/admin"]))
         return kind, request(port, "GET", path), 404, "not_found"
     method, path = data.draw(st.sampled_from([("GET", "/v1/txs"), ("PUT", "/v1/txs"), ("DELETE", "/v1/status"),
                                               ("POST", "/v1/status"), ("PATCH", "/healthz")]), label="method")

@@ -191,6 +191,8 @@ async def test_balance_covers_pending_spends(ledger: Ledger, verifier: Recording
     pool = make_pool(ledger, verifier)  # Alice holds 1000
     results = await pool.add_batch([transfer(ALICE, 0, 600).raw, transfer(ALICE, 1, 401).raw])
     assert codes(results) == ["accepted", "insufficient_funds"]
+    # People read the message, and people count in som.
+    assert results[1].message == "balance 10.00 som with 6.00 som pending does not cover 4.01 som"
     assert codes(await pool.add_batch([transfer(ALICE, 1, 400).raw])) == ["accepted"]
     assert codes(await pool.add_batch([transfer(ALICE, 2, 1).raw])) == ["insufficient_funds"]
     assert codes(await pool.add_batch([transfer(CAROL, 0, 1).raw])) == ["insufficient_funds"]

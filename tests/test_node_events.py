@@ -6,6 +6,7 @@ import asyncio
 
 import aiohttp
 
+from node.core.keys import KeyPair
 from tests.localnet import Wallet, make_network, running
 
 
@@ -30,3 +31,24 @@ def test_a_block_event_is_the_block_document(tmp_path):
 
         for doc in asyncio.run(watch()):
             assert doc == net.client(0).block(doc["height"])
+
+
+def test_a_committed_transfer_is_shown_with_its_fields_and_counted_from_the_ledger(tmp_path):
+    network = make_network(tmp_path / "net", validators=1)
+    wallet = Wallet(network.bank_key_files[0], network.genesis.chain_id)
+    payee = KeyPair.generate()
+    transfers = [wallet.transfer(payee.public_key, 1250 + i, memo=f"invoice {i}") for i in range(3)]
+    with running(network) as net:
+        client = net.client(0)
+        assert all(r["accepted"] for r in client.submit([stx.raw for stx in transfers]))
+        for i, stx in enumerate(transfers):
+            doc = client.wait_committed(stx.hash.hex())
+            assert doc["result"] == "ok"
+            assert doc["tx"] == {"kind": "transfer", "sender": wallet.key.address, "recipient": payee.address,
+                                 "amount": 1250 + i, "amount_som": f"12.{50 + i}", "nonce": i,
+                                 "memo": f"invoice {i}"}
+        assert client.status()["committed_txs"] == 3
+    with running(network) as net:  # a restart counts from the ledger, not from zero
+        status = net.client(0).status()
+        assert status["committed_txs"] == 3
+        assert status["supply_som"] == "1000000.00"

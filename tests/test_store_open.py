@@ -130,6 +130,7 @@ def test_a_tiny_account_cache_gives_the_same_results(tmp_path, cache_accounts):
     (b"mapp_hash", b"short", "wrong size"),
     (b"mheight", b"\x00" * 7 + b"\x09", "lacks that block"),
     (b"mschema", b"somnode-ledger-0", "schema"),
+    (b"mtx_count", b"\x00" * 3, "wrong size"),
 ])
 def test_refuses_inconsistent_meta_records(tmp_path, key, value, message):
     LedgerStore.open(tmp_path / "l", cw.genesis_state()).close()
@@ -177,3 +178,23 @@ def test_scrub_finds_damage_that_opening_does_not_read(tmp_path):
     with LedgerStore.open(tmp_path / "l", genesis) as store:
         with pytest.raises(LedgerCorruptError, match="is corrupted"):
             store.scrub(lambda: False)
+
+
+def test_the_committed_transaction_count_survives_reopening_and_is_rebuilt_for_older_stores(tmp_path):
+    genesis = cw.genesis_state()
+    reference = cw.ReferenceLedger(genesis)
+    with LedgerStore.open(tmp_path / "l", genesis) as store:
+        assert store.committed_txs == 0
+        run_blocks(store, reference, seed=3, count=12)
+        counted = sum(len(store.receipts(h)) for h in range(1, store.height + 1))
+        assert counted > 0 and store.committed_txs == counted
+    with LedgerStore.open(tmp_path / "l", genesis) as store:
+        assert store.committed_txs == counted
+    db = plyvel.DB(str(tmp_path / "l"))
+    db.delete(b"mtx_count")  # as a store written before the count was kept
+    db.close()
+    with LedgerStore.open(tmp_path / "l", genesis) as store:
+        assert store.committed_txs == counted
+        run_blocks(store, reference, seed=4, count=3)
+        counted = sum(len(store.receipts(h)) for h in range(1, store.height + 1))
+        assert store.committed_txs == counted

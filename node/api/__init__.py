@@ -8,6 +8,7 @@ from node.api.backend import (
     PrecommitView,
     TxState,
     TxStatus,
+    TxView,
 )
 from node.api.events import BlockFeed, SubscriberLagged, TooManySubscribers
 
@@ -21,5 +22,6 @@ __all__ = [
     "TooManySubscribers",
     "TxState",
     "TxStatus",
+    "TxView",
     "make_api_app",
 ]

@@ -12,6 +12,7 @@ from aiohttp.typedefs import Middleware
 from node.api import handlers
 from node.api.backend import ApiBackend
 from node.api.events import close_all
+from node.api.explorer import add_explorer
 from node.api.handlers import BACKEND, LIMITS, WEBSOCKETS, ApiLimits
 from node.api.middleware import error_middleware, metrics_middleware
 from node.app.metrics import NodeMetrics
@@ -27,7 +28,8 @@ def make_api_app(
     max_txs_per_request: int = DEFAULT_MAX_TXS_PER_REQUEST,
     metrics: NodeMetrics | None = None,
 ) -> web.Application:
-    """The /v1 client API over ``node``; ``metrics`` (if given) counts requests by route and status.
+    """The /v1 client API over ``node``, and the explorer at ``/`` that reads it; ``metrics``
+    (if given) counts requests by route and status.
 
     ``max_body_bytes`` bounds what one request may make the node buffer; it must
     at least fit one transaction in the bulkiest encoding (JSON hex).
@@ -53,6 +55,7 @@ def make_api_app(
     app.router.add_get("/v1/events", handlers.events)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/metrics", handlers.metrics)
+    add_explorer(app)
     return app
 
 

@@ -24,17 +24,35 @@ class TxState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class TxView:
+    """A transaction's decoded fields, so a reader sees who paid whom how much without a decoder.
+
+    ``kind`` is the lowercase kind name ("transfer", "issue", "redeem");
+    ``recipient`` is None exactly when the kind has none (redeem).
+    """
+
+    kind: str
+    sender: bytes
+    nonce: int
+    amount: int
+    recipient: bytes | None
+    memo: str
+
+
+@dataclass(frozen=True, slots=True)
 class TxStatus:
     """Where a transaction is; ``height``, ``index`` and ``result`` are set exactly when it is committed.
 
     ``result`` is the ledger's receipt code ("ok", "insufficient_funds", ...):
-    a committed transaction may still have failed a business rule.
+    a committed transaction may still have failed a business rule.  ``tx``
+    is the transaction itself when the node holds it (pending or committed).
     """
 
     state: TxState
     height: int | None = None
     index: int | None = None
     result: str | None = None
+    tx: TxView | None = None
 
     def __post_init__(self) -> None:
         committed = self.state is TxState.COMMITTED
@@ -42,6 +60,8 @@ class TxStatus:
         unlocated = self.height is None and self.index is None and self.result is None
         if not (located if committed else unlocated):
             raise ValueError("height, index and result are given exactly for committed transactions")
+        if self.state is TxState.UNKNOWN and self.tx is not None:
+            raise ValueError("an unknown transaction has no fields to show")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +107,9 @@ class ApiBackend(Protocol):
 
     async def submit(self, raws: list[bytes]) -> list[AdmitResult]: ...
 
-    def tx_status(self, tx_hash: bytes) -> TxStatus: ...
+    def tx_status(self, tx_hash: bytes) -> TxStatus:
+        """Pending, committed or unknown; with the decoded transaction when this node holds it."""
+        ...
 
     def account(self, public_key: bytes) -> tuple[int, int]:
         """Committed (balance in tyiyn, next nonce)."""
@@ -104,7 +126,8 @@ class ApiBackend(Protocol):
         ...
 
     def status(self) -> dict[str, Any]:
-        """JSON-ready: chain id, node id, height, app hash, validators, peers, mempool size, round."""
+        """JSON-ready: chain id, node id, height, app hash, validators, peers, mempool size, round,
+        supply and the transactions committed so far (docs/api.md lists the fields)."""
         ...
 
     def subscribe(self) -> AsyncIterator[BlockView]:

@@ -15,9 +15,10 @@ from typing import Any
 import msgpack
 from aiohttp import web
 
-from node.api.backend import BlockView, TxState, TxStatus
+from node.api.backend import BlockView, TxState, TxStatus, TxView
 from node.api.errors import ApiError, ErrorCode
 from node.core.address import encode_address
+from node.core.amount import format_som
 from node.mempool.pool import AdmitResult
 
 MSGPACK_TYPES = frozenset({"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"})
@@ -120,7 +121,21 @@ def tx_status_doc(tx_hash: bytes, status: TxStatus) -> dict[str, Any]:
     doc: dict[str, Any] = {"hash": tx_hash.hex(), "status": status.state.value}
     if status.state is TxState.COMMITTED:
         doc.update(height=status.height, index=status.index, result=status.result)
+    if status.tx is not None:
+        doc["tx"] = tx_doc(status.tx)
     return doc
+
+
+def tx_doc(tx: TxView) -> dict[str, Any]:
+    return {
+        "kind": tx.kind,
+        "sender": encode_address(tx.sender),
+        "recipient": None if tx.recipient is None else encode_address(tx.recipient),
+        "amount": tx.amount,
+        "amount_som": format_som(tx.amount),
+        "nonce": tx.nonce,
+        "memo": tx.memo,
+    }
 
 
 def block_doc(block: BlockView) -> dict[str, Any]:

@@ -22,11 +22,14 @@ from node.api.backend import (
     PrecommitView,
     TxState,
     TxStatus,
+    TxView,
 )
 from node.api.events import BlockFeed
 from node.core.address import encode_address
+from node.core.amount import format_som
 from node.core.block import Block, block_hash, decode_block
 from node.core.genesis import Genesis
+from node.core.tx import SignedTransaction, decode_tx
 from node.ledger.store import LedgerCorruptError
 from node.mempool.pool import AdmitResult
 from node.mempool.relay import TxGossip
@@ -59,11 +62,14 @@ class NodeBackend:
     def tx_status(self, tx_hash: bytes) -> TxStatus:
         with self._reading():
             location = self._store.tx_location(tx_hash)
-        if location is not None:
-            return TxStatus(TxState.COMMITTED, location.height, location.index, location.code)
-        if tx_hash in self._mempool:
-            return TxStatus(TxState.PENDING)
-        return TxStatus(TxState.UNKNOWN)
+            raw_block = None if location is None else self._store.block(location.height)
+        if location is None:
+            pending = self._mempool.get(tx_hash)
+            return TxStatus(TxState.UNKNOWN) if pending is None else TxStatus(TxState.PENDING, tx=tx_view(pending))
+        # Blocks are kept with their index entries today; once old blocks can be pruned, a
+        # transaction found in the index but not in a block keeps its receipt without its fields.
+        tx = None if raw_block is None else tx_view(decode_tx(decode_block(raw_block).txs[location.index]))
+        return TxStatus(TxState.COMMITTED, location.height, location.index, location.code, tx)
 
     def account(self, public_key: bytes) -> tuple[int, int]:
         with self._reading():
@@ -108,6 +114,8 @@ class NodeBackend:
             "peers": [encode_address(p.public_key) for p in self._network.peers()],
             "mempool_size": len(self._mempool),
             "supply": store.supply().outstanding,
+            "supply_som": format_som(store.supply().outstanding),
+            "committed_txs": store.committed_txs,
             "evidence": [
                 {"validator": encode_address(e.validator), "height": e.first.height, "round": e.first.round,
                  "type": _message_kind(e.first)}
@@ -154,6 +162,11 @@ def committed_block_view(block: Block, hash_: bytes, certificate: CommitCertific
             tuple(PrecommitView(v.validator, v.signature) for v in certificate.precommits),
         ),
     )
+
+
+def tx_view(stx: SignedTransaction) -> TxView:
+    tx = stx.tx
+    return TxView(tx.kind.name.lower(), tx.sender, tx.nonce, tx.amount, tx.recipient, tx.memo)
 
 
 def _message_kind(message: Proposal | Vote) -> str:

@@ -261,6 +261,8 @@ class ValidatorNode:
 
     def _on_commit(self, committed: Committed) -> None:
         self.metrics.observe_commit(committed.height, len(committed.txs), committed.interval_s)
+        self.metrics.observe_own_precommit(
+            any(vote.validator == self.key.public_key for vote in committed.certificate.precommits))
         self.backend.feed.publish(committed_block_view(
             committed.block, committed.block_hash, committed.certificate,
             committed.result.app_hash, committed.result.tx_hashes))
@@ -268,10 +270,16 @@ class ValidatorNode:
     async def _refresh_metrics(self) -> None:
         driver = self.driver
         assert driver is not None
+        validators, config = self.validators, self.config
+        self.metrics.set_mempool_limits(config.mempool.max_txs, config.mempool.max_bytes)
         while True:
             self.metrics.set_round(driver.engine.round)
             self.metrics.set_mempool(len(self.mempool), self.mempool.size_bytes, self.mempool.gossip_dropped)
-            self.metrics.set_peers(len(self.network.peers()))
+            peers = self.network.peers()
+            self.metrics.set_peers(len(peers))
+            linked = validators.power_of(self.key.public_key) + sum(validators.power_of(p.public_key) for p in peers)
+            self.metrics.set_voting_power(linked, validators.quorum, validators.total_power)
+            self.metrics.observe_disk(config.node.data_dir)
             await asyncio.sleep(1.0)
 
 

@@ -8,11 +8,14 @@ API routes are the router's path templates, never raw request paths.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from node.p2p.handshake import Refusal
 from node.p2p.stats import NetworkStats
 from node.verifier.stats import VerifierStats
 
@@ -60,6 +63,27 @@ class NodeMetrics:
             "api_requests", "Client API requests by route template and HTTP status",
             ["route", "status"], namespace=NAMESPACE, registry=registry,
         )
+        self.own_precommits = Counter(
+            "own_precommits", "Commits by whether this validator's precommit is in the certificate "
+            "(outcome included or missing)", ["outcome"], namespace=NAMESPACE, registry=registry,
+        )
+        for outcome in ("included", "missing"):  # both series exist from the start, so a rate is never absent
+            self.own_precommits.labels(outcome)
+        self.mempool_max_txs = Gauge("mempool_max_transactions", "Transactions the mempool holds at most",
+                                     namespace=NAMESPACE, registry=registry)
+        self.mempool_max_bytes = Gauge("mempool_max_bytes", "Bytes of transactions the mempool holds at most",
+                                       namespace=NAMESPACE, registry=registry)
+        self.power_connected = Gauge(
+            "voting_power_connected", "Voting power of this validator and the validators it has a link to",
+            namespace=NAMESPACE, registry=registry)
+        self.power_quorum = Gauge("voting_power_quorum", "Voting power a commit needs (more than two thirds)",
+                                  namespace=NAMESPACE, registry=registry)
+        self.power_total = Gauge("voting_power_total", "Voting power of all validators",
+                                 namespace=NAMESPACE, registry=registry)
+        self.disk_free = Gauge("data_dir_free_bytes", "Bytes free for the node on the data directory's filesystem "
+                               "(0 when it cannot be read)", namespace=NAMESPACE, registry=registry)
+        self.disk_size = Gauge("data_dir_size_bytes", "Size of the data directory's filesystem",
+                               namespace=NAMESPACE, registry=registry)
 
     def observe_commit(self, height: int, tx_count: int, interval_seconds: float | None) -> None:
         """Record a committed block; ``interval_seconds`` is None for the first commit after start."""
@@ -68,6 +92,32 @@ class NodeMetrics:
         self.committed_txs.inc(tx_count)
         if interval_seconds is not None:
             self.block_interval.observe(interval_seconds)
+
+    def observe_own_precommit(self, included: bool) -> None:
+        """Count a commit by whether its certificate holds this validator's precommit: a validator
+        that keeps voting late, or not at all, shows as missing long before it is noticed otherwise."""
+        self.own_precommits.labels("included" if included else "missing").inc()
+
+    def set_mempool_limits(self, max_txs: int, max_bytes: int) -> None:
+        self.mempool_max_txs.set(max_txs)
+        self.mempool_max_bytes.set(max_bytes)
+
+    def set_voting_power(self, connected: int, quorum: int, total: int) -> None:
+        assert 0 <= connected <= total and 0 < quorum <= total, "powers of one validator set"
+        self.power_connected.set(connected)
+        self.power_quorum.set(quorum)
+        self.power_total.set(total)
+
+    def observe_disk(self, data_dir: str | os.PathLike[str]) -> None:
+        """Free and total bytes of the data directory's filesystem; free reads 0 when it cannot be
+        read, since a data directory the node cannot see is as bad as a full one."""
+        try:
+            usage = shutil.disk_usage(data_dir)
+        except OSError:
+            self.disk_free.set(0)
+            return
+        self.disk_free.set(usage.free)
+        self.disk_size.set(usage.total)
 
     def set_round(self, round: int) -> None:
         self.round.set(round)
@@ -140,6 +190,7 @@ class NetworkCollector:
             counter.add_metric([], getattr(stats, name))
             yield counter
         refusals = CounterMetricFamily(f"{NAMESPACE}_p2p_refusals", "Peer links refused, by reason", labels=["reason"])
-        for reason, count in sorted(stats.refusals.items()):
-            refusals.add_metric([str(reason)], count)
+        # Every reason from the start, at 0 until it happens: a rule watching one reason has a series to watch.
+        for reason in Refusal:
+            refusals.add_metric([reason.value], stats.refusals[reason])
         yield refusals

@@ -1,16 +1,18 @@
 """``somnode bench``: committed TPS and latency of a fresh local network,
 next to the machine's Ed25519 verify ceiling measured in the same run.
-See node/bench.py for the method."""
+See node/tools/bench.py for the method."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
 from node.app.config import ConsensusSection
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
 from node.tools.bench import LANES, BenchError, BenchResult, format_table, run_bench, to_json
+from node.tools.plot import write_plot
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", type=Path, help="keep the networks here (default: a temporary directory)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--plot", type=Path, metavar="FILE",
+                        help="also draw each run's committed throughput and latency percentiles over time, "
+                             "as a self-contained HTML page (FILE ends in .html)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="run validators under cProfile, writing DIR/validatorK.prof (slows them down)")
@@ -44,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.lanes < 1:
         raise CliError(f"--lanes must be at least 1, got {args.lanes}")
+    if args.plot is not None and args.plot.suffix.lower() not in (".html", ".htm"):
+        raise CliError(f"--plot: {args.plot} must end in .html: the plot is an HTML page of SVG charts")
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="somnode-bench-") as scratch:
         base = args.dir or Path(scratch)
@@ -66,4 +73,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(results))
     if args.json:
         args.json.write_text(to_json(results))
+    if args.plot:
+        write_plot(args.plot, results, os.cpu_count())
+        print(f"plot: {args.plot}")
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE

@@ -3,28 +3,37 @@
 Generates keys, genesis and configs on loopback (the National Bank as issuer,
 commercial banks holding som from genesis) unless the directory already holds
 a network, in which case that network is restarted with its data.  Every
-validator runs as its own process; Ctrl-C stops them all.
+validator runs as its own process.  Ctrl-C, SIGTERM or SIGHUP to the
+supervisor, or SIGINT to its process group, stops them all and exits 0: a
+signal only asks the supervisor to stop, so it is never cut short between
+starting a validator and recording it, and no validator outlives it.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
+from collections import deque
 from pathlib import Path
 
-from node.cli import EXIT_OK, CliError
-from node.tools.client import ApiClientError
+from node.cli import EXIT_FAILURE, EXIT_OK, CliError
 from node.tools.network import DEFAULT_BASE_PORT, create_network
-from node.tools.testnet import LocalTestnet, TestnetError
+from node.tools.testnet import LocalTestnet, TestnetError, lock_directory
 
 DEFAULT_DIR = Path("testnet")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The live line's block rate is measured over about this many seconds.
+RATE_WINDOW_S = 10.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "testnet", help="run N local validators on 127.0.0.1 (Ctrl-C stops them)",
-        description="Create (or reopen) a local network in DIR and run every validator until Ctrl-C.",
+        description="Create (or reopen) a local network in DIR and run every validator until Ctrl-C, "
+                    "SIGTERM or SIGHUP.",
     )
     parser.add_argument("--validators", type=int, default=4, metavar="N", help="number of validators (default 4)")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, metavar="DIR",
@@ -36,49 +45,73 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop = _stop_on_signals()
     if not (args.dir / "genesis.json").exists():
         create_network(args.dir, validators=args.validators, banks=max(1, args.validators - 1),
                        base_port=args.base_port)
         print(f"created a {args.validators}-validator network in {args.dir}")
+        reopened = False
     else:
-        print(f"reopening the network in {args.dir}")
-    net = LocalTestnet(args.dir)
+        reopened = True
     try:
-        net.start()
-        net.wait_ready(timeout_s=60)
-        for i, url in enumerate(net.api_urls):
-            print(f"validator{i + 1}  api {url}  log {net.config_files[i].parent / 'node.log'}")
-        print(f"keys (issuer, banks) in {args.dir / 'keys'}; try: somnode balance --node {net.api_urls[0]} ADDRESS")
-        _monitor(net)
+        lock = lock_directory(args.dir)
+        net = LocalTestnet(args.dir)
+        net.check_not_running()
     except TestnetError as exc:
-        raise CliError(str(exc), 1) from None
-    except KeyboardInterrupt:
-        print("\nstopping validators...", file=sys.stderr)
-    finally:
-        net.stop()
+        raise CliError(str(exc), EXIT_FAILURE) from None
+    if reopened:
+        print(f"reopening the network in {args.dir}")
+    with lock:
+        try:
+            net.start()
+            net.wait_ready(timeout_s=60, stop=stop)
+            if not stop.is_set():
+                _introduce(net, args.dir)
+                _monitor(net, stop)
+        except TestnetError as exc:
+            raise CliError(str(exc), EXIT_FAILURE) from None
+        finally:
+            print("\nstopping validators...", file=sys.stderr)
+            net.stop()
     return EXIT_OK
 
 
-def _monitor(net: LocalTestnet) -> None:
-    """One live line: each validator's height and the transactions committed since start."""
-    committed = 0
-    seen = None
-    while True:
+def _stop_on_signals() -> threading.Event:
+    """An event the stop signals set; set explicitly, so a SIGINT that a shell had the supervisor
+    ignore (a background job of a script) stops it as well."""
+    stop = threading.Event()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    return stop
+
+
+def _introduce(net: LocalTestnet, directory: Path) -> None:
+    for i, url in enumerate(net.api_urls):
+        print(f"validator{i + 1}  api {url}  log {net.config_files[i].parent / 'node.log'}")
+    print(f"explorer    {net.api_urls[0]}/  (every validator serves it at its API address)")
+    print(f"keys (issuer, banks) in {directory / 'keys'}; try: somnode balance --node {net.api_urls[0]} ADDRESS")
+    print("Ctrl-C stops every validator")
+
+
+def _monitor(net: LocalTestnet, stop: threading.Event) -> None:
+    """One live line: each validator's height, the block rate, and the transactions the ledger
+    has committed since the genesis (so a restart does not start the count again)."""
+    seen: deque[tuple[float, int]] = deque()
+    while not stop.is_set():
         statuses = [net.status(i) for i in range(len(net))]
-        first = statuses[0]
-        if first is not None:
-            height = first["height"]
-            if seen is None:
-                seen = height
-            while seen < height:
-                seen += 1
-                try:
-                    committed += net.client(0).block(seen)["tx_count"]
-                except (ApiClientError, KeyError):
-                    break
+        answering = [s for s in statuses if s is not None]
         heights = " ".join(f"v{i + 1}={s['height'] if s else 'down'}" for i, s in enumerate(statuses))
-        sys.stdout.write(f"\r{heights}  committed_txs={committed}   ")
+        line = heights
+        if answering:
+            leader = max(answering, key=lambda s: s["height"])
+            now = time.monotonic()
+            seen.append((now, leader["height"]))
+            while now - seen[0][0] > RATE_WINDOW_S:
+                seen.popleft()
+            rate = (seen[-1][1] - seen[0][1]) / (seen[-1][0] - seen[0][0]) if len(seen) > 1 else 0.0
+            line += f"  {rate:.1f} blocks/s  {leader['committed_txs']:,} txs committed"
+        sys.stdout.write(f"\r{line}   ")
         sys.stdout.flush()
         if not any(net.alive(i) for i in range(len(net))):
             raise TestnetError("every validator has exited; see the node.log files")
-        time.sleep(1.0)
+        stop.wait(1.0)

@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
-from node.core.address import decode_address, encode_address
-from node.core.amount import format_som, parse_som
+from node.core.address import AddressError, decode_address, encode_address
+from node.core.amount import AmountError, format_som, parse_som
 from node.core.keys import read_key_file
-from node.core.tx import Transaction, TxKind
+from node.core.tx import MAX_MEMO_BYTES, Transaction, TxKind
 from node.tools.client import ApiClientError, NodeClient
 
 DEFAULT_NODE = "http://127.0.0.1:26657"
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name, kind, text in (
         ("transfer", TxKind.TRANSFER, "send som from your key to an address"),
         ("issue", TxKind.ISSUE, "issuer only: create som into an account"),
-        ("redeem", TxKind.REDEEM, "bank only: destroy som you hold"),
+        ("redeem", TxKind.REDEEM, "a bank or the issuer: destroy som you hold"),
     ):
         parser = subparsers.add_parser(name, help=text, description=text)
         _node_option(parser)
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if kind is not TxKind.REDEEM:
             parser.add_argument("--to", required=True, metavar="ADDRESS", help="recipient som1... address")
         parser.add_argument("--amount", required=True, metavar="SOM", help='amount in som, e.g. "12.50"')
-        parser.add_argument("--memo", default="", help="free text, at most 256 bytes")
+        parser.add_argument("--memo", default="", help=f"free text, at most {MAX_MEMO_BYTES} bytes of UTF-8")
         parser.add_argument("--no-wait", action="store_true", help="return once accepted, without waiting for commit")
         parser.set_defaults(handler=_send, kind=kind)
 
@@ -43,17 +43,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     balance.add_argument("address", metavar="ADDRESS")
     balance.set_defaults(handler=_balance)
 
-    tx = subparsers.add_parser("tx", help="show a transaction's status")
+    tx = subparsers.add_parser("tx", help="show a transaction: status, who paid whom, how much, memo")
     _node_option(tx)
+    _json_option(tx)
     tx.add_argument("hash", metavar="HASH", help="transaction hash in hex")
     tx.set_defaults(handler=_tx)
 
     address = subparsers.add_parser("address", help="print the address of a key file")
     address.add_argument("key", type=Path, metavar="KEYFILE")
-    address.set_defaults(handler=_address)
+    address.set_defaults(handler=_key_address)
 
     status = subparsers.add_parser("status", help="show a node's status")
     _node_option(status)
+    _json_option(status)
     status.set_defaults(handler=_status)
 
 
@@ -62,10 +64,16 @@ def _node_option(parser: argparse.ArgumentParser) -> None:
                         help=f"node API address (default {DEFAULT_NODE})")
 
 
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the node's JSON document instead")
+
+
 def _send(args: argparse.Namespace) -> int:
+    # Every option is checked before the node is asked anything, so a typo costs no round trip.
     key = read_key_file(args.key)
-    amount = parse_som(args.amount)
-    recipient = decode_address(args.to) if args.kind is not TxKind.REDEEM else None
+    amount = _amount(args.amount)
+    recipient = _address("--to", args.to) if args.kind is not TxKind.REDEEM else None
+    _check_memo(args.memo)
     client = NodeClient(args.node)
     try:
         chain_id = client.status()["chain_id"]
@@ -85,13 +93,39 @@ def _send(args: argparse.Namespace) -> int:
     return EXIT_OK if status["result"] == "ok" else EXIT_FAILURE
 
 
-def _address(args: argparse.Namespace) -> int:
+def _amount(text: str) -> int:
+    try:
+        amount = parse_som(text)
+    except AmountError as exc:
+        raise CliError(f"--amount: {exc}") from None
+    if amount == 0:
+        raise CliError("--amount: the amount must be more than 0 som (the smallest is 0.01)")
+    return amount
+
+
+def _address(option: str, text: str) -> bytes:
+    try:
+        return decode_address(text)
+    except AddressError as exc:
+        raise CliError(f"{option}: {exc}") from None
+
+
+def _check_memo(memo: str) -> None:
+    try:
+        size = len(memo.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise CliError("--memo: the memo holds bytes that are not UTF-8 text") from None
+    if size > MAX_MEMO_BYTES:
+        raise CliError(f"--memo: the memo is {size} bytes of UTF-8; at most {MAX_MEMO_BYTES} fit in a transaction")
+
+
+def _key_address(args: argparse.Namespace) -> int:
     print(read_key_file(args.key).address)
     return EXIT_OK
 
 
 def _balance(args: argparse.Namespace) -> int:
-    address = encode_address(decode_address(args.address))
+    address = encode_address(_address("ADDRESS", args.address))
     try:
         account = NodeClient(args.node).account(address)
     except ApiClientError as exc:
@@ -102,15 +136,62 @@ def _balance(args: argparse.Namespace) -> int:
 
 def _tx(args: argparse.Namespace) -> int:
     try:
-        print(json.dumps(NodeClient(args.node).tx(args.hash), indent=2))
+        doc = NodeClient(args.node).tx(args.hash)
     except ApiClientError as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
-    return EXIT_OK
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_rows(_tx_rows(doc))
+    return EXIT_FAILURE if doc["status"] == "unknown" else EXIT_OK
+
+
+def _tx_rows(doc: dict) -> list[tuple[str, str]]:
+    status = {
+        "committed": f"committed in block {doc.get('height')} at position {doc.get('index')}: {doc.get('result')}",
+        "pending": "pending in the node's mempool",
+        "unknown": "unknown: neither pending at this node nor committed",
+    }.get(doc["status"], doc["status"])
+    rows = [("hash", doc["hash"]), ("status", status)]
+    tx = doc.get("tx")
+    if tx is not None:
+        rows += [
+            ("kind", tx["kind"]),
+            ("from", tx["sender"]),
+            ("to", tx["recipient"] or "none (redeemed: the som leave circulation)"),
+            ("amount", f"{tx['amount_som']} som"),
+            # Quoted and escaped: a memo is anyone's text and must not reach the terminal raw.
+            ("memo", json.dumps(tx["memo"]) if tx["memo"] else "none"),
+            ("nonce", str(tx["nonce"])),
+        ]
+    return rows
 
 
 def _status(args: argparse.Namespace) -> int:
     try:
-        print(json.dumps(NodeClient(args.node).status(), indent=2))
+        doc = NodeClient(args.node).status()
     except ApiClientError as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    validators = doc["validators"]
+    _print_rows([
+        ("chain", doc["chain_id"]),
+        ("node", doc["node_id"]),
+        ("height", f"{doc['height']} (consensus at {doc['consensus_height']}, round {doc['round']})"),
+        ("app hash", doc["app_hash"]),
+        ("validators", ", ".join(f"{v['name']} (power {v['power']})" for v in validators)),
+        ("peers", f"{len(doc['peers'])} of {len(validators) - 1} connected"),
+        ("mempool", f"{doc['mempool_size']} transactions pending"),
+        ("committed", f"{doc['committed_txs']} transactions"),
+        ("supply", f"{doc['supply_som']} som"),
+        ("evidence", f"{len(doc['evidence'])} equivocations" if doc["evidence"] else "none"),
+    ])
     return EXIT_OK
+
+
+def _print_rows(rows: list[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")

@@ -37,16 +37,23 @@ def encode_address(public_key: bytes) -> str:
 
 
 def decode_address(text: str) -> bytes:
-    """The public key inside ``text``; raises AddressError on any mistake."""
+    """The public key inside ``text``; raises AddressError naming the mistake.
+
+    Checks run from the most to the least visible mistake, so a capitalised
+    address is told it is capitalised, not that it is the wrong length.
+    """
     if not isinstance(text, str):
         raise AddressError("an address is text")
-    if len(text) != ADDRESS_LENGTH or not text.startswith(PREFIX):
+    if text != text.lower():
+        raise AddressError(f"{text!r}: addresses are written in lowercase{_lowercase_hint(text)}")
+    if not text.startswith(PREFIX):
+        raise AddressError(f"{text!r} does not start with {PREFIX!r}: it is not a somnode address")
+    if len(text) != ADDRESS_LENGTH:
         raise AddressError(
-            f"{text!r} is not a somnode address (expected {ADDRESS_LENGTH} characters starting with {PREFIX!r})"
+            f"{text!r} is {len(text)} characters long; an address has {ADDRESS_LENGTH} ({PREFIX!r} and "
+            f"{ADDRESS_LENGTH - len(PREFIX)} more): check for a missing or extra character"
         )
     body = text[len(PREFIX):]
-    if body != body.lower():
-        raise AddressError(f"{text!r}: addresses are lowercase")
     try:
         raw = base64.b32decode(body.upper() + "======", casefold=False)
     except (ValueError, binascii.Error) as exc:
@@ -57,3 +64,13 @@ def decode_address(text: str) -> bytes:
     if encode_address(public_key) != text:
         raise AddressError(f"{text!r} is not in canonical form")
     return public_key
+
+
+def _lowercase_hint(text: str) -> str:
+    """The lowercase spelling, when that is a valid address: capitals are the whole mistake."""
+    lowered = text.lower()
+    try:
+        decode_address(lowered)
+    except AddressError:
+        return ""
+    return f" ({lowered})"

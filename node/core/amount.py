@@ -15,7 +15,11 @@ MAX_TYIYN = 2**64 - 1
 # 2**64 - 1 has 20 digits: longer input is out of range, and is refused before int()
 # (which raises a plain ValueError beyond 4300 digits).
 _MAX_DIGITS = 20
-_SOM_TEXT = re.compile(rf"(?P<whole>[0-9]{{1,{_MAX_DIGITS}}})(?:\.(?P<frac>[0-9]{{1,2}}))?")
+# The shape of a som amount; the number of decimals and the range are checked after it,
+# so each mistake gets its own message.
+_SOM_TEXT = re.compile(r"(?P<whole>[0-9]+)(?:\.(?P<frac>[0-9]+))?")
+_MAX_WHOLE_SOM_DIGITS = len(str(MAX_TYIYN // TYIYN_PER_SOM))
+_QUOTED_CHARS = 24
 
 
 class AmountError(ValueError):
@@ -34,17 +38,30 @@ def check_tyiyn(value: object) -> int:
 def parse_som(text: str) -> int:
     """Parse a som amount such as ``"12.50"`` or ``"3"`` into tyiyn.
 
-    At most two decimal places; no sign, exponent, separators or spaces.
+    At most two decimal places; no sign, exponent, separators or spaces.  A
+    refusal speaks in som, the unit the user typed.
     """
     if not isinstance(text, str):
         raise AmountError("amount must be given as text")
     match = _SOM_TEXT.fullmatch(text)
     if match is None:
         raise AmountError(
-            f"{text!r} is not a som amount: use digits with at most two decimals, e.g. 12.50"
+            f"{_quote(text)} is not a som amount: use digits with at most two decimals, e.g. 12.50"
         )
-    frac = (match["frac"] or "").ljust(2, "0")
-    return check_tyiyn(int(match["whole"]) * TYIYN_PER_SOM + int(frac))
+    frac = match["frac"] or ""
+    if len(frac) > 2:
+        raise AmountError(f"{_quote(text)} has more than two decimals: the smallest amount is 0.01 som (1 tyiyn)")
+    whole = match["whole"].lstrip("0") or "0"
+    too_long = len(whole) > _MAX_WHOLE_SOM_DIGITS  # out of range whatever the digits; int() is spared them
+    tyiyn = 0 if too_long else int(whole) * TYIYN_PER_SOM + int(frac.ljust(2, "0"))
+    if too_long or tyiyn > MAX_TYIYN:
+        raise AmountError(f"{_quote(text)} som is more than the largest amount, {format_som(MAX_TYIYN)} som")
+    return tyiyn
+
+
+def _quote(text: str) -> str:
+    """The user's text for a message, cut short: a pasted megabyte must not become the error."""
+    return repr(text) if len(text) <= _QUOTED_CHARS else repr(text[:_QUOTED_CHARS]) + "..."
 
 
 def parse_tyiyn(text: str) -> int:

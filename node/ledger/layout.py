@@ -10,7 +10,8 @@ Integers in keys are big-endian so that byte order equals numeric order.
     c<height:u64>   commit certificate bytes (opaque)
     r<height:u64>   receipts: (tx_hash:32 || code:u8) per transaction
     t<hash:32>      transaction index: height u64 || index u32 || code u8
-    m<name>         chain meta (schema, chain id, genesis hash, roles, height, app hash)
+    m<name>         chain meta (schema, chain id, genesis hash, roles, height, app hash,
+                    transactions committed so far)
 
 Only ``a`` and ``s`` are application state and enter the app hash.
 """
@@ -33,6 +34,7 @@ META_ISSUER = b"missuer"
 META_BANKS = b"mbanks"
 META_HEIGHT = b"mheight"
 META_APP_HASH = b"mapp_hash"
+META_TX_COUNT = b"mtx_count"
 
 SCHEMA_VERSION = b"somnode-ledger-1"
 
@@ -69,6 +71,18 @@ def encode_height(height: int) -> bytes:
 def decode_height(raw: bytes) -> int:
     height: int = _U64.unpack(raw)[0]
     return height
+
+
+COUNT_SIZE = _U64.size
+
+
+def encode_count(count: int) -> bytes:
+    return _U64.pack(count)
+
+
+def decode_count(raw: bytes) -> int:
+    count: int = _U64.unpack(raw)[0]
+    return count
 
 
 def encode_supply(issued: int, redeemed: int) -> bytes:

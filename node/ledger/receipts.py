@@ -65,6 +65,13 @@ def encode_receipts(tx_hashes: Sequence[bytes], codes: bytes | bytearray) -> byt
     return b"".join([h + codes[i : i + 1] for i, h in enumerate(tx_hashes)])
 
 
+def count_receipts(raw: bytes) -> int:
+    """How many transactions a block's receipt record covers, without decoding it."""
+    if len(raw) % _RECEIPT_SIZE:
+        raise ValueError(f"receipt record of {len(raw)} bytes is not a multiple of {_RECEIPT_SIZE}")
+    return len(raw) // _RECEIPT_SIZE
+
+
 def decode_receipts(raw: bytes) -> tuple[Receipt, ...]:
     if len(raw) % _RECEIPT_SIZE:
         raise ValueError(f"receipt record of {len(raw)} bytes is not a multiple of {_RECEIPT_SIZE}")

@@ -43,6 +43,7 @@ from node.ledger.receipts import (
     Receipt,
     ReceiptCode,
     TxLocation,
+    count_receipts,
     decode_location,
     decode_receipts,
     encode_receipts,
@@ -147,9 +148,12 @@ class LedgerStore:
             self._height = k.decode_height(meta[k.META_HEIGHT])
             self._app_hash: bytes = meta[k.META_APP_HASH]
             self._supply = Supply(*k.decode_supply(meta[k.SUPPLY]))
+            tx_count = db.get(k.META_TX_COUNT, verify_checksums=True)
             if len(self.genesis_hash) != 32 or len(self.issuer) != 32 or len(self._app_hash) != 32 \
-                    or len(banks) % 32:
+                    or len(banks) % 32 or (tx_count is not None and len(tx_count) != k.COUNT_SIZE):
                 raise LedgerCorruptError(f"ledger store {path} has meta records of the wrong size")
+            # Stores written before the count was kept lack it: their receipts give it, until the next block.
+            self._tx_count = k.decode_count(tx_count) if tx_count is not None else self._count_receipts()
             if self._height and db.get(k.block_key(self._height), verify_checksums=True) is None:
                 raise LedgerCorruptError(f"ledger store {path} is at height {self._height} but lacks that block")
         except (plyvel.CorruptionError, UnicodeDecodeError, ValueError) as exc:
@@ -213,6 +217,11 @@ class LedgerStore:
 
     def supply(self) -> Supply:
         return self._supply
+
+    @property
+    def committed_txs(self) -> int:
+        """Transactions in every committed block, failed ones included: what the chain has carried."""
+        return self._tx_count
 
     def account(self, public_key: bytes) -> Account | None:
         """Committed balance and next nonce, or None when the key has no account (it never held som).
@@ -324,6 +333,7 @@ class LedgerStore:
             put(key, value)
         put(k.META_HEIGHT, k.encode_height(height))
         put(k.META_APP_HASH, app_hash)
+        put(k.META_TX_COUNT, k.encode_count(self._tx_count + len(hashes)))
         try:
             batch.write()
         except plyvel.CorruptionError as exc:
@@ -337,6 +347,7 @@ class LedgerStore:
         self._trim_cache()
         self._supply = Supply(execution.issued, execution.redeemed)  # one assignment: readers never see half
         self._app_hash = app_hash
+        self._tx_count += len(hashes)
         self._height = height
         log.debug("ledger.commit height=%d txs=%d accounts_written=%d app_hash=%s",
                   height, len(hashes), len(execution.written), app_hash.hex())
@@ -382,6 +393,10 @@ class LedgerStore:
                 continue
             records[key] = pack(height, index, code)
         return list(records.items())
+
+    def _count_receipts(self) -> int:
+        with self._db.iterator(prefix=k.RECEIPTS, include_key=False, verify_checksums=True) as receipts:
+            return sum(count_receipts(raw) for raw in receipts)
 
     def _trim_cache(self) -> None:
         """Evict the oldest-loaded accounts once over the bound, an eighth at a time to amortise."""
@@ -440,6 +455,7 @@ def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
     batch.put(k.META_BANKS, b"".join(sorted(genesis.banks)))
     batch.put(k.META_HEIGHT, k.encode_height(0))
     batch.put(k.META_APP_HASH, app_hash)
+    batch.put(k.META_TX_COUNT, k.encode_count(0))
     batch.put(k.META_SCHEMA, k.SCHEMA_VERSION)
     batch.write()
 

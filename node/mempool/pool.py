@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
 from typing import NamedTuple
 
+from node.core.amount import format_som
 from node.core.tx import (
     SignedTransaction,
     TxDecodeCode,
@@ -313,7 +314,8 @@ class Mempool:
             if queue.spend + debit > queue.balance:
                 results[i] = AdmitResult(
                     tx_hash, False, INSUFFICIENT_FUNDS,
-                    f"balance {queue.balance} tyiyn with {queue.spend} pending does not cover {debit}")
+                    f"balance {format_som(queue.balance)} som with {format_som(queue.spend)} som pending "
+                    f"does not cover {format_som(debit)} som")
                 continue
             # Checked last, so "mempool_full" means every other check passed and a retry is worth it
             # (when the pool was already full on arrival, the signature was not checked either).

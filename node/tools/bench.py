@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import threading
@@ -56,10 +57,28 @@ PACE_S = 0.05
 MIN_PACED_BATCH = 10
 # Pause after the mempool refused transfers for space, when the node gave no Retry-After.
 FULL_BACKOFF_S = 1.0
+# The plot's resolution: committed transfers and latencies are grouped into steps of at least
+# half a second (a block is committed every few hundred ms, so shorter steps only show which
+# ones held a block), and of at most a sixtieth of the run.
+MIN_TIMELINE_STEP_S = 0.5
+TIMELINE_POINTS = 60
 
 
 class BenchError(Exception):
     """A node answered the benchmark in a way it cannot go on from; the message says how."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimelinePoint:
+    """One step of a run, centred ``t_s`` after the first submission: the rate at which transfers
+    committed in it, and how long those transfers took from submission to commit (None in a
+    step without commits)."""
+
+    t_s: float
+    tps: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
 
 
 @dataclass
@@ -82,6 +101,8 @@ class BenchResult:
     duration_s: float
     checks: dict[str, bool] = field(default_factory=dict)
     ceiling_samples: list[float] = field(default_factory=list)
+    timeline: list[TimelinePoint] = field(default_factory=list)
+    timeline_step_s: float = MIN_TIMELINE_STEP_S
 
     @property
     def ok(self) -> bool:
@@ -342,6 +363,8 @@ def _summarise(validators, submitted, rate, ceiling, recorder, submit_time, star
         tps, blocks_per_s = overall, len(blocks) / (blocks[-1][0] - started) if blocks else float("nan")
         txs_per_block = committed / len(blocks) if blocks else float("nan")
     latencies = [(recorder.commit_time[h] - t) * 1000 for h, t in submit_time.items() if h in recorder.commit_time]
+    step = timeline_step(blocks[-1][0] - started if blocks else 0.0)
+    timeline = _timeline(blocks, recorder.commit_time, submit_time, started, step)
     return BenchResult(
         validators=validators, submitted=submitted, committed=committed, tps=tps, tps_overall=overall,
         window_blocks=len(window),
@@ -349,7 +372,38 @@ def _summarise(validators, submitted, rate, ceiling, recorder, submit_time, star
         p99_ms=_percentile(latencies, 0.99), blocks_per_s=blocks_per_s, txs_per_block=txs_per_block,
         verify_ceiling=ceiling, efficiency=tps * validators / ceiling, cpu_per_validator=cpu,
         rate=rate, duration_s=(blocks[-1][0] - started) if blocks else float("nan"), checks=checks,
+        timeline=timeline, timeline_step_s=step,
     )
+
+
+def timeline_step(duration_s: float) -> float:
+    """The step for a run of ``duration_s``: a round number of seconds, at least MIN_TIMELINE_STEP_S."""
+    wanted = max(MIN_TIMELINE_STEP_S, duration_s / TIMELINE_POINTS)
+    return next(step for step in (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, math.inf) if step >= wanted)
+
+
+def _timeline(blocks: list[tuple[float, int]], commit_time: dict[bytes, float], submit_time: dict[bytes, float],
+              started: float, step: float) -> list[TimelinePoint]:
+    """Commit rate and latency percentiles step by step, for ``somnode bench --plot``."""
+    if not blocks:
+        return []
+    steps = int((blocks[-1][0] - started) // step) + 1
+    committed = [0] * steps
+    for at, count in blocks:
+        committed[max(0, int((at - started) // step))] += count
+    latencies: list[list[float]] = [[] for _ in range(steps)]
+    for tx_hash, sent in submit_time.items():
+        committed_at = commit_time.get(tx_hash)
+        if committed_at is not None:
+            latencies[max(0, int((committed_at - started) // step))].append((committed_at - sent) * 1000)
+    return [TimelinePoint((k + 0.5) * step, committed[k] / step, *_percentiles(lat)) for k, lat in enumerate(latencies)]
+
+
+def _percentiles(values: list[float]) -> tuple[float | None, float | None, float | None]:
+    """p50, p95 and p99, or None for each when there is nothing to rank."""
+    if not values:
+        return None, None, None
+    return _percentile(values, 0.50), _percentile(values, 0.95), _percentile(values, 0.99)
 
 
 def _check(net, senders, per_sender, recorder, submit_time, refused, supply) -> dict[str, bool]:

@@ -8,19 +8,25 @@ multi-process tests; it always reaps what it started.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TextIO
 
 from node.app.config import load_config
 from node.tools.client import ApiClientError, NodeClient
 
 STOP_GRACE_S = 10.0
+# How long the verify helpers of a killed validator get to notice their closed input and leave.
+HELPER_GRACE_S = 5.0
+LOCK_FILE = "supervisor.lock"
 
 
 def free_ports(count: int) -> list[int]:
@@ -34,6 +40,50 @@ def free_ports(count: int) -> list[int]:
 
 class TestnetError(Exception):
     """A validator process failed to start or a wait ran out."""
+
+
+def lock_directory(directory: Path) -> TextIO:
+    """Hold the network directory for this process; refuse if another supervisor holds it.
+
+    The lock is the kernel's (flock), so it goes with the process however that
+    ends, and a stale lock file never blocks a start.  Keep the returned file open.
+    """
+    holder = open(directory / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder.seek(0)
+        pid = holder.read().strip() or "unknown"
+        holder.close()
+        raise TestnetError(f"a testnet is already running in {directory} (supervisor pid {pid}); "
+                           f"stop it first (Ctrl-C in its terminal, or kill {pid})") from None
+    holder.truncate(0)
+    holder.write(f"{os.getpid()}\n")
+    holder.flush()
+    return holder
+
+
+def _children() -> dict[int, list[int]]:
+    """Every process's children, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):  # ended while we looked
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    return children
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs; a zombie has ended and only waits for its parent to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 class LocalTestnet:
@@ -85,9 +135,17 @@ class LocalTestnet:
             process.wait()
 
     def stop(self, index: int | None = None) -> None:
-        """SIGTERM, then SIGKILL after ``STOP_GRACE_S``; always reaps."""
+        """SIGTERM, then SIGKILL after ``STOP_GRACE_S``; always reaps, and returns only once the
+        validators' verify helpers are gone too.
+
+        A validator stopped cleanly ends its helpers itself; one that had to be
+        killed leaves them to notice their closed input, which takes a moment,
+        and a supervisor that returned before would leave them behind it.
+        """
         indices = range(len(self)) if index is None else [index]
-        running = [process for i in indices if (process := self.processes[i]) is not None]
+        running = [process for process in (self.processes[i] for i in indices) if process is not None]
+        children = _children()
+        helpers = [pid for process in running for pid in children.get(process.pid, [])]
         for process in running:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -98,6 +156,12 @@ class LocalTestnet:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        deadline = time.monotonic() + HELPER_GRACE_S
+        while any(_running(pid) for pid in helpers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in helpers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
 
     def alive(self, index: int) -> bool:
         process = self.processes[index]
@@ -117,9 +181,20 @@ class LocalTestnet:
         except ApiClientError:
             return None
 
-    def wait_ready(self, timeout_s: float = 60.0, indices: list[int] | None = None) -> None:
-        """Wait until every given validator answers its API."""
+    def check_not_running(self) -> None:
+        """Refuse to start over validators that already answer: left behind by a supervisor that
+        was killed outright, they hold the ledgers, and the new ones could only fail."""
+        for i in range(len(self)):
+            if self.status(i) is not None:
+                raise TestnetError(
+                    f"validator{i + 1} already answers at {self.api_urls[i]}: another testnet, or validators "
+                    f"left running by one, use {self.directory}; stop them first")
+
+    def wait_ready(self, timeout_s: float = 60.0, indices: list[int] | None = None,
+                   stop: threading.Event | None = None) -> None:
+        """Wait until every given validator answers its API, or until ``stop`` is set."""
         indices = list(range(len(self))) if indices is None else indices
+        stop = threading.Event() if stop is None else stop
         deadline = time.monotonic() + timeout_s
         for i in indices:
             while self.status(i) is None:
@@ -127,7 +202,8 @@ class LocalTestnet:
                     raise TestnetError(f"validator{i + 1} exited; see {self.config_files[i].parent / 'node.log'}")
                 if time.monotonic() > deadline:
                     raise TestnetError(f"validator{i + 1} did not answer within {timeout_s:g} s")
-                time.sleep(0.1)
+                if stop.wait(0.1):
+                    return
 
     def wait_height(self, height: int, timeout_s: float = 60.0, indices: list[int] | None = None) -> None:
         """Wait until every given validator has committed ``height``."""

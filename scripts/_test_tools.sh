@@ -1,0 +1,35 @@
+# Sourced by scripts/test.sh after scripts/_venv.sh: the programs some tests drive
+# besides Python packages, installed where missing and silent when present.
+#   - Debian's chromium and chromium-driver, for the explorer's browser test
+#     (tests/test_explorer_browser.py); installed with apt-get, so as root only.
+#   - promtool, Prometheus's rule checker, for tests/test_monitoring.py: taken out
+#     of Debian's prometheus package into $VENV/bin, without installing the server
+#     (the package would start one).
+# Without root, a missing browser is reported in one line and its test is skipped;
+# under CI (CI=true) those tests fail instead, so a green CI always ran them.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's chromium and chromium-driver for the explorer's browser test (apt-get, once)..." >&2
+    apt_log="$(mktemp)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y -qq --no-install-recommends chromium chromium-driver; } >"$apt_log" 2>&1; then
+      cat "$apt_log" >&2
+      echo "apt-get could not install chromium and chromium-driver" >&2
+    fi
+    rm -f "$apt_log"
+  else
+    echo "chromium or chromedriver missing: the browser test will be skipped (as root: apt-get install chromium chromium-driver)" >&2
+  fi
+fi
+if [ ! -x "$VENV/bin/promtool" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "fetching promtool from Debian's prometheus package into $VENV/bin (apt-get download, once)..." >&2
+  promtool_tmp="$(mktemp -d)"
+  if (cd "$promtool_tmp" && { apt-get download -qq prometheus >/dev/null 2>&1 \
+        || { [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null && apt-get download -qq prometheus >/dev/null; }; }) \
+      && dpkg-deb --fsys-tarfile "$promtool_tmp"/prometheus_*.deb | tar -x -C "$promtool_tmp" ./usr/bin/promtool; then
+    mv "$promtool_tmp/usr/bin/promtool" "$VENV/bin/promtool"
+  else
+    echo "could not fetch promtool: the rule check with it will be skipped" >&2
+  fi
+  rm -rf "$promtool_tmp"
+fi
