@@ -17,7 +17,7 @@ import pytest
 import node.verifier.scheduler
 from node.core.keys import KeyPair, verify_signature
 from node.verifier.cache import VerifiedSignatureCache, signature_digest
-from node.verifier.scheduler import BATCH_SIZE_BOUNDS, CHUNKS_PER_THREAD, BatchVerifier
+from node.verifier.scheduler import BATCH_SIZE_BOUNDS, CHUNKS_PER_THREAD, URGENT_THREAD_MAX, BatchVerifier
 from tests.conftest import running_verifier
 
 KEYS = [KeyPair.from_seed(bytes([i]) * 32) for i in range(1, 9)]
@@ -229,18 +229,32 @@ async def test_urgent_work_overtakes_the_queue_and_the_back_pressure(gate):
         blocked = asyncio.ensure_future(v.verify_batch([triple(9), triple(10)]))
         await asyncio.sleep(0.01)
         assert v.stats.waiting_requests == 1, "the back-pressure limit holds ordinary callers"
-        urgent = asyncio.ensure_future(v.verify_batch([triple(20), triple(21, valid=False)], urgent=True))
+        urgent_items = [triple(20 + i, valid=i != 1) for i in range(URGENT_THREAD_MAX + 1)]
+        urgent = asyncio.ensure_future(v.verify_batch(urgent_items, urgent=True))
         await asyncio.sleep(0.01)
-        assert v.stats.chunks_in_flight == 3, "urgent work went to the pool at once"
+        assert v.stats.chunks_in_flight >= 3, "urgent work went to the pool at once"
         order: list[str] = []
         for name, request in [("urgent", urgent), ("last queued", queued[4]), ("blocked", blocked)]:
             request.add_done_callback(lambda _, name=name: order.append(name))
         gate.set()
-        assert await urgent == [True, False]
+        assert await urgent == [i != 1 for i in range(URGENT_THREAD_MAX + 1)]
         assert [a[0] for a in await asyncio.gather(*queued)] == [True] * 5
         assert await blocked == [True, True] and await held == [True]
         assert order == ["urgent", "last queued", "blocked"]
         assert v.stats.backlog == 0
+
+
+async def test_a_consensus_message_is_checked_while_the_pool_is_busy(gate):
+    """A vote's one signature must not wait for the admission chunks running in the pool."""
+    async with BatchVerifier(threads=1, chunk_size=4, max_wait_ms=1.0) as v:
+        held = asyncio.ensure_future(v.verify_batch([held_triple()]))
+        await asyncio.sleep(0.01)
+        assert v.stats.chunks_in_flight == 1, "the only pool thread is busy"
+        assert await asyncio.wait_for(v.verify_batch([triple(1), triple(2, valid=False)], urgent=True), 5) \
+            == [True, False]
+        assert not held.done()
+        gate.set()
+        assert await held == [True]
 
 
 async def test_a_queued_request_waits_at_most_max_wait_ms(gate):

@@ -89,6 +89,9 @@ CHUNKS_PER_THREAD = 2
 # (docs/performance.md), while a few GIL hand-overs cost little.
 HELPER_MIN_PIECE = 32
 
+# Urgent work of at most this many signatures runs on the urgent thread, beside the pool.
+URGENT_THREAD_MAX = 8
+
 # Below this many signatures a piece is not worth a second thread: the hop
 # would cost a sizeable fraction of the work it moves.
 MIN_PIECE = 8
@@ -164,6 +167,7 @@ class BatchVerifier:
         self._max_pending = max_pending
         self._cache = VerifiedSignatureCache(cache_size)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="somnode-verify")
+        self._urgent_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="somnode-verify-urgent")
         self._helpers = HelperPool(threads) if helpers else None
         self._closed = False
         # Coalescing state, touched only on the owning event loop's thread.
@@ -207,7 +211,10 @@ class BatchVerifier:
         goes to the pool at once, past everything queued and past the
         back-pressure limit: behind mempool admission under load it would
         wait seconds, and the round would time out.  Its volume is bounded by
-        the protocol, not by clients.
+        the protocol, not by clients.  Urgent work of a few signatures (a
+        vote, a proposal's own signature) has a thread of its own: in the
+        pool it would still wait for the chunks already running there, and
+        every consensus step would carry that wait.
         """
         self._check_open()
         loop = asyncio.get_running_loop()
@@ -218,6 +225,11 @@ class BatchVerifier:
         if not urgent:
             await self._admit(loop, len(pending))
             self._check_open()
+        if urgent and len(pending) <= URGENT_THREAD_MAX:
+            outcome = await loop.run_in_executor(self._urgent_pool, self._verify_prepared, [p for _, p in pending])
+            for (index, _), ok in zip(pending, outcome, strict=True):
+                results[index] = ok
+            return results
         request = _Request(results, len(pending), loop.create_future())
         entries = [(request, index, prepared) for index, prepared in pending]
         if urgent:
@@ -300,6 +312,7 @@ class BatchVerifier:
             if not waiter.done():
                 waiter.set_exception(RuntimeError("BatchVerifier is closed"))
         self._pool.shutdown(wait=True)
+        self._urgent_pool.shutdown(wait=True)
         if self._helpers is not None:
             self._helpers.close()
         log.info("verifier.closed verified=%d cache_hits=%d batches=%d",
