@@ -31,7 +31,7 @@ unbounded memory:
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from consensus.certificate import CommitCertificate
@@ -106,25 +106,33 @@ class Engine:
     def __init__(
         self,
         chain_id: str,
-        validators: ValidatorSet,
-        signer: Signer | None,
+        validators: ValidatorSet | Callable[[int], ValidatorSet],
+        signer: Signer | Sequence[Signer] | None,
         verifier: Verifier | None,
         is_valid: Callable[[int, bytes], bool] | None,
         height: int,
         signing_state: SigningState | None = None,
         timeouts: TimeoutConfig = TimeoutConfig(),
     ) -> None:
-        """``verifier`` None: the host verifies every message before handing it over and
-        unverified ones are dropped.  ``is_valid`` None: the host judges every value
-        before handing it over (``ProposalReceived.valid``, ``ValueReady.valid``)."""
+        """``validators``: one set, or the set of each height (the validator set is a
+        function of the height; the host answers for the current and the next height).
+        ``signer``: this validator's key, or its keys when a rotation is under way: at
+        each height it signs with the one in that height's set, and with none it only
+        observes.  ``verifier`` None: the host verifies every message before handing it
+        over and unverified ones are dropped.  ``is_valid`` None: the host judges every
+        value before handing it over (``ProposalReceived.valid``, ``ValueReady.valid``)."""
         if type(height) is not int or not 0 <= height <= _MAX_HEIGHT:
             raise ValueError(f"height must be a non-negative 64-bit integer, got {height!r}")
         self._chain_id = chain_id
-        self._validators = validators
-        # A key outside the validator set has no vote: such a node only observes.
-        voting = signer if signer is not None and signer.public_key in validators else None
-        self._signer = voting
-        self._own_key = voting.public_key if voting is not None else None
+        if isinstance(validators, ValidatorSet):
+            fixed = validators
+            self._schedule: Callable[[int], ValidatorSet] = lambda height: fixed
+        else:
+            self._schedule = validators
+        self._signers: tuple[Signer, ...] = () if signer is None else \
+            tuple(signer) if isinstance(signer, Sequence) else (signer,)
+        self._validators = self._schedule(height)
+        self._signer, self._own_key = self._voting_key(self._validators)
         self._verifier = verifier
         self._is_valid = is_valid
         self._timeouts = timeouts
@@ -138,7 +146,7 @@ class Engine:
         self._locked_round = -1
         self._valid_value: bytes | None = None
         self._valid_round = -1
-        self._log = HeightLog(height, validators)
+        self._log = HeightLog(height, self._validators)
         self._awaiting_value: tuple[int, int] | None = None
         # The "for the first time" rules (named by first line: 34, 36, 47) already fired in this round.
         self._fired: set[int] = set()
@@ -169,6 +177,16 @@ class Engine:
                 if proposal.value_id == self._locked_id:
                     self._locked_value = proposal.value
         return self._locked_value
+
+    @property
+    def validators(self) -> ValidatorSet:
+        """The validator set of the current height."""
+        return self._validators
+
+    @property
+    def own_key(self) -> bytes | None:
+        """The key this validator signs with at the current height; None when it only observes."""
+        return self._own_key
 
     @property
     def locked_value_id(self) -> bytes | None:
@@ -296,7 +314,8 @@ class Engine:
         """A proposal comes from proposer(h, r), and the message is signed by its sender
         (checked here unless the host already checked it)."""
         sender = signer_of(message)
-        if isinstance(message, Proposal) and self._validators.proposer(message.height, message.round) != sender:
+        if isinstance(message, Proposal) and \
+                self._schedule(message.height).proposer(message.height, message.round) != sender:
             return False
         if verified:
             return True
@@ -306,7 +325,7 @@ class Engine:
 
     def _buffer_for_next_height(self, message: Proposal | Vote, verified: bool) -> None:
         sender = signer_of(message)
-        if sender not in self._validators:
+        if sender not in self._schedule(message.height):
             return
         queue = self._next_height.get(sender)
         if queue is not None and message in queue:
@@ -452,6 +471,8 @@ class Engine:
         buffered = self._next_height if height == self._height + 1 else {}
         self._next_height = {}
         self._height = height
+        self._validators = self._schedule(height)
+        self._signer, self._own_key = self._voting_key(self._validators)
         self._round = 0
         self._locked_value, self._locked_id, self._locked_round = None, None, -1
         self._valid_value, self._valid_round = None, -1
@@ -513,6 +534,13 @@ class Engine:
         out.append(Broadcast(message))
         if not self._log.has(message) and self._log.add(message):
             self._dirty.add(message.round)
+
+    def _voting_key(self, validators: ValidatorSet) -> tuple[Signer | None, bytes | None]:
+        """The key this validator signs with in ``validators``; none: it only observes that height."""
+        for signer in self._signers:
+            if signer.public_key in validators:
+                return signer, signer.public_key
+        return None, None
 
     def _may_sign(self, step: Step) -> bool:
         if self._signer is None:

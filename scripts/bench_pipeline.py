@@ -71,11 +71,12 @@ async def one_pass(directory: Path, genesis: GenesisState, raws: list[bytes], bl
             found = store.account(public_key)
             return (0, 0) if found is None else (found.balance, found.nonce)
 
-        mempool = Mempool(chain_id=CHAIN_ID, verifier=verifier, account=account, issuer=genesis.issuer,
-                          banks=frozenset(), max_txs=4 * block, max_bytes=1 << 30)
-        proposer = Proposer(mempool, CHAIN_ID, genesis.issuer, max_block_txs=block, max_block_bytes=1 << 30,
+        mempool = Mempool(chain_id=CHAIN_ID, verifier=verifier, account=account,
+                          governance=lambda: store.governance, max_txs=4 * block, max_bytes=1 << 30)
+        proposer = Proposer(mempool, CHAIN_ID, max_block_txs=block, max_block_bytes=1 << 30,
                             empty_block_wait_s=0, block_interval_s=0, ready=lambda height, round: None)
-        validity = Validity(store, verifier, ValidatorSet([Validator(genesis.issuer, 1)]), known=mempool.get)
+        validators = ValidatorSet([Validator(genesis.issuer, 1)])
+        validity = Validity(store, verifier, lambda height: validators, known=mempool.get)
         tip = read_tip(store)
         clock = time.thread_time
         for start in range(0, len(raws), block):
@@ -88,7 +89,7 @@ async def one_pass(directory: Path, genesis: GenesisState, raws: list[bytes], bl
                 spent["answer"] += clock() - t
                 assert all(r.accepted for r in results), results[0]
             t = clock()
-            value, built, txs = proposer.build(tip, now_ms=tip.height + 1)
+            value, built, txs = proposer.build(tip, genesis.issuer, now_ms=tip.height + 1)
             spent["reap and build"] += clock() - t
             t = clock()
             checked = validity.judge(tip, validity.prepared(value, built, txs))

@@ -68,6 +68,15 @@ class ReferenceLedger:
         self.redeemed = 0
         self.height = 0
         records = [(b"a" + pk, self._pack(pk)) for pk in self.accounts] + [(b"s", self._supply())]
+        # The governance records of docs/ledger.md; the workload has no governance transactions.
+        names = dict(genesis.bank_names)
+        records += [
+            (b"gboard", msgpack.packb([genesis.board_threshold, sorted(genesis.board)], use_bin_type=True)),
+            (b"gissuer", genesis.issuer),
+            (b"gsequence", struct.pack(">Q", 0)),
+            (b"v" + struct.pack(">Q", 1), msgpack.packb(sorted(genesis.validators), use_bin_type=True)),
+            *((b"gbank" + bank, names.get(bank, "").encode("utf-8")) for bank in genesis.banks),
+        ]
         cid = genesis.chain_id.encode()
         self.app_hash = hashlib.sha256(
             GENESIS_DOMAIN + bytes([len(cid)]) + cid + genesis.genesis_hash + self._digest(records)).digest()

@@ -34,7 +34,9 @@ from node.api import (
 from node.app.metrics import NodeMetrics, VerifierCollector
 from node.core.keys import KeyPair, verify_signature
 from node.core.tx import SignedTransaction, Transaction, TxKind
-from node.mempool.pool import AdmitResult, Mempool
+from node.ledger.state import GenesisState
+from node.mempool.pool import Mempool
+from node.mempool.results import AdmitResult
 from node.verifier.scheduler import BatchVerifier
 
 CHAIN = "som-api-test"
@@ -74,10 +76,12 @@ class FakeBackend:
         self.metrics = NodeMetrics(self.metrics_registry)
         self.balances: dict[bytes, tuple[int, int]] = {ALICE.public_key: (10_000, 0)}
         self.mempool = Mempool(
-            chain_id=CHAIN, verifier=verifier, account=self.account, issuer=ISSUER.public_key,
-            banks=frozenset(), max_txs=max_txs, max_bytes=1_000_000,
+            chain_id=CHAIN, verifier=verifier, account=self.account,
+            governance=GenesisState(CHAIN, bytes(32), ISSUER.public_key, frozenset(), ()).governance,
+            max_txs=max_txs, max_bytes=1_000_000,
         )
         self.blocks: dict[int, BlockView] = {}
+        self.block_raws: dict[int, list[bytes]] = {}
         self.committed: dict[bytes, tuple[int, int, str]] = {}
         self.feed = BlockFeed(queue_size=feed_queue)
         self.fail_with: Exception | None = None
@@ -106,6 +110,9 @@ class FakeBackend:
     def block(self, height: int) -> BlockView | None:
         return self.blocks.get(height)
 
+    def block_txs(self, height: int) -> list[bytes] | None:
+        return self.block_raws.get(height)
+
     def latest_height(self) -> int:
         return max(self.blocks, default=0)
 
@@ -125,8 +132,9 @@ class FakeBackend:
     def subscribe(self) -> AsyncIterator[BlockView]:
         return self.feed.subscribe()
 
-    def commit(self, block: BlockView) -> None:
+    def commit(self, block: BlockView, raws: tuple[bytes, ...] = ()) -> None:
         self.blocks[block.height] = block
+        self.block_raws[block.height] = list(raws)
         for index, tx_hash in enumerate(block.tx_hashes):
             self.committed[tx_hash] = (block.height, index, "ok")
         self.metrics.observe_commit(block.height, len(block.tx_hashes), 1.0)
@@ -138,7 +146,7 @@ class FakeBackend:
                 await asyncio.sleep(0.01)
 
 
-MAX_BODY = 16 * 1024
+MAX_BODY = 32 * 1024
 MAX_TXS = 10
 
 
@@ -246,7 +254,7 @@ async def test_malformed_submissions(client: TestClient, body: bytes, content_ty
 
 
 async def test_oversized_body_is_413(client: TestClient) -> None:
-    body = json.dumps({"txs": ["00" * 400] * 40}).encode()
+    body = json.dumps({"txs": ["00" * 400] * 80}).encode()
     assert len(body) > MAX_BODY
     await expect_error(await client.post("/v1/txs", data=body, headers={"Content-Type": "application/json"}),
                        413, "body_too_large")
@@ -341,7 +349,7 @@ async def test_blocks(client: TestClient, backend: FakeBackend) -> None:
     await expect_error(await client.get("/v1/blocks/latest"), 404, "block_not_found")
     tx = transfer(0)
     backend.commit(make_block(1))
-    backend.commit(make_block(2, (tx.hash,)))
+    backend.commit(make_block(2, (tx.hash,)), (tx.raw,))
     body = await (await client.get("/v1/blocks/2")).json()
     expected = make_block(2, (tx.hash,))
     assert body["height"] == 2 and body["tx_count"] == 1 and body["txs"] == [tx.hash.hex()]
@@ -357,6 +365,10 @@ async def test_blocks(client: TestClient, backend: FakeBackend) -> None:
     await expect_error(await client.get("/v1/blocks/3"), 404, "block_not_found")
     for bad in ("0", "-1", "1.5", "x", "9" * 30):
         await expect_error(await client.get(f"/v1/blocks/{bad}"), 400, "bad_request")
+        await expect_error(await client.get(f"/v1/blocks/{bad}/txs"), 400, "bad_request")
+    assert await (await client.get("/v1/blocks/2/txs")).json() == {"height": 2, "txs": [tx.raw.hex()]}
+    assert await (await client.get("/v1/blocks/1/txs")).json() == {"height": 1, "txs": []}
+    await expect_error(await client.get("/v1/blocks/3/txs"), 404, "block_not_found")
 
 
 async def test_status_and_health(client: TestClient, backend: FakeBackend) -> None:

@@ -56,7 +56,7 @@ def test_each_config_loads_and_uses_its_own_validator_key(network):
 def test_key_files_are_private(network):
     directory, _ = network
     key_files = sorted((directory / "keys").iterdir())
-    assert len(key_files) == 1 + 3 + 4
+    assert len(key_files) == 1 + 3 + 4 + 3  # issuer, banks, validators, board
     for path in key_files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
@@ -66,7 +66,8 @@ def test_summary_names_the_genesis_hash_and_every_address(network):
     genesis = load_genesis(directory / "genesis.json")
     assert genesis.hash().hex() in out
     printed = {word for word in out.split() if word.startswith("som1")}
-    expected = {genesis.issuer, *(b.public_key for b in genesis.banks), *(v.public_key for v in genesis.validators)}
+    expected = {genesis.issuer, *(b.public_key for b in genesis.banks), *(v.public_key for v in genesis.validators),
+                *(m.public_key for m in genesis.board.members)}
     assert {decode_address(a) for a in printed} == expected
 
 

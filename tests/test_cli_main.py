@@ -54,12 +54,19 @@ def test_usage_errors_exit_2_with_one_line(argv, capsys):
     assert len(lines) == 1 and lines[0].startswith("somnode: error:")
 
 
+def _leaves(parser: argparse.ArgumentParser, path: str = "") -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every command a user can run: a parser without subcommands of its own."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        return [(path, parser)]
+    return [leaf for group in groups for name, sub in group.choices.items()
+            for leaf in _leaves(sub, f"{path} {name}".strip())]
+
+
 def test_every_command_module_registers_a_handler():
-    parser = cli.build_parser()
-    (subcommands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    choices = subcommands.choices
-    assert {"keygen", "init"} <= set(choices)
-    for name, subparser in choices.items():
+    leaves = dict(_leaves(cli.build_parser()))
+    assert {"keygen", "init", "gov build add-bank", "gov sign", "gov submit"} <= set(leaves)
+    for name, subparser in leaves.items():
         assert callable(subparser.get_default("handler")), name
 
 

@@ -23,7 +23,7 @@ import pytest
 from node.app.config import load_config, render_config
 from node.cli import main
 from node.cli import testnet as testnet_cli
-from node.core.keys import KeyPair, write_key_file
+from node.core.keys import KeyPair, read_key_file, write_key_file
 from node.tools.network import create_network
 from tests.localnet import free_ports
 
@@ -33,16 +33,28 @@ def run_cli(args, capsys):
     return code, capsys.readouterr().err
 
 
-def test_run_refuses_a_key_that_is_not_in_the_genesis(tmp_path, capsys):
+def test_run_warns_of_a_key_that_is_not_a_validator_yet_and_keeps_running(tmp_path):
+    """A validator the board is adding starts before its local ledger knows it (it has to catch up
+    to see the change), so a key outside the set is a warning that names it, not a refusal."""
     network = create_network(tmp_path / "net", validators=1, banks=1, ports=[tuple(free_ports(2))])
     config = network.config_files[0]
     stranger = tmp_path / "stranger.json"
     write_key_file(stranger, KeyPair.generate())
     loaded = load_config(config)
     config.write_text(render_config(replace(loaded, node=replace(loaded.node, key_file=stranger)), config.parent))
-    code, err = run_cli(["run", "--config", str(config)], capsys)
-    assert code == 2
-    assert "node.key_file" in err and "not a validator" in err
+    process = subprocess.Popen([sys.executable, "-m", "node", "run", "--config", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    watchdog = threading.Timer(60, process.kill)  # the loop below ends even if the warning never comes
+    watchdog.start()
+    try:
+        assert process.stderr is not None
+        warning = next((line for line in process.stderr if "node.not_a_validator" in line), "")
+        assert f"key={read_key_file(stranger).address}" in warning
+        assert process.poll() is None, "the node stopped"
+    finally:
+        watchdog.cancel()
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
 
 
 def test_run_names_the_bad_config_field(tmp_path, capsys):

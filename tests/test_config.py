@@ -86,9 +86,9 @@ def test_write_then_load_round_trips(tmp_path):
         node=NodeSection('val "one" \\ x', tmp_path / "d\tir\x7f", tmp_path / "k.json", tmp_path / "g" / "genesis.json",
                          "debug"),
         p2p=P2PSection(Endpoint("::1", 1)),
-        api=ApiSection(Endpoint("node1.bank.kg", 65535), 4096),
+        api=ApiSection(Endpoint("node1.bank.kg", 65535), 32768),
         mempool=MempoolSection(10, 10_000),
-        consensus=ConsensusSection(1, 2, 3, 0, 7, 1024),
+        consensus=ConsensusSection(1, 2, 3, 0, 7, 8192),
     )
     path = tmp_path / "sub" / "config.toml"
     path.parent.mkdir()

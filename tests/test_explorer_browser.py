@@ -187,7 +187,7 @@ def test_the_network_page_shows_height_validators_peers_and_mempool(explorer: Ex
     assert [row["cells"][0].split()[0] for row in rows] == [f"validator{k}" for k in range(1, 5)]
     for row in rows:
         name, power, link, _, signing = row["cells"]
-        assert power == "1" and signing == "signing"
+        assert power == "100" and signing == "signing"
         assert link in ("this node", "connected")
     explorer.wait("the latest blocks", lambda b: len(explorer.rows("#latest-blocks tbody tr")) >= 8)
     explorer.wait("a block rate", lambda b: explorer.text("#figure-rate .figure-value").endswith("/s"))

@@ -42,10 +42,11 @@ from consensus.wal import Opened, Signed
 from node.app.config import load_config
 from node.core.block import Block, block_hash, decode_block
 from node.core.genesis import load_genesis
-from node.core.keys import KeyPair, read_key_file, write_key_file
+from node.core.keys import KeyPair, read_key_file
 from node.host.wal import WAL_FILE, FileWalStorage
+from node.ledger.errors import LedgerError
 from node.ledger.state import GenesisState
-from node.ledger.store import LedgerError, LedgerStore
+from node.ledger.store import LedgerStore
 from node.tools.client import ApiClientError, NodeClient
 from tests.localnet import Wallet, make_network, running
 
@@ -256,12 +257,6 @@ def other_genesis(node: Node) -> Repair:
     return restore(node, node.genesis_file)
 
 
-def foreign_key(node: Node) -> Repair:
-    node.key_file.unlink()
-    write_key_file(node.key_file, KeyPair.generate())
-    return restore(node, node.key_file)
-
-
 GARBAGE = bytes(range(256)) * 4
 
 
@@ -319,7 +314,6 @@ FAULTS: dict[str, tuple[Callable[[Node], Repair], str]] = {
     "key_file_garbage": (lambda n: damage(n, n.key_file, garbage), r"key file .* unreadable"),
     "key_file_truncated": (lambda n: damage(n, n.key_file, truncate), r"key file .* unreadable"),
     "key_file_is_a_directory": (lambda n: move_aside(n.key_file, Path.mkdir), r"key file .* unreadable"),
-    "key_file_of_another_key": (foreign_key, r"node\.key_file: .* is not a validator"),
     "genesis_garbage": (lambda n: damage(n, n.genesis_file, garbage), r"genesis"),
     "genesis_of_another_chain": (other_genesis, r"ledger store .* belongs to chain .* genesis hash"),
     "wal_is_a_directory": (lambda n: move_aside(n.wal, Path.mkdir),

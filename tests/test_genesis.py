@@ -14,7 +14,9 @@ from node.core.address import encode_address
 from node.core.genesis import (
     GENESIS_DOMAIN,
     Bank,
+    BoardMember,
     Genesis,
+    GenesisBoard,
     GenesisError,
     GenesisValidator,
     load_genesis,
@@ -22,6 +24,8 @@ from node.core.genesis import (
 from node.core.keys import KeyPair
 
 KEYS = [KeyPair.from_seed(bytes([i]) * 32).public_key for i in range(1, 12)]
+BOARD_KEYS = [KeyPair.from_seed(bytes([i]) * 32).public_key for i in range(20, 23)]
+BOARD = GenesisBoard(2, tuple(BoardMember(f"board{i + 1}", key) for i, key in enumerate(BOARD_KEYS)))
 
 
 def make_genesis(**changes) -> Genesis:
@@ -37,6 +41,7 @@ def make_genesis(**changes) -> Genesis:
             for i in (1, 2, 3, 4)
         ),
         balances=tuple(sorted([(KEYS[1], 100_000), (KEYS[2], 5), (KEYS[9], 2**63)])),
+        board=BOARD,
     )
     values.update(changes)
     return Genesis(**values)
@@ -69,10 +74,11 @@ def test_json_uses_addresses_and_integer_tyiyn():
 def test_hash_is_sha256_of_the_documented_encoding():
     genesis = make_genesis()
     body = [
-        1, genesis.chain_id, genesis.genesis_time, genesis.issuer,
+        2, genesis.chain_id, genesis.genesis_time, genesis.issuer,
         [[b.name, b.public_key] for b in genesis.banks],
         [[v.name, v.public_key, v.power, v.p2p_address, v.api_address] for v in genesis.validators],
         [[key, amount] for key, amount in genesis.balances],
+        [2, [[m.name, m.public_key] for m in genesis.board.members]],
     ]
     expected = hashlib.sha256(GENESIS_DOMAIN + msgpack.packb(body, use_bin_type=True)).digest()
     assert genesis.hash() == expected
@@ -92,6 +98,9 @@ def test_balance_order_in_json_does_not_change_the_hash():
         {"issuer": KEYS[10]},
         {"banks": (Bank("bank1", KEYS[1]),)},
         {"balances": ((KEYS[1], 100_001),)},
+        {"board": GenesisBoard(1, BOARD.members)},
+        {"board": GenesisBoard(2, BOARD.members[:2])},
+        {"board": GenesisBoard(2, (BoardMember("renamed", BOARD_KEYS[0]), *BOARD.members[1:]))},
     ],
 )
 def test_every_field_is_covered_by_the_hash(change):
@@ -148,7 +157,10 @@ def _delete(path: str):
 
 def _duplicate(section: str, field: str):
     def edit(doc):
-        doc[section][1][field] = doc[section][0][field]
+        items = doc
+        for part in section.split("."):
+            items = items[part]
+        items[1][field] = items[0][field]
     return edit
 
 
@@ -196,6 +208,14 @@ def _typo(address: str) -> str:
         (_delete("chain_id"), "chain_id: missing required field"),
         (_set("banks", {}), "banks: expected an array"),
         (_set("balances.0", [1, 2]), "balances[0]: expected an object"),
+        (_delete("board"), "board: missing required field"),
+        (_set("board.threshold", 0), "board.threshold"),
+        (_set("board.threshold", 4), "board.threshold"),
+        (_set("board.threshold", "2"), "board.threshold"),
+        (_set("board.members", []), "board.members"),
+        (_duplicate("board.members", "address"), "board.members[1]"),
+        (_set("board.members.0.address", _typo(encode_address(BOARD_KEYS[0]))), "board.members[0].address"),
+        (_set("board.quorum", 2), "board.quorum: unknown field"),
     ],
 )
 def test_errors_name_the_field(edit, field):
@@ -230,8 +250,10 @@ names = st.text(
     powers=st.lists(st.integers(min_value=1, max_value=2**40), min_size=6, max_size=6),
     balances=st.dictionaries(st.sampled_from(KEYS), st.integers(min_value=1, max_value=2**60), max_size=8),
     bank_names=st.lists(names, max_size=3, unique=True),
+    board=st.lists(st.sampled_from(KEYS + BOARD_KEYS), min_size=1, max_size=5, unique=True),
+    threshold=st.integers(1, 5),
 )
-def test_random_valid_genesis_round_trips(validators, powers, balances, bank_names):
+def test_random_valid_genesis_round_trips(validators, powers, balances, bank_names, board, threshold):
     genesis = Genesis(
         chain_id="som-prop",
         genesis_time="2030-12-31T23:59:59Z",
@@ -242,6 +264,7 @@ def test_random_valid_genesis_round_trips(validators, powers, balances, bank_nam
             for i in range(validators)
         ),
         balances=tuple(sorted(balances.items())),
+        board=GenesisBoard(min(threshold, len(board)), tuple(BoardMember(f"m{i}", key) for i, key in enumerate(board))),
     )
     again = Genesis.from_json(genesis.to_json())
     assert again == genesis and again.hash() == genesis.hash()

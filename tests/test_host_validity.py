@@ -35,7 +35,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def validity(store, batch_verifier):
-    return Validity(store, batch_verifier, VALIDATORS)
+    return Validity(store, batch_verifier, lambda height: VALIDATORS)
 
 
 def transfer(sender: KeyPair, nonce: int, amount: int = 5) -> SignedTransaction:
@@ -102,20 +102,22 @@ def test_a_transfer_checked_at_admission_is_not_checked_again_in_a_proposal(tmp_
             genesis.chain_id, genesis.genesis_hash, genesis.issuer, genesis.banks,
             tuple(sorted([(ALICE.public_key, 1_000), (BOB.public_key, 1_000)])))) as store:
         mempool = Mempool(chain_id=store.chain_id, verifier=batch_verifier, account=lambda key: (1_000, 0),
-                          issuer=genesis.issuer, banks=frozenset(), max_txs=10, max_bytes=1 << 20)
+                          governance=lambda: store.governance, max_txs=10, max_bytes=1 << 20)
         transfers = [transfer(ALICE, 0), transfer(BOB, 0)]
         results = asyncio.run(mempool.add_batch([stx.raw for stx in transfers]))
         assert [r.code for r in results] == ["accepted", "accepted"]
         verified = batch_verifier.stats.verified
         value = block_on(read_tip(store), transfers)
-        candidate = asyncio.run(Validity(store, batch_verifier, VALIDATORS).prepare(value))  # knows no mempool
+        # This Validity knows no mempool.
+        candidate = asyncio.run(Validity(store, batch_verifier, lambda height: VALIDATORS).prepare(value))
         assert candidate.signatures_valid
         assert batch_verifier.stats.verified == verified
 
 
 def test_a_transaction_from_the_mempool_is_taken_as_admitted(store, batch_verifier):
     stx = transfer(ALICE, 0)
-    validity = Validity(store, batch_verifier, VALIDATORS, known=lambda tx_hash: stx if tx_hash == stx.hash else None)
+    validity = Validity(store, batch_verifier, lambda height: VALIDATORS,
+                        known=lambda tx_hash: stx if tx_hash == stx.hash else None)
     before = batch_verifier.stats.signatures
     candidate: Candidate = asyncio.run(validity.prepare(block_on(read_tip(store), [stx])))
     assert candidate.txs == (stx,) and candidate.txs[0] is stx

@@ -153,7 +153,8 @@ class Forger:
         return self.too_large(data)  # random bytes that decode as a transaction: practically never
 
     def too_large(self, data):
-        return TxProbe("too_large", data.draw(st.binary(min_size=MAX_TX_BYTES + 1, max_size=2000)), "too_large")
+        garbage = data.draw(st.binary(min_size=MAX_TX_BYTES + 1, max_size=MAX_TX_BYTES + 200))
+        return TxProbe("too_large", garbage, "too_large")
 
     def bad_version(self, data):
         fields = self._base(data)

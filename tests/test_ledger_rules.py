@@ -7,8 +7,8 @@ import pytest
 from node.core.amount import MAX_TYIYN
 from node.core.tx import TxKind
 from node.ledger import GenesisState, LedgerStore
+from node.ledger.errors import LedgerHeightError
 from node.ledger.receipts import BAD_NONCE
-from node.ledger.store import LedgerHeightError
 from tests.crash_writer import (
     BANKS,
     HOLDERS,
@@ -212,7 +212,7 @@ def test_genesis_state_is_validated(balances, message):
 
 
 def test_a_real_genesis_maps_onto_the_ledger(tmp_path):
-    from node.core.genesis import Bank, Genesis, GenesisValidator
+    from node.core.genesis import Bank, BoardMember, Genesis, GenesisBoard, GenesisValidator
 
     keys = [key(100 + i) for i in range(5)]
     genesis = Genesis(
@@ -220,10 +220,13 @@ def test_a_real_genesis_maps_onto_the_ledger(tmp_path):
         banks=(Bank("bank", keys[1]),),
         validators=(GenesisValidator("v", keys[2], 1, "127.0.0.1:1", "127.0.0.1:2"),),
         balances=tuple(sorted([(keys[1], 500), (keys[3], 7)])),
+        board=GenesisBoard(1, (BoardMember("chair", keys[4]),)),
     )
     state = GenesisState.from_genesis(genesis)
     assert (state.chain_id, state.genesis_hash, state.issuer, state.banks) == (
         "som-map", genesis.hash(), keys[0], frozenset({keys[1]}))
+    assert (state.validators, state.board, state.board_threshold, state.bank_names) == (
+        ((keys[2], 1),), (keys[4],), 1, ((keys[1], "bank"),))
     with LedgerStore.open(tmp_path / "l", state) as store:
         assert store.account(keys[1]) == (500, 0) and store.account(keys[3]) == (7, 0)
         assert store.account(keys[0]) == (0, 0) and store.account(keys[2]) is None

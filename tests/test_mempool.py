@@ -15,12 +15,15 @@ from node.app.assembly import client_share
 from node.app.metrics import NodeMetrics
 from node.core.keys import KeyPair
 from node.core.tx import SignedTransaction, Transaction, TxKind
-from node.mempool.pool import AdmitResult, Mempool
+from node.ledger.state import GenesisState
+from node.mempool.pool import Mempool
+from node.mempool.results import AdmitResult
 from node.verifier.scheduler import BatchVerifier
 
 CHAIN = "som-test"
 SEEDS = [bytes([i]) * 32 for i in range(1, 7)]
 ISSUER, BANK, ALICE, BOB, CAROL, DAVE = (KeyPair.from_seed(s) for s in SEEDS)
+GOVERNANCE = GenesisState(CHAIN, bytes(32), ISSUER.public_key, frozenset({BANK.public_key}), ()).governance()
 
 
 class RecordingVerifier:
@@ -70,8 +73,7 @@ def make_pool(ledger: Ledger, verifier: RecordingVerifier | BatchVerifier, **lim
         chain_id=CHAIN,
         verifier=verifier,
         account=ledger.lookup,
-        issuer=ISSUER.public_key,
-        banks=frozenset({BANK.public_key}),
+        governance=lambda: GOVERNANCE,
         max_txs=limits.get("max_txs", 10_000),
         max_bytes=limits.get("max_bytes", 10_000_000),
         max_pending_per_account=limits.get("max_pending_per_account", 1000),

@@ -17,7 +17,7 @@ from tests.localnet import free_ports
 
 async def test_a_block_that_cannot_be_written_stops_the_node(tmp_path, monkeypatch):
     network = create_network(tmp_path / "net", validators=1, banks=1, ports=[tuple(free_ports(2))])
-    config, genesis, key = load_node_files(network.config_files[0])
+    config, genesis, keys = load_node_files(network.config_files[0])
     real_apply = LedgerStore.apply
 
     def apply_until_the_disk_fills(self, prepared, *args, **kwargs):
@@ -26,7 +26,7 @@ async def test_a_block_that_cannot_be_written_stops_the_node(tmp_path, monkeypat
         return real_apply(self, prepared, *args, **kwargs)
 
     monkeypatch.setattr(LedgerStore, "apply", apply_until_the_disk_fills)
-    node = ValidatorNode(config, genesis, key)
+    node = ValidatorNode(config, genesis, keys)
     with pytest.raises(NodeHalted, match="No space left on device"):
         await asyncio.wait_for(_serve(node), timeout=60)
     # The committed blocks before the failure are intact and the store was closed cleanly.

@@ -517,3 +517,30 @@ async def test_a_stopped_network_can_start_again(cluster_factory):
     await settled([a, b])
     assert b.net.send(cluster.keys[0].public_key, Status(8))
     assert (await a.next_of(Status)) == (cluster.keys[1].public_key, Status(8))
+
+
+async def test_a_validator_behind_its_own_rotation_links_with_its_new_key(cluster_factory):
+    """Node 1 still presents its old key, which node 0 (ahead of it) no longer admits: its dials
+    are refused, and it tries its new key next, which node 0 admits."""
+    cluster = cluster_factory(2)
+    old, new = cluster.keys[1], KeyPair.generate()
+    admitted = {cluster.keys[0].public_key, new.public_key}
+    ahead = await cluster.start(0, admits=admitted.__contains__)
+    behind = await cluster.start(1, admits=lambda key: key == cluster.keys[0].public_key, other_keys=[new])
+    await until(lambda: [p.public_key for p in ahead.net.peers()] == [new.public_key])
+    assert ahead.net.stats.refusals[Refusal.UNKNOWN_VALIDATOR] >= 1, "the old key was tried first"
+    assert behind.net.public_key == old.public_key, "the node's own key changes only when its ledger says so"
+
+
+async def test_a_removed_validators_link_is_closed_and_stays_closed(cluster_factory):
+    cluster = cluster_factory(2)
+    admitted = {k.public_key for k in cluster.keys}
+    nodes = [await cluster.start(i, admits=admitted.__contains__) for i in range(2)]
+    await settled(nodes)
+    admitted.discard(cluster.keys[1].public_key)
+    await nodes[0].net.prune()
+    await until(lambda: nodes[0].net.peers() == ())
+    refused = nodes[0].net.stats.refusals[Refusal.UNKNOWN_VALIDATOR]
+    await asyncio.sleep(1.0)  # two of node 1's redial intervals: it keeps trying
+    assert nodes[0].net.peers() == ()
+    assert nodes[0].net.stats.refusals[Refusal.UNKNOWN_VALIDATOR] > refused, "node 1's own dials are refused"

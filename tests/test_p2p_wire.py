@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from consensus.certificate import CommitCertificate
 from consensus.messages import MessageType, Proposal, Vote
 from node.core.keys import KeyPair
+from node.core.tx import MAX_TX_BYTES
 from node.p2p.framing import FrameType, WireError, pack_frame
 from node.p2p.wire import (
     MAX_BLOCKS_PER_RESPONSE,
@@ -111,7 +112,7 @@ PROPOSAL_PAYLOAD = [1, 0, b"block", -1, bytes(32), bytes(64)]
         (frame(FrameType.PROPOSAL, PROPOSAL_PAYLOAD[:2] + [b""] + PROPOSAL_PAYLOAD[3:]), "bad_field"),
         (frame(FrameType.PROPOSAL, PROPOSAL_PAYLOAD[:2] + ["text"] + PROPOSAL_PAYLOAD[3:]), "bad_field"),
         (frame(FrameType.TXS, []), "bad_payload"),
-        (frame(FrameType.TXS, [b"x" * 513]), "bad_field"),
+        (frame(FrameType.TXS, [b"x" * (MAX_TX_BYTES + 1)]), "bad_field"),
         (frame(FrameType.TXS, [b"ok", 7]), "bad_field"),
         (frame(FrameType.BLOCK_REQUEST, [1, 0, 5]), "bad_field"),
         (frame(FrameType.BLOCK_REQUEST, [1, 6, 5]), "bad_field"),

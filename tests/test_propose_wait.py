@@ -36,7 +36,7 @@ async def ready_within(pool: Pool, clock: Clock, seconds: float, *, interval_s: 
                        empty_wait_s: float = 5.0) -> bool:
     """Whether the proposer says (HEIGHT, 0) is ready within ``seconds`` of real time; the last commit is now."""
     said: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-    proposer = Proposer(pool, "som-test", b"k" * 32, max_block_txs=100, max_block_bytes=100_000,  # type: ignore[arg-type]
+    proposer = Proposer(pool, "som-test", max_block_txs=100, max_block_bytes=100_000,  # type: ignore[arg-type]
                         empty_block_wait_s=empty_wait_s, block_interval_s=interval_s,
                         ready=lambda height, round: said.set_result((height, round)), clock=clock)
     proposer.schedule(HEIGHT, 0, clock())
@@ -91,11 +91,11 @@ class Reaper(Pool):
 
 def test_a_block_is_never_older_than_its_parent():
     """A clock that went back still gives a block no older than its parent, on the tip it was given."""
-    proposer = Proposer(Reaper(0), "som-test", b"k" * 32, max_block_txs=10, max_block_bytes=1000,  # type: ignore[arg-type]
+    proposer = Proposer(Reaper(0), "som-test", max_block_txs=10, max_block_bytes=1000,  # type: ignore[arg-type]
                         empty_block_wait_s=0.1, block_interval_s=0.1, ready=lambda height, round: None)
     tip = Tip(6, b"h" * 32, 5_000, b"a" * 32)
-    _, block, _ = proposer.build(tip, now_ms=4_000)
+    _, block, _ = proposer.build(tip, b"k" * 32, now_ms=4_000)
     assert (block.height, block.time_ms, block.previous_block_hash, block.previous_app_hash) == \
         (7, 5_000, b"h" * 32, b"a" * 32)
-    _, later, _ = proposer.build(tip, now_ms=6_000)
+    _, later, _ = proposer.build(tip, b"k" * 32, now_ms=6_000)
     assert later.time_ms == 6_000

@@ -23,6 +23,14 @@ from consensus.messages import (
 )
 from node.core.address import decode_address, encode_address
 from node.core.genesis import GENESIS_DOMAIN, Genesis
+from node.core.governance import (
+    GOVERNANCE_DOMAIN,
+    PROOF_DOMAIN,
+    GovernanceTransaction,
+    SetValidator,
+    decode_unsigned,
+    proof_bytes,
+)
 from node.core.keys import KeyPair, verify_signature
 from node.core.tx import TX_DOMAIN, Transaction, TxDecodeCode, TxKind, decode_tx
 
@@ -64,7 +72,8 @@ def hex_block(name: str) -> dict[str, bytes | str]:
 
 def test_document_has_every_example_block():
     assert {("hex", "example-transfer"), ("hex", "example-transfer-fields"), ("hex", "example-consensus"),
-            ("json", "example-genesis"), ("hex", "example-genesis")} <= set(BLOCKS)
+            ("json", "example-genesis"), ("hex", "example-genesis"), ("hex", "example-governance"),
+            ("hex", "example-governance-fields"), ("hex", "example-rotation-proof")} <= set(BLOCKS)
 
 
 def test_rejection_codes_in_the_document_are_exactly_those_of_the_decoder():
@@ -167,10 +176,67 @@ class TestGenesisExample:
         assert doc["genesis_hash"] == genesis.hash() == hashlib.sha256(GENESIS_DOMAIN + body).digest()
         assert genesis.to_json() == BLOCKS[("json", "example-genesis")]
         assert msgpack.unpackb(body) == [
-            1, genesis.chain_id, genesis.genesis_time, genesis.issuer,
+            2, genesis.chain_id, genesis.genesis_time, genesis.issuer,
             [[b.name, b.public_key] for b in genesis.banks],
             [[v.name, v.public_key, v.power, v.p2p_address, v.api_address] for v in genesis.validators],
             [[key, amount] for key, amount in genesis.balances],
+            [genesis.board.threshold, [[m.name, m.public_key] for m in genesis.board.members]],
         ]
         assert genesis.issuer == KeyPair.from_seed(b"\x01" * 32).public_key
+        assert [m.public_key for m in genesis.board.members] == [
+            KeyPair.from_seed(seed * 32).public_key for seed in (b"\x04", b"\x05")]
         assert genesis.validators[0].public_key == KeyPair.from_seed(b"\x03" * 32).public_key
+
+
+class TestGovernanceExample:
+    doc = hex_block("example-governance")
+
+    def board(self) -> tuple[KeyPair, KeyPair]:
+        assert self.doc["board1_seed"] == b"\x04" * 32 and self.doc["board2_seed"] == b"\x05" * 32
+        board = KeyPair.from_seed(self.doc["board1_seed"]), KeyPair.from_seed(self.doc["board2_seed"])
+        for number, key in enumerate(board, 1):
+            assert self.doc[f"board{number}_public_key"] == key.public_key
+            assert self.doc[f"board{number}_address"] == encode_address(key.public_key)
+        return board
+
+    def transaction(self) -> GovernanceTransaction:
+        validator = KeyPair.from_seed(b"\x06" * 32).public_key
+        assert self.doc["validator_public_key"] == validator
+        assert self.doc["validator_address"] == encode_address(validator)
+        return GovernanceTransaction(0, 100, SetValidator(validator, 10))
+
+    def test_unsigned_and_signing_bytes(self):
+        tx = self.transaction()
+        assert self.doc["unsigned_bytes"] == tx.unsigned_bytes()
+        assert decode_unsigned(self.doc["unsigned_bytes"]) == tx
+        assert self.doc["signing_bytes"] == tx.signing_bytes(CHAIN_ID) == (
+            GOVERNANCE_DOMAIN + bytes([len(CHAIN_ID)]) + CHAIN_ID.encode() + self.doc["unsigned_bytes"])
+
+    def test_approvals_signed_bytes_and_hash(self):
+        tx, board = self.transaction(), self.board()
+        stx = tx.signed([tx.approve(key, CHAIN_ID) for key in board])
+        for number, key in enumerate(board, 1):
+            assert self.doc[f"board{number}_signature"] == dict(stx.approvals)[key.public_key]
+            assert verify_signature(key.public_key, self.doc["signing_bytes"], self.doc[f"board{number}_signature"])
+        assert self.doc["signed_bytes"] == stx.raw
+        assert self.doc["tx_hash"] == stx.hash == hashlib.sha256(stx.raw).digest()
+        assert decode_tx(self.doc["signed_bytes"]) == stx
+
+    def test_field_breakdown_concatenates_to_the_signed_bytes(self):
+        fields = hex_block("example-governance-fields")
+        assert list(fields) == ["array_header", "version", "kind", "sequence", "expiry_height", "action",
+                                "approvals_header", "approval_1", "approval_2"]
+        assert b"".join(fields.values()) == self.doc["signed_bytes"]
+        assert len(self.doc["signed_bytes"]) == 245
+        assert fields["action"] == msgpack.packb([3, self.doc["validator_public_key"], 10])
+
+    def test_rotation_proof(self):
+        proof = hex_block("example-rotation-proof")
+        assert proof["new_seed"] == b"\x07" * 32
+        new = KeyPair.from_seed(proof["new_seed"])
+        assert proof["new_public_key"] == new.public_key
+        assert proof["old_public_key"] == self.doc["validator_public_key"]
+        expected = proof_bytes(CHAIN_ID, proof["old_public_key"], new.public_key)
+        assert proof["proof_bytes"] == expected == (PROOF_DOMAIN + bytes([len(CHAIN_ID)]) + CHAIN_ID.encode()
+                                                    + proof["old_public_key"] + new.public_key)
+        assert proof["proof"] == new.sign(expected)

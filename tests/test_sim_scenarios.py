@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -224,3 +225,37 @@ def test_without_wal_replay_the_checkers_catch_a_restarted_validator_that_forgot
             failed.setdefault(violation.checker, seed)
     assert "liveness" in failed, "no restarted validator without its log ever stalled the network"
     assert set(failed) == {"liveness"}, failed
+
+
+# ---- validator-set changes: one joins, one changes its power, one rotates its key, one leaves
+
+MEMBERSHIP_SEEDS = 5000 if LONG else 300
+
+
+def _membership_family(seed: int, **changes: object) -> Scenario:
+    """Seeds alternate between 4 and 7 validators with up to f Byzantine, crashes, loss and partitions."""
+    validators = 4 if seed % 2 else 7
+    return Scenario(seed=seed, validators=validators, byzantine=(validators - 1) // 3, strategy="mixed",
+                    crashes=True, loss=0.1, partition=seed % 3 == 0, heights=8, membership=True,
+                    weighted=seed % 5 == 0, **changes)  # type: ignore[arg-type]
+
+
+def test_the_validator_set_changes_mid_run_under_faults_and_every_property_holds() -> None:
+    failures, changes = [], Counter()
+    for seed in range(MEMBERSHIP_SEEDS):
+        scenario = _membership_family(seed)
+        simulation = Simulation(scenario, VERIFIER)
+        changes.update(change.kind for change in simulation.plan.changes)
+        result = simulation.run()
+        if not result.ok:
+            failures.append(_explain(result))
+    assert not failures, "\n".join(failures[:5])
+    assert min(changes[kind] for kind in ("add", "power", "rotate", "remove")) >= MEMBERSHIP_SEEDS // 4, changes
+
+
+def test_a_validator_that_applies_a_change_one_height_early_is_caught() -> None:
+    """A host that takes the set of H+1 for H: the set checker names it, whatever else happens."""
+    for seed in range(20):
+        result = run_scenario(Scenario(seed=seed, validators=4, heights=8, membership=True, early=2), VERIFIER)
+        assert any(v.checker == "validator set" and v.detail.startswith("validator 2 ") for v in result.violations), \
+            _explain(result)

@@ -263,8 +263,9 @@ def test_certificate_checker_catches_too_few_signers_and_wrong_value() -> None:
     good = _record(0, 1, b"valid:x")
     weak = CommitRecord(1, 1, b"valid:x", _certificate(1, b"valid:x", SIGNERS[:2]), 10, "catch-up")
     wrong = CommitRecord(1, 2, b"valid:y", _certificate(2, b"valid:other", SIGNERS[:3]), 10, "consensus")
-    assert check_certificates([good], honest, VALIDATORS, CHAIN, MemoVerifier()) == []
-    violations = check_certificates([good, weak, wrong], honest, VALIDATORS, CHAIN, MemoVerifier())
+    assert check_certificates([good], honest, lambda height: VALIDATORS, CHAIN, MemoVerifier()) == []
+    violations = check_certificates([good, weak, wrong], honest, lambda height: VALIDATORS, CHAIN,
+                                    MemoVerifier())
     assert [v.checker for v in violations] == ["certificate", "certificate"]
 
 

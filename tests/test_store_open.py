@@ -47,8 +47,8 @@ def test_reopen_restores_everything(tmp_path):
         run_blocks(store, reference, seed=3, count=25)
     with LedgerStore.open(tmp_path / "l", genesis) as store:
         assert_same_state(store, reference)
-        assert (store.chain_id, store.genesis_hash, store.issuer, store.banks) == (
-            genesis.chain_id, genesis.genesis_hash, genesis.issuer, genesis.banks)
+        assert (store.chain_id, store.genesis_hash, store.governance) == (
+            genesis.chain_id, genesis.genesis_hash, genesis.governance())
         run_blocks(store, reference, seed=3, count=5)
         assert_same_state(store, reference)
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from node.core.keys import KeyPair, verify_signature
 from node.core.tx import (
+    PAYMENT_KINDS,
     SignedTransaction,
     Transaction,
     TxDecodeError,
@@ -65,7 +66,7 @@ def test_every_single_byte_change_is_refused_exhaustively(kind):
 @st.composite
 def signed_transactions(draw) -> SignedTransaction:
     key = KeyPair.from_seed(draw(st.binary(min_size=32, max_size=32)))
-    kind = draw(st.sampled_from(TxKind))
+    kind = draw(st.sampled_from(sorted(PAYMENT_KINDS)))
     recipient = None if kind is TxKind.REDEEM else draw(st.binary(min_size=32, max_size=32))
     tx = Transaction(
         kind,

@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
                              "(a validator that forgets its lock)")
     parser.add_argument("--restarts", type=int, default=0, metavar="N",
                         help="crash and restart one honest validator N times, mid-height")
+    parser.add_argument("--membership", action="store_true",
+                        help="change the validator set mid-run: one joins, one changes power, one rotates its key, "
+                             "one leaves (each at H+2 after the height H that commits it)")
+    parser.add_argument("--early", type=int, default=-1, metavar="I",
+                        help="validator I applies every set change one height early (shows the checkers catch it)")
     return parser
 
 
@@ -98,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             Scenario(seed=seed, validators=args.validators, byzantine=args.byzantine, strategy=args.strategy,
                      crashes=args.crashes, loss=args.loss, partition=args.partition, heights=args.heights,
                      persist=not args.no_persist, weighted=args.weighted,
-                     wal_replay=not args.no_wal_replay, restarts=args.restarts)
+                     wal_replay=not args.no_wal_replay, restarts=args.restarts, membership=args.membership,
+                     early=args.early)
             for seed in range(args.start_seed, args.start_seed + args.seeds)
         ]
     except ValueError as exc:

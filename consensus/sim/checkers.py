@@ -81,20 +81,54 @@ def check_validity(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class SetRecord:
+    """The validator set a simulated validator's engine took for a height."""
+
+    validator: int
+    height: int
+    validators: ValidatorSet
+
+
+def check_validator_sets(seen: Iterable[SetRecord], honest: frozenset[int],
+                         schedule: Callable[[int], ValidatorSet]) -> list[Violation]:
+    """Every honest validator decides each height with that height's set: a change committed
+    at H holds from H+2, not a height earlier or later."""
+    return [
+        Violation("validator set", f"validator {r.validator} took a set for height {r.height} that "
+                                   f"{_difference(r.validators, schedule(r.height))}")
+        for r in seen
+        if r.validator in honest and r.validators != schedule(r.height)
+    ]
+
+
+def _difference(taken: ValidatorSet, holding: ValidatorSet) -> str:
+    """How ``taken`` differs from the set that holds, by key prefix and power."""
+    had = {v.public_key: v.power for v in taken}
+    should = {v.public_key: v.power for v in holding}
+    parts = [f"{verb} {key[:4].hex()} (power {power})" for verb, keys, powers in (
+        ("lacks", should.keys() - had.keys(), should), ("adds", had.keys() - should.keys(), had))
+        for key in sorted(keys) for power in [powers[key]]]
+    parts += [f"gives {key[:4].hex()} power {had[key]}, not {should[key]}"
+              for key in sorted(had.keys() & should.keys()) if had[key] != should[key]]
+    return ", ".join(parts)
+
+
 def check_certificates(
     commits: Iterable[CommitRecord],
     honest: frozenset[int],
-    validators: ValidatorSet,
+    schedule: Callable[[int], ValidatorSet],
     chain_id: str,
     verifier: Verifier,
 ) -> list[Violation]:
+    """Every certificate an honest validator stored verifies against the set of its height."""
     violations = []
     for record in commits:
         if record.validator not in honest:
             continue
         try:
             verify_certificate(
-                record.certificate, validators, chain_id, verifier,
+                record.certificate, schedule(record.height), chain_id, verifier,
                 height=record.height, value_id=value_id(record.value),
             )
         except CertificateError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from enum import StrEnum
 
 from consensus.sim.byzantine import STRATEGIES
 from consensus.sim.network import NetworkConfig, Partition
@@ -31,6 +32,8 @@ class Scenario:
     weighted: bool = False  # unequal voting powers drawn from the seed
     wal_replay: bool = True  # False: a restart keeps the signing state but replays no messages
     restarts: int = 0  # crash-restarts of one honest validator, mid-height, on top of ``crashes``
+    membership: bool = False  # the validator set changes mid-run: a validator joins, one leaves, ...
+    early: int = -1  # a validator that applies every set change one height early (a broken host)
 
     def __post_init__(self) -> None:
         if self.validators < 1:
@@ -45,6 +48,8 @@ class Scenario:
             raise ValueError("the target height must be at least 1")
         if self.restarts < 0:
             raise ValueError("restarts cannot be negative")
+        if self.membership and self.heights < 4:
+            raise ValueError("set changes need a target height of at least 4 (--heights 4)")
 
     @property
     def max_faulty(self) -> int:
@@ -77,6 +82,10 @@ class Scenario:
             parts.append("--no-wal-replay")
         if self.restarts:
             parts.append(f"--restarts {self.restarts}")
+        if self.membership:
+            parts.append("--membership")
+        if self.early >= 0:
+            parts.append(f"--early {self.early}")
         if self.weighted:
             parts.append("--weighted")
         return " ".join(parts)
@@ -100,14 +109,34 @@ class Crash:
     after_persist: bool
 
 
+class ChangeKind(StrEnum):
+    ADD = "add"  # the validator joins with ``power``
+    POWER = "power"  # its power becomes ``power``
+    ROTATE = "rotate"  # it signs with its second key from then on
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True, slots=True)
+class SetChange:
+    """A change of the validator set committed at ``height``: it holds from ``height + 2``."""
+
+    height: int
+    kind: ChangeKind
+    validator: int
+    power: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
-    """Everything the seed decided: the network, who is Byzantine and how, who crashes when."""
+    """Everything the seed decided: the network, who is Byzantine and how, who crashes when,
+    and how the validator set changes (validators past the first ``len(powers)`` join later)."""
 
     network: NetworkConfig
     powers: tuple[int, ...]
     byzantine: dict[int, str]
     crashes: tuple[Crash, ...]
+    changes: tuple[SetChange, ...] = ()
+    joiners: int = 0
 
 
 def draw_plan(scenario: Scenario) -> FaultPlan:
@@ -164,7 +193,46 @@ def draw_plan(scenario: Scenario) -> FaultPlan:
                 down_ms=rng.randint(20, 600),
                 after_persist=rng.random() < 0.75,
             ))
-    return FaultPlan(network, powers, byzantine, tuple(crashes))
+    changes, joiners = _draw_changes(rng, scenario, powers, byzantine) if scenario.membership else ((), 0)
+    return FaultPlan(network, powers, byzantine, tuple(crashes), changes, joiners)
+
+
+def _draw_changes(rng: random.Random, scenario: Scenario, powers: tuple[int, ...],
+                  byzantine: dict[int, str]) -> tuple[tuple[SetChange, ...], int]:
+    """One validator joins, one changes its power, one rotates its key, one leaves, in a seeded order.
+
+    A change that would move a third of the power or more (what the ledger
+    refuses), empty the set, or give the Byzantine validators a third of the
+    power is left out, so the scenario stays within the protocol's bounds at
+    every height.
+    """
+    n = len(powers)
+    joiner = n
+    honest = [i for i in range(n) if i not in byzantine]
+    wanted = [SetChange(0, ChangeKind.ADD, joiner, rng.randint(1, max(1, min(powers)))),
+              SetChange(0, ChangeKind.POWER, rng.choice(honest), rng.randint(1, 2 * max(powers))),
+              SetChange(0, ChangeKind.ROTATE, rng.choice(honest)),
+              SetChange(0, ChangeKind.REMOVE, rng.choice(honest))]
+    rng.shuffle(wanted)
+    heights = sorted(rng.sample(range(1, scenario.heights - 1), k=min(len(wanted), scenario.heights - 2)))
+    current = dict(enumerate(powers))
+    kept: list[SetChange] = []
+    for height, change in zip(heights, wanted):
+        after = dict(current)
+        if change.kind in (ChangeKind.ADD, ChangeKind.POWER):
+            after[change.validator] = change.power
+        elif change.kind is ChangeKind.REMOVE:
+            after.pop(change.validator, None)
+        total, before_total = sum(after.values()), sum(current.values())
+        added = sum(max(0, p - current.get(v, 0)) for v, p in after.items())
+        removed = sum(max(0, p - after.get(v, 0)) for v, p in current.items())
+        moved = max(added, removed, current.get(change.validator, 0) if change.kind is ChangeKind.ROTATE else 0)
+        faulty = sum(p for v, p in after.items() if v in byzantine)
+        if not after or 3 * moved >= before_total or 3 * faulty >= total:
+            continue
+        kept.append(SetChange(height, change.kind, change.validator, change.power))
+        current = after
+    return tuple(kept), 1
 
 
 def _pick_byzantine(rng: random.Random, powers: tuple[int, ...], count: int, within_f: bool) -> list[int]:

@@ -33,8 +33,9 @@ import heapq
 import logging
 import random
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from consensus.certificate import CertificateError, CommitCertificate, verify_certificate
 from consensus.engine import Engine, TimeoutConfig
@@ -64,18 +65,20 @@ from consensus.sim.byzantine import (
 )
 from consensus.sim.checkers import (
     CommitRecord,
+    SetRecord,
     SignedRecord,
     Violation,
     check_agreement,
     check_certificates,
     check_liveness,
     check_no_equivocation,
+    check_validator_sets,
     check_validity,
     conflicting_messages,
 )
 from consensus.sim.crypto import MemoVerifier, SimSigner
 from consensus.sim.network import Network
-from consensus.sim.scenario import Crash, FaultPlan, Scenario, draw_plan
+from consensus.sim.scenario import ChangeKind, Crash, FaultPlan, Scenario, draw_plan
 from consensus.sim.validator import MemoryWalStorage, SimValidator
 from consensus.validators import Validator, ValidatorSet
 
@@ -96,6 +99,8 @@ LIVENESS_PER_HEIGHT_MS = 3_000
 CRASH_FALLBACK_MS = 200
 
 _DELIVER, _TIMEOUT, _VALUE, _GOSSIP, _CRASH, _CRASH_NOW, _RESTART, _BLOCKS, _COMMIT = range(9)
+# A rotated validator's second key is the key of this index plus its own.
+ROTATED_KEYS = 1_000
 Blocks = tuple[tuple[int, bytes, CommitCertificate], ...]
 
 
@@ -167,11 +172,15 @@ class Simulation:
         self.plan: FaultPlan = draw_plan(scenario)
         self.verifier = verifier if verifier is not None else MemoVerifier()
         self.network = Network(self.plan.network, random.Random(f"somnode-sim-network:{scenario.seed}"))
-        signers = [SimSigner(i) for i in range(scenario.validators)]
-        self.validator_set = ValidatorSet([Validator(s.public_key, p) for s, p in zip(signers, self.plan.powers)])
-        self.index_of = {s.public_key: i for i, s in enumerate(signers)}
+        count = scenario.validators + self.plan.joiners
+        rotated = {c.validator for c in self.plan.changes if c.kind is ChangeKind.ROTATE}
+        # Each validator's keys: its own, and a second one for a planned rotation.
+        keys = [(SimSigner(i),) + ((SimSigner(ROTATED_KEYS + i),) if i in rotated else ()) for i in range(count)]
+        self.index_of = {signer.public_key: i for i, own in enumerate(keys) for signer in own}
+        self._sets = _validator_sets(self.plan, keys)
         self._collusion = self._collusion_plan() if "collude" in self.plan.byzantine.values() else None
-        self.nodes = [self._make_node(i, signer) for i, signer in enumerate(signers)]
+        self.nodes = [self._make_node(i, own) for i, own in enumerate(keys)]
+        self.sets_seen: list[SetRecord] = []
         self.honest = frozenset(n.index for n in self.nodes if n.honest)
         self.now = 0
         self._queue: list[tuple[int, int, int, int, _Payload]] = []
@@ -185,12 +194,16 @@ class Simulation:
         self._crashes = 0
         self._last_restart_ms = 0
 
-    def _make_node(self, index: int, signer: SimSigner) -> SimValidator:
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The validator set of ``height``: each planned change committed at H holds from H+2."""
+        return next(validators for start, validators in reversed(self._sets) if start <= height)
+
+    def _make_node(self, index: int, signers: tuple[SimSigner, ...]) -> SimValidator:
         strategy_name = self.plan.byzantine.get(index)
         if strategy_name is None:
-            return SimValidator(index, signer, None, None)
-        peers = tuple(i for i in range(self.scenario.validators) if i != index)
-        context = ByzantineContext(index, signer, CHAIN_ID, peers,
+            return SimValidator(index, signers, None, None)
+        peers = tuple(i for i in range(self.scenario.validators + self.plan.joiners) if i != index)
+        context = ByzantineContext(index, signers[0], CHAIN_ID, peers,
                                    random.Random(f"somnode-sim-byzantine:{self.scenario.seed}:{index}"))
         strategy: Strategy
         if strategy_name == "collude":
@@ -198,7 +211,7 @@ class Simulation:
             strategy = Collude(self._collusion)
         else:
             strategy = make_strategy(strategy_name)
-        return SimValidator(index, signer, strategy, context)
+        return SimValidator(index, signers, strategy, context)
 
     def _collusion_plan(self) -> CollusionPlan:
         """One plan shared by all colluders: the honest validators split in two halves."""
@@ -245,7 +258,8 @@ class Simulation:
         violations = [
             *check_agreement(self.commits, self.honest),
             *check_validity(self.commits, self.honest, is_valid_value),
-            *check_certificates(self.commits, self.honest, self.validator_set, CHAIN_ID, self.verifier),
+            *check_certificates(self.commits, self.honest, self.validators_at, CHAIN_ID, self.verifier),
+            *check_validator_sets(self.sets_seen, self.honest, self.validators_at),
             *check_liveness(self.commits, self.honest, target, deadline),
             *check_no_equivocation(self.signed),
             *self._check_evidence(),
@@ -342,9 +356,13 @@ class Simulation:
         if wal.height != height:
             wal.begin(height)
         node.wal = wal
-        node.engine = Engine(CHAIN_ID, self.validator_set, node.signer, self.verifier, is_valid_value,
+        schedule: Callable[[int], ValidatorSet] = self.validators_at
+        if node.index == self.scenario.early:  # a host that applies set changes a height early
+            schedule = partial(_a_height_early, self.validators_at)
+        node.engine = Engine(CHAIN_ID, schedule, node.signers, self.verifier, is_valid_value,
                              height, signing_state=replay.signing_state, timeouts=SIM_TIMEOUTS)
         self._enter_height(node, height)
+        self._saw_height(node)
         self._execute(node, node.engine.start())
         if self.scenario.wal_replay:
             self._replay_wal(node, replay.messages)
@@ -364,6 +382,11 @@ class Simulation:
             if crash.validator == node.index and height >= crash.at_height and crash not in node.crashes_armed:
                 node.crashes_armed.add(crash)
                 self._schedule(self.now + crash.offset_ms, _CRASH, node.index, crash)
+
+    def _saw_height(self, node: SimValidator) -> None:
+        """Record the validator set the node's engine took for the height it is now at."""
+        assert node.engine is not None
+        self.sets_seen.append(SetRecord(node.index, node.engine.height, node.engine.validators))
 
     def _execute(self, node: SimValidator, actions: Sequence[Action]) -> None:
         """Carry out the engine's actions in order; a crash may cut the list short."""
@@ -388,6 +411,7 @@ class Simulation:
             elif isinstance(action, Commit):
                 self._commit(node, action.height, action.value, action.certificate, "consensus")
                 self._enter_height(node, action.height + 1)
+                self._saw_height(node)
                 assert node.wal is not None
                 node.wal.begin(action.height + 1)
             elif isinstance(action, EvidenceFound):
@@ -470,7 +494,7 @@ class Simulation:
             if height != node.disk.last_height + 1:
                 continue
             try:
-                verify_certificate(certificate, self.validator_set, CHAIN_ID, self.verifier,
+                verify_certificate(certificate, self.validators_at(height), CHAIN_ID, self.verifier,
                                    height=height, value_id=value_id(value))
             except CertificateError as exc:
                 log.warning("sim.catch_up_rejected validator=%d height=%d reason=%s", node.index, height, exc)
@@ -482,7 +506,9 @@ class Simulation:
             new_height = node.disk.last_height + 1
             self._enter_height(node, new_height)
             node.wal.begin(new_height)
-            self._execute(node, engine.skip_to_height(new_height))
+            actions = engine.skip_to_height(new_height)
+            self._saw_height(node)
+            self._execute(node, actions)
 
     # ---- crashes
 
@@ -507,3 +533,28 @@ class Simulation:
 
 def run_scenario(scenario: Scenario, verifier: MemoVerifier | None = None) -> SimResult:
     return Simulation(scenario, verifier).run()
+
+
+def _validator_sets(plan: FaultPlan, keys: list[tuple[SimSigner, ...]]) -> list[tuple[int, ValidatorSet]]:
+    """Each validator set with the height it holds from, as the plan's changes make them."""
+    powers = dict(enumerate(plan.powers))
+    rotated: set[int] = set()
+
+    def of(current: dict[int, int]) -> ValidatorSet:
+        return ValidatorSet([Validator(keys[i][1 if i in rotated else 0].public_key, power)
+                             for i, power in current.items()])
+
+    entries = [(1, of(powers))]
+    for change in plan.changes:
+        if change.kind in (ChangeKind.ADD, ChangeKind.POWER):
+            powers[change.validator] = change.power
+        elif change.kind is ChangeKind.REMOVE:
+            del powers[change.validator]
+        elif change.kind is ChangeKind.ROTATE:
+            rotated.add(change.validator)
+        entries.append((change.height + 2, of(powers)))
+    return entries
+
+
+def _a_height_early(schedule: Callable[[int], ValidatorSet], height: int) -> ValidatorSet:
+    return schedule(height + 1)

@@ -93,15 +93,15 @@ class SimValidator:
     """
 
     __slots__ = (
-        "index", "signer", "disk", "wal", "strategy", "context", "engine", "incarnation", "height",
+        "index", "signers", "disk", "wal", "strategy", "context", "engine", "incarnation", "height",
         "log", "logged", "have", "have_epoch", "synced", "next_height_log",
         "crash_pending", "down", "crashes_armed",
     )
 
-    def __init__(self, index: int, signer: SimSigner, strategy: Strategy | None,
+    def __init__(self, index: int, signers: tuple[SimSigner, ...], strategy: Strategy | None,
                  context: ByzantineContext | None) -> None:
         self.index = index
-        self.signer = signer
+        self.signers = signers  # its key, and the one it rotates to if it does
         self.disk = Disk()
         self.wal: WriteAheadLog | None = None  # the running process's handle on its disk's log
         self.strategy = strategy

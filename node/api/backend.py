@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from node.mempool.pool import AdmitResult
+from node.core.governance import Action, AnyTransaction
+from node.mempool.results import AdmitResult
 
 
 class TxState(StrEnum):
@@ -40,6 +41,16 @@ class TxView:
 
 
 @dataclass(frozen=True, slots=True)
+class GovernanceView:
+    """A governance transaction's fields: the action, its sequence and expiry, who approved it."""
+
+    sequence: int
+    expiry_height: int
+    action: Action
+    signers: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TxStatus:
     """Where a transaction is; ``height``, ``index`` and ``result`` are set exactly when it is committed.
 
@@ -52,7 +63,7 @@ class TxStatus:
     height: int | None = None
     index: int | None = None
     result: str | None = None
-    tx: TxView | None = None
+    tx: TxView | GovernanceView | None = None
 
     def __post_init__(self) -> None:
         committed = self.state is TxState.COMMITTED
@@ -121,8 +132,25 @@ class ApiBackend(Protocol):
 
     def block(self, height: int) -> BlockView | None: ...
 
+    def block_txs(self, height: int) -> list[bytes] | None:
+        """The committed block's transactions as signed bytes, in block order; None if not committed."""
+        ...
+
     def latest_height(self) -> int:
         """Height of the last committed block; 0 before the first."""
+        ...
+
+    def validators(self, height: int | None) -> dict[str, Any] | None:
+        """JSON-ready: the validator set of ``height`` (None: the height being decided) and from when it
+        holds; None when that height's set is not decided yet."""
+        ...
+
+    def governance(self) -> dict[str, Any]:
+        """JSON-ready: the board, its next sequence, the issuer and the banks."""
+        ...
+
+    def governance_history(self, after: int, limit: int) -> list[tuple[int, int, int, str, AnyTransaction]]:
+        """Applied governance transactions after number ``after``: (number, height, index, result, tx)."""
         ...
 
     def status(self) -> dict[str, Any]:

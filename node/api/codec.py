@@ -15,11 +15,23 @@ from typing import Any
 import msgpack
 from aiohttp import web
 
-from node.api.backend import BlockView, TxState, TxStatus, TxView
+from node.api.backend import BlockView, GovernanceView, TxState, TxStatus, TxView
 from node.api.errors import ApiError, ErrorCode
 from node.core.address import encode_address
 from node.core.amount import format_som
-from node.mempool.pool import AdmitResult
+from node.core.governance import (
+    Action,
+    AddBank,
+    AnyTransaction,
+    RemoveBank,
+    ReplaceIssuer,
+    RotateValidatorKey,
+    SetBoard,
+    SetValidator,
+    SignedGovernance,
+    describe,
+)
+from node.mempool.results import AdmitResult
 
 MSGPACK_TYPES = frozenset({"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"})
 MSGPACK_CONTENT_TYPE = "application/msgpack"
@@ -46,6 +58,13 @@ def parse_hash(text: str) -> bytes:
 def parse_height(text: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= 20) or int(text) < 1:
         raise ApiError(400, ErrorCode.BAD_REQUEST, f"height must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def parse_history_number(text: str) -> int:
+    """A position in the governance history: 0 .. 2^64 - 2, so that the next one still has a key."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 20) or int(text) > 2**64 - 2:
+        raise ApiError(400, ErrorCode.BAD_REQUEST, f"after is a history number 0..2^64-2, got {text!r}")
     return int(text)
 
 
@@ -126,7 +145,15 @@ def tx_status_doc(tx_hash: bytes, status: TxStatus) -> dict[str, Any]:
     return doc
 
 
-def tx_doc(tx: TxView) -> dict[str, Any]:
+def tx_doc(tx: TxView | GovernanceView) -> dict[str, Any]:
+    if isinstance(tx, GovernanceView):
+        return {
+            "kind": "governance",
+            "sequence": tx.sequence,
+            "expiry_height": tx.expiry_height,
+            "action": action_doc(tx.action),
+            "approvals": [encode_address(signer) for signer in tx.signers],
+        }
     return {
         "kind": tx.kind,
         "sender": encode_address(tx.sender),
@@ -158,4 +185,42 @@ def block_doc(block: BlockView) -> dict[str, Any]:
                 for p in commit.precommits
             ],
         },
+    }
+
+
+def action_doc(action: Action) -> dict[str, Any]:
+    """A governance action as a document: its type, its fields (keys as addresses) and the same in words."""
+    doc: dict[str, Any]
+    match action:
+        case AddBank(name=name, bank=bank):
+            doc = {"type": "add_bank", "name": name, "bank": encode_address(bank)}
+        case RemoveBank(bank=bank):
+            doc = {"type": "remove_bank", "bank": encode_address(bank)}
+        case SetValidator(validator=validator, power=power):
+            doc = {"type": "set_validator", "validator": encode_address(validator), "power": power}
+        case RotateValidatorKey(old_key=old_key, new_key=new_key):
+            doc = {"type": "rotate_validator_key", "old_key": encode_address(old_key),
+                   "new_key": encode_address(new_key)}
+        case ReplaceIssuer(issuer=issuer):
+            doc = {"type": "replace_issuer", "issuer": encode_address(issuer)}
+        case SetBoard(threshold=threshold, members=members):
+            doc = {"type": "set_board", "threshold": threshold, "members": [encode_address(m) for m in members]}
+    return {**doc, "description": describe(action)}
+
+
+def governance_doc(number: int, height: int, index: int, result: str, stx: AnyTransaction) -> dict[str, Any]:
+    """One applied governance transaction, the ``number``-th of the history."""
+    assert isinstance(stx, SignedGovernance), "the history holds governance transactions"
+    return {
+        "number": number,
+        "sequence": stx.tx.sequence,
+        "height": height,
+        "index": index,
+        "hash": stx.hash.hex(),
+        "result": result,
+        "expiry_height": stx.tx.expiry_height,
+        "action": action_doc(stx.tx.action),
+        "approvals": [encode_address(signer) for signer in stx.signers],
+        # The signed bytes, so a client checks the approvals and the hash itself.
+        "raw": stx.raw.hex(),
     }

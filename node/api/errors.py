@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     BAD_ADDRESS = "bad_address"
     TOO_MANY_TXS = "too_many_txs"
     BLOCK_NOT_FOUND = "block_not_found"
+    HEIGHT_NOT_DECIDED = "height_not_decided"
     MEMPOOL_FULL = "mempool_full"
     INTERNAL = "internal"
 

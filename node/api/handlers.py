@@ -11,8 +11,10 @@ from node.api.backend import ApiBackend
 from node.api.codec import (
     admit_result_doc,
     block_doc,
+    governance_doc,
     parse_hash,
     parse_height,
+    parse_history_number,
     parse_submission,
     render,
     tx_status_doc,
@@ -21,8 +23,10 @@ from node.api.errors import ApiError, ErrorCode
 from node.api.events import events_handler
 from node.core.address import AddressError, decode_address
 from node.core.amount import format_som
-from node.mempool.pool import AdmitCode
+from node.mempool.results import AdmitCode
 
+# Governance actions per page of the history.
+HISTORY_PAGE = 100
 # Seconds a client should wait after a 503 mempool_full: about one block, when the pool drains.
 RETRY_AFTER_SECONDS = 1
 
@@ -78,6 +82,14 @@ async def get_block(request: web.Request) -> web.Response:
     return _block_response(request, parse_height(request.match_info["height"]))
 
 
+async def get_block_txs(request: web.Request) -> web.Response:
+    height = parse_height(request.match_info["height"])
+    txs = request.app[BACKEND].block_txs(height)
+    if txs is None:
+        raise ApiError(404, ErrorCode.BLOCK_NOT_FOUND, f"no block committed at height {height}")
+    return render(request, {"height": height, "txs": [raw.hex() for raw in txs]})
+
+
 async def get_latest_block(request: web.Request) -> web.Response:
     height = request.app[BACKEND].latest_height()
     if height < 1:
@@ -94,6 +106,32 @@ def _block_response(request: web.Request, height: int) -> web.Response:
 
 async def get_status(request: web.Request) -> web.Response:
     return render(request, request.app[BACKEND].status())
+
+
+async def get_validators(request: web.Request) -> web.Response:
+    text = request.query.get("height")
+    height = None if text is None else parse_height(text)
+    document = request.app[BACKEND].validators(height)
+    if document is None:
+        raise ApiError(404, ErrorCode.HEIGHT_NOT_DECIDED,
+                       f"the validator set of height {height} is not decided yet (a change holds two heights "
+                       f"after the block that commits it)")
+    return render(request, document)
+
+
+async def get_governance(request: web.Request) -> web.Response:
+    return render(request, request.app[BACKEND].governance())
+
+
+async def get_governance_history(request: web.Request) -> web.Response:
+    text = request.query.get("after")
+    after = -1 if text is None else parse_history_number(text)
+    entries = request.app[BACKEND].governance_history(after, HISTORY_PAGE)
+    return render(request, {
+        "actions": [governance_doc(number, height, index, result, stx)
+                    for number, height, index, result, stx in entries],
+        "next_after": entries[-1][0] if len(entries) == HISTORY_PAGE else None,
+    })
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:

@@ -16,9 +16,11 @@ from prometheus_client import CollectorRegistry
 
 from consensus.certificate import CommitCertificate
 from consensus.messages import Proposal, Vote
+from consensus.validators import ValidatorSet
 from node.api.backend import (
     BlockView,
     CommitCertificateView,
+    GovernanceView,
     PrecommitView,
     TxState,
     TxStatus,
@@ -29,10 +31,11 @@ from node.core.address import encode_address
 from node.core.amount import format_som
 from node.core.block import Block, block_hash, decode_block
 from node.core.genesis import Genesis
-from node.core.tx import SignedTransaction, decode_tx
-from node.ledger.store import LedgerCorruptError
-from node.mempool.pool import AdmitResult
+from node.core.governance import AnyTransaction, SignedGovernance
+from node.core.tx import decode_tx
+from node.ledger.errors import LedgerCorruptError
 from node.mempool.relay import TxGossip
+from node.mempool.results import AdmitResult
 
 
 class NodeBackend:
@@ -52,6 +55,9 @@ class NodeBackend:
         self._on_corrupt = on_corrupt
         self.feed = BlockFeed()
         self.gossip = TxGossip(network.broadcast)
+        # Names the genesis gives validators; those added later are known by their address.
+        self._names = {v.public_key: v.name for v in genesis.validators}
+        self._genesis_order = {v.public_key: index for index, v in enumerate(genesis.validators)}
 
     async def submit(self, raws: list[bytes]) -> list[AdmitResult]:
         """Admit into the mempool, then gossip what was newly accepted to every validator."""
@@ -97,6 +103,14 @@ class NodeBackend:
                 app_hash = decode_block(store.block(height + 1)).previous_app_hash
         return block_view(raw, self._decode_certificate(cert_raw), app_hash)
 
+    def block_txs(self, height: int) -> list[bytes] | None:
+        store = self._store
+        if not 1 <= height <= store.height:
+            return None
+        with self._reading():
+            raw = store.block(height)
+        return None if raw is None else list(decode_block(raw).txs)
+
     def status(self) -> dict[str, Any]:
         store = self._store
         engine = self._engine_view()
@@ -107,10 +121,7 @@ class NodeBackend:
             "app_hash": store.app_hash.hex(),
             "round": engine.round,
             "consensus_height": engine.height,
-            "validators": [
-                {"name": v.name, "address": encode_address(v.public_key), "power": v.power}
-                for v in self._genesis.validators
-            ],
+            "validators": self._validators_doc(engine.validators),
             "peers": [encode_address(p.public_key) for p in self._network.peers()],
             "mempool_size": len(self._mempool),
             "supply": store.supply().outstanding,
@@ -122,6 +133,58 @@ class NodeBackend:
                 for e in self._evidence_view()
             ],
         }
+
+    def validators(self, height: int | None) -> dict[str, Any] | None:
+        """The validator set of ``height`` (default: the height being decided), or None when not decided yet."""
+        store = self._store
+        height = store.height + 1 if height is None else height
+        if not 1 <= height <= store.height + 2:
+            return None
+        from_height, powers = store.validators_at(height)
+        schedule = store.validator_schedule()
+        later = [start for start, _ in schedule if start > from_height]
+        total = sum(power for _, power in powers)
+        return {
+            "height": height,
+            "from_height": from_height,
+            "next_from_height": later[0] if later else None,
+            "total_power": total,
+            "quorum": total * 2 // 3 + 1,
+            "validators": [{"address": encode_address(key), "power": power, "name": self._names.get(key)}
+                           for key, power in powers],
+        }
+
+    def governance(self) -> dict[str, Any]:
+        """The board, its next sequence, the issuer and the banks, as committed."""
+        state = self._store.governance
+        return {
+            "height": self._store.height,
+            "next_sequence": state.sequence,
+            "history_size": self._store.governance_history_size,
+            "pending_sequence": self._mempool.next_sequence(),
+            "board": {"threshold": state.board.threshold,
+                      "members": [encode_address(member) for member in state.board.members]},
+            "issuer": encode_address(state.issuer),
+            "banks": [{"name": name, "address": encode_address(key)} for key, name in state.banks],
+            "validators_from_height": state.validators_from,
+        }
+
+    def governance_history(self, after: int, limit: int) -> list[tuple[int, int, int, str, AnyTransaction]]:
+        """Applied governance transactions after number ``after``: (number, height, index, result, tx)."""
+        with self._reading():
+            entries = self._store.governance_history(after, limit)
+        history = []
+        for number, height, index, code, raw in entries:
+            history.append((number, height, index, str(code), decode_tx(raw)))
+        return history
+
+    def _validators_doc(self, validators: ValidatorSet) -> list[dict[str, Any]]:
+        """The genesis validators in genesis order, then those added since, by address: the order people
+        saw first stays put as the set changes."""
+        order = self._genesis_order
+        ranked = sorted(validators, key=lambda v: (order.get(v.public_key, len(order)), v.public_key))
+        return [{"name": self._names.get(v.public_key), "address": encode_address(v.public_key), "power": v.power}
+                for v in ranked]
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -164,7 +227,9 @@ def committed_block_view(block: Block, hash_: bytes, certificate: CommitCertific
     )
 
 
-def tx_view(stx: SignedTransaction) -> TxView:
+def tx_view(stx: AnyTransaction) -> TxView | GovernanceView:
+    if isinstance(stx, SignedGovernance):
+        return GovernanceView(stx.tx.sequence, stx.tx.expiry_height, stx.tx.action, stx.signers)
     tx = stx.tx
     return TxView(tx.kind.name.lower(), tx.sender, tx.nonce, tx.amount, tx.recipient, tx.memo)
 

@@ -14,13 +14,13 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from consensus.engine import Engine, TimeoutConfig
-from consensus.validators import Validator, ValidatorSet
 from node.api.app import make_api_app
 from node.api.node_backend import NodeBackend, committed_block_view
 from node.app.config import Config, load_config
@@ -37,10 +37,12 @@ from node.host.inbox import Inbox, ProposeNow
 from node.host.intake import Intake
 from node.host.proposer import Proposer
 from node.host.tip import read_tip
+from node.host.validators import ValidatorSchedule
 from node.host.validity import Validity
 from node.host.wal import WalDamaged, open_wal
+from node.ledger.errors import LedgerCorruptError
 from node.ledger.state import GenesisState
-from node.ledger.store import LedgerCorruptError, LedgerStore
+from node.ledger.store import LedgerStore
 from node.mempool.pool import Mempool
 from node.p2p.config import NetworkConfig
 from node.p2p.transport import PeerNetwork
@@ -61,31 +63,36 @@ class StartError(Exception):
     """The node cannot start with this configuration; the message says what to fix."""
 
 
-def load_node_files(config_path: str | Path) -> tuple[Config, Genesis, KeyPair]:
-    """Config, genesis and key, checked against each other before anything opens."""
+def load_node_files(config_path: str | Path) -> tuple[Config, Genesis, tuple[KeyPair, ...]]:
+    """Config, genesis and keys (the validator's key, and the one it rotates to if it is), before anything opens.
+
+    Whether a key validates is the ledger's to say: validators join and leave
+    by governance, so a key the genesis does not name may be a validator now.
+    """
     config = load_config(config_path)
     genesis = load_genesis(config.node.genesis_file)
-    key = read_key_file(config.node.key_file)
-    if all(v.public_key != key.public_key for v in genesis.validators):
-        raise StartError(
-            f"node.key_file: the key {key.address} is not a validator in the genesis {config.node.genesis_file}"
-        )
-    return config, genesis, key
+    keys = [read_key_file(config.node.key_file)]
+    if config.node.next_key_file is not None:
+        keys.append(read_key_file(config.node.next_key_file))
+        if keys[1].public_key == keys[0].public_key:
+            raise StartError("node.next_key_file: it holds the same key as node.key_file")
+    return config, genesis, tuple(keys)
 
 
 class ValidatorNode:
-    def __init__(self, config: Config, genesis: Genesis, key: KeyPair) -> None:
+    def __init__(self, config: Config, genesis: Genesis, keys: tuple[KeyPair, ...]) -> None:
         self.config = config
         self.genesis = genesis
-        self.key = key
+        self.keys = keys
+        self.key = keys[0]
         self.registry = CollectorRegistry()
         self.metrics = NodeMetrics(self.registry)
-        self.validators = ValidatorSet([Validator(v.public_key, v.power) for v in genesis.validators])
         self.store: LedgerStore | None = None
         self.driver: ConsensusDriver | None = None
         self._stack: list = []
         self._api_runner: web.AppRunner | None = None
         self._metrics_task: asyncio.Task | None = None
+        self._chores: set[asyncio.Task[None]] = set()
         self.halted: asyncio.Future[BaseException] | None = None
 
     @property
@@ -117,43 +124,51 @@ class ValidatorNode:
         except ValueError as exc:
             raise StartError(str(exc)) from None
 
+        schedule = self.validators = ValidatorSchedule(
+            store, vouched=frozenset(peer.public_key for peer in config.p2p.peers))
+        self.key = self._presented_key(schedule, store.height)
+        if self.key.public_key not in schedule(store.height + 1) and self.key.public_key not in schedule(
+                store.height + 2):
+            log.warning("node.not_a_validator key=%s height=%d", self.key.address, store.height)
+
         verifier = BatchVerifier(helpers=True)
         self._stack.append(verifier.close)
         mempool = Mempool(
             chain_id=genesis.chain_id, verifier=verifier, account=_account_lookup(store),
-            issuer=genesis.issuer, banks=frozenset(b.public_key for b in genesis.banks),
+            governance=lambda: store.governance, committed_height=lambda: store.height,
             max_txs=config.mempool.max_txs, max_bytes=config.mempool.max_bytes,
-            max_client_txs=client_share(config.mempool.max_txs, len(genesis.validators)),
+            max_client_txs=client_share(config.mempool.max_txs, len(schedule(store.height + 1))),
         )
-        validity = Validity(store, verifier, self.validators, known=mempool.get)
+        validity = Validity(store, verifier, schedule, known=mempool.get)
         c = config.consensus
         # No verifier and no is_valid: the host hands the engine only verified messages and judged values.
         engine = Engine(
-            genesis.chain_id, self.validators, self.key, None, None,
+            genesis.chain_id, schedule, self.keys, None, None,
             height=store.height + 1, signing_state=replay.signing_state,
             timeouts=TimeoutConfig(c.timeout_propose_ms, c.timeout_prevote_ms,
                                    c.timeout_precommit_ms, c.timeout_delta_ms),
         )
         inbox = Inbox(MAX_QUEUED_PEER_MESSAGES)
         intake = Intake(
-            chain_id=genesis.chain_id, validators=self.validators, verifier=verifier, validity=validity,
+            chain_id=genesis.chain_id, validators=schedule, verifier=verifier, validity=validity,
             mempool=mempool, inbox=inbox, current_height=lambda: engine.height,
+            committed_height=lambda: store.height,
             on_rejected=lambda reason: self.metrics.peer_messages_rejected.labels(reason).inc(),
         )
         network = PeerNetwork(
             NetworkConfig(
                 chain_id=genesis.chain_id, genesis_hash=genesis.hash(),
-                validators=tuple((v.public_key, v.p2p_address) for v in genesis.validators),
+                validators=_dial_list(genesis, config, self.keys),
                 listen_host=config.p2p.listen.host, listen_port=config.p2p.listen.port,
             ),
             self.key, on_message=intake.on_peer_message, block_source=self._block_source,
-            local_height=lambda: store.height,
+            local_height=lambda: store.height, admits=schedule.admits, other_keys=self.keys,
         )
         self.halted = asyncio.get_running_loop().create_future()
         driver = ConsensusDriver(
             engine=engine, wal=opened.wal, barred=opened.barred, inbox=inbox, tip=read_tip(store), validity=validity,
             proposer=Proposer(
-                mempool, genesis.chain_id, self.key.public_key, max_block_txs=c.max_block_txs,
+                mempool, genesis.chain_id, max_block_txs=c.max_block_txs,
                 max_block_bytes=c.max_block_bytes, empty_block_wait_s=c.empty_block_wait_ms / 1000,
                 block_interval_s=c.block_interval_ms / 1000,
                 ready=lambda height, round: inbox.put_control(ProposeNow(height, round)),
@@ -173,8 +188,7 @@ class ValidatorNode:
         self.registry.register(VerifierCollector(lambda: verifier.stats))
         self.registry.register(NetworkCollector(lambda: network.stats))
         catch_up = CatchUp(
-            network, chain_id=genesis.chain_id, validators=self.validators, verifier=verifier,
-            validity=validity, committed_height=lambda: store.height, deliver=driver.catch_up,
+            network, validity=validity, committed_height=lambda: store.height, deliver=driver.catch_up,
             on_fatal=self._halt,
         )
 
@@ -182,6 +196,7 @@ class ValidatorNode:
         self._stack.append(driver.stop)
         await network.start()
         self._stack.append(network.stop)
+        self._stack.append(self._end_chores)
         self._stack.append(backend.gossip.flush)
         catch_up.start()
         self._stack.append(catch_up.stop)
@@ -259,10 +274,38 @@ class ValidatorNode:
             raise
         return out
 
+    async def _end_chores(self) -> None:
+        for task in list(self._chores):
+            task.cancel()
+        await asyncio.gather(*self._chores, return_exceptions=True)
+
+    def _spawn(self, chore: Coroutine[None, None, None]) -> None:
+        """Run a short network chore beside the commit that asked for it."""
+        task = asyncio.ensure_future(chore)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    def _presented_key(self, schedule: ValidatorSchedule, height: int) -> KeyPair:
+        """The key to link with: the one of this node's keys that the set of the next height holds,
+        else of the height after, else the configured key."""
+        for candidate in (height + 1, height + 2):
+            for key in self.keys:
+                if key.public_key in schedule(candidate):
+                    return key
+        return self.keys[0]
+
     def _on_commit(self, committed: Committed) -> None:
         self.metrics.observe_commit(committed.height, len(committed.txs), committed.interval_s)
         self.metrics.observe_own_precommit(
             any(vote.validator == self.key.public_key for vote in committed.certificate.precommits))
+        # The set may have changed: links of keys no longer validators go, and after a rotation
+        # this node links with its new key.
+        presented = self._presented_key(self.validators, committed.height)
+        self.mempool.limit_clients(client_share(self.config.mempool.max_txs,
+                                                len(self.validators(committed.height + 1))))
+        network = self.network
+        self._spawn(network.use_key(presented) if presented is not self.key else network.prune())
+        self.key = presented
         self.backend.feed.publish(committed_block_view(
             committed.block, committed.block_hash, committed.certificate,
             committed.result.app_hash, committed.result.tx_hashes))
@@ -270,9 +313,10 @@ class ValidatorNode:
     async def _refresh_metrics(self) -> None:
         driver = self.driver
         assert driver is not None
-        validators, config = self.validators, self.config
+        config = self.config
         self.metrics.set_mempool_limits(config.mempool.max_txs, config.mempool.max_bytes)
         while True:
+            validators = driver.engine.validators
             self.metrics.set_round(driver.engine.round)
             self.metrics.set_mempool(len(self.mempool), self.mempool.size_bytes, self.mempool.gossip_dropped)
             peers = self.network.peers()
@@ -281,6 +325,17 @@ class ValidatorNode:
             self.metrics.set_voting_power(linked, validators.quorum, validators.total_power)
             self.metrics.observe_disk(config.node.data_dir)
             await asyncio.sleep(1.0)
+
+
+def _dial_list(genesis: Genesis, config: Config, keys: tuple[KeyPair, ...]) -> tuple[tuple[bytes, str], ...]:
+    """The validators this node dials: the config's peers, and the genesis network at the addresses the
+    config does not name otherwise (a genesis validator that rotated its key is listed with the new one);
+    never itself.  Keys no set admits any more are not dialled (node/p2p/transport.py)."""
+    own = {key.public_key for key in keys}
+    configured = {str(peer.endpoint): peer.public_key for peer in config.p2p.peers}
+    peers = {v.public_key: v.p2p_address for v in genesis.validators if v.p2p_address not in configured}
+    peers.update((key, address) for address, key in configured.items())
+    return tuple((key, address) for key, address in peers.items() if key not in own)
 
 
 def client_share(max_txs: int, validators: int) -> int:

@@ -20,6 +20,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from node.core.address import AddressError, decode_address, encode_address
 from node.core.block import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 from node.core.fields import Endpoint, describe, parse_endpoint
 from node.core.tx import MAX_TX_BYTES
@@ -39,11 +40,27 @@ class NodeSection:
     key_file: Path
     genesis_file: Path
     log_level: str = "info"
+    # The key this validator rotates to (docs/operators.md): it signs with whichever of the
+    # two the validator set of a height holds.
+    next_key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A validator this node dials besides the genesis ones, written ``som1…@host:port``."""
+
+    public_key: bytes
+    endpoint: Endpoint
+
+    def __str__(self) -> str:
+        return f"{encode_address(self.public_key)}@{self.endpoint}"
 
 
 @dataclass(frozen=True, slots=True)
 class P2PSection:
     listen: Endpoint
+    # Validators that joined after the genesis, which names only the first network's addresses.
+    peers: tuple[Peer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +119,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "consensus.empty_block_wait_ms": (0, _MAX_TIMEOUT_MS),
     "consensus.block_interval_ms": (0, _MAX_TIMEOUT_MS),
 }
-_PATH_FIELDS = frozenset({"node.data_dir", "node.key_file", "node.genesis_file"})
+_PATH_FIELDS = frozenset({"node.data_dir", "node.key_file", "node.genesis_file", "node.next_key_file"})
 _ENDPOINT_FIELDS = frozenset({"p2p.listen", "api.listen"})
 _SECTIONS: dict[str, type] = {
     "node": NodeSection,
@@ -167,6 +184,11 @@ def _parse_value(dotted: str, value: object, base_dir: Path) -> object:
         if not low <= value <= high:
             raise ConfigError(f"{dotted}: must be between {low} and {high}, got {value}")
         return value
+    if dotted == "p2p.peers":
+        if not isinstance(value, list):
+            raise ConfigError(f"{dotted}: expected an array of \"som1…@host:port\", got "
+                              f"{describe(value, mapping='a table')}")
+        return tuple(_parse_peer(f"{dotted}[{index}]", item) for index, item in enumerate(value))
     if not isinstance(value, str):
         raise ConfigError(f"{dotted}: expected a string, got {describe(value, mapping='a table')}")
     if dotted in _ENDPOINT_FIELDS:
@@ -189,6 +211,16 @@ def _parse_value(dotted: str, value: object, base_dir: Path) -> object:
     raise AssertionError(f"no parser for config field {dotted}")
 
 
+def _parse_peer(where: str, text: object) -> Peer:
+    if not isinstance(text, str) or text.count("@") != 1:
+        raise ConfigError(f"{where}: expected \"som1…@host:port\", got {text!r}")
+    address, endpoint = text.split("@")
+    try:
+        return Peer(decode_address(address), parse_endpoint(endpoint))
+    except (AddressError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def render_config(config: Config, base_dir: Path) -> str:
     """The TOML text of ``config``; paths are written relative to ``base_dir``."""
     lines = ["# somnode validator configuration; every field is described in configs/README.md", ""]
@@ -197,10 +229,15 @@ def render_config(config: Config, base_dir: Path) -> str:
         values = getattr(config, section)
         for spec in fields(values):
             value = getattr(values, spec.name)
+            if value is None:
+                continue
             if isinstance(value, Path):
                 value = os.path.relpath(value, base_dir.resolve())
             if isinstance(value, Endpoint):
                 value = str(value)
+            if isinstance(value, tuple):
+                lines.append(f"{spec.name} = [{', '.join(_toml_value(str(item)) for item in value)}]")
+                continue
             lines.append(f"{spec.name} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)

@@ -12,6 +12,8 @@ from node.core.genesis import current_genesis_time
 from node.tools.network import (
     DEFAULT_BANK_BALANCE,
     DEFAULT_BASE_PORT,
+    DEFAULT_BOARD_MEMBERS,
+    DEFAULT_BOARD_THRESHOLD,
     DEFAULT_CHAIN_ID,
     LocalNetwork,
     create_network,
@@ -34,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bank-balance", default=DEFAULT_BANK_BALANCE, metavar="SOM",
                         help=f"som each bank holds at genesis (default {DEFAULT_BANK_BALANCE})")
     parser.add_argument("--genesis-time", metavar="TIME", help="YYYY-MM-DDTHH:MM:SSZ (default now)")
+    parser.add_argument("--board", type=int, default=DEFAULT_BOARD_MEMBERS, metavar="K",
+                        help=f"governance board members (default {DEFAULT_BOARD_MEMBERS})")
+    parser.add_argument("--board-threshold", type=int, default=DEFAULT_BOARD_THRESHOLD, metavar="M",
+                        help=f"board approvals an action needs (default {DEFAULT_BOARD_THRESHOLD})")
     parser.set_defaults(handler=run)
 
 
@@ -47,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         bank_balance=parse_som(args.bank_balance),
         genesis_time=args.genesis_time or current_genesis_time(),
+        board=args.board,
+        board_threshold=args.board_threshold,
     )
     _print_summary(network)
     return EXIT_OK
@@ -62,6 +70,9 @@ def _print_summary(network: LocalNetwork) -> None:
     for bank, key_file in zip(genesis.banks, network.bank_key_files):
         held = format_som(balances.get(bank.public_key, 0))
         print(f"{bank.name:<13} {encode_address(bank.public_key)}  {held} som  key {key_file}")
+    print(f"board         {genesis.board.threshold} of {len(genesis.board.members)} approve an action")
+    for member, key_file in zip(genesis.board.members, network.board_key_files):
+        print(f"{member.name:<13} {encode_address(member.public_key)}  key {key_file}")
     for validator, config_file in zip(genesis.validators, network.config_files):
         print(
             f"{validator.name:<13} {encode_address(validator.public_key)}  "

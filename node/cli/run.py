@@ -41,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so that `somnode --help` and the wallet verbs do not load the whole node.
     from node.app.assembly import StartError, ValidatorNode, load_node_files
     from node.app.tuning import tune_interpreter
-    from node.ledger.store import LedgerError
+    from node.ledger.errors import LedgerError
 
     try:
-        config, genesis, key = load_node_files(args.config)
+        config, genesis, keys = load_node_files(args.config)
     except StartError as exc:
         raise CliError(str(exc)) from None
     configure_logging(config.node.log_level, config.node.name)
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         if profiler is not None:
             profiler.enable()
         tune_interpreter()
-        uvloop.run(_serve(ValidatorNode(config, genesis, key)))
+        uvloop.run(_serve(ValidatorNode(config, genesis, keys)))
     except (LedgerError, StartError, NodeHalted) as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
     finally:

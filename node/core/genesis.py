@@ -1,14 +1,18 @@
-"""The genesis of a somnode chain: who issues, who banks, who validates.
+"""The genesis of a somnode chain: who issues, who banks, who validates, who governs.
 
 Every validator must start from byte-identical genesis state, so the genesis
 has a hash over a canonical encoding (specified in docs/protocol.md):
 
     SHA-256( b"somnode-genesis-v1\\x00" || msgpack([
-        1, chain_id, genesis_time, issuer,
+        2, chain_id, genesis_time, issuer,
         [[bank name, bank key], ...],
         [[validator name, key, power, p2p_address, api_address], ...],
         [[key, tyiyn], ...],
+        [board threshold, [[member name, member key], ...]],
     ]) )
+
+The validators' addresses are where the first network meets; validators
+added later by governance are reached through the operators' configs.
 
 The JSON file is what operators read and exchange: keys appear as ``som1…``
 addresses (checksummed, so a pasted address with a typo is caught) and money as
@@ -33,7 +37,7 @@ from node.core.address import AddressError, decode_address, encode_address
 from node.core.amount import MAX_TYIYN
 from node.core.fields import describe, parse_endpoint
 
-GENESIS_VERSION = 1
+GENESIS_VERSION = 2
 GENESIS_DOMAIN = b"somnode-genesis-v1\x00"
 PUBLIC_KEY_SIZE = 32
 # Voting powers are summed and compared as 2/3 fractions; keeping the total
@@ -43,6 +47,7 @@ MAX_VALIDATORS = 1000
 MAX_BANKS = 10_000
 MAX_BALANCES = 1_000_000
 MAX_NAME_CHARS = 100
+MAX_BOARD_MEMBERS = 32
 _CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _GENESIS_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
@@ -55,6 +60,20 @@ class GenesisError(ValueError):
 class Bank:
     name: str
     public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BoardMember:
+    name: str
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GenesisBoard:
+    """The governance board: any ``threshold`` of the members approve an action together."""
+
+    threshold: int
+    members: tuple[BoardMember, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +95,7 @@ class Genesis:
     banks: tuple[Bank, ...]
     validators: tuple[GenesisValidator, ...]
     balances: tuple[tuple[bytes, int], ...]
+    board: GenesisBoard
 
     def __post_init__(self) -> None:
         _check(self)
@@ -90,6 +110,7 @@ class Genesis:
             [[bank.name, bank.public_key] for bank in self.banks],
             [[v.name, v.public_key, v.power, v.p2p_address, v.api_address] for v in self.validators],
             [[key, amount] for key, amount in self.balances],
+            [self.board.threshold, [[m.name, m.public_key] for m in self.board.members]],
         ]
         return hashlib.sha256(GENESIS_DOMAIN + msgpack.packb(body, use_bin_type=True)).digest()
 
@@ -120,6 +141,10 @@ class Genesis:
                 for v in self.validators
             ],
             "balances": [{"address": encode_address(key), "tyiyn": amount} for key, amount in self.balances],
+            "board": {
+                "threshold": self.board.threshold,
+                "members": [{"name": m.name, "address": encode_address(m.public_key)} for m in self.board.members],
+            },
         }
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
@@ -130,7 +155,11 @@ class Genesis:
             document = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
         except (json.JSONDecodeError, _RefusedJson) as exc:
             raise GenesisError(f"genesis is not valid JSON: {exc}") from None
-        fields = _Fields(document, "", ("chain_id", "genesis_time", "issuer", "banks", "validators", "balances"))
+        fields = _Fields(document, "", ("chain_id", "genesis_time", "issuer", "banks", "validators", "balances",
+                                        "board"))
+        board = fields.object("board", ("threshold", "members"))
+        members = tuple(BoardMember(item.text("name"), item.address("address"))
+                        for item in board.items("members", ("name", "address")))
         banks = tuple(
             Bank(item.text("name"), item.address("address"))
             for item in fields.items("banks", ("name", "address"))
@@ -161,6 +190,7 @@ class Genesis:
             banks=banks,
             validators=validators,
             balances=tuple(sorted(balances)),
+            board=GenesisBoard(board.integer("threshold"), members),
         )
 
 
@@ -243,6 +273,10 @@ class _Fields:
         except AddressError as exc:
             raise GenesisError(f"{where}: {exc}") from None
 
+    def object(self, name: str, names: tuple[str, ...]) -> _Fields:
+        where, value = self._get(name)
+        return _Fields(value, where, names)
+
     def items(self, name: str, names: tuple[str, ...]) -> list[_Fields]:
         where, value = self._get(name)
         if not isinstance(value, list):
@@ -261,6 +295,7 @@ def _check(genesis: Genesis) -> None:
     _check_banks(genesis)
     _check_validators(genesis.validators)
     _check_balances(genesis.balances)
+    _check_board(genesis.board)
 
 
 def _check_time(value: object) -> None:
@@ -358,3 +393,23 @@ def _check_balances(balances: tuple[tuple[bytes, int], ...]) -> None:
         total += amount
         if total > MAX_TYIYN:
             raise GenesisError(f"{where}.tyiyn: the total of all balances exceeds 2^64-1 tyiyn")
+
+
+def _check_board(board: GenesisBoard) -> None:
+    if not isinstance(board, GenesisBoard) or type(board.members) is not tuple \
+            or not 1 <= len(board.members) <= MAX_BOARD_MEMBERS:
+        raise GenesisError(f"board.members: expected 1..{MAX_BOARD_MEMBERS} members")
+    names: set[str] = set()
+    keys: set[bytes] = set()
+    for index, member in enumerate(board.members):
+        where = f"board.members[{index}]"
+        if not isinstance(member, BoardMember):
+            raise GenesisError(f"{where}: expected a BoardMember")
+        _check_name(f"{where}.name", member.name)
+        _check_key(f"{where}.address", member.public_key)
+        if member.name in names or member.public_key in keys:
+            raise GenesisError(f"{where}: duplicate board member {member.name!r} / {encode_address(member.public_key)}")
+        names.add(member.name)
+        keys.add(member.public_key)
+    if type(board.threshold) is not int or not 1 <= board.threshold <= len(board.members):
+        raise GenesisError(f"board.threshold: expected an integer 1..{len(board.members)}, got {board.threshold!r}")

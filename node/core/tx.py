@@ -1,8 +1,9 @@
 """Transactions of the digital som and their canonical wire format.
 
-Three kinds exist today: ``transfer`` (any account), ``issue`` (the issuer
-creates som into an account) and ``redeem`` (a holder destroys som, returning
-it to the issuer's books).  Every transaction is a msgpack array in one fixed
+Payments are ``transfer`` (any account), ``issue`` (the issuer creates som
+into an account) and ``redeem`` (a holder destroys som, returning it to the
+issuer's books); ``governance`` transactions are the board's actions
+(node/core/governance.py), in the same envelope.  Every transaction is a msgpack array in one fixed
 field order; the decoder re-encodes what it parsed and refuses the input unless
 the bytes are identical, so each transaction has exactly one encoding and thus
 exactly one hash.  docs/protocol.md is the normative description.
@@ -21,7 +22,7 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgpack
 
@@ -33,8 +34,9 @@ PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64
 MAX_MEMO_BYTES = 256
 MAX_CHAIN_ID_BYTES = 64
-# The largest canonical transaction: a transfer with a full memo is under 420 bytes.
-MAX_TX_BYTES = 512
+# The largest canonical transaction: a governance transaction with a full board's approvals
+# (node/core/governance.py); a payment with a full memo is under 420 bytes.
+MAX_TX_BYTES = 8192
 TX_DOMAIN = b"somnode-tx-v1\x00"
 
 
@@ -42,12 +44,19 @@ class TxKind(IntEnum):
     TRANSFER = 1
     ISSUE = 2
     REDEEM = 3
+    GOVERNANCE = 4
+
+
+PAYMENT_KINDS = frozenset({TxKind.TRANSFER, TxKind.ISSUE, TxKind.REDEEM})
+_GOVERNANCE = TxKind.GOVERNANCE
 
 
 _KINDS_WITH_RECIPIENT = frozenset({TxKind.TRANSFER, TxKind.ISSUE})
 # The wire's kind numbers to members: a dict lookup, where ``TxKind(n)`` runs enum's
 # Python-level constructor on every decoded transaction.
 _KIND_BY_NUMBER = {int(kind): kind for kind in TxKind}
+# The longest array in a transaction: a governance transaction's approvals (a full board).
+_MAX_ARRAY_LEN = 64
 # Wire bytes of the signature field: msgpack bin 8 header (0xc4, length 64).
 _SIGNATURE_FIELD_SIZE = 2 + SIGNATURE_SIZE
 
@@ -65,6 +74,8 @@ class TxDecodeCode(StrEnum):
     MEMO_TOO_LONG = "memo_too_long"
     BAD_SIGNATURE = "bad_signature"
     NON_CANONICAL = "non_canonical"
+    UNKNOWN_ACTION = "unknown_action"
+    DUPLICATE_SIGNER = "duplicate_signer"
 
 
 class TxDecodeError(ValueError):
@@ -85,7 +96,7 @@ class Signer(Protocol):
 _local = threading.local()
 
 
-def _pack(obj: object) -> bytes:
+def pack(obj: object) -> bytes:
     """Canonical msgpack; one packer per thread, since ``packb`` sets up a fresh one (and its buffer) per call."""
     packer = getattr(_local, "packer", None)
     if packer is None:
@@ -129,7 +140,7 @@ class Transaction:
         return head
 
     def unsigned_bytes(self) -> bytes:
-        return _pack(self.fields())
+        return pack(self.fields())
 
     def signing_bytes(self, chain_id: str) -> bytes:
         return signing_prefix(chain_id) + self.unsigned_bytes()
@@ -138,7 +149,7 @@ class Transaction:
         if key.public_key != self.sender:
             raise ValueError("the key does not belong to the transaction's sender")
         signature = key.sign(self.signing_bytes(chain_id))
-        raw = _pack(self.fields() + [signature])
+        raw = pack(self.fields() + [signature])
         return SignedTransaction(self, signature, raw, hashlib.sha256(raw).digest())
 
 
@@ -173,8 +184,8 @@ def _fail(code: TxDecodeCode, message: str) -> TxDecodeError:
 
 
 def _check_fields(tx: Transaction) -> None:
-    if not isinstance(tx.kind, TxKind):
-        raise _fail(TxDecodeCode.UNKNOWN_KIND, f"unknown transaction kind {tx.kind!r}")
+    if tx.kind not in PAYMENT_KINDS:
+        raise _fail(TxDecodeCode.UNKNOWN_KIND, f"{tx.kind!r} is not a payment kind")
     if type(tx.sender) is not bytes or len(tx.sender) != PUBLIC_KEY_SIZE:
         raise _fail(TxDecodeCode.BAD_FIELD, "sender must be a 32-byte public key")
     if type(tx.nonce) is not int or not 0 <= tx.nonce <= MAX_TYIYN:
@@ -196,13 +207,13 @@ def _check_fields(tx: Transaction) -> None:
         raise _fail(TxDecodeCode.MEMO_TOO_LONG, f"memo is longer than {MAX_MEMO_BYTES} bytes of UTF-8")
 
 
-def decode_tx(raw: bytes) -> SignedTransaction:
+def decode_tx(raw: bytes) -> SignedTransaction | SignedGovernance:
     """Parse one canonical signed transaction; raise TxDecodeError otherwise."""
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise _fail(TxDecodeCode.MALFORMED, "a transaction is bytes")
     raw = bytes(raw)
     try:
-        fields = unpack_bounded(raw, what="transaction", max_bytes=MAX_TX_BYTES, max_array_len=16)
+        fields = unpack_bounded(raw, what="transaction", max_bytes=MAX_TX_BYTES, max_array_len=_MAX_ARRAY_LEN)
     except CodecError as exc:
         raise _fail(TxDecodeCode(exc.code), str(exc)) from exc
     if type(fields) is not list or len(fields) < 3:
@@ -212,6 +223,8 @@ def decode_tx(raw: bytes) -> SignedTransaction:
     kind = _KIND_BY_NUMBER.get(fields[1]) if type(fields[1]) is int else None
     if kind is None:
         raise _fail(TxDecodeCode.UNKNOWN_KIND, f"unknown transaction kind {fields[1]!r}")
+    if kind is _GOVERNANCE:
+        return _governance.decode_fields(fields, raw)
     with_recipient = kind in _KINDS_WITH_RECIPIENT
     expected = 8 if with_recipient else 7
     if len(fields) != expected:
@@ -227,7 +240,7 @@ def decode_tx(raw: bytes) -> SignedTransaction:
     _check_fields(tx)
     # The decoded array is the wire order of ``tx.fields() + [signature]``, and
     # version and kind were checked to be the exact ints, so it re-encodes alike.
-    if _pack(fields) != raw:
+    if pack(fields) != raw:
         raise _fail(TxDecodeCode.NON_CANONICAL, "the encoding is not canonical")
     return _new_signed(tx, signature, raw, hashlib.sha256(raw).digest())
 
@@ -265,3 +278,11 @@ def _new_signed(tx: Transaction, signature: bytes, raw: bytes, tx_hash: bytes) -
     _SET_RAW(stx, raw)
     _SET_HASH(stx, tx_hash)
     return stx
+
+
+# Governance transactions share the envelope; their fields are theirs.  Imported last,
+# as a module, because node/core/governance.py builds on the names above.
+from node.core import governance as _governance  # noqa: E402
+
+if TYPE_CHECKING:
+    from node.core.governance import SignedGovernance

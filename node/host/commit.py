@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from consensus.certificate import CommitCertificate
 from node.core.block import Block
 from node.core.certificate import encode_certificate
-from node.core.tx import SignedTransaction
+from node.core.governance import AnyTransaction
 from node.host.tip import Tip
 from node.host.validity import CheckedBlock
 from node.ledger.store import BlockResult, LedgerStore
@@ -35,7 +35,7 @@ class Committed:
     block_hash: bytes
     certificate: CommitCertificate
     result: BlockResult
-    txs: tuple[SignedTransaction, ...]
+    txs: tuple[AnyTransaction, ...]
     interval_s: float  # since the previous commit this process saw
 
 

@@ -260,11 +260,13 @@ class ConsensusDriver:
         if (height, round) != (engine.height, engine.round) or engine.step != Step.PROPOSE:
             return  # the engine moved on while the proposer waited
         now_ms = int(time.time() * 1000)
-        value, block, txs = self._proposer.build(self._tip, now_ms)
+        proposer = engine.own_key
+        assert proposer is not None, "the engine asks for a value only of a validator"
+        value, block, txs = self._proposer.build(self._tip, proposer, now_ms)
         candidate = self._validity.prepared(value, block, txs)
         if not await self._judge(candidate):
             # A pending transaction went stale under a commit: an empty block is always valid.
-            value, block, txs = self._proposer.build_empty(self._tip, now_ms)
+            value, block, txs = self._proposer.build_empty(self._tip, proposer, now_ms)
             candidate = self._validity.prepared(value, block, txs)
             await self._judge(candidate)
         log.info("consensus.propose height=%d round=%d txs=%d bytes=%d", height, round, len(txs), len(value))
@@ -290,6 +292,10 @@ class ConsensusDriver:
             if fetched.certificate.height < height:
                 continue  # decided live while catch-up was fetching it
             if fetched.certificate.height > height:
+                break
+            doubt = await asyncio.to_thread(self._validity.certified, fetched.candidate, fetched.certificate)
+            if doubt is not None:
+                log.warning("catchup.reject height=%d reason=%s", height, " ".join(doubt.split()))
                 break
             self._judged.pop(fetched.candidate.value_id, None)
             verdict = await asyncio.to_thread(self._validity.judge, self._tip, fetched.candidate)

@@ -2,7 +2,7 @@
 
 Each authenticated peer link hands its messages here one at a time (a slow
 step slows that peer only).  A consensus message is filtered first by what
-costs nothing (its height, whether its signer may sign it at all), then its
+costs nothing (its height, whether its signer is in that height's validator set), then its
 signature is verified in the verifier's pool, never on the event loop, and
 urgently, so that a consensus step does not wait behind a flood of client
 transactions.  A proposal's value is then decoded and its transactions'
@@ -40,9 +40,12 @@ class Rejection(StrEnum):
 
 
 class Intake:
-    def __init__(self, *, chain_id: str, validators: ValidatorSet, verifier: SignatureVerifier,
+    def __init__(self, *, chain_id: str, validators: Callable[[int], ValidatorSet], verifier: SignatureVerifier,
                  validity: Validity, mempool: Mempool, inbox: Inbox, current_height: Callable[[], int],
+                 committed_height: Callable[[], int],
                  on_rejected: Callable[[Rejection], None] = lambda reason: None) -> None:
+        """``current_height`` is the height the engine decides; ``committed_height`` the ledger's, which
+        lags it while a decided block is written, and bounds the heights whose sets are known."""
         self._chain_id = chain_id
         self._validators = validators
         self._verifier = verifier
@@ -50,6 +53,7 @@ class Intake:
         self._mempool = mempool
         self._inbox = inbox
         self._current_height = current_height
+        self._committed_height = committed_height
         self._on_rejected = on_rejected
 
     async def on_peer_message(self, peer: bytes, message: WireMessage) -> None:
@@ -67,11 +71,14 @@ class Intake:
 
     async def _admissible(self, peer: bytes, message: Proposal | Vote, signer: bytes) -> bool:
         """For a height not yet decided, from a signer allowed to sign it, with a signature that holds."""
-        if message.height < self._current_height():
-            return False  # decided already: nothing to do with it, and not worth a signature check
-        if signer not in self._validators:
+        current = self._current_height()
+        # A set is known two heights past the committed block (node/ledger/governance.py).
+        if not current <= message.height <= min(current + 1, self._committed_height() + 2):
+            return False  # decided already, or too far ahead to hold: not worth a signature check
+        validators = self._validators(message.height)
+        if signer not in validators:
             return self._reject(peer, message, Rejection.UNKNOWN_SIGNER)
-        if isinstance(message, Proposal) and self._validators.proposer(message.height, message.round) != signer:
+        if isinstance(message, Proposal) and validators.proposer(message.height, message.round) != signer:
             return self._reject(peer, message, Rejection.NOT_THE_PROPOSER)
         triple = (signer, message.signing_bytes(self._chain_id), message.signature)
         if not (await self._verifier.verify_batch([triple], urgent=True))[0]:

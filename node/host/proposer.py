@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from node.core.block import Block
-from node.core.tx import SignedTransaction
+from node.core.governance import AnyTransaction
 from node.host.tip import Tip
 from node.mempool.pool import Mempool
 
@@ -31,13 +31,12 @@ POLL_S = 0.01
 
 
 class Proposer:
-    def __init__(self, mempool: Mempool, chain_id: str, own_key: bytes, *, max_block_txs: int,
+    def __init__(self, mempool: Mempool, chain_id: str, *, max_block_txs: int,
                  max_block_bytes: int, empty_block_wait_s: float, block_interval_s: float,
                  ready: Callable[[int, int], None], clock: Callable[[], float] = time.monotonic) -> None:
         """``ready(height, round)`` is called when the wait for a block worth proposing is over."""
         self._mempool = mempool
         self._chain_id = chain_id
-        self._own_key = own_key
         self._max_txs = max_block_txs
         self._max_bytes = max_block_bytes
         self._empty_wait_s = empty_block_wait_s
@@ -70,21 +69,21 @@ class Proposer:
             waited += POLL_S
         self._ready(height, round)
 
-    def build(self, tip: Tip, now_ms: int) -> tuple[bytes, Block, list[SignedTransaction]]:
+    def build(self, tip: Tip, proposer: bytes, now_ms: int) -> tuple[bytes, Block, list[AnyTransaction]]:
         """The next block on ``tip`` from the mempool: (value, block, its transactions)."""
-        return self._block(tip, now_ms, self._mempool.reap(self._max_txs, self._max_bytes))
+        return self._block(tip, proposer, now_ms, self._mempool.reap(self._max_txs, self._max_bytes))
 
-    def build_empty(self, tip: Tip, now_ms: int) -> tuple[bytes, Block, list[SignedTransaction]]:
+    def build_empty(self, tip: Tip, proposer: bytes, now_ms: int) -> tuple[bytes, Block, list[AnyTransaction]]:
         """The next block on ``tip`` without transactions: valid whatever the mempool holds."""
-        return self._block(tip, now_ms, [])
+        return self._block(tip, proposer, now_ms, [])
 
-    def _block(self, tip: Tip, now_ms: int,
-               txs: list[SignedTransaction]) -> tuple[bytes, Block, list[SignedTransaction]]:
+    def _block(self, tip: Tip, proposer: bytes, now_ms: int,
+               txs: list[AnyTransaction]) -> tuple[bytes, Block, list[AnyTransaction]]:
         block = Block(
             chain_id=self._chain_id,
             height=tip.height + 1,
             time_ms=max(now_ms, tip.time_ms),
-            proposer=self._own_key,
+            proposer=proposer,
             previous_block_hash=tip.block_hash,
             previous_app_hash=tip.app_hash,
             txs=tuple(stx.raw for stx in txs),

@@ -29,14 +29,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from consensus.certificate import CertificateError, CommitCertificate, verify_certificate
 from consensus.messages import value_id
 from consensus.validators import ValidatorSet
 from node.core.block import Block, BlockDecodeError, decode_block
-from node.core.tx import SignedTransaction, TxDecodeError, decode_tx, signing_prefix
+from node.core.governance import AnyTransaction, SignedGovernance
+from node.core.tx import TxDecodeError, decode_tx, signing_prefix
 from node.host.tip import Tip
-from node.ledger.receipts import NONCE_KEEPING
 from node.ledger.store import LedgerStore, PreparedBlock
-from node.verifier.protocol import SignatureVerifier
+from node.verifier.protocol import SignatureVerifier, Triple
 
 
 class Refusal(StrEnum):
@@ -65,7 +66,7 @@ class Candidate:
     value: bytes
     value_id: bytes
     block: Block | None
-    txs: tuple[SignedTransaction, ...]
+    txs: tuple[AnyTransaction, ...]
     signatures_valid: bool
 
 
@@ -76,20 +77,20 @@ class CheckedBlock:
     value: bytes
     value_id: bytes
     block: Block
-    txs: tuple[SignedTransaction, ...]
+    txs: tuple[AnyTransaction, ...]
     parent: Tip
     prepared: PreparedBlock
 
 
 Verdict = CheckedBlock | Refusal
 
-KnownTx = Callable[[bytes], SignedTransaction | None]
+KnownTx = Callable[[bytes], AnyTransaction | None]
 
 
 class Validity:
     """Decodes and judges proposed blocks for one chain."""
 
-    def __init__(self, store: LedgerStore, verifier: SignatureVerifier, validators: ValidatorSet,
+    def __init__(self, store: LedgerStore, verifier: SignatureVerifier, validators: Callable[[int], ValidatorSet],
                  known: KnownTx = lambda tx_hash: None) -> None:
         """``known`` finds a transaction this node already admitted (its mempool's), whose signature
         was checked at admission and is not checked again."""
@@ -110,13 +111,11 @@ class Validity:
             return Candidate(value, vid, None, (), False)
         valid = True
         if unchecked:
-            prefix = self._prefix
-            results = await self._verifier.verify_batch([stx.verify_item(prefix) for stx in unchecked],
-                                                        urgent=True, keys=[stx.hash for stx in unchecked])
-            valid = all(results)
+            items, keys = self._signature_checks(unchecked)
+            valid = all(await self._verifier.verify_batch(items, urgent=True, keys=keys))
         return Candidate(value, vid, block, txs, valid)
 
-    def prepared(self, value: bytes, block: Block, txs: Sequence[SignedTransaction]) -> Candidate:
+    def prepared(self, value: bytes, block: Block, txs: Sequence[AnyTransaction]) -> Candidate:
         """A candidate this node built itself from transactions it admitted."""
         return Candidate(value, value_id(value), block, tuple(txs), True)
 
@@ -133,7 +132,7 @@ class Validity:
             return Refusal.WRONG_CHAIN
         if block.height != tip.height + 1:
             return Refusal.WRONG_HEIGHT
-        if block.proposer not in self._validators:
+        if block.proposer not in self._validators(block.height):
             return Refusal.NOT_A_VALIDATOR
         if block.previous_block_hash != tip.block_hash:
             return Refusal.WRONG_PARENT
@@ -146,22 +145,59 @@ class Validity:
         if not candidate.signatures_valid:
             return Refusal.BAD_SIGNATURE
         prepared = self._store.prepare(candidate.txs)
-        if NONCE_KEEPING.intersection(prepared.execution.codes):
+        if prepared.execution.inapplicable:
             return Refusal.INAPPLICABLE_TX
         return CheckedBlock(candidate.value, candidate.value_id, block, candidate.txs, tip, prepared)
 
-    def _decode_txs(self, block: Block) -> tuple[tuple[SignedTransaction, ...], list[SignedTransaction]]:
+    def certified(self, candidate: Candidate, certificate: CommitCertificate) -> str | None:
+        """Why ``certificate`` does not prove ``candidate`` was decided, or None when it does.
+
+        Checked against the validator set of the certificate's height; call
+        it from a worker thread, never the event loop: it verifies signatures.
+        """
+        return self._certifies(candidate.value_id, certificate)
+
+    def certifies(self, value: bytes, certificate: CommitCertificate) -> str | None:
+        """``certified`` for raw block bytes, before any decoding (a worker thread too)."""
+        return self._certifies(value_id(value), certificate)
+
+    def _certifies(self, vid: bytes, certificate: CommitCertificate) -> str | None:
+        if not 1 <= certificate.height <= self._store.height + 2:
+            return f"the validator set of height {certificate.height} is not known yet"
+        try:
+            verify_certificate(certificate, self._validators(certificate.height), self._chain_id, self._verifier,
+                               value_id=vid)
+        except CertificateError as exc:
+            return str(exc)
+        return None
+
+    def _signature_checks(self, txs: Sequence[AnyTransaction]) -> tuple[list[Triple], list[bytes]]:
+        """Every signature the transactions carry, with its cache key: a payment's hash, or a
+        governance transaction's keys per signature (node/core/governance.py)."""
+        prefix, items, keys = self._prefix, [], []
+        for stx in txs:
+            if isinstance(stx, SignedGovernance):
+                more, more_keys = stx.signature_checks(self._chain_id)
+                items += more
+                keys += more_keys
+            else:
+                items.append(stx.verify_item(prefix))
+                keys.append(stx.hash)
+        return items, keys
+
+    def _decode_txs(self, block: Block) -> tuple[tuple[AnyTransaction, ...], list[AnyTransaction]]:
         """The block's transactions, and those among them whose signatures still need checking.
 
         Transactions already in our mempool are taken as they are: the mempool
         admits only canonical transactions whose signatures verified.
         """
         known, sha256 = self._known, hashlib.sha256
-        txs, unchecked = [], []
+        txs: list[AnyTransaction] = []
+        unchecked: list[AnyTransaction] = []
         for raw in block.txs:
-            stx = known(sha256(raw).digest())
-            if stx is None:
-                stx = decode_tx(raw)
-                unchecked.append(stx)
-            txs.append(stx)
+            found = known(sha256(raw).digest())
+            if found is None:
+                found = decode_tx(raw)
+                unchecked.append(found)
+            txs.append(found)
         return tuple(txs), unchecked

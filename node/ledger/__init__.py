@@ -1,18 +1,15 @@
 """The ledger: deterministic execution of committed blocks and their LevelDB store."""
 
-from node.ledger.receipts import RECEIPT_CODES, Receipt, TxLocation
-from node.ledger.state import GenesisState
-from node.ledger.store import (
-    Account,
-    BlockResult,
+from node.ledger.errors import (
     LedgerCorruptError,
     LedgerError,
     LedgerHeightError,
     LedgerMismatchError,
     LedgerOpenError,
-    LedgerStore,
-    Supply,
 )
+from node.ledger.receipts import RECEIPT_CODES, Receipt, TxLocation
+from node.ledger.state import GenesisState
+from node.ledger.store import Account, BlockResult, LedgerStore, Supply
 
 __all__ = [
     "Account", "BlockResult", "GenesisState", "LedgerCorruptError", "LedgerError",

@@ -5,8 +5,9 @@
                               || changes_digest(every genesis state record))
     app_hash(h)     = SHA-256(BLOCK_DOMAIN || app_hash(h-1) || changes_digest(block h))
 
-Keys and values are the exact LevelDB records (see ``keys``): the account
-records the block wrote plus the supply record, which every block includes.
+Keys and values are the exact LevelDB records (node/ledger/layout.py): the
+account and governance records the block wrote (a deleted record's value is
+nil) plus the supply record, which every block includes.
 Hashing the stored bytes means two validators agree on the app hash exactly
 when they would write identical state, and the chaining makes one divergence
 visible in every later hash.
@@ -23,8 +24,8 @@ GENESIS_DOMAIN = b"somnode-app-genesis-v1\x00"
 BLOCK_DOMAIN = b"somnode-app-block-v1\x00"
 
 
-def changes_digest(records: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """Digest of state records; ``records`` must already be sorted by key, keys unique."""
+def changes_digest(records: Iterable[tuple[bytes, bytes | None]]) -> bytes:
+    """Digest of state records; ``records`` must already be sorted by key, keys unique; None is a deletion."""
     return hashlib.sha256(msgpack.packb(list(records), use_bin_type=True)).digest()
 
 

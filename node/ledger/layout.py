@@ -6,14 +6,22 @@ Integers in keys are big-endian so that byte order equals numeric order.
 
     a<pk:32>        account: balance u64 || next nonce u64
     s               supply: issued u128 || redeemed u128
+    gbank<pk:32>    a bank: its name (UTF-8)
+    gboard          the board: msgpack [threshold, [member key, ...]]
+    gissuer         the issuer's key
+    gsequence       the board's next governance sequence: u64
+    gretired<pk:32> a validator key rotated away, retired for good: the key that replaced it
+    v<height:u64>   the validator set from that height on: msgpack [[key, power], ...]
     b<height:u64>   block bytes (opaque, supplied by the caller)
     c<height:u64>   commit certificate bytes (opaque)
     r<height:u64>   receipts: (tx_hash:32 || code:u8) per transaction
     t<hash:32>      transaction index: height u64 || index u32 || code u8
-    m<name>         chain meta (schema, chain id, genesis hash, roles, height, app hash,
-                    transactions committed so far)
+    h<n:u64>        governance history, every governance transaction a block applied, numbered
+                    from 0: msgpack [height, index, code, transaction bytes]
+    m<name>         chain meta (schema, chain id, genesis hash, height, app hash,
+                    transactions committed so far, governance history entries so far)
 
-Only ``a`` and ``s`` are application state and enter the app hash.
+``a``, ``s``, ``g`` and ``v`` are application state and enter the app hash.
 """
 
 from __future__ import annotations
@@ -22,6 +30,13 @@ import struct
 
 ACCOUNT = b"a"
 SUPPLY = b"s"
+BANK = b"gbank"
+BOARD = b"gboard"
+ISSUER = b"gissuer"
+SEQUENCE = b"gsequence"
+RETIRED = b"gretired"
+VALIDATORS = b"v"
+HISTORY = b"h"
 BLOCK = b"b"
 CERTIFICATE = b"c"
 RECEIPTS = b"r"
@@ -30,13 +45,12 @@ TX_INDEX = b"t"
 META_SCHEMA = b"mschema"
 META_CHAIN_ID = b"mchain_id"
 META_GENESIS_HASH = b"mgenesis_hash"
-META_ISSUER = b"missuer"
-META_BANKS = b"mbanks"
 META_HEIGHT = b"mheight"
 META_APP_HASH = b"mapp_hash"
 META_TX_COUNT = b"mtx_count"
+META_HISTORY_COUNT = b"mhistory_count"
 
-SCHEMA_VERSION = b"somnode-ledger-1"
+SCHEMA_VERSION = b"somnode-ledger-2"
 
 _U64 = struct.Struct(">Q")
 ACCOUNT_VALUE = struct.Struct(">QQ")
@@ -93,3 +107,25 @@ def encode_supply(issued: int, redeemed: int) -> bytes:
 def decode_supply(raw: bytes) -> tuple[int, int]:
     ih, il, rh, rl = SUPPLY_VALUE.unpack(raw)
     return (ih << 64) | il, (rh << 64) | rl
+
+
+def bank_key(public_key: bytes) -> bytes:
+    return BANK + public_key
+
+
+def validators_key(height: int) -> bytes:
+    return VALIDATORS + _U64.pack(height)
+
+
+def retired_key(public_key: bytes) -> bytes:
+    return RETIRED + public_key
+
+
+def history_key(number: int) -> bytes:
+    return HISTORY + _U64.pack(number)
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The first key after every key that starts with the one-byte ``prefix`` (an iterator's stop)."""
+    assert len(prefix) == 1 and prefix != b"\xff", "record prefixes are single bytes below 0xff"
+    return bytes([prefix[0] + 1])

@@ -24,17 +24,28 @@ class ReceiptCode(StrEnum):
     UNAUTHORISED = "unauthorised"
     OVERFLOW = "overflow"
     SELF_TRANSFER = "self_transfer"
+    # Governance (node/ledger/governance.py).
+    EXPIRED = "expired"
+    BAD_SEQUENCE = "bad_sequence"
+    NOT_BOARD_SIGNER = "not_board_signer"
+    TOO_FEW_SIGNATURES = "too_few_signatures"
+    UNKNOWN_VALIDATOR = "unknown_validator"
+    UNKNOWN_BANK = "unknown_bank"
+    BANK_EXISTS = "bank_exists"
+    KEY_IN_USE = "key_in_use"
+    EMPTY_VALIDATOR_SET = "empty_validator_set"
+    POWER_CHANGE_TOO_LARGE = "power_change_too_large"
 
 
 RECEIPT_CODES: tuple[ReceiptCode, ...] = tuple(ReceiptCode)
 # The bytes on disk, as plain ints for the ledger's execution loop.
-OK, BAD_NONCE, UNKNOWN_ACCOUNT, INSUFFICIENT_FUNDS, UNAUTHORISED, OVERFLOW, SELF_TRANSFER = range(
-    len(RECEIPT_CODES)
-)
+OK, BAD_NONCE, UNKNOWN_ACCOUNT, INSUFFICIENT_FUNDS, UNAUTHORISED, OVERFLOW, SELF_TRANSFER = range(7)
 BYTE_OF: dict[ReceiptCode, int] = {code: index for index, code in enumerate(RECEIPT_CODES)}
-# Outcomes that leave the sender's nonce untouched: the transaction changed nothing
-# at all, so the same signed bytes may still be applied by a later block.
-NONCE_KEEPING = frozenset({BAD_NONCE, UNKNOWN_ACCOUNT})
+# Outcomes that change nothing at all (a payment's nonce or the board's sequence is not
+# consumed), so the same signed bytes may still be applied by a later block, and a block
+# that carries them is not valid.
+NONCE_KEEPING = frozenset({BAD_NONCE, UNKNOWN_ACCOUNT} | {BYTE_OF[code] for code in (
+    ReceiptCode.EXPIRED, ReceiptCode.BAD_SEQUENCE, ReceiptCode.NOT_BOARD_SIGNER, ReceiptCode.TOO_FEW_SIGNATURES)})
 
 _HASH_SIZE = 32
 _RECEIPT_SIZE = _HASH_SIZE + 1

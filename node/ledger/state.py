@@ -27,11 +27,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from node.core.amount import MAX_TYIYN
-from node.core.tx import PUBLIC_KEY_SIZE, SignedTransaction, TxKind
+from node.core.governance import SignedGovernance
+from node.core.tx import PUBLIC_KEY_SIZE, SignedTransaction, Transaction, TxKind
+from node.ledger.governance import Board, Governance, GovernanceChanges
 from node.ledger.receipts import (
     BAD_NONCE,
     BYTE_OF,
     INSUFFICIENT_FUNDS,
+    NONCE_KEEPING,
     OVERFLOW,
     UNKNOWN_ACCOUNT,
 )
@@ -52,6 +55,10 @@ class GenesisState:
     issuer: bytes
     banks: frozenset[bytes]
     balances: tuple[tuple[bytes, int], ...]
+    validators: tuple[tuple[bytes, int], ...] = ()
+    board: tuple[bytes, ...] = ()
+    board_threshold: int = 1
+    bank_names: tuple[tuple[bytes, str], ...] = ()  # names of (some of) ``banks``
 
     def __post_init__(self) -> None:
         if not self.chain_id:
@@ -82,6 +89,19 @@ class GenesisState:
             issuer=genesis.issuer,  # type: ignore[attr-defined]
             banks=frozenset(bank.public_key for bank in genesis.banks),  # type: ignore[attr-defined]
             balances=tuple(genesis.balances),  # type: ignore[attr-defined]
+            validators=tuple(sorted((v.public_key, v.power) for v in genesis.validators)),  # type: ignore[attr-defined]
+            board=tuple(sorted(m.public_key for m in genesis.board.members)),  # type: ignore[attr-defined]
+            board_threshold=genesis.board.threshold,  # type: ignore[attr-defined]
+            bank_names=tuple(sorted((b.public_key, b.name) for b in genesis.banks)),  # type: ignore[attr-defined]
+        )
+
+    def governance(self) -> Governance:
+        """The governance state the chain starts with: the validator set holds from height 1."""
+        names = dict(self.bank_names)
+        return Governance(
+            sequence=0, board=Board(self.board_threshold, tuple(sorted(self.board))), issuer=self.issuer,
+            banks=tuple(sorted((key, names.get(key, "")) for key in self.banks)),
+            validators=tuple(sorted(self.validators)), validators_from=1,
         )
 
     @property
@@ -100,38 +120,63 @@ class Execution:
     """The result of executing one block against a state.
 
     ``written`` maps each account whose record changed to its final
-    ``[balance, next nonce]``; ``codes`` holds one receipt code per transaction.
+    ``[balance, next nonce]``; ``codes`` holds one receipt code per transaction;
+    ``governance`` is what the block's governance transactions did, None when
+    it carried none.
     """
 
     codes: bytearray
     written: dict[bytes, list[int]]
     issued: int
     redeemed: int
+    governance: GovernanceChanges | None = None
+
+    @property
+    def inapplicable(self) -> bool:
+        """Whether a transaction changed nothing at all (a payment's bad nonce, a board action's wrong
+        sequence, a self-rotation that failed): the same bytes could ride in every later block, so a
+        block that carries one is not valid."""
+        return bool(NONCE_KEEPING.intersection(self.codes)) or (
+            self.governance is not None and bool(self.governance.void))
 
 
 def execute(
-    txs: Sequence[SignedTransaction],
+    txs: Sequence[SignedTransaction | SignedGovernance],
     lookup: AccountLookup,
-    issuer: bytes,
-    banks: frozenset[bytes],
+    governance: Governance,
+    height: int,
     issued: int,
     redeemed: int,
 ) -> Execution:
-    """Apply ``txs`` in order on top of the state ``lookup`` reads; never writes through it.
+    """Apply ``txs`` as block ``height`` on top of the state ``lookup`` reads; never writes through it.
 
     This is the hot path after signature verification, hence the flat loop with
     local names and identity checks on the kind instead of helper calls.
+    Governance transactions are rare and leave the loop for node/ledger/governance.py.
     """
     loaded: dict[bytes, list[int]] = {}
     written: dict[bytes, list[int]] = {}
     get = loaded.get
     codes = bytearray(len(txs))  # zero is "ok"
     supply = issued - redeemed
-    transfer, issue, redeem = TxKind.TRANSFER, TxKind.ISSUE, TxKind.REDEEM
-    redeemers = banks | {issuer}
+    transfer, issue, redeem, governing = TxKind.TRANSFER, TxKind.ISSUE, TxKind.REDEEM, TxKind.GOVERNANCE
+    issuer = governance.issuer
+    redeemers = governance.redeemers
+    changes: GovernanceChanges | None = None
     refusal_of = authorisation_refusal
     for i, stx in enumerate(txs):
-        tx = stx.tx
+        if stx.tx.kind is governing:
+            assert isinstance(stx, SignedGovernance)
+            if changes is None:
+                changes = GovernanceChanges.starting(governance, height)
+            code, accounts = changes.apply(stx, i)
+            codes[i] = BYTE_OF[code]
+            issuer, redeemers = changes.issuer, changes.redeemers
+            for key in accounts:
+                if key not in loaded and lookup(key) is None:
+                    loaded[key] = written[key] = [0, 0]
+            continue
+        tx: Transaction = stx.tx  # type: ignore[assignment]  # governance left the loop above
         sender = tx.sender
         account = get(sender)
         if account is None:
@@ -190,4 +235,4 @@ def execute(
             raise ValueError(f"transaction kind {kind!r} has no ledger rule")
     if not 0 <= supply <= MAX_TYIYN or supply != issued - redeemed:
         raise AssertionError(f"supply invariant broken: supply={supply} issued={issued} redeemed={redeemed}")
-    return Execution(codes, written, issued, redeemed)
+    return Execution(codes, written, issued, redeemed, changes)

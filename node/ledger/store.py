@@ -22,6 +22,7 @@ value in it.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import re
@@ -31,12 +32,23 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import NamedTuple
 
+import msgpack
 import plyvel
 
-from node.core.tx import SignedTransaction
+from node.core.governance import AnyTransaction
 from node.ledger import layout as k
 from node.ledger.apphash import changes_digest, genesis_app_hash, next_app_hash
+from node.ledger.errors import (
+    LedgerCorruptError,
+    LedgerError,
+    LedgerHeightError,
+    LedgerMismatchError,
+    LedgerOpenError,
+)
+from node.ledger.governance import Governance, ValidatorPowers
+from node.ledger.governance_records import changed_records, genesis_records, read_governance
 from node.ledger.receipts import (
+    BYTE_OF,
     LOCATION,
     NONCE_KEEPING,
     RECEIPT_CODES,
@@ -55,26 +67,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_ACCOUNTS = 262_144
 _WRITE_BUFFER_BYTES = 64 * 1024 * 1024
 _BLOCK_CACHE_BYTES = 64 * 1024 * 1024
-
-
-class LedgerError(Exception):
-    """The ledger store cannot be used as asked."""
-
-
-class LedgerOpenError(LedgerError):
-    """The store could not be opened (missing, locked by another process, unreadable)."""
-
-
-class LedgerCorruptError(LedgerError):
-    """The store's files or records are damaged; restore from a backup or resync."""
-
-
-class LedgerMismatchError(LedgerError):
-    """The store belongs to a different chain or genesis than the node's configuration."""
-
-
-class LedgerHeightError(LedgerError):
-    """A block was offered out of order: heights must be contiguous."""
 
 
 class Account(NamedTuple):
@@ -121,7 +113,7 @@ class PreparedBlock:
     height: int
     hashes: tuple[bytes, ...]
     execution: Execution
-    records: list[tuple[bytes, bytes]]
+    records: list[tuple[bytes, bytes | None]]
     digest: bytes
     app_hash: bytes
 
@@ -136,22 +128,21 @@ class LedgerStore:
         self._cache_limit = cache_accounts
         try:
             meta = {key: db.get(key, verify_checksums=True) for key in (
-                k.META_CHAIN_ID, k.META_GENESIS_HASH, k.META_ISSUER, k.META_BANKS,
-                k.META_HEIGHT, k.META_APP_HASH, k.SUPPLY)}
+                k.META_CHAIN_ID, k.META_GENESIS_HASH, k.META_HEIGHT, k.META_APP_HASH, k.SUPPLY,
+                k.META_HISTORY_COUNT)}
             if any(value is None for value in meta.values()):
                 raise LedgerCorruptError(f"ledger store {path} lacks chain meta records")
             self.chain_id = meta[k.META_CHAIN_ID].decode("utf-8")
             self.genesis_hash: bytes = meta[k.META_GENESIS_HASH]
-            self.issuer: bytes = meta[k.META_ISSUER]
-            banks = meta[k.META_BANKS]
-            self.banks = frozenset(banks[i : i + 32] for i in range(0, len(banks), 32))
             self._height = k.decode_height(meta[k.META_HEIGHT])
             self._app_hash: bytes = meta[k.META_APP_HASH]
             self._supply = Supply(*k.decode_supply(meta[k.SUPPLY]))
             tx_count = db.get(k.META_TX_COUNT, verify_checksums=True)
-            if len(self.genesis_hash) != 32 or len(self.issuer) != 32 or len(self._app_hash) != 32 \
-                    or len(banks) % 32 or (tx_count is not None and len(tx_count) != k.COUNT_SIZE):
+            if len(self.genesis_hash) != 32 or len(self._app_hash) != 32 \
+                    or (tx_count is not None and len(tx_count) != k.COUNT_SIZE):
                 raise LedgerCorruptError(f"ledger store {path} has meta records of the wrong size")
+            self._governance, self._schedule = read_governance(db)
+            self._history_count = k.decode_count(meta[k.META_HISTORY_COUNT])
             # Stores written before the count was kept lack it: their receipts give it, until the next block.
             self._tx_count = k.decode_count(tx_count) if tx_count is not None else self._count_receipts()
             if self._height and db.get(k.block_key(self._height), verify_checksums=True) is None:
@@ -217,6 +208,47 @@ class LedgerStore:
 
     def supply(self) -> Supply:
         return self._supply
+
+    @property
+    def governance(self) -> Governance:
+        """The board, issuer, banks and latest validator set after the committed height."""
+        return self._governance
+
+    def validators_at(self, height: int) -> tuple[int, ValidatorPowers]:
+        """The validator set in effect at ``height`` and the height from which it holds.
+
+        Known for every height up to the committed height plus two (a change
+        committed at H holds from H+2).
+        """
+        assert 1 <= height <= self._height + 2, f"the set of height {height} is not decided yet"
+        schedule = self._schedule
+        position = bisect.bisect_right(schedule, height, key=lambda entry: entry[0]) - 1
+        assert position >= 0, "the genesis set holds from height 1"
+        return schedule[position]
+
+    def validator_schedule(self) -> tuple[tuple[int, ValidatorPowers], ...]:
+        """Every validator set the chain has had, with the height from which each holds."""
+        return tuple(self._schedule)
+
+    @property
+    def governance_history_size(self) -> int:
+        """How many governance transactions blocks have applied: the history's next number."""
+        return self._history_count
+
+    def governance_history(self, after: int = -1, limit: int = 100) -> list[tuple[int, int, int, ReceiptCode, bytes]]:
+        """Applied governance transactions from number ``after`` + 1 on: (number, height, index, code, bytes)."""
+        found = []
+        try:
+            with self._db.iterator(start=k.history_key(after + 1), stop=k.prefix_end(k.HISTORY),
+                                   verify_checksums=True) as entries:
+                for key, value in entries:
+                    height, index, code, raw = msgpack.unpackb(value, raw=False)
+                    found.append((k.decode_height(key[1:]), height, index, RECEIPT_CODES[code], raw))
+                    if len(found) >= limit:
+                        break
+        except (plyvel.CorruptionError, ValueError, IndexError) as exc:
+            raise LedgerCorruptError(f"ledger store {self.path}: governance history: {_said(exc)}") from exc
+        return found
 
     @property
     def committed_txs(self) -> int:
@@ -296,7 +328,7 @@ class LedgerStore:
 
     # -- executing ---------------------------------------------------------
 
-    def prepare(self, txs: Sequence[SignedTransaction]) -> PreparedBlock:
+    def prepare(self, txs: Sequence[AnyTransaction]) -> PreparedBlock:
         """Execute ``txs`` as the next block without writing anything."""
         hashes = tuple([stx.hash for stx in txs])
         execution = self._execute(txs)
@@ -305,7 +337,7 @@ class LedgerStore:
         return PreparedBlock(self._height + 1, hashes, execution, records, digest,
                              next_app_hash(self._app_hash, digest))
 
-    def apply_block(self, height: int, txs: Sequence[SignedTransaction],
+    def apply_block(self, height: int, txs: Sequence[AnyTransaction],
                     block_bytes: bytes, certificate_bytes: bytes) -> BlockResult:
         """Execute and durably commit block ``height``, which must follow the current height."""
         if height != self._height + 1:
@@ -324,8 +356,12 @@ class LedgerStore:
         # writes whatever was put so far when an exception escapes it.
         batch = db.write_batch(sync=True)
         put = batch.put
+        delete = batch.delete
         for key, value in prepared.records:
-            put(key, value)
+            if value is None:
+                delete(key)
+            else:
+                put(key, value)
         put(k.block_key(height), block_bytes)
         put(k.certificate_key(height), certificate_bytes)
         put(k.receipts_key(height), encode_receipts(hashes, codes))
@@ -334,6 +370,14 @@ class LedgerStore:
         put(k.META_HEIGHT, k.encode_height(height))
         put(k.META_APP_HASH, app_hash)
         put(k.META_TX_COUNT, k.encode_count(self._tx_count + len(hashes)))
+        changes = execution.governance
+        recorded = self._history_count
+        if changes is not None:
+            for applied in changes.applied:
+                put(k.history_key(recorded),
+                    msgpack.packb([height, applied.index, BYTE_OF[applied.code], applied.raw], use_bin_type=True))
+                recorded += 1
+            put(k.META_HISTORY_COUNT, k.encode_count(recorded))
         try:
             batch.write()
         except plyvel.CorruptionError as exc:
@@ -346,6 +390,12 @@ class LedgerStore:
             cache[public_key] = (account[0], account[1])
         self._trim_cache()
         self._supply = Supply(execution.issued, execution.redeemed)  # one assignment: readers never see half
+        if changes is not None:
+            governance = changes.result()
+            if governance.validators_from != self._governance.validators_from:
+                self._schedule.append((governance.validators_from, governance.validators))
+            self._governance = governance
+            self._history_count = recorded
         self._app_hash = app_hash
         self._tx_count += len(hashes)
         self._height = height
@@ -355,10 +405,11 @@ class LedgerStore:
 
     # -- internals ---------------------------------------------------------
 
-    def _execute(self, txs: Sequence[SignedTransaction]) -> Execution:
+    def _execute(self, txs: Sequence[AnyTransaction]) -> Execution:
         try:
             supply = self._supply
-            execution = execute(txs, self._lookup, self.issuer, self.banks, supply.issued, supply.redeemed)
+            execution = execute(txs, self._lookup, self._governance, self._height + 1, supply.issued,
+                                supply.redeemed)
         except (plyvel.CorruptionError, struct.error) as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
         self._trim_cache()
@@ -441,34 +492,39 @@ def _open_db(path: str) -> plyvel.DB:
 def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
     """Write the genesis state and meta in one batch, so a store is either absent or complete."""
     supply = genesis.supply
-    records = sorted(
+    records: list[tuple[bytes, bytes | None]] = sorted(
         [(k.account_key(key), k.ACCOUNT_VALUE.pack(*account)) for key, account in genesis.accounts().items()]
         + [(k.SUPPLY, k.encode_supply(supply, 0))]
+        + genesis_records(genesis.governance())
     )
     app_hash = genesis_app_hash(genesis.chain_id, genesis.genesis_hash, changes_digest(records))
     batch = db.write_batch(sync=True)
     for key, value in records:
+        assert value is not None, "the genesis deletes nothing"
         batch.put(key, value)
     batch.put(k.META_CHAIN_ID, genesis.chain_id.encode("utf-8"))
     batch.put(k.META_GENESIS_HASH, genesis.genesis_hash)
-    batch.put(k.META_ISSUER, genesis.issuer)
-    batch.put(k.META_BANKS, b"".join(sorted(genesis.banks)))
     batch.put(k.META_HEIGHT, k.encode_height(0))
     batch.put(k.META_APP_HASH, app_hash)
     batch.put(k.META_TX_COUNT, k.encode_count(0))
+    batch.put(k.META_HISTORY_COUNT, k.encode_count(0))
     batch.put(k.META_SCHEMA, k.SCHEMA_VERSION)
     batch.write()
 
 
-def _state_records(execution: Execution) -> list[tuple[bytes, bytes]]:
-    """The block's state changes as sorted (key, value) records: accounts written, then supply."""
+def _state_records(execution: Execution) -> list[tuple[bytes, bytes | None]]:
+    """The block's state changes as (key, value) records sorted by key; a value of None deletes."""
     pack = k.ACCOUNT_VALUE.pack
     prefix = k.ACCOUNT
-    records = [(prefix + public_key, pack(account[0], account[1]))
-               for public_key, account in execution.written.items()]
+    records: list[tuple[bytes, bytes | None]] = [
+        (prefix + public_key, pack(account[0], account[1])) for public_key, account in execution.written.items()]
     records.sort()
     # "s" sorts after every "a..." account key, so appending keeps the order.
     records.append((k.SUPPLY, k.encode_supply(execution.issued, execution.redeemed)))
+    changes = execution.governance
+    if changes is not None:
+        records.extend(changed_records(changes.base, changes.result()))
+        records.sort(key=lambda record: record[0])
     return records
 
 

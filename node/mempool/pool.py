@@ -32,45 +32,34 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from enum import StrEnum
-from typing import NamedTuple
 
 from node.core.amount import format_som
+from node.core.governance import SignedGovernance
 from node.core.tx import (
     SignedTransaction,
-    TxDecodeCode,
     TxDecodeError,
     TxKind,
     decode_tx,
     signing_prefix,
 )
+from node.ledger.governance import Governance
 from node.ledger.receipts import ReceiptCode
 from node.ledger.rules import authorisation_refusal
+from node.mempool.board import BoardQueue
+from node.mempool.results import AdmitCode, AdmitResult
 from node.verifier.protocol import SignatureVerifier
 
 log = logging.getLogger(__name__)
 
 # Enum members as module constants: ``TxKind.ISSUE`` is a descriptor lookup on every
 # admitted transaction, a module global a fraction of that (docs/performance.md).
-_ISSUE = TxKind.ISSUE
+_ISSUE, _GOVERNANCE = TxKind.ISSUE, TxKind.GOVERNANCE
 _REFUSAL_TEXT = {
     (TxKind.ISSUE, ReceiptCode.UNAUTHORISED): "only the issuer may issue som",
     (TxKind.REDEEM, ReceiptCode.UNAUTHORISED): "only a bank or the issuer may redeem som",
     (TxKind.TRANSFER, ReceiptCode.SELF_TRANSFER): "sender and recipient are the same account",
 }
 
-
-
-class AdmitCode(StrEnum):
-    """Admission's own answers; refusals the ledger would give come as its ``ReceiptCode``."""
-
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    MEMPOOL_FULL = "mempool_full"
-    INVALID_SIGNATURE = "invalid_signature"
-    STALE_NONCE = "stale_nonce"
-    NONCE_GAP = "nonce_gap"
-    TOO_MANY_PENDING = "too_many_pending"
 
 
 ACCEPTED, DUPLICATE, MEMPOOL_FULL = AdmitCode.ACCEPTED, AdmitCode.DUPLICATE, AdmitCode.MEMPOOL_FULL
@@ -80,19 +69,6 @@ INSUFFICIENT_FUNDS = ReceiptCode.INSUFFICIENT_FUNDS
 
 
 AccountLookup = Callable[[bytes], tuple[int, int]]
-
-
-class AdmitResult(NamedTuple):
-    """The outcome of offering one transaction; ``duplicate`` counts as accepted (idempotent resubmission).
-
-    A named tuple, not a dataclass: one is made per submitted transaction, and
-    a tuple is cheaper to build.
-    """
-
-    tx_hash: bytes | None
-    accepted: bool
-    code: AdmitCode | ReceiptCode | TxDecodeCode
-    message: str
 
 
 def _by_nonce(pair: tuple[int, SignedTransaction]) -> int:
@@ -127,30 +103,37 @@ class Mempool:
         chain_id: str,
         verifier: SignatureVerifier,
         account: AccountLookup,
-        issuer: bytes,
-        banks: frozenset[bytes],
+        governance: Callable[[], Governance],
         max_txs: int,
         max_bytes: int,
         max_pending_per_account: int = 1000,
         max_client_txs: int | None = None,
+        committed_height: Callable[[], int] = lambda: 0,
     ) -> None:
+        """``governance`` and ``committed_height`` read the committed state: the board, the
+        issuer and banks, the validator set; and the height governance expiries count from."""
         max_client_txs = max_txs if max_client_txs is None else max_client_txs
         if max_txs < 1 or max_bytes < 1 or max_pending_per_account < 1 or max_client_txs < 1:
             raise ValueError("mempool limits must be positive")
         if max_client_txs > max_txs:
             raise ValueError("max_client_txs cannot exceed max_txs")
+        self._chain_id = chain_id
         self._prefix = signing_prefix(chain_id)
         self._verifier = verifier
         self._account = account
-        self._issuer = issuer
-        self._redeemers = banks | {issuer}
+        self._governance = governance
+        self._committed_height = committed_height
+        state = governance()
+        self._issuer = state.issuer
+        self._redeemers = state.redeemers
+        self._board = BoardQueue(chain_id, verifier, governance, committed_height)
         self._max_txs = max_txs
         # Clients' transactions are admitted while the pool holds fewer than this; relayed
         # ones up to max_txs (see add_gossip).
         self._max_client_txs = max_client_txs
         self._max_bytes = max_bytes
         self._max_per_account = max_pending_per_account
-        self._by_hash: dict[bytes, SignedTransaction] = {}
+        self._by_hash: dict[bytes, SignedTransaction | SignedGovernance] = {}
         # Insertion order is the order accounts got their oldest pending transaction: reap's fairness order.
         self._accounts: dict[bytes, _AccountQueue] = {}
         self._bytes = 0
@@ -168,8 +151,18 @@ class Mempool:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def get(self, tx_hash: bytes) -> SignedTransaction | None:
+    def get(self, tx_hash: bytes) -> SignedTransaction | SignedGovernance | None:
         return self._by_hash.get(tx_hash)
+
+    def limit_clients(self, max_client_txs: int) -> None:
+        """Change how much of the pool clients may fill (node/app/assembly.py: as the set grows or shrinks)."""
+        if not 1 <= max_client_txs <= self._max_txs:
+            raise ValueError("max_client_txs must be 1..max_txs")
+        self._max_client_txs = max_client_txs
+
+    def next_sequence(self) -> int:
+        """The sequence the board's next governance transaction must carry, counting pending ones."""
+        return self._board.next_sequence()
 
     def pending_nonce(self, public_key: bytes) -> int:
         """The nonce the account's next transaction must carry, counting its pending ones."""
@@ -207,6 +200,7 @@ class Mempool:
         """Admit what passes every check while the pool holds fewer than ``limit`` transactions."""
         results: list[AdmitResult | None] = [None] * len(raws)
         candidates: list[tuple[int, SignedTransaction]] = []
+        governing: list[tuple[int, SignedGovernance]] = []
         first_copy: dict[bytes, int] = {}  # hash -> index of its first occurrence in this batch
         repeats: list[tuple[int, int]] = []  # (index, index of the first copy)
         pending = self._by_hash
@@ -224,13 +218,18 @@ class Mempool:
                 repeats.append((i, first_copy[tx_hash]))
                 continue
             first_copy[tx_hash] = i
-            refusal = self._authorisation_refusal(stx)
+            if stx.tx.kind is _GOVERNANCE:
+                governing.append((i, stx))  # type: ignore[arg-type]  # the kind says which class
+                continue
+            refusal = self._authorisation_refusal(stx)  # type: ignore[arg-type]
             if refusal is not None:
                 results[i] = refusal
                 continue
-            candidates.append((i, stx))
+            candidates.append((i, stx))  # type: ignore[arg-type]
         if candidates:
             await self._verify_and_admit(candidates, results, limit)
+        for i, stx in governing:
+            results[i] = await self._admit_governance(stx, limit)
         for i, first in repeats:  # a repeated copy shares the fate of the first one
             original = results[first]
             assert original is not None, "the first copy was decided before its repeats"
@@ -331,24 +330,37 @@ class Mempool:
             self._bytes += size
             results[i] = AdmitResult(tx_hash, True, ACCEPTED, "accepted")
 
+    async def _admit_governance(self, stx: SignedGovernance, limit: int) -> AdmitResult:
+        """The board's queue judges it by the ledger's rules (node/mempool/board.py); the pool keeps count."""
+        def has_room(size: int) -> bool:
+            return len(self._by_hash) < limit and self._bytes + size <= self._max_bytes
+
+        result = await self._board.admit(stx, has_room)
+        if result.code is ACCEPTED:
+            self._by_hash[stx.hash] = stx
+            self._bytes += len(stx.raw)
+        return result
+
     # ---- proposal
 
-    def reap(self, max_txs: int, max_bytes: int) -> list[SignedTransaction]:
+    def reap(self, max_txs: int, max_bytes: int) -> list[SignedTransaction | SignedGovernance]:
         """Transactions for a proposal, at most ``max_txs`` and ``max_bytes`` in total.
 
-        Round-robin across accounts in the order they arrived: one transaction
+        The board's pending governance transactions come first, in sequence
+        order.  Then payments round-robin across accounts in the order they arrived: one transaction
         from each account per pass, so one busy sender cannot fill a block while
         others wait.  Each account's transactions come out in nonce order, and an
         account whose next transaction does not fit leaves the rotation, since
         its later nonces cannot apply without it.
         """
-        picked: list[SignedTransaction] = []
+        picked: list[SignedTransaction | SignedGovernance] = []
         if max_txs <= 0 or max_bytes <= 0:
             return picked
+        picked.extend(self._board.reap(max_txs, max_bytes))
+        room = max_bytes - sum(len(stx.raw) for stx in picked)
         # The first pass takes accounts lazily, so a small block does not walk a large pool.
         fresh = iter(self._accounts.values())
         rotation: deque[Iterator[SignedTransaction]] = deque()
-        room = max_bytes
         while len(picked) < max_txs:
             queue = next(fresh, None)
             if queue is not None:
@@ -367,14 +379,28 @@ class Mempool:
 
     # ---- commit
 
-    def update(self, committed: Sequence[SignedTransaction]) -> None:
+    def update(self, committed: Sequence[SignedTransaction | SignedGovernance]) -> None:
         """Forget what a block committed and re-check the accounts it touched against the new state."""
         touched: dict[bytes, None] = {}
+        governed = False
+        committed_hashes: set[bytes] = set()
         for stx in committed:
-            touched[stx.tx.sender] = None
-            if stx.tx.recipient is not None:
-                touched[stx.tx.recipient] = None
+            tx = stx.tx
+            if tx.kind is _GOVERNANCE:
+                governed = True
+                committed_hashes.add(stx.hash)
+                continue
+            touched[tx.sender] = None  # type: ignore[union-attr]  # a payment: governance left above
+            if tx.recipient is not None:  # type: ignore[union-attr]
+                touched[tx.recipient] = None  # type: ignore[union-attr]
+        if governed:
+            state = self._governance()
+            self._issuer, self._redeemers = state.issuer, state.redeemers
         dropped = 0
+        if governed or len(self._board):
+            for stx in self._board.recheck():
+                self._forget(stx)
+                dropped += stx.hash not in committed_hashes
         for public_key in touched:
             queue = self._accounts.get(public_key)
             if queue is not None:
@@ -416,6 +442,6 @@ class Mempool:
             del self._accounts[public_key]
         return dropped
 
-    def _forget(self, stx: SignedTransaction) -> None:
+    def _forget(self, stx: SignedTransaction | SignedGovernance) -> None:
         del self._by_hash[stx.hash]
         self._bytes -= len(stx.raw)

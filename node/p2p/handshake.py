@@ -1,7 +1,8 @@
 """Mutual authentication of two validators opening a link.
 
-Only validators named in the genesis may hold a link, so each side proves it
-holds the private key of the validator it claims to be:
+Only validators may hold a link (those of the height being decided and of
+the next: the set is a function of the height), so each side proves it holds
+the private key of the validator it claims to be:
 
     initiator -> responder   hello  [version, chain_id, genesis_hash, public_key, nonce_i]
     responder -> initiator   hello  [version, chain_id, genesis_hash, public_key, nonce_r]
@@ -25,7 +26,7 @@ deployments that need link confidentiality terminate the websocket in TLS.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Protocol
@@ -90,12 +91,16 @@ class Identity:
     chain_id: str
     genesis_hash: bytes
     key: KeyPair
-    validators: frozenset[bytes]
+    validators: Collection[bytes] | Callable[[bytes], bool]  # who may link: a set, or a test of a key
 
     def __post_init__(self) -> None:
         chain_id_bytes(self.chain_id)
         if len(self.genesis_hash) != GENESIS_HASH_SIZE:
             raise ValueError("genesis hash must be 32 bytes")
+
+    def admits(self, key: bytes) -> bool:
+        """Whether ``key`` may hold a link: a validator of the height being decided or of the next."""
+        return self.validators(key) if callable(self.validators) else key in self.validators
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +170,7 @@ def check_hello(identity: Identity, hello: Hello, expected_key: bytes | None) ->
         raise HandshakeRefused(Refusal.GENESIS, f"peer genesis {hello.genesis_hash.hex()}")
     if hello.public_key == identity.key.public_key:
         raise HandshakeRefused(Refusal.SELF, "peer presented our own key")
-    if hello.public_key not in identity.validators:
+    if not identity.admits(hello.public_key):
         raise HandshakeRefused(Refusal.UNKNOWN_VALIDATOR, f"key {hello.public_key.hex()} is not a validator")
     if expected_key is not None and hello.public_key != expected_key:
         raise HandshakeRefused(Refusal.UNEXPECTED_PEER, f"dialled {expected_key.hex()}, got {hello.public_key.hex()}")

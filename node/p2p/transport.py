@@ -17,7 +17,7 @@ import os
 import random
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 from aiohttp import web
@@ -108,12 +108,17 @@ class PeerNetwork:
         local_height: Callable[[], int] | None = None,
         rng: random.Random | None = None,
         nonce_source: Callable[[int], bytes] = os.urandom,
+        admits: Callable[[bytes], bool] | None = None,
+        other_keys: Sequence[KeyPair] = (),
     ) -> None:
+        """``admits`` says which keys may hold a link (by default those of ``config.validators``).
+        ``other_keys`` are this validator's further keys (one it is rotating to): a dial that a peer
+        refuses is tried again with the next key, since a peer that is ahead of this node may
+        already admit only the new one, and this node cannot catch up without a link."""
         self._config = config
         keys = frozenset(k for k, _ in config.validators)
-        if key.public_key not in keys:
-            raise ValueError("this node's key is not a validator in the network config")
-        self._identity = Identity(config.chain_id, config.genesis_hash, key, keys)
+        self._identity = Identity(config.chain_id, config.genesis_hash, key, admits if admits is not None else keys)
+        self._keys = (key, *(other for other in other_keys if other.public_key != key.public_key))
         self._endpoints = {k: e for k, e in config.endpoints().items() if k != key.public_key}
         self._on_message = on_message
         self._block_source = block_source
@@ -194,6 +199,23 @@ class PeerNetwork:
         self._requests.fail_all("the network stopped")
         log.info("p2p.stopped")
 
+    async def prune(self) -> None:
+        """Close the links of keys no longer admitted: a validator removed from the set, or a rotated key."""
+        for key, link in list(self._links.items()):
+            if not self._identity.admits(key):
+                self.stats.refuse(Refusal.UNKNOWN_VALIDATOR)
+                log.info("p2p.pruned peer=%s reason=not_a_validator", link.peer)
+                await link.close(aiohttp.WSCloseCode.POLICY_VIOLATION, Refusal.UNKNOWN_VALIDATOR.value)
+
+    async def use_key(self, key: KeyPair) -> None:
+        """Present ``key`` from now on (this validator's rotated key): every link is made again with it."""
+        if key.public_key == self._identity.key.public_key:
+            return
+        self._identity = replace(self._identity, key=key)
+        log.info("p2p.rekeyed key=%s links=%d", key.address, len(self._links))
+        for link in list(self._links.values()):
+            await link.close(aiohttp.WSCloseCode.GOING_AWAY, "rekeyed")
+
     @property
     def pending_links(self) -> int:
         """Dials and handshakes in progress (a gauge for metrics)."""
@@ -273,8 +295,12 @@ class PeerNetwork:
         # Validators started together would otherwise all dial each other in the
         # same instant, and every pair would authenticate two links to keep one.
         await asyncio.sleep(self._rng.uniform(0, cfg.backoff_initial_s))
+        refused = 0  # handshakes in a row that did not authenticate: each tries this node's next key
         while True:
             await self._idle[peer].wait()
+            if not self._identity.admits(peer):  # removed from the set, or not added yet: nothing to say
+                await asyncio.sleep(cfg.backoff_max_s)
+                continue
             assert self._session is not None
             self._dialing += 1
             try:
@@ -285,15 +311,27 @@ class PeerNetwork:
                 ws = None
             finally:
                 self._dialing -= 1
-            if ws is not None and await self._serve(ws, Role.INITIATOR, peer, str(endpoint)):
-                backoff.reset()
+            if ws is not None:
+                if await self._serve(ws, Role.INITIATOR, peer, str(endpoint), self._dial_key(refused)):
+                    backoff.reset()
+                    refused = 0
+                else:
+                    refused += 1
             await asyncio.sleep(backoff.next_delay())
 
-    async def _serve(self, ws: WebSocket, role: Role, expected: bytes | None, remote: str) -> bool:
-        """Authenticate and then serve a link; True when the peer authenticated."""
+    def _dial_key(self, refused: int) -> KeyPair:
+        """The key to present on a dial: the current one, and after refusals each other key in turn."""
+        current = self._identity.key
+        keys = (current, *(key for key in self._keys if key.public_key != current.public_key))
+        return keys[refused % len(keys)]
+
+    async def _serve(self, ws: WebSocket, role: Role, expected: bytes | None, remote: str,
+                     key: KeyPair | None = None) -> bool:
+        """Authenticate (presenting ``key``, by default the current one) and then serve a link;
+        True when the peer authenticated."""
         self._sockets.add(ws)
         try:
-            peer = await self._authenticate(ws, role, expected, remote)
+            peer = await self._authenticate(ws, role, expected, remote, key)
             if peer is None:
                 return False
             cfg = self._config
@@ -312,14 +350,16 @@ class PeerNetwork:
             self._sockets.discard(ws)
             await ws.close()
 
-    async def _authenticate(self, ws: WebSocket, role: Role, expected: bytes | None, remote: str) -> bytes | None:
+    async def _authenticate(self, ws: WebSocket, role: Role, expected: bytes | None, remote: str,
+                            key: KeyPair | None) -> bytes | None:
         if self._pending_handshakes >= self._config.max_pending_handshakes:
             await self._refuse(ws, role, remote, HandshakeRefused(Refusal.TOO_MANY_PENDING))
             return None
         self._pending_handshakes += 1
         try:
             async with asyncio.timeout(self._config.handshake_timeout_s):
-                return await run_handshake(ws, self._identity, role, expected, self._nonce_source)
+                identity = self._identity if key is None else replace(self._identity, key=key)
+                return await run_handshake(ws, identity, role, expected, self._nonce_source)
         except HandshakeRefused as exc:
             await self._refuse(ws, role, remote, exc)
         except TimeoutError:
@@ -344,6 +384,10 @@ class PeerNetwork:
                            asyncio.get_running_loop().time)
 
     async def _register(self, link: PeerLink) -> bool:
+        if not self._identity.admits(link.peer_key):  # pruned while its handshake ran
+            await self._refuse(link.ws, link.role, link.remote, HandshakeRefused(Refusal.UNKNOWN_VALIDATOR),
+                               link.peer_key)
+            return False
         existing = self._links.get(link.peer_key)
         if existing is not None and not keep_new_link(self.public_key, link.peer_key, existing.role, link.role):
             await self._refuse(link.ws, link.role, link.remote,
@@ -351,7 +395,8 @@ class PeerNetwork:
             return False
         # Installed before the old link is closed, so nothing can slip in between.
         self._links[link.peer_key] = link
-        self._idle[link.peer_key].clear()
+        if link.peer_key in self._idle:
+            self._idle[link.peer_key].clear()
         log.info("p2p.linked peer=%s role=%s remote=%s", link.peer, link.role.name.lower(), link.remote)
         if existing is not None:
             self.stats.superseded += 1
@@ -368,7 +413,8 @@ class PeerNetwork:
         if self._links.get(link.peer_key) is not link:
             return
         del self._links[link.peer_key]
-        self._idle[link.peer_key].set()
+        if link.peer_key in self._idle:
+            self._idle[link.peer_key].set()
         log.info("p2p.unlinked peer=%s role=%s", link.peer, link.role.name.lower())
         async with self._changed:
             self._changed.notify_all()

@@ -53,11 +53,23 @@ class NodeClient:
     def account(self, address: str) -> dict:
         return self._request("GET", f"/v1/accounts/{address}")
 
+    def governance(self) -> dict:
+        return self._request("GET", "/v1/governance")
+
+    def validators(self, height: int | None = None) -> dict:
+        return self._request("GET", "/v1/validators" + ("" if height is None else f"?height={height}"))
+
+    def governance_history(self, after: int | None = None) -> dict:
+        return self._request("GET", "/v1/governance/history" + ("" if after is None else f"?after={after}"))
+
     def tx(self, tx_hash_hex: str) -> dict:
         return self._request("GET", f"/v1/txs/{tx_hash_hex}")
 
     def block(self, height: int | str) -> dict:
         return self._request("GET", f"/v1/blocks/{height}")
+
+    def block_txs(self, height: int) -> list[bytes]:
+        return [bytes.fromhex(raw) for raw in self._request("GET", f"/v1/blocks/{height}/txs")["txs"]]
 
     def submit(self, raws: list[bytes]) -> list[dict]:
         return self._request("POST", "/v1/txs", {"txs": [raw.hex() for raw in raws]})["results"]

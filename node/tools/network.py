@@ -3,7 +3,7 @@
 Layout written under DIR (which must be empty or absent)::
 
     genesis.json
-    keys/issuer.json  keys/bank<i>.json  keys/validator<k>.json
+    keys/issuer.json  keys/bank<i>.json  keys/validator<k>.json  keys/board<j>.json
     validator<k>/config.toml        (data_dir = validator<k>/data)
 
 The National Bank is the issuer; by default the other N-1 validators are run
@@ -31,7 +31,15 @@ from node.app.config import (
     write_config,
 )
 from node.core.amount import MAX_TYIYN, format_som, parse_som
-from node.core.genesis import Bank, Genesis, GenesisValidator, current_genesis_time
+from node.core.genesis import (
+    MAX_BOARD_MEMBERS,
+    Bank,
+    BoardMember,
+    Genesis,
+    GenesisBoard,
+    GenesisValidator,
+    current_genesis_time,
+)
 from node.core.keys import KeyPair, write_key_file
 
 DEFAULT_CHAIN_ID = "som-localnet"
@@ -39,6 +47,12 @@ DEFAULT_BASE_PORT = 26656
 DEFAULT_BANK_BALANCE = "1000000.00"
 MAX_LOCAL_VALIDATORS = 100
 MAX_LOCAL_BANKS = 1000
+DEFAULT_BOARD_MEMBERS = 3
+DEFAULT_BOARD_THRESHOLD = 2
+# Each validator's voting power.  One block's set changes must move less than a third of the
+# power (node/ledger/governance.py), so with powers of 1 a network of three or fewer could
+# never change its set; with 100, even a lone validator can admit one of power 33.
+VALIDATOR_POWER = 100
 
 
 class NetworkSpecError(ValueError):
@@ -56,6 +70,7 @@ class LocalNetwork:
     bank_key_files: tuple[Path, ...]
     validator_key_files: tuple[Path, ...]
     config_files: tuple[Path, ...]
+    board_key_files: tuple[Path, ...]
 
 
 def create_network(
@@ -70,6 +85,8 @@ def create_network(
     genesis_time: str | None = None,
     ports: Sequence[tuple[int, int]] | None = None,
     accounts: Sequence[tuple[bytes, int]] = (),
+    board: int = DEFAULT_BOARD_MEMBERS,
+    board_threshold: int = DEFAULT_BOARD_THRESHOLD,
 ) -> LocalNetwork:
     """Generate and write a whole network; raise NetworkSpecError before writing if an option is bad.
 
@@ -77,10 +94,15 @@ def create_network(
     such as tests that hold free ports which need not be contiguous; without
     it validator k gets ``base_port + 2(k-1)`` and the next port.  ``accounts``
     are further (public key, tyiyn) holdings at genesis, e.g. a benchmark's senders.
+    The governance board has ``board`` members, any ``board_threshold`` of whom act together.
     """
     if ports is None:
         ports = [(base_port + 2 * index, base_port + 2 * index + 1) for index in range(validators)]
     _check_options(directory, validators, banks, ports, host, bank_balance)
+    if not 1 <= board_threshold <= board <= MAX_BOARD_MEMBERS:
+        raise NetworkSpecError(f"--board: expected 1 <= threshold <= members <= {MAX_BOARD_MEMBERS}, "
+                               f"got {board_threshold} of {board}")
+    board_keys = [KeyPair.generate() for _ in range(board)]
     issuer = KeyPair.generate()
     bank_keys = [KeyPair.generate() for _ in range(banks)]
     validator_keys = [KeyPair.generate() for _ in range(validators)]
@@ -91,11 +113,13 @@ def create_network(
         issuer=issuer.public_key,
         banks=tuple(Bank(f"bank{i + 1}", key.public_key) for i, key in enumerate(bank_keys)),
         validators=tuple(
-            GenesisValidator(f"validator{k + 1}", key.public_key, 1, str(p2p), str(api))
+            GenesisValidator(f"validator{k + 1}", key.public_key, VALIDATOR_POWER, str(p2p), str(api))
             for k, (key, (p2p, api)) in enumerate(zip(validator_keys, endpoints))
         ),
         balances=tuple(sorted(
             [(key.public_key, bank_balance) for key in bank_keys if bank_balance] + list(accounts))),
+        board=GenesisBoard(board_threshold, tuple(
+            BoardMember(f"board{i + 1}", key.public_key) for i, key in enumerate(board_keys))),
     )
 
     keys_dir = directory / "keys"
@@ -105,6 +129,7 @@ def create_network(
         out.write(genesis.to_json())
     issuer_key_file = _write_key(keys_dir / "issuer.json", issuer)
     bank_key_files = tuple(_write_key(keys_dir / f"bank{i + 1}.json", key) for i, key in enumerate(bank_keys))
+    board_key_files = tuple(_write_key(keys_dir / f"board{i + 1}.json", key) for i, key in enumerate(board_keys))
     validator_key_files = tuple(
         _write_key(keys_dir / f"validator{k + 1}.json", key) for k, key in enumerate(validator_keys)
     )
@@ -126,7 +151,8 @@ def create_network(
         write_config(config_file, config)
         config_files.append(config_file)
     return LocalNetwork(
-        directory, genesis, genesis_file, issuer_key_file, bank_key_files, validator_key_files, tuple(config_files)
+        directory, genesis, genesis_file, issuer_key_file, bank_key_files, validator_key_files, tuple(config_files),
+        board_key_files,
     )
 
 

@@ -114,7 +114,11 @@ async function api(path) {
   return body;
 }
 
-function validators() { return (state.status && state.status.validators) || []; }
+// A validator the board added after the genesis has no name there: it goes by its address.
+function validators() {
+  return ((state.status && state.status.validators) || []).map(
+    (v) => (v.name ? v : { ...v, name: `validator ${short(v.address, 8, 4)}` }));
+}
 function validatorByAddress(address) { return validators().find((v) => v.address === address); }
 
 // An address as a link to its account page, shortened unless ``full``, after the validator's name if it has one.

@@ -1,0 +1,134 @@
+"""Follow the validator set from the genesis through a node's API, checking every block it serves.
+
+A client that trusts only the genesis can check that a block was decided: its
+certificate's precommits must carry more than two thirds of the power of the
+validator set *of that height*.  The set changes only by governance
+transactions, so the client rebuilds each block from its header and its
+transactions (``GET /v1/blocks/{h}`` and ``/v1/blocks/{h}/txs``), checks that
+the bytes hash to the value the certificate decides, and applies the block's
+governance transactions itself, approvals verified, with the ledger's own
+rules (node/ledger/governance.py).  No change can move a third of the power
+or more at once, so each set is followed from the one before.  What the node
+says besides (``GET /v1/validators``, ``GET /v1/governance/history``) is
+compared with what the client computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consensus.certificate import CertificateError, CommitCertificate, verify_certificate
+from consensus.messages import MessageType, Vote
+from consensus.validators import Validator, ValidatorSet
+from node.core.address import AddressError, decode_address, encode_address
+from node.core.block import Block, block_hash
+from node.core.genesis import Genesis
+from node.core.governance import SignedGovernance
+from node.core.keys import verify_signature
+from node.core.tx import TxDecodeError, decode_tx
+from node.ledger.governance import Governance, GovernanceChanges, ValidatorPowers
+from node.ledger.state import GenesisState
+from node.tools.client import NodeClient
+
+
+class FollowError(Exception):
+    """What the node served does not prove what it claims; the message says where."""
+
+
+class _SignatureCheck:
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        return verify_signature(public_key, message, signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """The state a client reached: every block up to ``height`` verified."""
+
+    height: int
+    governance: Governance
+    schedule: tuple[tuple[int, ValidatorPowers], ...]  # (from height, set), as the client computed it
+    applied: tuple[tuple[int, int, str, bytes], ...]  # every governance transaction: (height, index, code, hash)
+
+
+def follow(client: NodeClient, genesis: Genesis, to_height: int) -> Followed:
+    """Check blocks 1..``to_height`` as described above; raise FollowError at the first doubt."""
+    chain_id = genesis.chain_id
+    state = GenesisState.from_genesis(genesis).governance()
+    schedule: list[tuple[int, ValidatorPowers]] = [(1, state.validators)]
+    applied: list[tuple[int, int, str, bytes]] = []
+    for height in range(1, to_height + 1):
+        powers = [powers for start, powers in schedule if start <= height][-1]
+        header, txs = client.block(height), client.block_txs(height)
+        _check_block(header, txs, powers, chain_id, height)
+        _check_validators_document(client.validators(height), powers, height)
+        changes = GovernanceChanges.starting(state, height)
+        governing = 0
+        for index, raw in enumerate(txs):
+            stx = _decode(raw, height, index)
+            if not isinstance(stx, SignedGovernance):
+                continue
+            if not all(verify_signature(*item) for item in stx.verify_items(chain_id)):
+                raise FollowError(f"height {height}: governance transaction {index} carries a bad signature")
+            changes.apply(stx, index)
+            governing += 1
+        if changes.void or len(changes.applied) != governing:
+            raise FollowError(f"height {height}: the block carries a governance transaction that changes nothing")
+        applied.extend((height, a.index, str(a.code), block_hash(a.raw)) for a in changes.applied)
+        after = changes.result()
+        if after.validators_from != state.validators_from:
+            schedule.append((after.validators_from, after.validators))
+        state = after
+    _check_history(client, applied)
+    return Followed(to_height, state, tuple(schedule), tuple(applied))
+
+
+def _decode(raw: bytes, height: int, index: int):
+    try:
+        return decode_tx(raw)
+    except TxDecodeError as exc:
+        raise FollowError(f"height {height}: transaction {index} does not decode: {exc}") from None
+
+
+def _check_block(header: dict, txs: list[bytes], powers: ValidatorPowers, chain_id: str, height: int) -> None:
+    """The header and transactions make the bytes whose hash the certificate of the height's set decides."""
+    commit = header["commit"]
+    try:
+        block = Block(chain_id, height, header["time_ms"], decode_address(header["proposer"]),
+                      bytes.fromhex(header["previous_block_hash"]), bytes.fromhex(header["previous_app_hash"]),
+                      tuple(txs))
+        value_id = block_hash(block.encode())
+        precommits = tuple(
+            Vote(MessageType.PRECOMMIT, height, commit["round"], bytes.fromhex(commit["value_id"]),
+                 decode_address(p["validator"]), bytes.fromhex(p["signature"]))
+            for p in commit["precommits"])
+        verify_certificate(CommitCertificate(height, commit["round"], bytes.fromhex(commit["value_id"]), precommits),
+                           ValidatorSet([Validator(key, power) for key, power in powers]), chain_id,
+                           _SignatureCheck(), height=height, value_id=value_id)
+    except (CertificateError, AddressError, ValueError, KeyError, TypeError) as exc:
+        raise FollowError(f"height {height}: the block is not proven by its certificate: {exc}") from None
+    if header["hash"] != value_id.hex():
+        raise FollowError(f"height {height}: the header's hash is not the hash of the block's bytes")
+
+
+def _check_validators_document(document: dict, powers: ValidatorPowers, height: int) -> None:
+    served = sorted((entry["address"], entry["power"]) for entry in document["validators"])
+    if served != sorted((encode_address(key), power) for key, power in powers):
+        raise FollowError(f"height {height}: the node's validator set differs from the one the blocks give")
+
+
+def _check_history(client: NodeClient, applied: list[tuple[int, int, str, bytes]]) -> None:
+    """The node's history lists exactly the governance transactions the blocks applied, numbered from 0."""
+    served: list[tuple[int, int, str, bytes]] = []
+    after: int | None = None
+    while True:
+        page = client.governance_history(after)
+        for entry in page["actions"]:
+            if entry["number"] != len(served):
+                raise FollowError(f"the history skips from {len(served)} to {entry['number']}")
+            served.append((entry["height"], entry["index"], entry["result"], bytes.fromhex(entry["hash"])))
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    followed = served[:len(applied)]
+    if followed != applied:
+        raise FollowError("the node's governance history differs from what its blocks applied")
