@@ -2,6 +2,8 @@
 # besides Python packages, installed where missing and silent when present.
 #   - Debian's chromium and chromium-driver, for the explorer's browser test
 #     (tests/test_explorer_browser.py); installed with apt-get, so as root only.
+#   - Debian's faketime (libfaketime), which runs a validator with its clock ahead for
+#     tests/test_clock_bound.py; installed with apt-get, so as root only.
 #   - promtool, Prometheus's rule checker, for tests/test_monitoring.py: taken out
 #     of Debian's prometheus package into $VENV/bin, without installing the server
 #     (the package would start one).
@@ -19,6 +21,20 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     rm -f "$apt_log"
   else
     echo "chromium or chromedriver missing: the browser test will be skipped (as root: apt-get install chromium chromium-driver)" >&2
+  fi
+fi
+if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's faketime for the clock-bound test (apt-get, once)..." >&2
+    apt_log="$(mktemp)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y -qq --no-install-recommends faketime; } >"$apt_log" 2>&1; then
+      cat "$apt_log" >&2
+      echo "apt-get could not install faketime" >&2
+    fi
+    rm -f "$apt_log"
+  else
+    echo "libfaketime missing: the clock-bound test will be skipped (as root: apt-get install faketime)" >&2
   fi
 fi
 if [ ! -x "$VENV/bin/promtool" ] && command -v apt-get >/dev/null 2>&1; then

@@ -67,11 +67,7 @@ async def one_pass(directory: Path, genesis: GenesisState, raws: list[bytes], bl
     store = LedgerStore.open(directory / "ledger", genesis)
     verifier = node.verifier.scheduler.BatchVerifier(threads=2)
     try:
-        def account(public_key: bytes) -> tuple[int, int]:
-            found = store.account(public_key)
-            return (0, 0) if found is None else (found.balance, found.nonce)
-
-        mempool = Mempool(chain_id=CHAIN_ID, verifier=verifier, account=account,
+        mempool = Mempool(chain_id=CHAIN_ID, verifier=verifier, account=store.standing,
                           governance=lambda: store.governance, max_txs=4 * block, max_bytes=1 << 30)
         proposer = Proposer(mempool, CHAIN_ID, max_block_txs=block, max_block_bytes=1 << 30,
                             empty_block_wait_s=0, block_interval_s=0, ready=lambda height, round: None)

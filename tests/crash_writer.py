@@ -56,14 +56,19 @@ def signed(kind: TxKind, sender: bytes, nonce: int, amount: int,
 
 
 class ReferenceLedger:
-    """The ledger rules written the obvious way, to check the optimised implementation against."""
+    """The ledger rules written the obvious way, to check the optimised implementation against.
+
+    The workload's genesis has the ledger's default tier 0 alone, which limits nothing but the
+    daily total (2^64-1 tyiyn), and every block's time is 0: one Bishkek day, 1970-01-01.
+    """
 
     def __init__(self, genesis: GenesisState) -> None:
         self.issuer = genesis.issuer
         self.banks = set(genesis.banks)
-        self.accounts: dict[bytes, list[int]] = {pk: [0, 0] for pk in (genesis.issuer, *genesis.banks)}
+        # [balance, nonce, sent today]: outside the banks and the issuer, every sender counts its day.
+        self.accounts: dict[bytes, list[int]] = {pk: [0, 0, 0] for pk in (genesis.issuer, *genesis.banks)}
         for pk, amount in genesis.balances:
-            self.accounts[pk] = [amount, 0]
+            self.accounts[pk] = [amount, 0, 0]
         self.issued = sum(amount for _, amount in genesis.balances)
         self.redeemed = 0
         self.height = 0
@@ -76,6 +81,7 @@ class ReferenceLedger:
             (b"gsequence", struct.pack(">Q", 0)),
             (b"v" + struct.pack(">Q", 1), msgpack.packb(sorted(genesis.validators), use_bin_type=True)),
             *((b"gbank" + bank, names.get(bank, "").encode("utf-8")) for bank in genesis.banks),
+            (b"gtier\x00", msgpack.packb(["unlimited", MAX_TYIYN, MAX_TYIYN, MAX_TYIYN], use_bin_type=True)),
         ]
         cid = genesis.chain_id.encode()
         self.app_hash = hashlib.sha256(
@@ -109,10 +115,15 @@ class ReferenceLedger:
         if tx.kind == TxKind.TRANSFER:
             if tx.recipient == tx.sender:
                 return "self_transfer"
+            capped = tx.sender not in self.banks and tx.sender != self.issuer
+            if capped and sender[2] + tx.amount > MAX_TYIYN:
+                return "over_daily_limit"
             if sender[0] < tx.amount:
                 return "insufficient_funds"
             sender[0] -= tx.amount
-            self.accounts.setdefault(tx.recipient, [0, 0])[0] += tx.amount
+            if capped:
+                sender[2] += tx.amount
+            self.accounts.setdefault(tx.recipient, [0, 0, 0])[0] += tx.amount
             touched.add(tx.recipient)
             return "ok"
         if tx.kind == TxKind.ISSUE:
@@ -120,7 +131,7 @@ class ReferenceLedger:
                 return "unauthorised"
             if self.issued - self.redeemed + tx.amount > MAX_TYIYN:
                 return "overflow"
-            self.accounts.setdefault(tx.recipient, [0, 0])[0] += tx.amount
+            self.accounts.setdefault(tx.recipient, [0, 0, 0])[0] += tx.amount
             touched.add(tx.recipient)
             self.issued += tx.amount
             return "ok"
@@ -132,9 +143,19 @@ class ReferenceLedger:
         self.redeemed += tx.amount
         return "ok"
 
+    def record(self, pk: bytes) -> tuple[int, ...] | None:
+        """The account as the store reads it back: balance, nonce, tier 0, no flags, day 0, sent."""
+        if pk not in self.accounts:
+            return None
+        balance, nonce, sent = self.accounts[pk]
+        return balance, nonce, 0, 0, 0, sent
+
+    def records(self) -> dict[bytes, tuple[int, ...] | None]:
+        return {pk: self.record(pk) for pk in self.accounts}
+
     def _pack(self, pk: bytes) -> bytes:
-        balance, nonce = self.accounts[pk]
-        return struct.pack(">QQ", balance, nonce)
+        balance, nonce, sent = self.accounts[pk]
+        return struct.pack(">QQBBIQ", balance, nonce, 0, 0, 0, sent)
 
     def _supply(self) -> bytes:
         m = (1 << 64) - 1

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,14 +15,15 @@ from pathlib import Path
 from node.app.config import load_config, render_config
 from node.core.keys import KeyPair, read_key_file
 from node.core.tx import SignedTransaction, Transaction, TxKind
+from node.tools.client import ApiClientError
 from node.tools.network import LocalNetwork, create_network
 from node.tools.testnet import LocalTestnet, free_ports
 
 
-def make_network(directory: Path, validators: int = 4, **consensus: int) -> LocalNetwork:
+def make_network(directory: Path, validators: int = 4, banks: int | None = None, **consensus: int) -> LocalNetwork:
     """A fresh network on free ports; ``consensus`` overrides [consensus] config fields."""
     ports = free_ports(2 * validators)
-    network = create_network(directory, validators=validators, banks=max(1, validators - 1),
+    network = create_network(directory, validators=validators, banks=banks or max(1, validators - 1),
                              ports=[(ports[2 * i], ports[2 * i + 1]) for i in range(validators)])
     defaults = dict(timeout_propose_ms=1000, timeout_prevote_ms=300, timeout_precommit_ms=300,
                     timeout_delta_ms=200, empty_block_wait_ms=100)
@@ -60,3 +66,64 @@ class Wallet:
 def node_log(net: LocalTestnet, index: int) -> str:
     path = net.config_files[index].parent / "node.log"
     return path.read_text(errors="replace")[-4000:] if path.exists() else "(no log)"
+
+
+class TransferLoad(threading.Thread):
+    """Transfers among the banks, a few every tenth of a second, each account to one node in nonce order."""
+
+    def __init__(self, net: LocalTestnet, wallets: list[Wallet], nodes: tuple[int, ...]) -> None:
+        """Each wallet sends to ``nodes[k % len(nodes)]``: nodes the test never stops."""
+        super().__init__(name="transfer-load", daemon=True)
+        self.net, self.wallets, self.nodes = net, wallets, nodes
+        self.accepted: list[str] = []
+        self.refused: list[dict] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.1):
+            for k, wallet in enumerate(self.wallets):
+                payee = self.wallets[(k + 1) % len(self.wallets)].key.public_key
+                txs = [wallet.transfer(payee, 1) for _ in range(3)]
+                try:
+                    results = self.net.client(self.nodes[k % len(self.nodes)]).submit([stx.raw for stx in txs])
+                except ApiClientError as exc:
+                    self.refused.append({"error": str(exc)})
+                    return
+                for stx, result in zip(txs, results):
+                    (self.accepted.append(stx.hash.hex()) if result["accepted"] else self.refused.append(result))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=10)
+
+
+def somnode(*args: str | Path) -> str:
+    done = subprocess.run([sys.executable, "-m", "node", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, f"somnode {' '.join(map(str, args))}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def board_decides(workdir: Path, name: str, action: list[str], api: str, signers: list[Path]) -> int:
+    """Build, sign (each member on their own copy), combine and submit; the height it committed at."""
+    unsigned = workdir / f"{name}.json"
+    somnode("gov", "build", *action, "--out", unsigned, "--node", api)
+    assert "approvals     none yet" in somnode("gov", "show", unsigned)
+    copies = []
+    for number, key_file in enumerate(signers):
+        copy = workdir / f"{name}-{number}.json"
+        shutil.copy(unsigned, copy)
+        somnode("gov", "sign", copy, "--key", key_file)
+        copies.append(copy)
+    signed = workdir / f"{name}-signed.json"
+    somnode("gov", "combine", *copies, "--out", signed)
+    said = somnode("gov", "submit", signed, "--node", api)
+    assert "result=ok" in said, said
+    return int(said.split("committed height=")[1].split()[0])
+
+
+def wait_for(condition, what: str, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.2)

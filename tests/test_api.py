@@ -65,6 +65,12 @@ def make_block(height: int, tx_hashes: tuple[bytes, ...] = ()) -> BlockView:
     )
 
 
+UNREGISTERED_RULES: dict[str, Any] = {
+    "tier": 0, "tier_name": "anonymous", "limits": None, "frozen": {"outgoing": False, "incoming": False},
+    "registering_bank": None, "registered_by_board": False, "linked_account": None,
+}
+
+
 class FakeBackend:
     """Implements ApiBackend the way the runtime will: mempool admission, a block feed, committed lookups."""
 
@@ -76,7 +82,7 @@ class FakeBackend:
         self.metrics = NodeMetrics(self.metrics_registry)
         self.balances: dict[bytes, tuple[int, int]] = {ALICE.public_key: (10_000, 0)}
         self.mempool = Mempool(
-            chain_id=CHAIN, verifier=verifier, account=self.account,
+            chain_id=CHAIN, verifier=verifier, account=self.standing,
             governance=GenesisState(CHAIN, bytes(32), ISSUER.public_key, frozenset(), ()).governance,
             max_txs=max_txs, max_bytes=1_000_000,
         )
@@ -85,6 +91,8 @@ class FakeBackend:
         self.committed: dict[bytes, tuple[int, int, str]] = {}
         self.feed = BlockFeed(queue_size=feed_queue)
         self.fail_with: Exception | None = None
+        self.rules: dict[bytes, dict[str, Any]] = {}
+        self.order_docs: dict[bytes, list[dict[str, Any]]] = {}
 
     async def submit(self, raws: list[bytes]) -> list[AdmitResult]:
         if self.fail_with is not None:
@@ -103,6 +111,15 @@ class FakeBackend:
 
     def account(self, public_key: bytes) -> tuple[int, int]:
         return self.balances.get(public_key, (0, 0))
+
+    def standing(self, public_key: bytes) -> tuple[int, int, int, int]:
+        return (*self.account(public_key), 0, 0)
+
+    def account_rules(self, public_key: bytes) -> dict[str, Any]:
+        return self.rules.get(public_key, UNREGISTERED_RULES)
+
+    def orders(self, public_key: bytes) -> list[dict[str, Any]]:
+        return self.order_docs.get(public_key, [])
 
     def pending_nonce(self, public_key: bytes) -> int:
         return self.mempool.pending_nonce(public_key)
@@ -337,12 +354,24 @@ async def test_account(client: TestClient) -> None:
     await client.post("/v1/txs", json={"tx": transfer(0).raw.hex()})
     response = await client.get(f"/v1/accounts/{ALICE.address}")
     assert await response.json() == {
-        "address": ALICE.address, "balance": 10_000, "balance_som": "100.00", "nonce": 0, "pending_nonce": 1}
+        "address": ALICE.address, "balance": 10_000, "balance_som": "100.00", "nonce": 0, "pending_nonce": 1,
+        **UNREGISTERED_RULES}
     response = await client.get(f"/v1/accounts/{BOB.address}", headers={"Accept": "application/msgpack"})
     assert msgpack.unpackb(await response.read())["balance"] == 0
     typo = ALICE.address[:-1] + ("a" if ALICE.address[-1] != "a" else "b")
     await expect_error(await client.get(f"/v1/accounts/{typo}"), 400, "bad_address")
     await expect_error(await client.get("/v1/accounts/nonsense"), 400, "bad_address")
+
+
+async def test_account_orders(client: TestClient, backend: FakeBackend) -> None:
+    order = {"height": 7, "index": 0, "action": "freeze", "scope": "both", "authority": "Pervomaisky court",
+             "number": "2-123/2026", "date": "2026-11-30", "document_sha256": "ab" * 32}
+    backend.order_docs[ALICE.public_key] = [order]
+    assert await (await client.get(f"/v1/accounts/{ALICE.address}/orders")).json() == {
+        "address": ALICE.address, "orders": [order]}
+    assert await (await client.get(f"/v1/accounts/{BOB.address}/orders")).json() == {
+        "address": BOB.address, "orders": []}
+    await expect_error(await client.get("/v1/accounts/nonsense/orders"), 400, "bad_address")
 
 
 async def test_blocks(client: TestClient, backend: FakeBackend) -> None:

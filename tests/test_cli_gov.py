@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
 from node.cli import main
-from node.core.governance import SetValidator
+from node.core.actions import SetValidator
 from node.core.keys import KeyPair, write_key_file
 from node.tools.gov_file import GovernanceFileError, read_action
 
@@ -135,3 +136,45 @@ def test_an_existing_file_is_never_overwritten(tmp_path, capsys, keys):
     code, _, err = run(capsys, "gov", "build", "remove-bank", "--bank", address(capsys, keys[0]),
                        "--out", action, *OFFLINE)
     assert code == 2 and "already exists" in err and action.read_text() == "keep me"
+
+
+def test_a_legal_order_carries_its_reference_and_the_documents_hash(tmp_path, capsys, keys):
+    board1, _, validator, _ = keys
+    document = tmp_path / "order.pdf"
+    document.write_bytes(b"%PDF the order")
+    action = tmp_path / "freeze.json"
+    code, out, _ = run(capsys, "gov", "build", "freeze", "--account", address(capsys, validator), "--scope", "both",
+                       "--authority", "Pervomaisky District Court of Bishkek", "--number", "2-1234/26",
+                       "--date", "2026-11-30", "--document", document, "--out", action, *OFFLINE)
+    assert code == 0 and "freeze all payments of" in out
+    pending = read_action(action)
+    assert pending.tx.action.reference.document_sha256 == hashlib.sha256(b"%PDF the order").digest()
+    assert hashlib.sha256(b"%PDF the order").hexdigest() in run(capsys, "gov", "show", action)[1]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["seize", "--account", "KEY", "--amount", "10", "--to", "KEY2", "--authority", "Court", "--number", "1",
+      "--date", "2026-02-30", "--document", "DOC"], "date"),
+    (["seize", "--account", "KEY", "--amount", "0.001", "--to", "KEY2", "--authority", "Court", "--number", "1",
+      "--date", "2026-02-01", "--document", "DOC"], "--amount"),
+    (["freeze", "--account", "KEY", "--scope", "both", "--authority", "Court", "--number", "1",
+      "--date", "2026-02-01", "--document", "MISSING"], "--document"),
+    (["define-tier", "--id", "255", "--name", "x", "--max-balance", "1", "--max-payment", "1",
+      "--max-daily-out", "1"], "tier id"),
+    (["set-wallet", "--wallet", "KEY", "--tier", "gold"], "--tier"),
+])
+def test_bad_order_and_tier_options_are_named(tmp_path, capsys, keys, args, says):
+    document = tmp_path / "doc.pdf"
+    document.write_bytes(b"doc")
+    values = {"KEY": address(capsys, keys[0]), "KEY2": address(capsys, keys[1]), "DOC": str(document),
+              "MISSING": str(tmp_path / "absent.pdf")}
+    code, _, err = run(capsys, "gov", "build", *[values.get(a, a) for a in args], "--out", tmp_path / "x.json",
+                       *OFFLINE)
+    assert code == 2 and says in err, err
+
+
+def test_the_board_designates_an_institutional_account(tmp_path, capsys, keys):
+    action = tmp_path / "institution.json"
+    code, out, _ = run(capsys, "gov", "build", "set-wallet", "--wallet", address(capsys, keys[2]), "--tier",
+                       "institutional", "--out", action, *OFFLINE)
+    assert code == 0 and "as institutional (no limits), no linked account" in out

@@ -22,10 +22,13 @@ from node.core.genesis import (
     load_genesis,
 )
 from node.core.keys import KeyPair
+from node.core.tiers import INSTITUTIONAL, Tier
 
 KEYS = [KeyPair.from_seed(bytes([i]) * 32).public_key for i in range(1, 12)]
 BOARD_KEYS = [KeyPair.from_seed(bytes([i]) * 32).public_key for i in range(20, 23)]
 BOARD = GenesisBoard(2, tuple(BoardMember(f"board{i + 1}", key) for i, key in enumerate(BOARD_KEYS)))
+TIERS = (Tier(0, "anonymous", 1_500_000, 500_000, 1_500_000), Tier(1, "basic KYC", 15_000_000, 5_000_000, 15_000_000))
+WALLETS = tuple(sorted([(KEYS[8], 1), (KEYS[7], INSTITUTIONAL)]))
 
 
 def make_genesis(**changes) -> Genesis:
@@ -42,6 +45,8 @@ def make_genesis(**changes) -> Genesis:
         ),
         balances=tuple(sorted([(KEYS[1], 100_000), (KEYS[2], 5), (KEYS[9], 2**63)])),
         board=BOARD,
+        tiers=TIERS,
+        wallets=WALLETS,
     )
     values.update(changes)
     return Genesis(**values)
@@ -74,11 +79,13 @@ def test_json_uses_addresses_and_integer_tyiyn():
 def test_hash_is_sha256_of_the_documented_encoding():
     genesis = make_genesis()
     body = [
-        2, genesis.chain_id, genesis.genesis_time, genesis.issuer,
+        3, genesis.chain_id, genesis.genesis_time, genesis.issuer,
         [[b.name, b.public_key] for b in genesis.banks],
         [[v.name, v.public_key, v.power, v.p2p_address, v.api_address] for v in genesis.validators],
         [[key, amount] for key, amount in genesis.balances],
         [2, [[m.name, m.public_key] for m in genesis.board.members]],
+        [[0, "anonymous", 1_500_000, 500_000, 1_500_000], [1, "basic KYC", 15_000_000, 5_000_000, 15_000_000]],
+        [[key, tier] for key, tier in sorted([(KEYS[8], 1), (KEYS[7], 255)])],
     ]
     expected = hashlib.sha256(GENESIS_DOMAIN + msgpack.packb(body, use_bin_type=True)).digest()
     assert genesis.hash() == expected
@@ -101,6 +108,11 @@ def test_balance_order_in_json_does_not_change_the_hash():
         {"board": GenesisBoard(1, BOARD.members)},
         {"board": GenesisBoard(2, BOARD.members[:2])},
         {"board": GenesisBoard(2, (BoardMember("renamed", BOARD_KEYS[0]), *BOARD.members[1:]))},
+        {"tiers": (*TIERS, Tier(2, "full KYC", 1, 1, 1))},
+        {"tiers": (TIERS[0], Tier(1, "basic KYC", 15_000_000, 5_000_001, 15_000_000))},
+        {"tiers": (TIERS[0], Tier(1, "renamed", 15_000_000, 5_000_000, 15_000_000))},
+        {"wallets": ()},
+        {"wallets": ((KEYS[7], 1), (KEYS[8], 1))},
     ],
 )
 def test_every_field_is_covered_by_the_hash(change):
@@ -216,6 +228,18 @@ def _typo(address: str) -> str:
         (_duplicate("board.members", "address"), "board.members[1]"),
         (_set("board.members.0.address", _typo(encode_address(BOARD_KEYS[0]))), "board.members[0].address"),
         (_set("board.quorum", 2), "board.quorum: unknown field"),
+        (_delete("tiers"), "tiers: missing required field"),
+        (_set("tiers", []), "tiers: tier 0"),
+        (_set("tiers.0.id", 1), "tiers[1].id: tier 1 is defined twice"),
+        (_set("tiers.1.id", 255), "tiers[1]"),
+        (_set("tiers.1.max_balance", -1), "tiers[1]"),
+        (_set("tiers.1.max_payment", 2**64), "tiers[1]"),
+        (_set("tiers.1.name", ""), "tiers[1]"),
+        (_delete("tiers.0.max_daily_out"), "tiers[0].max_daily_out: missing required field"),
+        (_set("wallets.0.tier", 7), "wallets[0].tier"),
+        (_set("wallets.0.tier", "1"), "wallets[0].tier"),
+        (_set("wallets.0.address", "som1nonsense"), "wallets[0].address"),
+        (_duplicate("wallets", "address"), "wallets[1].address: duplicate wallet"),
     ],
 )
 def test_errors_name_the_field(edit, field):
@@ -265,6 +289,7 @@ def test_random_valid_genesis_round_trips(validators, powers, balances, bank_nam
         ),
         balances=tuple(sorted(balances.items())),
         board=GenesisBoard(min(threshold, len(board)), tuple(BoardMember(f"m{i}", key) for i, key in enumerate(board))),
+        tiers=TIERS,
     )
     again = Genesis.from_json(genesis.to_json())
     assert again == genesis and again.hash() == genesis.hash()

@@ -12,23 +12,32 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.core.genesis import MAX_TOTAL_POWER
-from node.core.governance import (
+from node.core.actions import (
     MAX_BOARD_MEMBERS,
+    MAX_ORDER_NUMBER_CHARS,
     AddBank,
-    GovernanceTransaction,
+    DefineTier,
+    Freeze,
+    OrderReference,
     RemoveBank,
     ReplaceIssuer,
     RotateValidatorKey,
+    Scope,
+    Seize,
     SetBoard,
     SetValidator,
-    SignedGovernance,
-    decode_unsigned,
+    SetWallet,
+    Unfreeze,
     proof_bytes,
 )
+from node.core.amount import MAX_TYIYN
+from node.core.genesis import MAX_TOTAL_POWER
+from node.core.governance import GovernanceTransaction, SignedGovernance, decode_unsigned
 from node.core.keys import KeyPair, verify_signature
 from node.core.names import name_error
-from node.core.tx import TxDecodeCode, TxDecodeError, decode_tx, pack
+from node.core.tiers import INSTITUTIONAL, MAX_TIER_ID, Tier
+from node.core.transactions import decode_tx
+from node.core.tx import TxDecodeCode, TxDecodeError, pack
 
 CHAIN_ID = "som-example"
 KEYS = tuple(KeyPair.from_seed(hashlib.sha256(b"governance %d" % n).digest()) for n in range(6))
@@ -48,6 +57,27 @@ def rotations(draw) -> RotateValidatorKey:
 names = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.characters(min_codepoint=0x400,
                                                                                     max_codepoint=0x4FF),
                 min_size=1, max_size=40).filter(lambda name: name_error(name) is None)
+tyiyn = st.integers(0, MAX_TYIYN)
+references = st.builds(
+    OrderReference, names, names.filter(lambda number: len(number) <= MAX_ORDER_NUMBER_CHARS),
+    st.dates().map(lambda day: day.isoformat()).filter(lambda day: len(day) == 10), keys32)
+scopes = st.sampled_from(Scope)
+linked = st.one_of(st.just(b""), keys32)
+
+
+@st.composite
+def seizures(draw) -> Seize:
+    account = draw(keys32)
+    destination = draw(keys32.filter(lambda key: key != account))
+    return Seize(account, draw(st.integers(1, MAX_TYIYN)), destination, draw(references))
+
+
+@st.composite
+def wallets(draw) -> SetWallet:
+    wallet = draw(keys32)
+    return SetWallet(wallet, draw(st.integers(0, INSTITUTIONAL)), draw(linked.filter(lambda key: key != wallet)))
+
+
 actions = st.one_of(
     st.builds(AddBank, names, keys32),
     st.builds(RemoveBank, keys32),
@@ -56,6 +86,11 @@ actions = st.one_of(
     st.builds(ReplaceIssuer, keys32),
     st.lists(keys32, min_size=1, max_size=MAX_BOARD_MEMBERS, unique=True).flatmap(
         lambda members: st.builds(SetBoard, st.integers(1, len(members)), st.just(tuple(sorted(members))))),
+    st.builds(DefineTier, st.builds(Tier, st.integers(0, MAX_TIER_ID), names, tyiyn, tyiyn, tyiyn)),
+    wallets(),
+    st.builds(Freeze, keys32, scopes, references),
+    st.builds(Unfreeze, keys32, scopes, references),
+    seizures(),
 )
 transactions = st.builds(GovernanceTransaction, st.integers(0, 2**64 - 1), st.integers(1, 2**64 - 1), actions)
 
@@ -121,7 +156,7 @@ def test_approvals_out_of_order_or_twice_are_refused():
 
 
 @pytest.mark.parametrize(("action", "code"), [
-    ([9, b"x"], TxDecodeCode.UNKNOWN_ACTION),
+    ([99, b"x"], TxDecodeCode.UNKNOWN_ACTION),
     ([3, bytes(32)], TxDecodeCode.BAD_FIELD_COUNT),
     ([3, bytes(31), 1], TxDecodeCode.BAD_FIELD),
     ([3, bytes(32), MAX_TOTAL_POWER + 1], TxDecodeCode.BAD_FIELD),

@@ -12,13 +12,8 @@ import time
 import msgpack
 import pytest
 
-from node.core.governance import (
-    AddBank,
-    GovernanceTransaction,
-    RotateValidatorKey,
-    SetValidator,
-    proof_bytes,
-)
+from node.core.actions import AddBank, RotateValidatorKey, SetValidator, proof_bytes
+from node.core.governance import GovernanceTransaction
 from node.core.keys import KeyPair, read_key_file
 from node.core.tx import pack
 from node.tools.client import NodeClient

@@ -20,88 +20,32 @@ trusts only the genesis follows the set and verifies every certificate
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import subprocess
-import sys
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 from node.app.config import ApiSection, Config, MempoolSection, NodeSection, P2PSection, load_config, render_config
 from node.core.fields import Endpoint
 from node.core.keys import read_key_file
-from node.tools.client import ApiClientError, NodeClient
+from node.tools.client import NodeClient
 from node.tools.follow import follow
 from node.tools.testnet import LocalTestnet
-from tests.localnet import Wallet, free_ports, make_network, node_log
+from tests.localnet import (
+    TransferLoad,
+    Wallet,
+    board_decides,
+    free_ports,
+    make_network,
+    node_log,
+    somnode,
+    wait_for,
+)
 
 TIMEOUT_S = 90
 LOAD_NODES = (1, 2)  # validator2 and validator3: never restarted, never removed
 
 
-class TransferLoad(threading.Thread):
-    """Transfers among the banks, a few every tenth of a second, each account to one node in nonce order."""
-
-    def __init__(self, net: LocalTestnet, wallets: list[Wallet]) -> None:
-        super().__init__(name="transfer-load", daemon=True)
-        self.net, self.wallets = net, wallets
-        self.accepted: list[str] = []
-        self.refused: list[dict] = []
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.wait(0.1):
-            for k, wallet in enumerate(self.wallets):
-                payee = self.wallets[(k + 1) % len(self.wallets)].key.public_key
-                txs = [wallet.transfer(payee, 1) for _ in range(3)]
-                try:
-                    results = self.net.client(LOAD_NODES[k % 2]).submit([stx.raw for stx in txs])
-                except ApiClientError as exc:
-                    self.refused.append({"error": str(exc)})
-                    return
-                for stx, result in zip(txs, results):
-                    (self.accepted.append(stx.hash.hex()) if result["accepted"] else self.refused.append(result))
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(timeout=10)
-
-
-def somnode(*args: str | Path) -> str:
-    done = subprocess.run([sys.executable, "-m", "node", *map(str, args)], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, f"somnode {' '.join(map(str, args))}: {done.stdout}{done.stderr}"
-    return done.stdout
-
-
-def board_decides(workdir: Path, name: str, action: list[str], api: str, signers: list[Path]) -> int:
-    """Build, sign (each member on their own copy), combine and submit; the height it committed at."""
-    unsigned = workdir / f"{name}.json"
-    somnode("gov", "build", *action, "--out", unsigned, "--node", api)
-    assert "approvals     none yet" in somnode("gov", "show", unsigned)
-    copies = []
-    for number, key_file in enumerate(signers):
-        copy = workdir / f"{name}-{number}.json"
-        shutil.copy(unsigned, copy)
-        somnode("gov", "sign", copy, "--key", key_file)
-        copies.append(copy)
-    signed = workdir / f"{name}-signed.json"
-    somnode("gov", "combine", *copies, "--out", signed)
-    said = somnode("gov", "submit", signed, "--node", api)
-    assert "result=ok" in said, said
-    return int(said.split("committed height=")[1].split()[0])
-
-
 def certificate_signers(net: LocalTestnet, index: int, height: int) -> set[str]:
     return {p["validator"] for p in net.client(index).block(height)["commit"]["precommits"]}
-
-
-def wait_for(condition, what: str, timeout_s: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.2)
 
 
 def height_of(net: LocalTestnet, index: int) -> int:
@@ -131,7 +75,7 @@ def test_the_board_adds_removes_and_rotates_validators_under_load(tmp_path):
     joining_validator_config(directory, load_config(network.config_files[0]))
     net = LocalTestnet(directory)  # validators 1-4 and the joining validator5 (index 4)
     original = [0, 1, 2, 3]
-    load = TransferLoad(net, [Wallet(path, genesis.chain_id) for path in network.bank_key_files])
+    load = TransferLoad(net, [Wallet(path, genesis.chain_id) for path in network.bank_key_files], LOAD_NODES)
     try:
         for index in original:
             net.start(index)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from node.core.governance import GovernanceTransaction, SetValidator
+from node.core.actions import SetValidator
+from node.core.governance import GovernanceTransaction
 from node.host.validators import ValidatorSchedule
 from node.ledger import LedgerStore
 from tests.crash_writer import block_bytes, certificate_bytes

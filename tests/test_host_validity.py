@@ -101,7 +101,7 @@ def test_a_transfer_checked_at_admission_is_not_checked_again_in_a_proposal(tmp_
     with LedgerStore.open(tmp_path / "ledger", GenesisState(
             genesis.chain_id, genesis.genesis_hash, genesis.issuer, genesis.banks,
             tuple(sorted([(ALICE.public_key, 1_000), (BOB.public_key, 1_000)])))) as store:
-        mempool = Mempool(chain_id=store.chain_id, verifier=batch_verifier, account=lambda key: (1_000, 0),
+        mempool = Mempool(chain_id=store.chain_id, verifier=batch_verifier, account=lambda key: (1_000, 0, 0, 0),
                           governance=lambda: store.governance, max_txs=10, max_bytes=1 << 20)
         transfers = [transfer(ALICE, 0), transfer(BOB, 0)]
         results = asyncio.run(mempool.add_batch([stx.raw for stx in transfers]))

@@ -40,13 +40,17 @@ from node.app.config import load_config, render_config
 from node.core.address import encode_address
 from node.core.amount import MAX_TYIYN
 from node.core.keys import KeyPair, read_key_file
-from node.core.tx import MAX_TX_BYTES, Transaction, TxDecodeError, TxKind, decode_tx
+from node.core.transactions import decode_tx
+from node.core.tx import MAX_TX_BYTES, Transaction, TxDecodeError, TxKind
+from node.tools.network import DEFAULT_TIERS
 from tests.localnet import Wallet, make_network, node_log, running
 
 LONG = os.environ.get("SOMNODE_LONG") == "1"
 EXAMPLES = 20_000 if LONG else 600
 HONEST_EVERY = 8  # one honest transfer per this many hostile inputs
 ATTACKER_FUNDS = 1_000
+# The attacker is unregistered: tier 0 of the test network's genesis bounds each of its payments.
+ATTACKER_MAX_PAYMENT = next(tier.max_payment for tier in DEFAULT_TIERS if tier.id == 0)
 FLOOD_LIMIT = 1000  # the node's default pending transactions per account
 MAX_TXS_PER_REQUEST = 5000
 MAX_BODY_BYTES = 1024 * 1024
@@ -164,7 +168,7 @@ class Forger:
 
     def unknown_kind(self, data):
         fields = self._base(data)
-        fields[1] = data.draw(st.one_of(st.integers(-2**63, 2**64 - 1).filter(lambda v: v not in (1, 2, 3)),
+        fields[1] = data.draw(st.one_of(st.integers(-2**63, 2**64 - 1).filter(lambda v: v not in set(TxKind)),
                                         st.text(max_size=3), st.none()), label="kind")
         return TxProbe("unknown_kind", pack(fields), "unknown_kind")
 
@@ -264,9 +268,14 @@ class Forger:
         return TxProbe("nonce_gap", pack(fields), "nonce_gap")
 
     def insufficient_funds(self, data):
-        amount = data.draw(st.integers(ATTACKER_FUNDS + 1, MAX_TYIYN), label="amount")
+        amount = data.draw(st.integers(ATTACKER_FUNDS + 1, ATTACKER_MAX_PAYMENT), label="amount")
         fields = signed_fields(self.attacker, self.chain_id, TxKind.TRANSFER, 0, amount, self.victim)
         return TxProbe("insufficient_funds", pack(fields), "insufficient_funds")
+
+    def over_payment_limit(self, data):
+        amount = data.draw(st.integers(ATTACKER_MAX_PAYMENT + 1, MAX_TYIYN), label="amount")
+        fields = signed_fields(self.attacker, self.chain_id, TxKind.TRANSFER, 0, amount, self.victim)
+        return TxProbe("over_payment_limit", pack(fields), "over_payment_limit")
 
     _BUILDERS = {name: fn for name, fn in locals().items()
                  if callable(fn) and not name.startswith("_") and name != "draw"}

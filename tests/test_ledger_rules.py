@@ -24,6 +24,12 @@ ALICE, BOB = HOLDERS[0], HOLDERS[1]
 STRANGER = key(999)  # never funded at genesis
 T, I, R = TxKind.TRANSFER, TxKind.ISSUE, TxKind.REDEEM
 
+def funds(store, public_key):
+    """The committed (balance, nonce) of an account, or None when it has none."""
+    account = store.account(public_key)
+    return None if account is None else (account.balance, account.nonce)
+
+
 
 @pytest.fixture
 def store(tmp_path):
@@ -42,32 +48,32 @@ def commit(store, *txs):
 
 def test_transfer_moves_money_and_consumes_the_nonce(store):
     assert commit(store, signed(T, ALICE, 0, 250, BOB)) == ["ok"]
-    assert store.account(ALICE) == (1_000_000 - 250, 1)
-    assert store.account(BOB) == (1_000_000 + 250, 0)
+    assert funds(store, ALICE) == (1_000_000 - 250, 1)
+    assert funds(store, BOB) == (1_000_000 + 250, 0)
 
 
 def test_transfer_to_a_fresh_key_creates_its_account(store):
-    assert store.account(STRANGER) is None
+    assert funds(store, STRANGER) is None
     assert commit(store, signed(T, ALICE, 0, 7, STRANGER)) == ["ok"]
-    assert store.account(STRANGER) == (7, 0)
+    assert funds(store, STRANGER) == (7, 0)
     assert commit(store, signed(T, STRANGER, 0, 7, ALICE)) == ["ok"]
-    assert store.account(STRANGER) == (0, 1)
+    assert funds(store, STRANGER) == (0, 1)
 
 
 def test_unknown_sender_changes_nothing(store):
     before = store.supply()
     assert commit(store, signed(T, STRANGER, 0, 1, ALICE)) == ["unknown_account"]
-    assert store.account(STRANGER) is None
-    assert store.account(ALICE) == (1_000_000, 0)
+    assert funds(store, STRANGER) is None
+    assert funds(store, ALICE) == (1_000_000, 0)
     assert store.supply() == before
 
 
 def test_bad_nonce_changes_nothing_and_the_bytes_stay_valid(store):
     future = signed(T, ALICE, 1, 5, BOB)
     assert commit(store, future) == ["bad_nonce"]
-    assert store.account(ALICE) == (1_000_000, 0)
+    assert funds(store, ALICE) == (1_000_000, 0)
     assert commit(store, signed(T, ALICE, 0, 5, BOB), future) == ["ok", "ok"]
-    assert store.account(ALICE) == (1_000_000 - 10, 2)
+    assert funds(store, ALICE) == (1_000_000 - 10, 2)
 
 
 def test_replayed_transaction_is_refused(store):
@@ -76,29 +82,29 @@ def test_replayed_transaction_is_refused(store):
     assert commit(store, tx) == ["bad_nonce"]
     location = store.tx_location(tx.hash)
     assert (location.height, location.index, location.code) == (1, 0, "ok")
-    assert store.account(BOB) == (1_000_000 + 5, 0)
+    assert funds(store, BOB) == (1_000_000 + 5, 0)
 
 
 def test_insufficient_funds_consumes_the_nonce_so_the_bytes_die(store):
     too_much = signed(T, ALICE, 0, 1_000_001, BOB)
     assert commit(store, too_much) == ["insufficient_funds"]
-    assert store.account(ALICE) == (1_000_000, 1)
+    assert funds(store, ALICE) == (1_000_000, 1)
     assert commit(store, signed(T, BOB, 0, 10, ALICE)) == ["ok"]
     assert commit(store, too_much) == ["bad_nonce"]
 
 
 def test_self_transfer_is_refused_but_consumes_the_nonce(store):
     assert commit(store, signed(T, ALICE, 0, 1, ALICE)) == ["self_transfer"]
-    assert store.account(ALICE) == (1_000_000, 1)
+    assert funds(store, ALICE) == (1_000_000, 1)
 
 
 def test_only_the_issuer_issues(store):
     assert commit(store, signed(I, ALICE, 0, 100, ALICE), signed(I, BANKS[0], 0, 100, BANKS[0])) == [
         "unauthorised", "unauthorised"]
-    assert store.account(ALICE) == (1_000_000, 1)
+    assert funds(store, ALICE) == (1_000_000, 1)
     issued_before = store.supply().issued
     assert commit(store, signed(I, ISSUER, 0, 100, STRANGER)) == ["ok"]
-    assert store.account(STRANGER) == (100, 0)
+    assert funds(store, STRANGER) == (100, 0)
     assert store.supply().issued == issued_before + 100
 
 
@@ -108,7 +114,7 @@ def test_issue_beyond_u64_supply_overflows(store):
     assert commit(store, signed(I, ISSUER, 1, room, STRANGER)) == ["ok"]
     assert store.supply().outstanding == MAX_TYIYN
     assert commit(store, signed(I, ISSUER, 2, 1, STRANGER)) == ["overflow"]
-    assert store.account(ISSUER) == (0, 3)
+    assert funds(store, ISSUER) == (0, 3)
 
 
 def test_redeem_by_a_bank_destroys_som(store):
@@ -116,19 +122,19 @@ def test_redeem_by_a_bank_destroys_som(store):
     assert commit(store, signed(R, BANKS[0], 0, 501), signed(R, BANKS[0], 1, 200)) == [
         "insufficient_funds", "ok"]
     supply = store.supply()
-    assert store.account(BANKS[0]) == (300, 2)
+    assert funds(store, BANKS[0]) == (300, 2)
     assert supply.redeemed == 200 and supply.outstanding == supply.issued - 200
 
 
 def test_redeem_by_a_holder_is_unauthorised(store):
     assert commit(store, signed(R, ALICE, 0, 10)) == ["unauthorised"]
-    assert store.account(ALICE) == (1_000_000, 1)
+    assert funds(store, ALICE) == (1_000_000, 1)
     assert store.supply().redeemed == 0
 
 
 def test_issuer_may_retire_som_returned_to_it(store):
     assert commit(store, signed(T, ALICE, 0, 40, ISSUER), signed(R, ISSUER, 0, 40)) == ["ok", "ok"]
-    assert store.account(ISSUER) == (0, 1)
+    assert funds(store, ISSUER) == (0, 1)
 
 
 def test_nonce_at_the_u64_limit_is_never_usable(tmp_path):
@@ -164,10 +170,10 @@ def test_prepare_writes_nothing_and_apply_writes_exactly_what_it_prepared(store)
     height, app_hash = store.height, store.app_hash
     prepared = store.prepare(txs)
     assert (store.height, store.app_hash) == (height, app_hash)
-    assert store.account(STRANGER) is None and store.account(ALICE) == (1_000_000, 0)
+    assert funds(store, STRANGER) is None and funds(store, ALICE) == (1_000_000, 0)
     applied = store.apply(prepared, b"block", b"cert")
     assert applied.app_hash == prepared.app_hash == store.app_hash and applied.codes == ("ok", "ok")
-    assert store.account(STRANGER) == (9, 0)
+    assert funds(store, STRANGER) == (9, 0)
 
 
 def test_a_block_prepared_on_an_older_state_cannot_be_applied(store):
@@ -178,7 +184,7 @@ def test_a_block_prepared_on_an_older_state_cannot_be_applied(store):
     store.apply_block(1, committed, b"block", b"cert")
     with pytest.raises(LedgerHeightError, match="prepared for another height"):
         store.apply(prepared, b"block", b"cert")
-    assert store.account(STRANGER) == (4, 0) and store.account(BOB) == (1_000_000, 0)
+    assert funds(store, STRANGER) == (4, 0) and funds(store, BOB) == (1_000_000, 0)
     assert store.prepare(proposal).execution.codes == bytearray([BAD_NONCE])
 
 
@@ -187,16 +193,16 @@ def test_a_failed_write_leaves_disk_and_memory_untouched(tmp_path):
     with LedgerStore.open(tmp_path / "l", genesis_state()) as store:
         with pytest.raises(TypeError):
             store.apply_block(1, txs, None, b"cert")  # the batch cannot be built
-        assert store.height == 0 and store.account(ALICE) == (1_000_000, 0)
+        assert store.height == 0 and funds(store, ALICE) == (1_000_000, 0)
     with LedgerStore.open(tmp_path / "l", genesis_state()) as store:  # cold cache: what is on disk
-        assert store.height == 0 and store.account(ALICE) == (1_000_000, 0)
-        assert store.account(BOB) == (1_000_000, 0) and store.tx_location(txs[0].hash) is None
+        assert store.height == 0 and funds(store, ALICE) == (1_000_000, 0)
+        assert funds(store, BOB) == (1_000_000, 0) and store.tx_location(txs[0].hash) is None
         assert commit(store, *txs) == ["ok"]
 
 
 def test_genesis_accounts_exist_for_issuer_and_banks(store):
-    assert store.account(ISSUER) == (0, 0)
-    assert all(store.account(bank) == (0, 0) for bank in BANKS)
+    assert funds(store, ISSUER) == (0, 0)
+    assert all(funds(store, bank) == (0, 0) for bank in BANKS)
     assert store.supply().outstanding == sum(account.balance for _, account in store.iter_accounts())
 
 
@@ -213,6 +219,7 @@ def test_genesis_state_is_validated(balances, message):
 
 def test_a_real_genesis_maps_onto_the_ledger(tmp_path):
     from node.core.genesis import Bank, BoardMember, Genesis, GenesisBoard, GenesisValidator
+    from node.core.tiers import Tier
 
     keys = [key(100 + i) for i in range(5)]
     genesis = Genesis(
@@ -221,13 +228,17 @@ def test_a_real_genesis_maps_onto_the_ledger(tmp_path):
         validators=(GenesisValidator("v", keys[2], 1, "127.0.0.1:1", "127.0.0.1:2"),),
         balances=tuple(sorted([(keys[1], 500), (keys[3], 7)])),
         board=GenesisBoard(1, (BoardMember("chair", keys[4]),)),
+        tiers=(Tier(0, "anonymous", 1_000, 100, 1_000), Tier(1, "basic KYC", 10_000, 1_000, 10_000)),
+        wallets=((keys[3], 1),),
     )
     state = GenesisState.from_genesis(genesis)
     assert (state.chain_id, state.genesis_hash, state.issuer, state.banks) == (
         "som-map", genesis.hash(), keys[0], frozenset({keys[1]}))
     assert (state.validators, state.board, state.board_threshold, state.bank_names) == (
         ((keys[2], 1),), (keys[4],), 1, ((keys[1], "bank"),))
+    assert (state.tiers, state.account_tiers) == (genesis.tiers, ((keys[3], 1),))
     with LedgerStore.open(tmp_path / "l", state) as store:
-        assert store.account(keys[1]) == (500, 0) and store.account(keys[3]) == (7, 0)
-        assert store.account(keys[0]) == (0, 0) and store.account(keys[2]) is None
+        assert funds(store, keys[1]) == (500, 0) and funds(store, keys[3]) == (7, 0)
+        assert funds(store, keys[0]) == (0, 0) and funds(store, keys[2]) is None
+        assert store.account(keys[3]).tier == 1 and store.account(keys[1]).tier == 0
         assert store.supply().outstanding == 507

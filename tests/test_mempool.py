@@ -13,7 +13,9 @@ from prometheus_client import CollectorRegistry
 
 from node.app.assembly import client_share
 from node.app.metrics import NodeMetrics
+from node.core.actions import Scope
 from node.core.keys import KeyPair
+from node.core.tiers import Tier
 from node.core.tx import SignedTransaction, Transaction, TxKind
 from node.ledger.state import GenesisState
 from node.mempool.pool import Mempool
@@ -45,14 +47,16 @@ def verifier(batch_verifier: BatchVerifier) -> RecordingVerifier:
 
 
 class Ledger:
-    """Committed state: public key -> [balance, next nonce]."""
+    """Committed state: public key -> [balance, next nonce], and the tiers and freeze flags of some."""
 
     def __init__(self, balances: dict[bytes, int]) -> None:
         self.accounts = {pk: [balance, 0] for pk, balance in balances.items()}
+        self.tiers: dict[bytes, int] = {}
+        self.flags: dict[bytes, int] = {}
 
-    def lookup(self, public_key: bytes) -> tuple[int, int]:
+    def lookup(self, public_key: bytes) -> tuple[int, int, int, int]:
         balance, nonce = self.accounts.get(public_key, [0, 0])
-        return balance, nonce
+        return balance, nonce, self.tiers.get(public_key, 0), self.flags.get(public_key, 0)
 
     def apply(self, stx: SignedTransaction) -> None:
         """A simplified ledger: the nonce is consumed, then the debit and credit happen if funds allow."""
@@ -68,12 +72,13 @@ class Ledger:
             self.accounts.setdefault(tx.recipient, [0, 0])[0] += tx.amount
 
 
-def make_pool(ledger: Ledger, verifier: RecordingVerifier | BatchVerifier, **limits: int) -> Mempool:
+def make_pool(ledger: Ledger, verifier: RecordingVerifier | BatchVerifier, governance=lambda: GOVERNANCE,
+              **limits: int) -> Mempool:
     return Mempool(
         chain_id=CHAIN,
         verifier=verifier,
         account=ledger.lookup,
-        governance=lambda: GOVERNANCE,
+        governance=governance,
         max_txs=limits.get("max_txs", 10_000),
         max_bytes=limits.get("max_bytes", 10_000_000),
         max_pending_per_account=limits.get("max_pending_per_account", 1000),
@@ -387,7 +392,7 @@ def _pending_by_account(pool: Mempool) -> dict[bytes, list[SignedTransaction]]:
 def _check_pool(pool: Mempool, ledger: Ledger, max_txs: int, max_bytes: int) -> None:
     assert len(pool) <= max_txs and pool.size_bytes <= max_bytes
     for sender, txs in _pending_by_account(pool).items():
-        balance, nonce = ledger.lookup(sender)
+        balance, nonce, _, _ = ledger.lookup(sender)
         assert [t.tx.nonce for t in txs] == list(range(nonce, nonce + len(txs)))
         assert sum(0 if t.tx.kind is TxKind.ISSUE else t.tx.amount for t in txs) <= balance
 
@@ -441,3 +446,40 @@ def test_dropped_gossip_is_exported_as_a_counter() -> None:
     for dropped in (0, 500, 500, 1200):
         metrics.set_mempool(10, 100, dropped)
     assert registry.get_sample_value("somnode_mempool_gossip_dropped_total") == 1200
+
+
+# ---- the digital som's rules at admission: what the ledger would certainly refuse
+
+LIMITED = GenesisState(CHAIN, bytes(32), ISSUER.public_key, frozenset({BANK.public_key}), (),
+                       tiers=(Tier(0, "anonymous", 10_000, 300, 1_000), Tier(1, "basic", 10_000, 100, 1_000)))
+
+
+async def test_a_payment_over_the_senders_single_payment_limit_is_refused(ledger: Ledger,
+                                                                        verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier, governance=LIMITED.governance)
+    over, within = transfer(ALICE, 0, 301), transfer(ALICE, 0, 300)
+    assert codes(await pool.add_batch([over.raw])) == ["over_payment_limit"]
+    assert codes(await pool.add_batch([within.raw])) == ["accepted"]
+    assert codes(await pool.add_batch([transfer(BANK, 0, 5_000).raw])) == ["accepted"], "a bank has no limits"
+
+
+async def test_a_frozen_sender_is_refused_and_a_freeze_drops_what_it_had_pending(ledger: Ledger,
+                                                                                 verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
+    pending = transfer(ALICE, 0, 10)
+    assert codes(await pool.add_batch([pending.raw])) == ["accepted"]
+    ledger.flags[ALICE.public_key] = Scope.OUTGOING  # a legal order committed
+    pool.update([transfer(ALICE, 5, 1)])  # a block that touched Alice (its transaction failed)
+    assert pending.hash not in pool
+    [refused] = await pool.add_batch([transfer(ALICE, 0, 10).raw])
+    assert (refused.accepted, refused.code) == (False, "sender_frozen")
+
+
+async def test_a_lowered_tier_drops_the_pending_payments_over_its_limit(ledger: Ledger,
+                                                                        verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier, governance=LIMITED.governance)
+    small, large, after = transfer(ALICE, 0, 50), transfer(ALICE, 1, 250), transfer(ALICE, 2, 50)
+    assert codes(await pool.add_batch([small.raw, large.raw, after.raw])) == ["accepted"] * 3
+    ledger.tiers[ALICE.public_key] = 1  # its bank registered it in a tier with a lower payment limit
+    pool.update([transfer(ALICE, 7, 1)])
+    assert small.hash in pool and large.hash not in pool and after.hash not in pool

@@ -21,18 +21,21 @@ from consensus.messages import (
     Vote,
     signing_bytes,
 )
-from node.core.address import decode_address, encode_address
-from node.core.genesis import GENESIS_DOMAIN, Genesis
-from node.core.governance import (
-    GOVERNANCE_DOMAIN,
+from node.core.actions import (
     PROOF_DOMAIN,
-    GovernanceTransaction,
+    Freeze,
+    OrderReference,
+    Scope,
     SetValidator,
-    decode_unsigned,
     proof_bytes,
 )
+from node.core.address import decode_address, encode_address
+from node.core.genesis import GENESIS_DOMAIN, Genesis
+from node.core.governance import GOVERNANCE_DOMAIN, GovernanceTransaction, decode_unsigned
 from node.core.keys import KeyPair, verify_signature
-from node.core.tx import TX_DOMAIN, Transaction, TxDecodeCode, TxKind, decode_tx
+from node.core.registration import Registration
+from node.core.transactions import decode_tx
+from node.core.tx import TX_DOMAIN, Transaction, TxDecodeCode, TxKind, signing_prefix
 
 PROTOCOL = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 CHAIN_ID = "som-example"
@@ -73,7 +76,8 @@ def hex_block(name: str) -> dict[str, bytes | str]:
 def test_document_has_every_example_block():
     assert {("hex", "example-transfer"), ("hex", "example-transfer-fields"), ("hex", "example-consensus"),
             ("json", "example-genesis"), ("hex", "example-genesis"), ("hex", "example-governance"),
-            ("hex", "example-governance-fields"), ("hex", "example-rotation-proof")} <= set(BLOCKS)
+            ("hex", "example-governance-fields"), ("hex", "example-rotation-proof"), ("hex", "example-freeze"),
+            ("hex", "example-registration")} <= set(BLOCKS)
 
 
 def test_rejection_codes_in_the_document_are_exactly_those_of_the_decoder():
@@ -176,12 +180,15 @@ class TestGenesisExample:
         assert doc["genesis_hash"] == genesis.hash() == hashlib.sha256(GENESIS_DOMAIN + body).digest()
         assert genesis.to_json() == BLOCKS[("json", "example-genesis")]
         assert msgpack.unpackb(body) == [
-            2, genesis.chain_id, genesis.genesis_time, genesis.issuer,
+            3, genesis.chain_id, genesis.genesis_time, genesis.issuer,
             [[b.name, b.public_key] for b in genesis.banks],
             [[v.name, v.public_key, v.power, v.p2p_address, v.api_address] for v in genesis.validators],
             [[key, amount] for key, amount in genesis.balances],
             [genesis.board.threshold, [[m.name, m.public_key] for m in genesis.board.members]],
+            [[t.id, t.name, t.max_balance, t.max_payment, t.max_daily_out] for t in genesis.tiers],
+            [[key, tier] for key, tier in genesis.wallets],
         ]
+        assert genesis.wallets == ((KeyPair.from_seed(b"\x08" * 32).public_key, 1),)
         assert genesis.issuer == KeyPair.from_seed(b"\x01" * 32).public_key
         assert [m.public_key for m in genesis.board.members] == [
             KeyPair.from_seed(seed * 32).public_key for seed in (b"\x04", b"\x05")]
@@ -240,3 +247,41 @@ class TestGovernanceExample:
         assert proof["proof_bytes"] == expected == (PROOF_DOMAIN + bytes([len(CHAIN_ID)]) + CHAIN_ID.encode()
                                                     + proof["old_public_key"] + new.public_key)
         assert proof["proof"] == new.sign(expected)
+
+
+class TestFreezeExample:
+    doc = hex_block("example-freeze")
+
+    def test_a_legal_order_encodes_as_documented(self):
+        board = [KeyPair.from_seed(seed * 32) for seed in (b"\x04", b"\x05")]
+        assert self.doc["document_sha256"] == hashlib.sha256(b"order 2-1234/26").digest()
+        reference = OrderReference("Pervomaisky District Court of Bishkek", "2-1234/26", "2026-11-30",
+                                   self.doc["document_sha256"])
+        tx = GovernanceTransaction(1, 200, Freeze(KeyPair.from_seed(b"\x08" * 32).public_key, Scope.BOTH, reference))
+        assert self.doc["action"] == msgpack.packb(tx.fields()[4], use_bin_type=True)
+        assert self.doc["unsigned_bytes"] == tx.unsigned_bytes()
+        assert self.doc["signing_bytes"] == tx.signing_bytes(CHAIN_ID)
+        stx = tx.signed([tx.approve(key, CHAIN_ID) for key in board])
+        approvals = dict(stx.approvals)
+        assert [self.doc["board1_signature"], self.doc["board2_signature"]] == [approvals[k.public_key] for k in board]
+        assert self.doc["signed_bytes"] == stx.raw and self.doc["tx_hash"] == stx.hash
+        assert decode_tx(stx.raw) == stx
+
+
+class TestRegistrationExample:
+    doc = hex_block("example-registration")
+
+    def test_a_registration_encodes_and_signs_as_documented(self):
+        assert self.doc["bank_seed"] == b"\x02" * 32
+        bank, wallet = KeyPair.from_seed(self.doc["bank_seed"]), KeyPair.from_seed(b"\x08" * 32)
+        assert (self.doc["bank_public_key"], self.doc["wallet_public_key"]) == (bank.public_key, wallet.public_key)
+        assert (self.doc["bank_address"], self.doc["wallet_address"]) == (bank.address, wallet.address)
+        registration = Registration(bank.public_key, 3, wallet.public_key, 1, bank.public_key)
+        assert self.doc["unsigned_bytes"] == registration.unsigned_bytes()
+        assert self.doc["signing_bytes"] == TX_DOMAIN + bytes([len(CHAIN_ID)]) + CHAIN_ID.encode() + (
+            self.doc["unsigned_bytes"])
+        signed = registration.sign(bank, CHAIN_ID)
+        assert (self.doc["signature"], self.doc["signed_bytes"], self.doc["tx_hash"]) == (
+            signed.signature, signed.raw, signed.hash)
+        assert decode_tx(signed.raw) == signed
+        assert verify_signature(*signed.verify_item(signing_prefix(CHAIN_ID)))

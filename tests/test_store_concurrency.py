@@ -39,7 +39,7 @@ def test_concurrent_reads_never_leave_stale_accounts_in_the_cache(tmp_path):
                 reference.apply(txs)
                 store.apply_block(height, txs, b"b", b"c")
                 for pk in everyone:  # what the node would execute the next block against
-                    expected = tuple(reference.accounts[pk]) if pk in reference.accounts else None
+                    expected = reference.record(pk)
                     assert store.account(pk) == expected, f"stale account at height {height}"
         finally:
             stop.set()

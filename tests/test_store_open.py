@@ -35,8 +35,7 @@ def assert_same_state(store, reference):
     assert store.app_hash == reference.app_hash
     supply = store.supply()
     assert (supply.issued, supply.redeemed) == (reference.issued, reference.redeemed)
-    assert {pk: tuple(a) for pk, a in store.iter_accounts()} == {
-        pk: tuple(a) for pk, a in reference.accounts.items()}
+    assert {pk: tuple(a) for pk, a in store.iter_accounts()} == reference.records()
 
 
 def test_reopen_restores_everything(tmp_path):

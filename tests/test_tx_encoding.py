@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from node.core.keys import KeyPair, verify_signature
+from node.core.transactions import decode_tx
 from node.core.tx import (
     MAX_MEMO_BYTES,
     MAX_TX_BYTES,
@@ -21,7 +22,6 @@ from node.core.tx import (
     Transaction,
     TxDecodeError,
     TxKind,
-    decode_tx,
     signing_prefix,
 )
 
@@ -251,7 +251,7 @@ CASES = {
     "version 0": (replaced(VERSION, uint(0)), "bad_version"),
     "version 2": (replaced(VERSION, uint(2)), "bad_version"),
     "kind 0": (replaced(KIND, uint(0)), "unknown_kind"),
-    "kind 5": (replaced(KIND, uint(5)), "unknown_kind"),
+    "kind 6": (replaced(KIND, uint(6)), "unknown_kind"),
     "kind 255": (replaced(KIND, uint(255)), "unknown_kind"),
     "kind as text": (replaced(KIND, text("transfer")), "unknown_kind"),
     # extra and missing fields

@@ -14,15 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from node.core.keys import KeyPair, verify_signature
-from node.core.tx import (
-    PAYMENT_KINDS,
-    SignedTransaction,
-    Transaction,
-    TxDecodeError,
-    TxKind,
-    decode_tx,
-    signing_prefix,
-)
+from node.core.transactions import decode_tx
+from node.core.tx import PAYMENT_KINDS, SignedTransaction, Transaction, TxDecodeError, TxKind, signing_prefix
 
 CHAIN_ID = "som-example"
 PREFIX = signing_prefix(CHAIN_ID)

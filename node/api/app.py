@@ -49,6 +49,7 @@ def make_api_app(
     app.router.add_post("/v1/txs", handlers.submit_txs)
     app.router.add_get("/v1/txs/{hash}", handlers.get_tx)
     app.router.add_get("/v1/accounts/{address}", handlers.get_account)
+    app.router.add_get("/v1/accounts/{address}/orders", handlers.get_account_orders)
     app.router.add_get("/v1/blocks/latest", handlers.get_latest_block)
     app.router.add_get("/v1/blocks/{height}", handlers.get_block)
     app.router.add_get("/v1/blocks/{height}/txs", handlers.get_block_txs)

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from node.core.governance import Action, AnyTransaction
+from node.core.actions import Action
+from node.core.transactions import AnyTransaction
 from node.mempool.results import AdmitResult
 
 
@@ -51,6 +52,17 @@ class GovernanceView:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistrationView:
+    """A bank's registration of a wallet: the tier it gives, the linked account (empty: none)."""
+
+    bank: bytes
+    nonce: int
+    wallet: bytes
+    tier: int
+    linked: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class TxStatus:
     """Where a transaction is; ``height``, ``index`` and ``result`` are set exactly when it is committed.
 
@@ -63,7 +75,8 @@ class TxStatus:
     height: int | None = None
     index: int | None = None
     result: str | None = None
-    tx: TxView | GovernanceView | None = None
+    tx: TxView | GovernanceView | RegistrationView | None = None
+    waterfall: tuple[int, int, bytes] | None = None  # (credited, passed on, linked) when it overflowed
 
     def __post_init__(self) -> None:
         committed = self.state is TxState.COMMITTED
@@ -124,6 +137,15 @@ class ApiBackend(Protocol):
 
     def account(self, public_key: bytes) -> tuple[int, int]:
         """Committed (balance in tyiyn, next nonce)."""
+        ...
+
+    def account_rules(self, public_key: bytes) -> dict[str, Any]:
+        """JSON-ready: the account's tier, what its limits leave today, whether it is frozen, and its
+        registration (docs/api.md lists the fields)."""
+        ...
+
+    def orders(self, public_key: bytes) -> list[dict[str, Any]]:
+        """JSON-ready: the legal orders applied to the account, oldest first, each with its height."""
         ...
 
     def pending_nonce(self, public_key: bytes) -> int:

@@ -15,22 +15,29 @@ from typing import Any
 import msgpack
 from aiohttp import web
 
-from node.api.backend import BlockView, GovernanceView, TxState, TxStatus, TxView
+from node.api.backend import BlockView, GovernanceView, RegistrationView, TxState, TxStatus, TxView
 from node.api.errors import ApiError, ErrorCode
-from node.core.address import encode_address
-from node.core.amount import format_som
-from node.core.governance import (
+from node.core.actions import (
     Action,
     AddBank,
-    AnyTransaction,
+    DefineTier,
+    Freeze,
+    OrderReference,
     RemoveBank,
     ReplaceIssuer,
     RotateValidatorKey,
+    Seize,
     SetBoard,
     SetValidator,
-    SignedGovernance,
+    SetWallet,
+    Unfreeze,
     describe,
 )
+from node.core.address import encode_address
+from node.core.amount import format_som
+from node.core.governance import SignedGovernance
+from node.core.tiers import Tier
+from node.core.transactions import AnyTransaction
 from node.mempool.results import AdmitResult
 
 MSGPACK_TYPES = frozenset({"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"})
@@ -140,12 +147,25 @@ def tx_status_doc(tx_hash: bytes, status: TxStatus) -> dict[str, Any]:
     doc: dict[str, Any] = {"hash": tx_hash.hex(), "status": status.state.value}
     if status.state is TxState.COMMITTED:
         doc.update(height=status.height, index=status.index, result=status.result)
+    if status.waterfall is not None:
+        credited, passed_on, linked = status.waterfall
+        doc["waterfall"] = {"credited": credited, "credited_som": format_som(credited), "passed_on": passed_on,
+                            "passed_on_som": format_som(passed_on), "linked_account": encode_address(linked)}
     if status.tx is not None:
         doc["tx"] = tx_doc(status.tx)
     return doc
 
 
-def tx_doc(tx: TxView | GovernanceView) -> dict[str, Any]:
+def tx_doc(tx: TxView | GovernanceView | RegistrationView) -> dict[str, Any]:
+    if isinstance(tx, RegistrationView):
+        return {
+            "kind": "register",
+            "bank": encode_address(tx.bank),
+            "nonce": tx.nonce,
+            "wallet": encode_address(tx.wallet),
+            "tier": tx.tier,
+            "linked_account": encode_address(tx.linked) if tx.linked else None,
+        }
     if isinstance(tx, GovernanceView):
         return {
             "kind": "governance",
@@ -205,7 +225,30 @@ def action_doc(action: Action) -> dict[str, Any]:
             doc = {"type": "replace_issuer", "issuer": encode_address(issuer)}
         case SetBoard(threshold=threshold, members=members):
             doc = {"type": "set_board", "threshold": threshold, "members": [encode_address(m) for m in members]}
+        case DefineTier(tier=tier):
+            doc = {"type": "define_tier", **tier_doc(tier)}
+        case SetWallet(wallet=wallet, tier=tier, linked=linked):
+            doc = {"type": "set_wallet", "wallet": encode_address(wallet), "tier": tier,
+                   "linked_account": encode_address(linked) if linked else None}
+        case Freeze() | Unfreeze() | Seize():
+            doc = {"type": type(action).__name__.lower(), "account": encode_address(action.account),
+                   **({"amount": action.amount, "amount_som": format_som(action.amount),
+                       "destination": encode_address(action.destination)} if isinstance(action, Seize)
+                      else {"scope": action.scope.name.lower()}),
+                   "reference": reference_doc(action.reference)}
     return {**doc, "description": describe(action)}
+
+
+def tier_doc(tier: Tier) -> dict[str, Any]:
+    return {"id": tier.id, "name": tier.name,
+            "max_balance": tier.max_balance, "max_balance_som": format_som(tier.max_balance),
+            "max_payment": tier.max_payment, "max_payment_som": format_som(tier.max_payment),
+            "max_daily_out": tier.max_daily_out, "max_daily_out_som": format_som(tier.max_daily_out)}
+
+
+def reference_doc(ref: OrderReference) -> dict[str, Any]:
+    return {"authority": ref.authority, "number": ref.number, "date": ref.date,
+            "document_sha256": ref.document_sha256.hex()}
 
 
 def governance_doc(number: int, height: int, index: int, result: str, stx: AnyTransaction) -> dict[str, Any]:

@@ -75,7 +75,17 @@ async def get_account(request: web.Request) -> web.Response:
         "balance_som": format_som(balance),
         "nonce": nonce,
         "pending_nonce": backend.pending_nonce(public_key),
+        **backend.account_rules(public_key),
     })
+
+
+async def get_account_orders(request: web.Request) -> web.Response:
+    address = request.match_info["address"]
+    try:
+        public_key = decode_address(address)
+    except AddressError as exc:
+        raise ApiError(400, ErrorCode.BAD_ADDRESS, str(exc)) from exc
+    return render(request, {"address": address, "orders": request.app[BACKEND].orders(public_key)})
 
 
 async def get_block(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ queueing transactions in the mempool.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,18 +23,24 @@ from node.api.backend import (
     CommitCertificateView,
     GovernanceView,
     PrecommitView,
+    RegistrationView,
     TxState,
     TxStatus,
     TxView,
 )
+from node.api.codec import tier_doc
 from node.api.events import BlockFeed
+from node.core.actions import ActionKind, Scope
 from node.core.address import encode_address
 from node.core.amount import format_som
 from node.core.block import Block, block_hash, decode_block
 from node.core.genesis import Genesis
-from node.core.governance import AnyTransaction, SignedGovernance
-from node.core.tx import decode_tx
+from node.core.governance import SignedGovernance
+from node.core.registration import SignedRegistration
+from node.core.tiers import INSTITUTIONAL, bishkek_day
+from node.core.transactions import AnyTransaction, decode_tx
 from node.ledger.errors import LedgerCorruptError
+from node.ledger.store import Account
 from node.mempool.relay import TxGossip
 from node.mempool.results import AdmitResult
 
@@ -75,12 +82,47 @@ class NodeBackend:
         # Blocks are kept with their index entries today; once old blocks can be pruned, a
         # transaction found in the index but not in a block keeps its receipt without its fields.
         tx = None if raw_block is None else tx_view(decode_tx(decode_block(raw_block).txs[location.index]))
-        return TxStatus(TxState.COMMITTED, location.height, location.index, location.code, tx)
+        return TxStatus(TxState.COMMITTED, location.height, location.index, location.code, tx, location.waterfall)
 
     def account(self, public_key: bytes) -> tuple[int, int]:
         with self._reading():
             account = self._store.account(public_key)
         return (0, 0) if account is None else (account.balance, account.nonce)
+
+    def account_rules(self, public_key: bytes) -> dict[str, Any]:
+        with self._reading():
+            account = self._store.account(public_key) or Account(0, 0)
+            registration = self._store.registration(public_key)
+        state = self._store.governance
+        tiers = {tier.id: tier for tier in state.tiers}
+        limited = account.tier != INSTITUTIONAL and public_key not in state.redeemers
+        tier = tiers.get(account.tier)
+        doc: dict[str, Any] = {
+            "tier": account.tier,
+            "tier_name": "institutional" if account.tier == INSTITUTIONAL else (tier.name if tier else None),
+            "limits": None,
+            "frozen": {"outgoing": bool(account.flags & Scope.OUTGOING),
+                       "incoming": bool(account.flags & Scope.INCOMING)},
+            "registering_bank": encode_address(registration[0]) if registration and registration[0] else None,
+            "registered_by_board": registration is not None and not registration[0],
+            "linked_account": encode_address(registration[1]) if registration and registration[1] else None,
+        }
+        if limited and tier is not None:
+            # "Today" by this node's clock: the day the next block will most likely count in.
+            spent = account.spent if account.day == bishkek_day(int(time.time() * 1000)) else 0
+            left = max(0, tier.max_daily_out - spent)
+            room = max(0, tier.max_balance - account.balance)
+            doc["limits"] = {
+                "max_balance": tier.max_balance, "max_payment": tier.max_payment,
+                "max_daily_out": tier.max_daily_out, "daily_out_left": left, "daily_out_left_som": format_som(left),
+                "balance_room": room, "balance_room_som": format_som(room),
+            }
+        return doc
+
+    def orders(self, public_key: bytes) -> list[dict[str, Any]]:
+        with self._reading():
+            entries = self._store.orders(public_key)
+        return [order_doc(height, index, fields) for height, index, fields in entries]
 
     def pending_nonce(self, public_key: bytes) -> int:
         return self._mempool.pending_nonce(public_key)
@@ -167,6 +209,7 @@ class NodeBackend:
             "issuer": encode_address(state.issuer),
             "banks": [{"name": name, "address": encode_address(key)} for key, name in state.banks],
             "validators_from_height": state.validators_from,
+            "tiers": [tier_doc(tier) for tier in state.tiers],
         }
 
     def governance_history(self, after: int, limit: int) -> list[tuple[int, int, int, str, AnyTransaction]]:
@@ -227,12 +270,30 @@ def committed_block_view(block: Block, hash_: bytes, certificate: CommitCertific
     )
 
 
-def tx_view(stx: AnyTransaction) -> TxView | GovernanceView:
+def tx_view(stx: AnyTransaction) -> TxView | GovernanceView | RegistrationView:
     if isinstance(stx, SignedGovernance):
         return GovernanceView(stx.tx.sequence, stx.tx.expiry_height, stx.tx.action, stx.signers)
+    if isinstance(stx, SignedRegistration):
+        registration = stx.tx
+        return RegistrationView(registration.sender, registration.nonce, registration.wallet, registration.tier,
+                                registration.linked)
     tx = stx.tx
     return TxView(tx.kind.name.lower(), tx.sender, tx.nonce, tx.amount, tx.recipient, tx.memo)
 
 
 def _message_kind(message: Proposal | Vote) -> str:
     return "proposal" if isinstance(message, Proposal) else message.type.name.lower()
+
+
+def order_doc(height: int, index: int, fields: list[Any]) -> dict[str, Any]:
+    """One legal order from an account's history (node/ledger/layout.py)."""
+    kind, detail, destination, authority, number, date, document = fields
+    doc: dict[str, Any] = {"height": height, "index": index,
+                           "order": {ActionKind.FREEZE: "freeze", ActionKind.UNFREEZE: "unfreeze",
+                                     ActionKind.SEIZE: "seize"}[ActionKind(kind)]}
+    if kind == ActionKind.SEIZE:
+        doc.update(amount=detail, amount_som=format_som(detail), destination=encode_address(destination))
+    else:
+        doc["scope"] = {Scope.OUTGOING: "outgoing", Scope.INCOMING: "incoming", Scope.BOTH: "both"}[Scope(detail)]
+    doc["reference"] = {"authority": authority, "number": number, "date": date, "document_sha256": document.hex()}
+    return doc

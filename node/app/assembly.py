@@ -134,12 +134,13 @@ class ValidatorNode:
         verifier = BatchVerifier(helpers=True)
         self._stack.append(verifier.close)
         mempool = Mempool(
-            chain_id=genesis.chain_id, verifier=verifier, account=_account_lookup(store),
+            chain_id=genesis.chain_id, verifier=verifier, account=store.standing,
             governance=lambda: store.governance, committed_height=lambda: store.height,
             max_txs=config.mempool.max_txs, max_bytes=config.mempool.max_bytes,
             max_client_txs=client_share(config.mempool.max_txs, len(schedule(store.height + 1))),
         )
-        validity = Validity(store, verifier, schedule, known=mempool.get)
+        validity = Validity(store, verifier, schedule, known=mempool.get,
+                            max_time_ahead_ms=config.consensus.max_time_ahead_ms)
         c = config.consensus
         # No verifier and no is_valid: the host hands the engine only verified messages and judged values.
         engine = Engine(
@@ -344,9 +345,3 @@ def client_share(max_txs: int, validators: int) -> int:
     return max_txs if validators == 1 else max(1, max_txs // 2)
 
 
-def _account_lookup(store: LedgerStore):
-    def account(public_key: bytes) -> tuple[int, int]:
-        found = store.account(public_key)
-        return (0, 0) if found is None else (found.balance, found.nonce)
-
-    return account

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from node.core.address import AddressError, decode_address, encode_address
-from node.core.block import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
+from node.core.block import DEFAULT_MAX_TIME_AHEAD_MS, MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 from node.core.fields import Endpoint, describe, parse_endpoint
 from node.core.tx import MAX_TX_BYTES
 
@@ -91,6 +91,9 @@ class ConsensusSection:
     # (fsync'd writes, consensus steps) are shared by more of them.  Keep it well
     # below timeout_propose_ms.  0 proposes as soon as anything is pending.
     block_interval_ms: int = 200
+    # How far ahead of this validator's clock a proposal's time may be before it prevotes nil:
+    # block time drives the daily limits (node/host/validity.py).
+    max_time_ahead_ms: int = DEFAULT_MAX_TIME_AHEAD_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "consensus.max_block_bytes": (MAX_TX_BYTES, MAX_BLOCK_BYTES),
     "consensus.empty_block_wait_ms": (0, _MAX_TIMEOUT_MS),
     "consensus.block_interval_ms": (0, _MAX_TIMEOUT_MS),
+    "consensus.max_time_ahead_ms": (100, 60_000),
 }
 _PATH_FIELDS = frozenset({"node.data_dir", "node.key_file", "node.genesis_file", "node.next_key_file"})
 _ENDPOINT_FIELDS = frozenset({"p2p.listen", "api.listen"})

@@ -17,20 +17,14 @@ import argparse
 from pathlib import Path
 
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
+from node.cli.gov_actions import ACTIONS, build_action
 from node.cli.wallet import DEFAULT_NODE
-from node.core.address import AddressError, decode_address, encode_address
-from node.core.governance import (
-    Action,
-    AddBank,
-    GovernanceTransaction,
-    RemoveBank,
-    ReplaceIssuer,
+from node.core.actions import (
     RotateValidatorKey,
-    SetBoard,
-    SetValidator,
     describe,
-    proof_bytes,
 )
+from node.core.address import encode_address
+from node.core.governance import GovernanceTransaction
 from node.core.keys import read_key_file
 from node.core.tx import TxDecodeError
 from node.tools.client import ApiClientError, NodeClient
@@ -49,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     build = verbs.add_parser("build", help="write an unsigned action into a new file")
     actions = build.add_subparsers(dest="action", metavar="ACTION", required=True)
-    for name, text, options in _ACTIONS:
+    for name, text, options in ACTIONS:
         parser = actions.add_parser(name, help=text, description=text)
         options(parser)
         parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="the new action file")
@@ -83,79 +77,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     submit.set_defaults(handler=_submit)
 
 
-def _add_bank_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", required=True, help="the bank's name")
-    parser.add_argument("--bank", required=True, metavar="ADDRESS", help="the bank's som1… address")
-
-
-def _remove_bank_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bank", required=True, metavar="ADDRESS", help="the bank's som1… address")
-
-
-def _set_validator_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--validator", required=True, metavar="ADDRESS", help="the validator's som1… address")
-    parser.add_argument("--power", required=True, type=int, metavar="N", help="voting power; 0 removes it")
-
-
-def _rotate_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--old", required=True, metavar="ADDRESS", help="the validator's current som1… address")
-    parser.add_argument("--new-key", required=True, type=Path, metavar="KEYFILE",
-                        help="the new key's file: it signs the proof that its holder asks for the rotation")
-    parser.add_argument("--by", choices=("validator", "board"), default="validator",
-                        help="who approves it: the validator with its old key alone (default; it carries "
-                             "sequence 0 and leaves the board's sequence alone), or the board")
-
-
-def _issuer_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--issuer", required=True, metavar="ADDRESS", help="the new issuer's som1… address")
-
-
-def _board_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threshold", required=True, type=int, metavar="M", help="approvals an action needs")
-    parser.add_argument("--member", required=True, action="append", metavar="ADDRESS",
-                        help="a member's som1… address; repeat for each member")
-
-
-_ACTIONS = (
-    ("add-bank", "admit a commercial bank", _add_bank_options),
-    ("remove-bank", "remove a commercial bank", _remove_bank_options),
-    ("set-validator", "add a validator, change its power, or remove it with power 0", _set_validator_options),
-    ("rotate-key", "give a validator a new consensus key", _rotate_options),
-    ("replace-issuer", "make another key the issuer", _issuer_options),
-    ("set-board", "replace the board's members and threshold", _board_options),
-)
-
-
-def _address(option: str, text: str) -> bytes:
-    try:
-        return decode_address(text)
-    except AddressError as exc:
-        raise CliError(f"{option}: {exc}") from None
-
-
-def _action(args: argparse.Namespace, chain_id: str) -> Action:
-    match args.action:
-        case "add-bank":
-            return AddBank(args.name, _address("--bank", args.bank))
-        case "remove-bank":
-            return RemoveBank(_address("--bank", args.bank))
-        case "set-validator":
-            return SetValidator(_address("--validator", args.validator), args.power)
-        case "rotate-key":
-            old_key = _address("--old", args.old)
-            new = read_key_file(args.new_key)
-            return RotateValidatorKey(old_key, new.public_key,
-                                      new.sign(proof_bytes(chain_id, old_key, new.public_key)))
-        case "replace-issuer":
-            return ReplaceIssuer(_address("--issuer", args.issuer))
-        case "set-board":
-            members = tuple(sorted({_address("--member", text) for text in args.member}))
-            if len(members) != len(args.member):
-                raise CliError("--member: a member is named twice")
-            return SetBoard(args.threshold, members)
-    raise AssertionError(f"no builder for {args.action}")
-
-
 def _build(args: argparse.Namespace) -> int:
     own_rotation = args.action == "rotate-key" and args.by == "validator"
     sequence = args.sequence
@@ -180,7 +101,7 @@ def _build(args: argparse.Namespace) -> int:
         expiry_height = (status["height"] + DEFAULT_VALIDITY_BLOCKS if args.expiry_height is None
                          else args.expiry_height)
     try:
-        tx = GovernanceTransaction(sequence, expiry_height, _action(args, chain_id))
+        tx = GovernanceTransaction(sequence, expiry_height, build_action(args, chain_id))
     except TxDecodeError as exc:
         raise CliError(f"{args.action}: {exc}") from None
     pending = PendingAction(chain_id, tx, ())

@@ -154,7 +154,13 @@ def _tx_rows(doc: dict) -> list[tuple[str, str]]:
     }.get(doc["status"], doc["status"])
     rows = [("hash", doc["hash"]), ("status", status)]
     tx = doc.get("tx")
-    if tx is not None:
+    if tx is not None and tx["kind"] == "governance":
+        rows += [("kind", "governance"), ("action", tx["action"]["description"]),
+                 ("sequence", str(tx["sequence"])), ("approvals", ", ".join(tx["approvals"]))]
+    elif tx is not None and tx["kind"] == "register":
+        rows += [("kind", "register"), ("bank", tx["bank"]), ("wallet", tx["wallet"]), ("tier", str(tx["tier"])),
+                 ("linked", tx["linked_account"] or "none"), ("nonce", str(tx["nonce"]))]
+    elif tx is not None:
         rows += [
             ("kind", tx["kind"]),
             ("from", tx["sender"]),
@@ -164,6 +170,10 @@ def _tx_rows(doc: dict) -> list[tuple[str, str]]:
             ("memo", json.dumps(tx["memo"]) if tx["memo"] else "none"),
             ("nonce", str(tx["nonce"])),
         ]
+    waterfall = doc.get("waterfall")
+    if waterfall is not None:
+        rows.append(("waterfall", f"{waterfall['credited_som']} som credited, {waterfall['passed_on_som']} som "
+                                  f"passed on to the linked account {waterfall['linked_account']}"))
     return rows
 
 

@@ -24,6 +24,10 @@ HASH_SIZE = 32
 MAX_BLOCK_TXS = 20_000
 MAX_BLOCK_BYTES = 8 * 1024 * 1024
 GENESIS_BLOCK_HASH = bytes(HASH_SIZE)
+# How far ahead of a validator's clock a live proposal's time may be, by default: above the
+# skew of NTP-kept clocks and a proposal's trip, far below a Bishkek day (block time drives
+# the daily limits; docs/operators.md, "Clocks").
+DEFAULT_MAX_TIME_AHEAD_MS = 2_000
 
 
 class BlockDecodeError(ValueError):

@@ -36,8 +36,9 @@ import msgpack
 from node.core.address import AddressError, decode_address, encode_address
 from node.core.amount import MAX_TYIYN
 from node.core.fields import describe, parse_endpoint
+from node.core.tiers import INSTITUTIONAL, UNREGISTERED_TIER, Tier
 
-GENESIS_VERSION = 2
+GENESIS_VERSION = 3
 GENESIS_DOMAIN = b"somnode-genesis-v1\x00"
 PUBLIC_KEY_SIZE = 32
 # Voting powers are summed and compared as 2/3 fractions; keeping the total
@@ -96,6 +97,8 @@ class Genesis:
     validators: tuple[GenesisValidator, ...]
     balances: tuple[tuple[bytes, int], ...]
     board: GenesisBoard
+    tiers: tuple[Tier, ...]  # tier 0 among them: where every unregistered account is
+    wallets: tuple[tuple[bytes, int], ...] = ()  # (key, tier) of accounts in another tier from the start, by key
 
     def __post_init__(self) -> None:
         _check(self)
@@ -111,6 +114,8 @@ class Genesis:
             [[v.name, v.public_key, v.power, v.p2p_address, v.api_address] for v in self.validators],
             [[key, amount] for key, amount in self.balances],
             [self.board.threshold, [[m.name, m.public_key] for m in self.board.members]],
+            [[t.id, t.name, t.max_balance, t.max_payment, t.max_daily_out] for t in self.tiers],
+            [[key, tier] for key, tier in self.wallets],
         ]
         return hashlib.sha256(GENESIS_DOMAIN + msgpack.packb(body, use_bin_type=True)).digest()
 
@@ -145,6 +150,9 @@ class Genesis:
                 "threshold": self.board.threshold,
                 "members": [{"name": m.name, "address": encode_address(m.public_key)} for m in self.board.members],
             },
+            "tiers": [{"id": t.id, "name": t.name, "max_balance": t.max_balance, "max_payment": t.max_payment,
+                       "max_daily_out": t.max_daily_out} for t in self.tiers],
+            "wallets": [{"address": encode_address(key), "tier": tier} for key, tier in self.wallets],
         }
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
@@ -156,7 +164,11 @@ class Genesis:
         except (json.JSONDecodeError, _RefusedJson) as exc:
             raise GenesisError(f"genesis is not valid JSON: {exc}") from None
         fields = _Fields(document, "", ("chain_id", "genesis_time", "issuer", "banks", "validators", "balances",
-                                        "board"))
+                                        "board", "tiers", "wallets"))
+        tiers = tuple(_tier(item) for item in fields.items(
+            "tiers", ("id", "name", "max_balance", "max_payment", "max_daily_out")))
+        wallets = [(item.address("address"), item.integer("tier")) for item in fields.items("wallets",
+                                                                                            ("address", "tier"))]
         board = fields.object("board", ("threshold", "members"))
         members = tuple(BoardMember(item.text("name"), item.address("address"))
                         for item in board.items("members", ("name", "address")))
@@ -191,7 +203,18 @@ class Genesis:
             validators=validators,
             balances=tuple(sorted(balances)),
             board=GenesisBoard(board.integer("threshold"), members),
+            tiers=tiers,
+            wallets=tuple(sorted(wallets)),
         )
+
+
+def _tier(item: _Fields) -> Tier:
+    fields = (item.integer("id"), item.text("name"), item.integer("max_balance"), item.integer("max_payment"),
+              item.integer("max_daily_out"))
+    try:
+        return Tier(*fields)
+    except ValueError as exc:
+        raise GenesisError(f"{item.where}: {exc}") from None
 
 
 def load_genesis(path: str | os.PathLike[str]) -> Genesis:
@@ -245,6 +268,10 @@ class _Fields:
         self._document = document
         self._path = path
 
+    @property
+    def where(self) -> str:
+        return self._path
+
     @staticmethod
     def _join(path: str, name: str) -> str:
         return f"{path}.{name}" if path else name
@@ -296,6 +323,7 @@ def _check(genesis: Genesis) -> None:
     _check_validators(genesis.validators)
     _check_balances(genesis.balances)
     _check_board(genesis.board)
+    _check_tiers(genesis)
 
 
 def _check_time(value: object) -> None:
@@ -413,3 +441,27 @@ def _check_board(board: GenesisBoard) -> None:
         keys.add(member.public_key)
     if type(board.threshold) is not int or not 1 <= board.threshold <= len(board.members):
         raise GenesisError(f"board.threshold: expected an integer 1..{len(board.members)}, got {board.threshold!r}")
+
+
+def _check_tiers(genesis: Genesis) -> None:
+    ids: set[int] = set()
+    for index, tier in enumerate(genesis.tiers):
+        if not isinstance(tier, Tier):
+            raise GenesisError(f"tiers[{index}]: expected a Tier")
+        if tier.id in ids:
+            raise GenesisError(f"tiers[{index}].id: tier {tier.id} is defined twice")
+        ids.add(tier.id)
+    if UNREGISTERED_TIER not in ids:
+        raise GenesisError(f"tiers: tier {UNREGISTERED_TIER}, where every unregistered account is, must be defined")
+    keys: set[bytes] = set()
+    for index, (key, wallet_tier) in enumerate(genesis.wallets):
+        where = f"wallets[{index}]"
+        _check_key(f"{where}.address", key)
+        if key in keys:
+            raise GenesisError(f"{where}.address: duplicate wallet {encode_address(key)}")
+        keys.add(key)
+        if type(wallet_tier) is not int or (wallet_tier not in ids and wallet_tier != INSTITUTIONAL):
+            raise GenesisError(f"{where}.tier: expected a tier the genesis defines or {INSTITUTIONAL} "
+                               f"(institutional), got {wallet_tier!r}")
+    if list(genesis.wallets) != sorted(genesis.wallets):
+        raise GenesisError("wallets: expected sorted by key")

@@ -3,7 +3,8 @@
 Payments are ``transfer`` (any account), ``issue`` (the issuer creates som
 into an account) and ``redeem`` (a holder destroys som, returning it to the
 issuer's books); ``governance`` transactions are the board's actions
-(node/core/governance.py), in the same envelope.  Every transaction is a msgpack array in one fixed
+(node/core/governance.py) and ``register`` a bank's registration of a wallet
+(node/core/registration.py), in the same envelope.  Every transaction is a msgpack array in one fixed
 field order; the decoder re-encodes what it parsed and refuses the input unless
 the bytes are identical, so each transaction has exactly one encoding and thus
 exactly one hash.  docs/protocol.md is the normative description.
@@ -22,7 +23,7 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import msgpack
 
@@ -45,10 +46,10 @@ class TxKind(IntEnum):
     ISSUE = 2
     REDEEM = 3
     GOVERNANCE = 4
+    REGISTER = 5
 
 
 PAYMENT_KINDS = frozenset({TxKind.TRANSFER, TxKind.ISSUE, TxKind.REDEEM})
-_GOVERNANCE = TxKind.GOVERNANCE
 
 
 _KINDS_WITH_RECIPIENT = frozenset({TxKind.TRANSFER, TxKind.ISSUE})
@@ -207,11 +208,9 @@ def _check_fields(tx: Transaction) -> None:
         raise _fail(TxDecodeCode.MEMO_TOO_LONG, f"memo is longer than {MAX_MEMO_BYTES} bytes of UTF-8")
 
 
-def decode_tx(raw: bytes) -> SignedTransaction | SignedGovernance:
-    """Parse one canonical signed transaction; raise TxDecodeError otherwise."""
-    if not isinstance(raw, (bytes, bytearray, memoryview)):
-        raise _fail(TxDecodeCode.MALFORMED, "a transaction is bytes")
-    raw = bytes(raw)
+def decode_envelope(raw: bytes) -> tuple[list, TxKind]:
+    """The decoded array of one transaction of any kind and its kind, version and kind checked
+    (node/core/transactions.py dispatches on the kind); raise TxDecodeError otherwise."""
     try:
         fields = unpack_bounded(raw, what="transaction", max_bytes=MAX_TX_BYTES, max_array_len=_MAX_ARRAY_LEN)
     except CodecError as exc:
@@ -223,8 +222,11 @@ def decode_tx(raw: bytes) -> SignedTransaction | SignedGovernance:
     kind = _KIND_BY_NUMBER.get(fields[1]) if type(fields[1]) is int else None
     if kind is None:
         raise _fail(TxDecodeCode.UNKNOWN_KIND, f"unknown transaction kind {fields[1]!r}")
-    if kind is _GOVERNANCE:
-        return _governance.decode_fields(fields, raw)
+    return fields, kind
+
+
+def payment_from_fields(fields: list, kind: TxKind, raw: bytes) -> SignedTransaction:
+    """A transfer, issue or redeem from its envelope (``decode_envelope``)."""
     with_recipient = kind in _KINDS_WITH_RECIPIENT
     expected = 8 if with_recipient else 7
     if len(fields) != expected:
@@ -278,11 +280,3 @@ def _new_signed(tx: Transaction, signature: bytes, raw: bytes, tx_hash: bytes) -
     _SET_RAW(stx, raw)
     _SET_HASH(stx, tx_hash)
     return stx
-
-
-# Governance transactions share the envelope; their fields are theirs.  Imported last,
-# as a module, because node/core/governance.py builds on the names above.
-from node.core import governance as _governance  # noqa: E402
-
-if TYPE_CHECKING:
-    from node.core.governance import SignedGovernance

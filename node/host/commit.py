@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from consensus.certificate import CommitCertificate
 from node.core.block import Block
 from node.core.certificate import encode_certificate
-from node.core.governance import AnyTransaction
+from node.core.transactions import AnyTransaction
 from node.host.tip import Tip
 from node.host.validity import CheckedBlock
 from node.ledger.store import BlockResult, LedgerStore

@@ -231,11 +231,13 @@ class ConsensusDriver:
 
     # ---- validity, proposing, committing
 
-    async def _judge(self, candidate: Candidate) -> bool:
-        """valid(v) for a value of the current height, judged once per value."""
+    async def _judge(self, candidate: Candidate, live: bool = True) -> bool:
+        """valid(v) for a value of the current height, judged once per value; a ``live`` proposal
+        also against this validator's clock (node/host/validity.py)."""
         verdict = self._judged.get(candidate.value_id)
         if verdict is None:
-            verdict = await asyncio.to_thread(self._validity.judge, self._tip, candidate)
+            now_ms = int(time.time() * 1000) if live else None
+            verdict = await asyncio.to_thread(self._validity.judge, self._tip, candidate, now_ms)
             self._judged[candidate.value_id] = verdict
             while len(self._judged) > MAX_JUDGED:
                 self._judged.popitem(last=False)
@@ -249,7 +251,7 @@ class ConsensusDriver:
         if its verdict was evicted meanwhile (the engine decides only values judged valid)."""
         if not isinstance(self._judged.get(certificate.value_id), CheckedBlock):
             self._judged.pop(certificate.value_id, None)
-            await self._judge(await self._validity.prepare(value))
+            await self._judge(await self._validity.prepare(value), live=False)
         checked = self._judged.get(certificate.value_id)
         assert isinstance(checked, CheckedBlock), "the engine decided a value that is not valid"
         return checked

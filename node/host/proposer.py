@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from node.core.block import Block
-from node.core.governance import AnyTransaction
+from node.core.transactions import AnyTransaction
 from node.host.tip import Tip
 from node.mempool.pool import Mempool
 

@@ -32,9 +32,10 @@ from enum import StrEnum
 from consensus.certificate import CertificateError, CommitCertificate, verify_certificate
 from consensus.messages import value_id
 from consensus.validators import ValidatorSet
-from node.core.block import Block, BlockDecodeError, decode_block
-from node.core.governance import AnyTransaction, SignedGovernance
-from node.core.tx import TxDecodeError, decode_tx, signing_prefix
+from node.core.block import DEFAULT_MAX_TIME_AHEAD_MS, Block, BlockDecodeError, decode_block
+from node.core.governance import SignedGovernance
+from node.core.transactions import AnyTransaction, decode_tx
+from node.core.tx import TxDecodeError, signing_prefix
 from node.host.tip import Tip
 from node.ledger.store import LedgerStore, PreparedBlock
 from node.verifier.protocol import SignatureVerifier, Triple
@@ -50,6 +51,7 @@ class Refusal(StrEnum):
     WRONG_PARENT = "wrong_parent"
     WRONG_APP_HASH = "wrong_app_hash"
     TIME_BEFORE_PARENT = "time_before_parent"
+    TIME_TOO_FAR_AHEAD = "time_too_far_ahead"
     DUPLICATE_TX = "duplicate_transaction"
     BAD_SIGNATURE = "bad_signature"
     INAPPLICABLE_TX = "inapplicable_transaction"
@@ -91,9 +93,11 @@ class Validity:
     """Decodes and judges proposed blocks for one chain."""
 
     def __init__(self, store: LedgerStore, verifier: SignatureVerifier, validators: Callable[[int], ValidatorSet],
-                 known: KnownTx = lambda tx_hash: None) -> None:
+                 known: KnownTx = lambda tx_hash: None, max_time_ahead_ms: int = DEFAULT_MAX_TIME_AHEAD_MS) -> None:
         """``known`` finds a transaction this node already admitted (its mempool's), whose signature
-        was checked at admission and is not checked again."""
+        was checked at admission and is not checked again.  ``max_time_ahead_ms`` bounds how far
+        ahead of this validator's clock a live proposal's time may be."""
+        self._max_time_ahead_ms = max_time_ahead_ms
         self._store = store
         self._verifier = verifier
         self._validators = validators
@@ -119,9 +123,13 @@ class Validity:
         """A candidate this node built itself from transactions it admitted."""
         return Candidate(value, value_id(value), block, tuple(txs), True)
 
-    def judge(self, tip: Tip, candidate: Candidate) -> Verdict:
+    def judge(self, tip: Tip, candidate: Candidate, now_ms: int | None = None) -> Verdict:
         """valid(v) for ``candidate`` proposed on top of ``tip``, which must be the ledger's state now.
 
+        ``now_ms`` is this validator's clock for a live proposal: block time drives the daily
+        limits, so a block stamped further ahead of it than the configured bound gets a nil
+        prevote.  A block the network already decided (catch-up, or a decision this node must
+        apply) is judged without it: the certificate speaks for its time.
         One check per line, cheapest first; the execution runs last.
         """
         assert tip.height == self._store.height, "judged on the committed state"
@@ -140,11 +148,13 @@ class Validity:
             return Refusal.WRONG_APP_HASH
         if block.time_ms < tip.time_ms:
             return Refusal.TIME_BEFORE_PARENT
+        if now_ms is not None and block.time_ms > now_ms + self._max_time_ahead_ms:
+            return Refusal.TIME_TOO_FAR_AHEAD
         if len({stx.hash for stx in candidate.txs}) != len(candidate.txs):
             return Refusal.DUPLICATE_TX
         if not candidate.signatures_valid:
             return Refusal.BAD_SIGNATURE
-        prepared = self._store.prepare(candidate.txs)
+        prepared = self._store.prepare(candidate.txs, block.time_ms)
         if prepared.execution.inapplicable:
             return Refusal.INAPPLICABLE_TX
         return CheckedBlock(candidate.value, candidate.value_id, block, candidate.txs, tip, prepared)

@@ -43,16 +43,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from node.core.genesis import MAX_TOTAL_POWER
-from node.core.governance import (
+from node.core.actions import (
+    Action,
     AddBank,
+    DefineTier,
+    Freeze,
+    Order,
     RemoveBank,
     ReplaceIssuer,
     RotateValidatorKey,
+    Seize,
     SetBoard,
     SetValidator,
-    SignedGovernance,
+    SetWallet,
+    Unfreeze,
 )
+from node.core.genesis import MAX_TOTAL_POWER
+from node.core.governance import SignedGovernance
+from node.core.tiers import INSTITUTIONAL, Tier
+from node.ledger.book import BALANCE, FLAGS, TIER, Book
 from node.ledger.receipts import ReceiptCode
 
 ValidatorPowers = tuple[tuple[bytes, int], ...]  # sorted by key
@@ -75,6 +84,7 @@ class Governance:
     validators: ValidatorPowers  # the latest set the schedule holds
     validators_from: int  # the height from which ``validators`` holds
     retired: tuple[tuple[bytes, bytes], ...] = ()  # (rotated-away key, the key that replaced it), sorted
+    tiers: tuple[Tier, ...] = ()  # sorted by id
 
     @property
     def redeemers(self) -> frozenset[bytes]:
@@ -108,19 +118,22 @@ class GovernanceChanges:
     banks: dict[bytes, str]
     validators: dict[bytes, int]  # the set from height + 2, while changes accumulate
     retired: dict[bytes, bytes]
+    tiers: dict[int, Tier]
     applied: list[Applied] = field(default_factory=list)
     void: list[int] = field(default_factory=list)  # self-rotations that changed nothing: the block is not valid
+    orders: list[tuple[bytes, int, Order]] = field(default_factory=list)  # (account, index, order) applied
 
     @classmethod
     def starting(cls, base: Governance, height: int) -> GovernanceChanges:
         assert base.validators_from <= height + 1, "the set for the next height is fixed before this block"
         return cls(height, base, base.sequence, base.board, base.issuer, dict(base.banks), dict(base.validators),
-                   dict(base.retired))
+                   dict(base.retired), {tier.id: tier for tier in base.tiers})
 
     def copy(self) -> GovernanceChanges:
         """An independent copy, to try a transaction on without committing to its effects."""
         return GovernanceChanges(self.height, self.base, self.sequence, self.board, self.issuer, dict(self.banks),
-                                 dict(self.validators), dict(self.retired), list(self.applied), list(self.void))
+                                 dict(self.validators), dict(self.retired), dict(self.tiers), list(self.applied),
+                                 list(self.void), list(self.orders))
 
     def result(self) -> Governance:
         validators = tuple(sorted(self.validators.items()))
@@ -130,35 +143,37 @@ class GovernanceChanges:
             validators=validators,
             validators_from=self.height + 2 if changed_set else self.base.validators_from,
             retired=tuple(sorted(self.retired.items())),
+            tiers=tuple(tier for _, tier in sorted(self.tiers.items())),
         )
 
     @property
     def redeemers(self) -> frozenset[bytes]:
         return frozenset(self.banks) | {self.issuer}
 
-    def apply(self, stx: SignedGovernance, index: int) -> tuple[ReceiptCode, tuple[bytes, ...]]:
-        """Apply one governance transaction (its signatures verified by the caller): its code, and the
-        keys that need an (empty) account from now on."""
+    def apply(self, stx: SignedGovernance, index: int, book: Book | None = None) -> ReceiptCode:
+        """Apply one governance transaction (its signatures verified by the caller).  ``book`` holds the
+        block's accounts, which bank admissions, wallet registrations and legal orders change; without
+        one (admission's dry run) those actions are judged on the board's state alone."""
         tx = stx.tx
         if tx.expiry_height < self.height:
-            return ReceiptCode.EXPIRED, ()
+            return ReceiptCode.EXPIRED
         if is_self_rotation(stx):
             code = self._self_rotation(stx)
             if code is ReceiptCode.OK:
                 self.applied.append(Applied(index, code, stx.raw))
             else:
                 self.void.append(index)
-            return code, ()
+            return code
         if tx.sequence != self.sequence:
-            return ReceiptCode.BAD_SEQUENCE, ()
+            return ReceiptCode.BAD_SEQUENCE
         if any(signer not in self.board.members for signer in stx.signers):
-            return ReceiptCode.NOT_BOARD_SIGNER, ()
+            return ReceiptCode.NOT_BOARD_SIGNER
         if len(stx.signers) < self.board.threshold:
-            return ReceiptCode.TOO_FEW_SIGNATURES, ()
+            return ReceiptCode.TOO_FEW_SIGNATURES
         self.sequence += 1
-        code, accounts = self._act(stx)
+        code = self._act(stx.tx.action, index, book)
         self.applied.append(Applied(index, code, stx.raw))
-        return code, accounts
+        return code
 
     def _self_rotation(self, stx: SignedGovernance) -> ReceiptCode:
         action = stx.tx.action
@@ -170,41 +185,75 @@ class GovernanceChanges:
             return ReceiptCode.UNKNOWN_VALIDATOR
         return self._rotate(action.old_key, action.new_key)
 
-    def _act(self, stx: SignedGovernance) -> tuple[ReceiptCode, tuple[bytes, ...]]:
-        action = stx.tx.action
+    def _act(self, action: Action, index: int, book: Book | None) -> ReceiptCode:
         if isinstance(action, AddBank):
             if action.bank in self.banks or action.name in self.banks.values():
-                return ReceiptCode.BANK_EXISTS, ()
+                return ReceiptCode.BANK_EXISTS
             if action.bank == self.issuer:
-                return ReceiptCode.KEY_IN_USE, ()
+                return ReceiptCode.KEY_IN_USE
             self.banks[action.bank] = action.name
-            return ReceiptCode.OK, (action.bank,)
+            if book is not None:
+                book.opened(action.bank)
+            return ReceiptCode.OK
         if isinstance(action, RemoveBank):
             if self.banks.pop(action.bank, None) is None:
-                return ReceiptCode.UNKNOWN_BANK, ()
-            return ReceiptCode.OK, ()
+                return ReceiptCode.UNKNOWN_BANK
+            return ReceiptCode.OK
         if isinstance(action, SetValidator):
             seat = self._seat(action.validator)
             powers = dict(self.validators)
             if action.power:
                 powers[seat] = action.power
             elif powers.pop(seat, None) is None:
-                return ReceiptCode.UNKNOWN_VALIDATOR, ()
-            return self._change_set(powers), ()
+                return ReceiptCode.UNKNOWN_VALIDATOR
+            return self._change_set(powers)
         if isinstance(action, RotateValidatorKey):
             seat = self._seat(action.old_key)
             if seat not in self.validators:
-                return ReceiptCode.UNKNOWN_VALIDATOR, ()
-            return self._rotate(seat, action.new_key), ()
+                return ReceiptCode.UNKNOWN_VALIDATOR
+            return self._rotate(seat, action.new_key)
         if isinstance(action, ReplaceIssuer):
             if action.issuer in self.banks:
-                return ReceiptCode.KEY_IN_USE, ()
+                return ReceiptCode.KEY_IN_USE
             self.issuer = action.issuer
-            return ReceiptCode.OK, (action.issuer,)
+            if book is not None:
+                book.opened(action.issuer)
+            return ReceiptCode.OK
         if isinstance(action, SetBoard):
             self.board = Board(action.threshold, action.members)
-            return ReceiptCode.OK, ()
+            return ReceiptCode.OK
+        if isinstance(action, DefineTier):
+            self.tiers[action.tier.id] = action.tier
+            return ReceiptCode.OK
+        if isinstance(action, SetWallet):
+            if action.tier != INSTITUTIONAL and action.tier not in self.tiers:
+                return ReceiptCode.UNKNOWN_TIER
+            if book is not None:
+                current = book.registration(action.wallet)
+                book.opened(action.wallet)[TIER] = action.tier
+                book.register(action.wallet, b"" if current is None else current[0], action.linked)
+            return ReceiptCode.OK
+        if isinstance(action, Freeze | Unfreeze | Seize):
+            return self._order(action, index, book)
         raise TypeError(f"no ledger rule for governance action {action!r}")
+
+    def _order(self, order: Order, index: int, book: Book | None) -> ReceiptCode:
+        """A legal order on an account: it acts whatever the account's own state (frozen or not, over
+        its limits or not); a seizure takes no more than the account holds."""
+        if book is None:
+            return ReceiptCode.OK
+        account = book.opened(order.account)
+        if isinstance(order, Freeze):
+            account[FLAGS] |= int(order.scope)
+        elif isinstance(order, Unfreeze):
+            account[FLAGS] &= ~int(order.scope)
+        else:
+            if account[BALANCE] < order.amount:
+                return ReceiptCode.INSUFFICIENT_FUNDS
+            account[BALANCE] -= order.amount
+            book.opened(order.destination)[BALANCE] += order.amount
+        self.orders.append((order.account, index, order))
+        return ReceiptCode.OK
 
     def _seat(self, key: bytes) -> bytes:
         """The key that now holds the seat ``key`` once held: a rotated-away key names its successor."""

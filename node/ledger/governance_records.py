@@ -9,6 +9,8 @@ from __future__ import annotations
 import msgpack
 import plyvel
 
+from node.core.actions import ActionKind, Freeze, Order, Seize
+from node.core.tiers import Tier
 from node.ledger import layout as k
 from node.ledger.governance import Board, Governance, ValidatorPowers
 
@@ -23,6 +25,7 @@ def genesis_records(state: Governance) -> list[Record]:
         (k.SEQUENCE, k.encode_height(state.sequence)),
         *((k.bank_key(key), name.encode("utf-8")) for key, name in state.banks),
         *((k.retired_key(old), new) for old, new in state.retired),
+        *((k.tier_key(tier.id), encode_tier(tier)) for tier in state.tiers),
         (k.validators_key(state.validators_from), encode_validators(state.validators)),
     ]
 
@@ -42,6 +45,8 @@ def changed_records(before: Governance, after: Governance) -> list[Record]:
     for key, name in new_banks.items():
         if old_banks.get(key) != name:
             records.append((k.bank_key(key), name.encode("utf-8")))
+    old_tiers = {tier.id: tier for tier in before.tiers}
+    records.extend((k.tier_key(tier.id), encode_tier(tier)) for tier in after.tiers if old_tiers.get(tier.id) != tier)
     already = dict(before.retired)
     records.extend((k.retired_key(old), new) for old, new in after.retired if old not in already)
     if after.validators_from != before.validators_from:
@@ -64,12 +69,15 @@ def read_governance(db: plyvel.DB) -> tuple[Governance, list[tuple[int, Validato
         banks = tuple((key[len(k.BANK):], value.decode("utf-8")) for key, value in entries)
     with db.iterator(prefix=k.RETIRED, verify_checksums=True) as entries:
         retired = tuple((key[len(k.RETIRED):], value) for key, value in entries)
+    with db.iterator(prefix=k.TIER, verify_checksums=True) as entries:
+        tiers = tuple(decode_tier(key[len(k.TIER)], value) for key, value in entries)
     if not schedule:
         raise ValueError("there is no validator set")
     from_height, validators = schedule[-1]
     governance = Governance(
         sequence=k.decode_height(singletons[k.SEQUENCE]), board=decode_board(singletons[k.BOARD]),
-        issuer=issuer, banks=banks, validators=validators, validators_from=from_height, retired=retired)
+        issuer=issuer, banks=banks, validators=validators, validators_from=from_height, retired=retired,
+        tiers=tiers)
     return governance, schedule
 
 
@@ -84,6 +92,33 @@ def decode_validators(raw: bytes) -> ValidatorPowers:
             isinstance(e, list) and len(e) == 2 and type(e[0]) is bytes and type(e[1]) is int for e in entries):
         raise ValueError("a validator set record is [[key, power], ...]")
     return tuple((key, power) for key, power in entries)
+
+
+def encode_order(order: Order) -> bytes:
+    """A legal order as the account's order history keeps it (node/ledger/layout.py)."""
+    ref = order.reference
+    if isinstance(order, Seize):
+        detail, destination = order.amount, order.destination
+    else:
+        detail, destination = int(order.scope), b""
+    kind = ActionKind.SEIZE if isinstance(order, Seize) else (
+        ActionKind.FREEZE if isinstance(order, Freeze) else ActionKind.UNFREEZE)
+    encoded: bytes = msgpack.packb([int(kind), detail, destination, ref.authority, ref.number, ref.date,
+                                    ref.document_sha256], use_bin_type=True)
+    return encoded
+
+
+def encode_tier(tier: Tier) -> bytes:
+    encoded: bytes = msgpack.packb([tier.name, tier.max_balance, tier.max_payment, tier.max_daily_out],
+                                   use_bin_type=True)
+    return encoded
+
+
+def decode_tier(tier_id: int, raw: bytes) -> Tier:
+    fields = msgpack.unpackb(raw, raw=False, use_list=True)
+    if not (isinstance(fields, list) and len(fields) == 4):
+        raise ValueError("a tier record is [name, max_balance, max_payment, max_daily_out]")
+    return Tier(tier_id, *fields)
 
 
 def decode_board(raw: bytes) -> Board:

@@ -4,24 +4,32 @@ One-byte prefixes keep each family in its own contiguous key range, so a
 family can be scanned with a prefix iterator and two families never collide.
 Integers in keys are big-endian so that byte order equals numeric order.
 
-    a<pk:32>        account: balance u64 || next nonce u64
+    a<pk:32>        account: balance u64 || next nonce u64 || tier u8 || freeze flags u8
+                    || day u32 || spent that day u64 (node/ledger/book.py)
     s               supply: issued u128 || redeemed u128
     gbank<pk:32>    a bank: its name (UTF-8)
     gboard          the board: msgpack [threshold, [member key, ...]]
     gissuer         the issuer's key
     gsequence       the board's next governance sequence: u64
     gretired<pk:32> a validator key rotated away, retired for good: the key that replaced it
+    gtier<id:u8>    a wallet tier: msgpack [name, max_balance, max_payment, max_daily_out]
+    w<pk:32>        a wallet's registration: msgpack [registering bank (empty: the board),
+                    linked account (empty: none)]
+    o<pk:32><height:u64><index:u32>
+                    a legal order on the account, applied in that block at that index: msgpack
+                    [kind, scope or amount, destination (or empty), authority, number, date, document sha256]
     v<height:u64>   the validator set from that height on: msgpack [[key, power], ...]
     b<height:u64>   block bytes (opaque, supplied by the caller)
     c<height:u64>   commit certificate bytes (opaque)
     r<height:u64>   receipts: (tx_hash:32 || code:u8) per transaction
-    t<hash:32>      transaction index: height u64 || index u32 || code u8
+    t<hash:32>      transaction index: height u64 || index u32 || code u8, and for a payment that
+                    overflowed into a linked account: credited u64 || passed on u64 || linked key (32)
     h<n:u64>        governance history, every governance transaction a block applied, numbered
                     from 0: msgpack [height, index, code, transaction bytes]
     m<name>         chain meta (schema, chain id, genesis hash, height, app hash,
                     transactions committed so far, governance history entries so far)
 
-``a``, ``s``, ``g`` and ``v`` are application state and enter the app hash.
+``a``, ``s``, ``g``, ``v``, ``w`` and ``o`` are application state and enter the app hash.
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ BOARD = b"gboard"
 ISSUER = b"gissuer"
 SEQUENCE = b"gsequence"
 RETIRED = b"gretired"
+TIER = b"gtier"
+REGISTRATION = b"w"
+ORDER = b"o"
 VALIDATORS = b"v"
 HISTORY = b"h"
 BLOCK = b"b"
@@ -53,7 +64,8 @@ META_HISTORY_COUNT = b"mhistory_count"
 SCHEMA_VERSION = b"somnode-ledger-2"
 
 _U64 = struct.Struct(">Q")
-ACCOUNT_VALUE = struct.Struct(">QQ")
+_U32 = struct.Struct(">I")
+ACCOUNT_VALUE = struct.Struct(">QQBBIQ")
 SUPPLY_VALUE = struct.Struct(">QQQQ")
 _U64_MASK = (1 << 64) - 1
 
@@ -119,6 +131,18 @@ def validators_key(height: int) -> bytes:
 
 def retired_key(public_key: bytes) -> bytes:
     return RETIRED + public_key
+
+
+def tier_key(tier_id: int) -> bytes:
+    return TIER + bytes([tier_id])
+
+
+def registration_key(public_key: bytes) -> bytes:
+    return REGISTRATION + public_key
+
+
+def order_key(public_key: bytes, height: int, index: int) -> bytes:
+    return ORDER + public_key + _U64.pack(height) + _U32.pack(index)
 
 
 def history_key(number: int) -> bytes:

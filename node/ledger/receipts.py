@@ -35,12 +35,24 @@ class ReceiptCode(StrEnum):
     KEY_IN_USE = "key_in_use"
     EMPTY_VALIDATOR_SET = "empty_validator_set"
     POWER_CHANGE_TOO_LARGE = "power_change_too_large"
+    # The digital som's rules (node/ledger/state.py).
+    OVER_PAYMENT_LIMIT = "over_payment_limit"
+    OVER_DAILY_LIMIT = "over_daily_limit"
+    OVER_HOLDING_LIMIT = "over_holding_limit"
+    SENDER_FROZEN = "sender_frozen"
+    RECIPIENT_FROZEN = "recipient_frozen"
+    NOT_REGISTERING_BANK = "not_registering_bank"
+    UNKNOWN_TIER = "unknown_tier"
 
 
 RECEIPT_CODES: tuple[ReceiptCode, ...] = tuple(ReceiptCode)
 # The bytes on disk, as plain ints for the ledger's execution loop.
 OK, BAD_NONCE, UNKNOWN_ACCOUNT, INSUFFICIENT_FUNDS, UNAUTHORISED, OVERFLOW, SELF_TRANSFER = range(7)
 BYTE_OF: dict[ReceiptCode, int] = {code: index for index, code in enumerate(RECEIPT_CODES)}
+OVER_PAYMENT_LIMIT, OVER_DAILY_LIMIT, OVER_HOLDING_LIMIT, SENDER_FROZEN, RECIPIENT_FROZEN = (
+    BYTE_OF[code] for code in (ReceiptCode.OVER_PAYMENT_LIMIT, ReceiptCode.OVER_DAILY_LIMIT,
+                               ReceiptCode.OVER_HOLDING_LIMIT, ReceiptCode.SENDER_FROZEN,
+                               ReceiptCode.RECIPIENT_FROZEN))
 # Outcomes that change nothing at all (a payment's nonce or the board's sequence is not
 # consumed), so the same signed bytes may still be applied by a later block, and a block
 # that carries them is not valid.
@@ -50,6 +62,7 @@ NONCE_KEEPING = frozenset({BAD_NONCE, UNKNOWN_ACCOUNT} | {BYTE_OF[code] for code
 _HASH_SIZE = 32
 _RECEIPT_SIZE = _HASH_SIZE + 1
 LOCATION = struct.Struct(">QIB")
+_WATERFALL = struct.Struct(">QQ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +76,13 @@ class Receipt:
 
 @dataclass(frozen=True, slots=True)
 class TxLocation:
-    """Where a committed transaction sits and how it ended."""
+    """Where a committed transaction sits and how it ended; for a payment that took its recipient
+    to its holding limit, ``waterfall`` is (credited, passed on, linked account)."""
 
     height: int
     index: int
     code: ReceiptCode
+    waterfall: tuple[int, int, bytes] | None = None
 
 
 def encode_receipts(tx_hashes: Sequence[bytes], codes: bytes | bytearray) -> bytes:
@@ -92,9 +107,20 @@ def decode_receipts(raw: bytes) -> tuple[Receipt, ...]:
     )
 
 
+def encode_waterfall(credited: int, passed_on: int, linked: bytes) -> bytes:
+    """What follows a transaction's location in the index when its payment overflowed."""
+    return _WATERFALL.pack(credited, passed_on) + linked
+
+
 def decode_location(raw: bytes) -> TxLocation:
-    height, index, code = LOCATION.unpack(raw)
-    return TxLocation(height, index, _code_name(code))
+    height, index, code = LOCATION.unpack_from(raw)
+    rest = raw[LOCATION.size:]
+    if not rest:
+        return TxLocation(height, index, _code_name(code))
+    if len(rest) != _WATERFALL.size + _HASH_SIZE:
+        raise ValueError(f"a transaction index record of {len(raw)} bytes")
+    credited, passed_on = _WATERFALL.unpack_from(rest)
+    return TxLocation(height, index, _code_name(code), (credited, passed_on, rest[_WATERFALL.size:]))
 
 
 def _code_name(code: int) -> ReceiptCode:

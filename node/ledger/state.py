@@ -1,21 +1,30 @@
 """The deterministic state transition: ordered transactions in, receipts and state changes out.
 
 Signatures are checked by the caller before anything reaches this module; the
-rules here are the business rules only, in this order:
+rules here are the business rules only, in this order (docs/ledger.md):
 
 1. The sender must have an account (one exists for every genesis key and for
-   every key that ever received som); otherwise ``unknown_account``.
+   every key that ever received som or was registered); otherwise ``unknown_account``.
 2. ``tx.nonce`` must equal the account's next nonce; otherwise ``bad_nonce``.
    Both failures change nothing, so the signed bytes stay valid for later.
 3. From here on the nonce is consumed, even if the transaction then fails for
-   a business reason (``self_transfer``, ``unauthorised``, ``insufficient_funds``,
-   ``overflow``): a refused payment must not become payable later, when funds
-   arrive, by someone replaying the bytes the sender believed dead.
+   a business reason: a refused payment must not become payable later, when
+   funds arrive, by someone replaying the bytes the sender believed dead.
 4. Authorisation (node/ledger/rules.py, which the mempool applies too):
-   sender and recipient of a transfer differ; only the issuer issues; only
-   a bank or the issuer redeems.
-5. Transfer: the sender holds ``amount``.  Issue: the outstanding supply stays
-   within 2^64-1 tyiyn.  Redeem: the sender holds ``amount``.
+   sender and recipient of a transfer differ; only the issuer issues; only a
+   bank or the issuer redeems; only a bank registers wallets.
+5. A sender frozen for outgoing payments sends nothing (``sender_frozen``).
+6. The sender's tier: a payment over its single-payment limit
+   (``over_payment_limit``), or taking its outgoing total of the Bishkek day
+   over the daily limit (``over_daily_limit``), is refused.  Banks, the
+   issuer and institutional accounts have no limits.
+7. Transfer and redeem: the sender holds ``amount`` (``insufficient_funds``).
+   Issue: the outstanding supply stays within 2^64-1 tyiyn (``overflow``).
+8. The recipient of a transfer or issue: frozen for incoming payments
+   (``recipient_frozen``); over its tier's holding limit, the excess goes to
+   its linked account (the waterfall) if it has one that can take it, or the
+   payment is refused (``over_holding_limit``).  An account already above
+   its limit (the board lowered it) receives nothing into itself.
 
 Because the outstanding supply never exceeds 2^64-1 and equals the sum of all
 balances, no single balance can overflow: only issuance needs the check.
@@ -23,113 +32,72 @@ balances, no single balance can overflow: only issuance needs the check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from node.core.amount import MAX_TYIYN
 from node.core.governance import SignedGovernance
-from node.core.tx import PUBLIC_KEY_SIZE, SignedTransaction, Transaction, TxKind
-from node.ledger.governance import Board, Governance, GovernanceChanges
+from node.core.registration import Registration
+from node.core.tiers import INSTITUTIONAL, Tier, bishkek_day
+from node.core.transactions import AnyTransaction
+from node.core.tx import Transaction, TxKind
+from node.ledger.book import FROZEN_IN, FROZEN_OUT, Book, new_account
+from node.ledger.genesis_state import GenesisState
+from node.ledger.governance import Governance, GovernanceChanges
 from node.ledger.receipts import (
     BAD_NONCE,
     BYTE_OF,
     INSUFFICIENT_FUNDS,
     NONCE_KEEPING,
+    OVER_DAILY_LIMIT,
+    OVER_HOLDING_LIMIT,
+    OVER_PAYMENT_LIMIT,
     OVERFLOW,
+    RECIPIENT_FROZEN,
+    SENDER_FROZEN,
     UNKNOWN_ACCOUNT,
+    ReceiptCode,
 )
 from node.ledger.rules import authorisation_refusal
+
+__all__ = ["Execution", "GenesisState", "Waterfall", "execute"]
+
 
 # The stored nonce is u64, so the last usable nonce is one below its maximum.
 LAST_NONCE = MAX_TYIYN - 1
 
-AccountLookup = Callable[[bytes], "tuple[int, int] | None"]
-
 
 @dataclass(frozen=True, slots=True)
-class GenesisState:
-    """What the ledger needs from genesis; ``Genesis`` fields map onto it one to one."""
+class Waterfall:
+    """A payment that took its recipient to its holding limit: what the recipient got, what went on
+    to its linked account, and which account that is."""
 
-    chain_id: str
-    genesis_hash: bytes
-    issuer: bytes
-    banks: frozenset[bytes]
-    balances: tuple[tuple[bytes, int], ...]
-    validators: tuple[tuple[bytes, int], ...] = ()
-    board: tuple[bytes, ...] = ()
-    board_threshold: int = 1
-    bank_names: tuple[tuple[bytes, str], ...] = ()  # names of (some of) ``banks``
-
-    def __post_init__(self) -> None:
-        if not self.chain_id:
-            raise ValueError("genesis chain id is empty")
-        if len(self.genesis_hash) != 32:
-            raise ValueError("genesis hash must be 32 bytes")
-        for key in (self.issuer, *self.banks):
-            if type(key) is not bytes or len(key) != PUBLIC_KEY_SIZE:
-                raise ValueError("issuer and bank keys must be 32-byte public keys")
-        seen: set[bytes] = set()
-        for key, amount in self.balances:
-            if type(key) is not bytes or len(key) != PUBLIC_KEY_SIZE:
-                raise ValueError("genesis balance keys must be 32-byte public keys")
-            if key in seen:
-                raise ValueError(f"genesis lists the balance of {key.hex()} twice")
-            seen.add(key)
-            if type(amount) is not int or not 0 <= amount <= MAX_TYIYN:
-                raise ValueError(f"genesis balance of {key.hex()} is outside 0..2^64-1 tyiyn")
-        if self.supply > MAX_TYIYN:
-            raise ValueError("genesis balances add up to more than 2^64-1 tyiyn")
-
-    @classmethod
-    def from_genesis(cls, genesis: object) -> GenesisState:
-        """Adapt ``node.core.genesis.Genesis`` without importing it here."""
-        return cls(
-            chain_id=genesis.chain_id,  # type: ignore[attr-defined]
-            genesis_hash=genesis.hash(),  # type: ignore[attr-defined]
-            issuer=genesis.issuer,  # type: ignore[attr-defined]
-            banks=frozenset(bank.public_key for bank in genesis.banks),  # type: ignore[attr-defined]
-            balances=tuple(genesis.balances),  # type: ignore[attr-defined]
-            validators=tuple(sorted((v.public_key, v.power) for v in genesis.validators)),  # type: ignore[attr-defined]
-            board=tuple(sorted(m.public_key for m in genesis.board.members)),  # type: ignore[attr-defined]
-            board_threshold=genesis.board.threshold,  # type: ignore[attr-defined]
-            bank_names=tuple(sorted((b.public_key, b.name) for b in genesis.banks)),  # type: ignore[attr-defined]
-        )
-
-    def governance(self) -> Governance:
-        """The governance state the chain starts with: the validator set holds from height 1."""
-        names = dict(self.bank_names)
-        return Governance(
-            sequence=0, board=Board(self.board_threshold, tuple(sorted(self.board))), issuer=self.issuer,
-            banks=tuple(sorted((key, names.get(key, "")) for key in self.banks)),
-            validators=tuple(sorted(self.validators)), validators_from=1,
-        )
-
-    @property
-    def supply(self) -> int:
-        return sum(amount for _, amount in self.balances)
-
-    def accounts(self) -> dict[bytes, tuple[int, int]]:
-        """Every genesis account: the listed balances plus empty accounts for the issuer and banks."""
-        accounts = dict.fromkeys((self.issuer, *self.banks), (0, 0))
-        accounts.update((key, (amount, 0)) for key, amount in self.balances)
-        return accounts
+    credited: int
+    passed_on: int
+    linked: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Execution:
     """The result of executing one block against a state.
 
-    ``written`` maps each account whose record changed to its final
-    ``[balance, next nonce]``; ``codes`` holds one receipt code per transaction;
-    ``governance`` is what the block's governance transactions did, None when
-    it carried none.
+    ``book`` holds every account and registration the block changed
+    (``book.written``, ``book.registrations``); ``codes`` one receipt code per
+    transaction; ``waterfalls`` what the payments that overflowed their
+    recipient's limit did, by index; ``governance`` what the block's
+    governance transactions did, None when it carried none.
     """
 
     codes: bytearray
-    written: dict[bytes, list[int]]
+    book: Book
     issued: int
     redeemed: int
+    waterfalls: dict[int, Waterfall]
     governance: GovernanceChanges | None = None
+
+    @property
+    def written(self) -> dict[bytes, list[int]]:
+        return self.book.written
 
     @property
     def inapplicable(self) -> bool:
@@ -141,50 +109,51 @@ class Execution:
 
 
 def execute(
-    txs: Sequence[SignedTransaction | SignedGovernance],
-    lookup: AccountLookup,
+    txs: Sequence[AnyTransaction],
+    book: Book,
     governance: Governance,
     height: int,
+    time_ms: int,
     issued: int,
     redeemed: int,
 ) -> Execution:
-    """Apply ``txs`` as block ``height`` on top of the state ``lookup`` reads; never writes through it.
+    """Apply ``txs`` as block ``height``, made at ``time_ms``, on top of the state ``book`` reads.
 
     This is the hot path after signature verification, hence the flat loop with
     local names and identity checks on the kind instead of helper calls.
-    Governance transactions are rare and leave the loop for node/ledger/governance.py.
+    Governance transactions and registrations are rare and leave the loop for
+    node/ledger/governance.py and ``_register``.
     """
-    loaded: dict[bytes, list[int]] = {}
-    written: dict[bytes, list[int]] = {}
+    loaded, written = book.loaded, book.written
     get = loaded.get
+    lookup = book.account
     codes = bytearray(len(txs))  # zero is "ok"
+    waterfalls: dict[int, Waterfall] = {}
     supply = issued - redeemed
     transfer, issue, redeem, governing = TxKind.TRANSFER, TxKind.ISSUE, TxKind.REDEEM, TxKind.GOVERNANCE
     issuer = governance.issuer
     redeemers = governance.redeemers
+    limits = _limits(governance.tiers)
+    today = bishkek_day(time_ms)
     changes: GovernanceChanges | None = None
     refusal_of = authorisation_refusal
     for i, stx in enumerate(txs):
-        if stx.tx.kind is governing:
+        kind = stx.tx.kind
+        if kind is governing:
             assert isinstance(stx, SignedGovernance)
             if changes is None:
                 changes = GovernanceChanges.starting(governance, height)
-            code, accounts = changes.apply(stx, i)
-            codes[i] = BYTE_OF[code]
-            issuer, redeemers = changes.issuer, changes.redeemers
-            for key in accounts:
-                if key not in loaded and lookup(key) is None:
-                    loaded[key] = written[key] = [0, 0]
+            codes[i] = BYTE_OF[changes.apply(stx, i, book)]
+            issuer, redeemers, limits = changes.issuer, changes.redeemers, _limits(changes.tiers.values())
             continue
-        tx: Transaction = stx.tx  # type: ignore[assignment]  # governance left the loop above
+        tx: Transaction = stx.tx  # type: ignore[assignment]  # registrations share the fields used here
         sender = tx.sender
         account = get(sender)
         if account is None:
-            stored = lookup(sender)
-            if stored is None:
+            account = lookup(sender)
+            if account is None:
                 codes[i] = UNKNOWN_ACCOUNT
                 continue
-            account = loaded[sender] = [stored[0], stored[1]]
         nonce = tx.nonce
         if nonce != account[1] or nonce > LAST_NONCE:
             codes[i] = BAD_NONCE
@@ -195,44 +164,108 @@ def execute(
         if refusal is not None:
             codes[i] = BYTE_OF[refusal]
             continue
-        kind = tx.kind
+        if account[3] & FROZEN_OUT:
+            codes[i] = SENDER_FROZEN
+            continue
+        if kind is TxKind.REGISTER:
+            codes[i] = BYTE_OF[_register(stx.tx, book, limits)]  # type: ignore[arg-type]
+            continue
         amount = tx.amount
-        if kind is transfer:
-            recipient = tx.recipient
-            assert recipient is not None, "a transfer has a recipient (decode_tx checked it)"
-            if account[0] < amount:
-                codes[i] = INSUFFICIENT_FUNDS
+        capped = account[2] != INSTITUTIONAL and sender not in redeemers
+        if capped:
+            _, max_payment, max_daily_out = limits[account[2]]
+            if amount > max_payment:
+                codes[i] = OVER_PAYMENT_LIMIT
                 continue
-            target = get(recipient)
-            if target is None:
-                stored = lookup(recipient)
-                target = loaded[recipient] = [0, 0] if stored is None else [stored[0], stored[1]]
-            account[0] -= amount
-            target[0] += amount
-            written[recipient] = target
-        elif kind is issue:
-            if supply + amount > MAX_TYIYN:
-                codes[i] = OVERFLOW
+            if account[4] != today:
+                account[4], account[5] = today, 0
+            if account[5] + amount > max_daily_out:
+                codes[i] = OVER_DAILY_LIMIT
                 continue
-            recipient = tx.recipient
-            assert recipient is not None, "an issue has a recipient (decode_tx checked it)"
-            target = get(recipient)
-            if target is None:
-                stored = lookup(recipient)
-                target = loaded[recipient] = [0, 0] if stored is None else [stored[0], stored[1]]
-            target[0] += amount
-            written[recipient] = target
-            supply += amount
-            issued += amount
-        elif kind is redeem:
+        if kind is redeem:
             if account[0] < amount:
                 codes[i] = INSUFFICIENT_FUNDS
                 continue
             account[0] -= amount
             supply -= amount
             redeemed += amount
+            continue
+        if kind is transfer and account[0] < amount:
+            codes[i] = INSUFFICIENT_FUNDS
+            continue
+        if kind is issue and supply + amount > MAX_TYIYN:
+            codes[i] = OVERFLOW
+            continue
+        recipient = tx.recipient
+        assert recipient is not None, "transfers and issues have a recipient (decode_tx checked it)"
+        target = get(recipient)
+        if target is None:
+            target = lookup(recipient)
+            if target is None:
+                target = loaded[recipient] = new_account()
+        if target[3] & FROZEN_IN:
+            codes[i] = RECIPIENT_FROZEN
+            continue
+        credited = amount
+        if target[2] != INSTITUTIONAL and recipient not in redeemers:
+            room = limits[target[2]][0] - target[0]
+            if amount > room:
+                waterfall = _waterfall(book, recipient, max(room, 0), amount, limits, redeemers)
+                if waterfall is None:
+                    codes[i] = OVER_HOLDING_LIMIT
+                    continue
+                waterfalls[i] = waterfall
+                credited = waterfall.credited
+        if kind is transfer:
+            account[0] -= amount
         else:
-            raise ValueError(f"transaction kind {kind!r} has no ledger rule")
+            supply += amount
+            issued += amount
+        if capped:
+            account[5] += amount
+        target[0] += credited
+        written[recipient] = target
     if not 0 <= supply <= MAX_TYIYN or supply != issued - redeemed:
         raise AssertionError(f"supply invariant broken: supply={supply} issued={issued} redeemed={redeemed}")
-    return Execution(codes, written, issued, redeemed, changes)
+    return Execution(codes, book, issued, redeemed, waterfalls, changes)
+
+
+def _limits(tiers: Iterable[Tier]) -> dict[int, tuple[int, int, int]]:
+    """Each tier's (max_balance, max_payment, max_daily_out), for the loop to index."""
+    return {tier.id: (tier.max_balance, tier.max_payment, tier.max_daily_out) for tier in tiers}
+
+
+def _waterfall(book: Book, recipient: bytes, room: int, amount: int, limits: dict[int, tuple[int, int, int]],
+               redeemers: frozenset[bytes]) -> Waterfall | None:
+    """Credit the recipient up to its limit and pass the rest to its linked account, if it has one
+    that is not frozen for incoming payments and can hold the rest; None otherwise."""
+    registration = book.registration(recipient)
+    if registration is None or not registration[1]:
+        return None
+    linked = registration[1]
+    passed_on = amount - room
+    target = book.account(linked)
+    if target is None:
+        target = book.loaded[linked] = new_account()
+    if target[3] & FROZEN_IN:
+        return None
+    if target[2] != INSTITUTIONAL and linked not in redeemers and target[0] + passed_on > limits[target[2]][0]:
+        return None
+    target[0] += passed_on
+    book.written[linked] = target
+    return Waterfall(room, passed_on, linked)
+
+
+def _register(registration: Registration, book: Book, limits: dict[int, tuple[int, int, int]]) -> ReceiptCode:
+    """A bank puts a wallet in a tier, with or without a linked account (its nonce already consumed)."""
+    current = book.registration(registration.wallet)
+    if current is not None and current[0] != registration.sender:
+        return ReceiptCode.NOT_REGISTERING_BANK
+    wallet = book.account(registration.wallet)
+    if wallet is not None and wallet[2] == INSTITUTIONAL:
+        return ReceiptCode.NOT_REGISTERING_BANK  # the board's designation: the board's to change
+    if registration.tier not in limits:
+        return ReceiptCode.UNKNOWN_TIER
+    book.opened(registration.wallet)[2] = registration.tier
+    book.register(registration.wallet, registration.sender, registration.linked)
+    return ReceiptCode.OK

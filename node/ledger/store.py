@@ -35,9 +35,10 @@ from typing import NamedTuple
 import msgpack
 import plyvel
 
-from node.core.governance import AnyTransaction
+from node.core.transactions import AnyTransaction
 from node.ledger import layout as k
 from node.ledger.apphash import changes_digest, genesis_app_hash, next_app_hash
+from node.ledger.book import AccountRecord, Book
 from node.ledger.errors import (
     LedgerCorruptError,
     LedgerError,
@@ -46,7 +47,7 @@ from node.ledger.errors import (
     LedgerOpenError,
 )
 from node.ledger.governance import Governance, ValidatorPowers
-from node.ledger.governance_records import changed_records, genesis_records, read_governance
+from node.ledger.governance_records import changed_records, encode_order, genesis_records, read_governance
 from node.ledger.receipts import (
     BYTE_OF,
     LOCATION,
@@ -59,8 +60,9 @@ from node.ledger.receipts import (
     decode_location,
     decode_receipts,
     encode_receipts,
+    encode_waterfall,
 )
-from node.ledger.state import Execution, GenesisState, execute
+from node.ledger.state import Execution, GenesisState, Waterfall, execute
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,14 @@ _BLOCK_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class Account(NamedTuple):
+    """An account's committed record (node/ledger/book.py says what each field is for)."""
+
     balance: int
     nonce: int
+    tier: int = 0
+    flags: int = 0
+    day: int = 0
+    spent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +132,7 @@ class LedgerStore:
     def __init__(self, db: plyvel.DB, path: str, cache_accounts: int) -> None:
         self._db = db
         self.path = path
-        self._cache: dict[bytes, tuple[int, int]] = {}
+        self._cache: dict[bytes, AccountRecord] = {}
         self._cache_limit = cache_accounts
         try:
             meta = {key: db.get(key, verify_checksums=True) for key in (
@@ -256,7 +264,7 @@ class LedgerStore:
         return self._tx_count
 
     def account(self, public_key: bytes) -> Account | None:
-        """Committed balance and next nonce, or None when the key has no account (it never held som).
+        """The committed account, or None when the key has none (it never held som nor was registered).
 
         Safe from any thread while another commits: it reads the cache but
         never fills it, since a value read from disk just before a commit and
@@ -272,6 +280,27 @@ class LedgerStore:
             except struct.error as exc:
                 raise LedgerCorruptError(f"ledger store {self.path}: account {public_key.hex()}: {_said(exc)}") from exc
         return Account(*stored)
+
+    def standing(self, public_key: bytes) -> tuple[int, int, int, int]:
+        """(balance, nonce, tier, flags) as admission judges a sender: an absent account is all zeros."""
+        found = self.account(public_key)
+        return (0, 0, 0, 0) if found is None else (found.balance, found.nonce, found.tier, found.flags)
+
+    def registration(self, public_key: bytes) -> tuple[bytes, bytes] | None:
+        """The wallet's committed registration: (registering bank or b"" for the board, linked account or b"")."""
+        raw = self._get(k.registration_key(public_key))
+        return None if raw is None else _registration(raw)
+
+    def orders(self, public_key: bytes) -> list[tuple[int, int, list[object]]]:
+        """The legal orders applied to the account, oldest first: (height, index, the order's fields)."""
+        prefix = k.ORDER + public_key
+        try:
+            with self._db.iterator(prefix=prefix, verify_checksums=True) as entries:
+                return [(k.decode_height(key[len(prefix):len(prefix) + 8]),
+                         int.from_bytes(key[len(prefix) + 8:], "big"), msgpack.unpackb(value, raw=False))
+                        for key, value in entries]
+        except (plyvel.CorruptionError, ValueError) as exc:
+            raise LedgerCorruptError(f"ledger store {self.path}: orders of {public_key.hex()}: {_said(exc)}") from exc
 
     def block(self, height: int) -> bytes | None:
         return self._get(k.block_key(height))
@@ -328,21 +357,21 @@ class LedgerStore:
 
     # -- executing ---------------------------------------------------------
 
-    def prepare(self, txs: Sequence[AnyTransaction]) -> PreparedBlock:
-        """Execute ``txs`` as the next block without writing anything."""
+    def prepare(self, txs: Sequence[AnyTransaction], time_ms: int = 0) -> PreparedBlock:
+        """Execute ``txs`` as the next block, made at ``time_ms``, without writing anything."""
         hashes = tuple([stx.hash for stx in txs])
-        execution = self._execute(txs)
-        records = _state_records(execution)
+        execution = self._execute(txs, time_ms)
+        records = _state_records(execution, self._height + 1)
         digest = changes_digest(records)
         return PreparedBlock(self._height + 1, hashes, execution, records, digest,
                              next_app_hash(self._app_hash, digest))
 
     def apply_block(self, height: int, txs: Sequence[AnyTransaction],
-                    block_bytes: bytes, certificate_bytes: bytes) -> BlockResult:
+                    block_bytes: bytes, certificate_bytes: bytes, time_ms: int = 0) -> BlockResult:
         """Execute and durably commit block ``height``, which must follow the current height."""
         if height != self._height + 1:
             raise LedgerHeightError(f"block {height} offered at ledger height {self._height}")
-        return self.apply(self.prepare(txs), block_bytes, certificate_bytes)
+        return self.apply(self.prepare(txs, time_ms), block_bytes, certificate_bytes)
 
     def apply(self, prepared: PreparedBlock, block_bytes: bytes, certificate_bytes: bytes) -> BlockResult:
         """Durably commit a block ``prepare`` executed on the current state."""
@@ -365,7 +394,7 @@ class LedgerStore:
         put(k.block_key(height), block_bytes)
         put(k.certificate_key(height), certificate_bytes)
         put(k.receipts_key(height), encode_receipts(hashes, codes))
-        for key, value in self._index_records(height, hashes, codes):
+        for key, value in self._index_records(height, hashes, codes, execution.waterfalls):
             put(key, value)
         put(k.META_HEIGHT, k.encode_height(height))
         put(k.META_APP_HASH, app_hash)
@@ -387,7 +416,7 @@ class LedgerStore:
             raise LedgerError(f"ledger store {self.path} could not write block {height}: {_said(exc)}") from exc
         cache = self._cache
         for public_key, account in execution.written.items():
-            cache[public_key] = (account[0], account[1])
+            cache[public_key] = tuple(account)  # type: ignore[assignment]  # six ints, as AccountRecord
         self._trim_cache()
         self._supply = Supply(execution.issued, execution.redeemed)  # one assignment: readers never see half
         if changes is not None:
@@ -405,17 +434,17 @@ class LedgerStore:
 
     # -- internals ---------------------------------------------------------
 
-    def _execute(self, txs: Sequence[AnyTransaction]) -> Execution:
+    def _execute(self, txs: Sequence[AnyTransaction], time_ms: int) -> Execution:
         try:
             supply = self._supply
-            execution = execute(txs, self._lookup, self._governance, self._height + 1, supply.issued,
-                                supply.redeemed)
+            execution = execute(txs, Book(self._lookup, self.registration), self._governance, self._height + 1,
+                                time_ms, supply.issued, supply.redeemed)
         except (plyvel.CorruptionError, struct.error) as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
         self._trim_cache()
         return execution
 
-    def _lookup(self, public_key: bytes) -> tuple[int, int] | None:
+    def _lookup(self, public_key: bytes) -> AccountRecord | None:
         """Committed account record through the cache, filling it: for the committing thread only."""
         cached = self._cache.get(public_key)
         if cached is not None:
@@ -426,8 +455,8 @@ class LedgerStore:
         record = self._cache[public_key] = k.ACCOUNT_VALUE.unpack(raw)
         return record
 
-    def _index_records(self, height: int, hashes: tuple[bytes, ...],
-                       codes: bytearray) -> list[tuple[bytes, bytes]]:
+    def _index_records(self, height: int, hashes: tuple[bytes, ...], codes: bytearray,
+                       waterfalls: dict[int, Waterfall]) -> list[tuple[bytes, bytes]]:
         """Transaction index entries: an outcome that consumed the nonce always wins.
 
         A transaction that changed nothing (bad nonce, unknown account) may be
@@ -443,6 +472,9 @@ class LedgerStore:
             if code in NONCE_KEEPING and (key in records or self._get(key) is not None):
                 continue
             records[key] = pack(height, index, code)
+        for index, waterfall in waterfalls.items():
+            records[prefix + hashes[index]] += encode_waterfall(waterfall.credited, waterfall.passed_on,
+                                                                waterfall.linked)
         return list(records.items())
 
     def _count_receipts(self) -> int:
@@ -512,20 +544,34 @@ def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
     batch.write()
 
 
-def _state_records(execution: Execution) -> list[tuple[bytes, bytes | None]]:
+def _state_records(execution: Execution, height: int) -> list[tuple[bytes, bytes | None]]:
     """The block's state changes as (key, value) records sorted by key; a value of None deletes."""
     pack = k.ACCOUNT_VALUE.pack
     prefix = k.ACCOUNT
     records: list[tuple[bytes, bytes | None]] = [
-        (prefix + public_key, pack(account[0], account[1])) for public_key, account in execution.written.items()]
+        (prefix + public_key, pack(*account)) for public_key, account in execution.written.items()]
     records.sort()
     # "s" sorts after every "a..." account key, so appending keeps the order.
     records.append((k.SUPPLY, k.encode_supply(execution.issued, execution.redeemed)))
+    registrations = execution.book.registrations
     changes = execution.governance
-    if changes is not None:
-        records.extend(changed_records(changes.base, changes.result()))
+    if registrations or changes is not None:
+        records.extend((k.registration_key(key), msgpack.packb([bank, linked], use_bin_type=True))
+                       for key, (bank, linked) in registrations.items())
+        if changes is not None:
+            records.extend(changed_records(changes.base, changes.result()))
+            records.extend((k.order_key(account, height, index), encode_order(order))
+                           for account, index, order in changes.orders)
         records.sort(key=lambda record: record[0])
     return records
+
+
+def _registration(raw: bytes) -> tuple[bytes, bytes]:
+    """A registration record: msgpack [registering bank or empty, linked account or empty]."""
+    fields = msgpack.unpackb(raw, raw=False, use_list=True)
+    if not (isinstance(fields, list) and len(fields) == 2 and all(type(f) is bytes for f in fields)):
+        raise LedgerCorruptError("a registration record is [bank, linked]")
+    return fields[0], fields[1]
 
 
 def _code_names(codes: bytearray) -> tuple[ReceiptCode, ...]:

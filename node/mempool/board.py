@@ -48,7 +48,7 @@ class BoardQueue:
         dropped: list[SignedGovernance] = []
         for stx in self._queue:
             attempt = changes.copy()
-            code, _ = attempt.apply(stx, len(kept))
+            code = attempt.apply(stx, len(kept))
             if code is ReceiptCode.OK:
                 changes = attempt
                 kept.append(stx)
@@ -63,7 +63,7 @@ class BoardQueue:
     def refusal(self, stx: SignedGovernance) -> AdmitResult | None:
         """Why the ledger would refuse ``stx`` after the queue, or None if it would apply it."""
         changes, kept, _ = self._judged()
-        code, _ = changes.apply(stx, len(kept))
+        code = changes.apply(stx, len(kept))
         if code is ReceiptCode.OK:
             return None
         return AdmitResult(stx.hash, False, code, REFUSAL_TEXT[code])

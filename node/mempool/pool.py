@@ -32,16 +32,14 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 
+from node.core.actions import Freeze, Scope, Seize, SetWallet, Unfreeze
 from node.core.amount import format_som
 from node.core.governance import SignedGovernance
-from node.core.tx import (
-    SignedTransaction,
-    TxDecodeError,
-    TxKind,
-    decode_tx,
-    signing_prefix,
-)
+from node.core.tiers import INSTITUTIONAL
+from node.core.transactions import AnyTransaction, decode_tx
+from node.core.tx import SignedTransaction, TxDecodeError, TxKind, signing_prefix
 from node.ledger.governance import Governance
 from node.ledger.receipts import ReceiptCode
 from node.ledger.rules import authorisation_refusal
@@ -58,6 +56,7 @@ _REFUSAL_TEXT = {
     (TxKind.ISSUE, ReceiptCode.UNAUTHORISED): "only the issuer may issue som",
     (TxKind.REDEEM, ReceiptCode.UNAUTHORISED): "only a bank or the issuer may redeem som",
     (TxKind.TRANSFER, ReceiptCode.SELF_TRANSFER): "sender and recipient are the same account",
+    (TxKind.REGISTER, ReceiptCode.UNAUTHORISED): "only a bank registers wallets",
 }
 
 
@@ -66,9 +65,11 @@ ACCEPTED, DUPLICATE, MEMPOOL_FULL = AdmitCode.ACCEPTED, AdmitCode.DUPLICATE, Adm
 INVALID_SIGNATURE, STALE_NONCE = AdmitCode.INVALID_SIGNATURE, AdmitCode.STALE_NONCE
 NONCE_GAP, TOO_MANY_PENDING = AdmitCode.NONCE_GAP, AdmitCode.TOO_MANY_PENDING
 INSUFFICIENT_FUNDS = ReceiptCode.INSUFFICIENT_FUNDS
+SENDER_FROZEN, OVER_PAYMENT_LIMIT = ReceiptCode.SENDER_FROZEN, ReceiptCode.OVER_PAYMENT_LIMIT
 
 
-AccountLookup = Callable[[bytes], tuple[int, int]]
+# Committed (balance, next nonce, tier, freeze flags) of an account; zeros when there is none.
+AccountLookup = Callable[[bytes], tuple[int, int, int, int]]
 
 
 def _by_nonce(pair: tuple[int, SignedTransaction]) -> int:
@@ -83,11 +84,13 @@ def _debit(tx: SignedTransaction) -> int:
 class _AccountQueue:
     """One sender's pending transactions, nonces ``nonce``, ``nonce + 1``, ... in order."""
 
-    __slots__ = ("balance", "nonce", "txs", "spend")
+    __slots__ = ("balance", "nonce", "txs", "spend", "frozen", "max_payment")
 
-    def __init__(self, balance: int, nonce: int) -> None:
+    def __init__(self, balance: int, nonce: int, frozen: bool, max_payment: int | None) -> None:
         self.balance = balance  # committed balance when last read
         self.nonce = nonce  # committed next nonce when last read
+        self.frozen = frozen  # frozen for outgoing payments by a legal order
+        self.max_payment = max_payment  # the tier's single-payment limit; None: not limited
         self.txs: deque[SignedTransaction] = deque()
         self.spend = 0  # sum of the pending debits
 
@@ -126,6 +129,7 @@ class Mempool:
         state = governance()
         self._issuer = state.issuer
         self._redeemers = state.redeemers
+        self._max_payment = {tier.id: tier.max_payment for tier in state.tiers}
         self._board = BoardQueue(chain_id, verifier, governance, committed_height)
         self._max_txs = max_txs
         # Clients' transactions are admitted while the pool holds fewer than this; relayed
@@ -133,7 +137,7 @@ class Mempool:
         self._max_client_txs = max_client_txs
         self._max_bytes = max_bytes
         self._max_per_account = max_pending_per_account
-        self._by_hash: dict[bytes, SignedTransaction | SignedGovernance] = {}
+        self._by_hash: dict[bytes, AnyTransaction] = {}
         # Insertion order is the order accounts got their oldest pending transaction: reap's fairness order.
         self._accounts: dict[bytes, _AccountQueue] = {}
         self._bytes = 0
@@ -151,7 +155,7 @@ class Mempool:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def get(self, tx_hash: bytes) -> SignedTransaction | SignedGovernance | None:
+    def get(self, tx_hash: bytes) -> AnyTransaction | None:
         return self._by_hash.get(tx_hash)
 
     def limit_clients(self, max_client_txs: int) -> None:
@@ -284,7 +288,7 @@ class Mempool:
         One loop over the batch with the pool's attributes in locals: this runs
         once per admitted transaction and was the mempool's largest cost.
         """
-        by_hash, accounts, lookup = self._by_hash, self._accounts, self._account
+        by_hash, accounts = self._by_hash, self._accounts
         max_bytes, max_per_account = self._max_bytes, self._max_per_account
         for i, stx in admitting:
             tx_hash = stx.hash
@@ -295,8 +299,10 @@ class Mempool:
             sender = tx.sender
             queue = accounts.get(sender)
             if queue is None:
-                balance, nonce = lookup(sender)
-                queue = _AccountQueue(balance, nonce)
+                queue = self._queue(sender)
+            if queue.frozen:  # before the nonce: whatever nonce it carries, the ledger would refuse it
+                results[i] = AdmitResult(tx_hash, False, SENDER_FROZEN, "a legal order froze the sender's payments")
+                continue
             txs = queue.txs
             expected = queue.nonce + len(txs)
             if tx.nonce != expected:
@@ -304,6 +310,11 @@ class Mempool:
                     AdmitResult(tx_hash, False, STALE_NONCE, f"nonce {tx.nonce} is used; the next is {expected}")
                     if tx.nonce < expected else
                     AdmitResult(tx_hash, False, NONCE_GAP, f"nonce {tx.nonce} skips ahead; the next is {expected}"))
+                continue
+            if queue.max_payment is not None and tx.amount > queue.max_payment:
+                results[i] = AdmitResult(tx_hash, False, OVER_PAYMENT_LIMIT,
+                                         f"{format_som(tx.amount)} som is over the sender's tier limit of "
+                                         f"{format_som(queue.max_payment)} som for one payment")
                 continue
             if len(txs) >= max_per_account:
                 results[i] = AdmitResult(tx_hash, False, TOO_MANY_PENDING,
@@ -343,7 +354,7 @@ class Mempool:
 
     # ---- proposal
 
-    def reap(self, max_txs: int, max_bytes: int) -> list[SignedTransaction | SignedGovernance]:
+    def reap(self, max_txs: int, max_bytes: int) -> list[AnyTransaction]:
         """Transactions for a proposal, at most ``max_txs`` and ``max_bytes`` in total.
 
         The board's pending governance transactions come first, in sequence
@@ -353,7 +364,7 @@ class Mempool:
         account whose next transaction does not fit leaves the rotation, since
         its later nonces cannot apply without it.
         """
-        picked: list[SignedTransaction | SignedGovernance] = []
+        picked: list[AnyTransaction] = []
         if max_txs <= 0 or max_bytes <= 0:
             return picked
         picked.extend(self._board.reap(max_txs, max_bytes))
@@ -379,7 +390,7 @@ class Mempool:
 
     # ---- commit
 
-    def update(self, committed: Sequence[SignedTransaction | SignedGovernance]) -> None:
+    def update(self, committed: Sequence[AnyTransaction]) -> None:
         """Forget what a block committed and re-check the accounts it touched against the new state."""
         touched: dict[bytes, None] = {}
         governed = False
@@ -389,6 +400,11 @@ class Mempool:
             if tx.kind is _GOVERNANCE:
                 governed = True
                 committed_hashes.add(stx.hash)
+                action = tx.action  # type: ignore[union-attr]
+                if isinstance(action, Freeze | Unfreeze | Seize):
+                    touched[action.account] = None
+                elif isinstance(action, SetWallet):
+                    touched[action.wallet] = None
                 continue
             touched[tx.sender] = None  # type: ignore[union-attr]  # a payment: governance left above
             if tx.recipient is not None:  # type: ignore[union-attr]
@@ -396,6 +412,7 @@ class Mempool:
         if governed:
             state = self._governance()
             self._issuer, self._redeemers = state.issuer, state.redeemers
+            self._max_payment = {tier.id: tier.max_payment for tier in state.tiers}
         dropped = 0
         if governed or len(self._board):
             for stx in self._board.recheck():
@@ -408,6 +425,13 @@ class Mempool:
         if dropped:
             log.info("mempool.recheck dropped=%d remaining=%d", dropped, len(self._by_hash))
 
+    def _queue(self, sender: bytes) -> _AccountQueue:
+        """A fresh queue for ``sender`` from its committed account and the committed tiers."""
+        balance, nonce, tier, flags = self._account(sender)
+        unlimited = tier == INSTITUTIONAL or sender in self._redeemers
+        return _AccountQueue(balance, nonce, bool(flags & Scope.OUTGOING),
+                             None if unlimited else self._max_payment.get(tier, 0))
+
     def _recheck(self, public_key: bytes, queue: _AccountQueue) -> int:
         """Refresh one account from committed state; return how many pending transactions became invalid.
 
@@ -416,24 +440,30 @@ class Mempool:
         debits are non-negative, so if the whole remaining spend fits, every
         prefix of it does too and no walk is needed.
         """
-        balance, nonce = self._account(public_key)
-        queue.balance, queue.nonce = balance, nonce
+        fresh = self._queue(public_key)
+        balance, nonce, limit = fresh.balance, fresh.nonce, fresh.max_payment
+        lowered = limit is not None and (queue.max_payment is None or limit < queue.max_payment)
+        queue.balance, queue.nonce, queue.frozen, queue.max_payment = balance, nonce, fresh.frozen, limit
         txs = queue.txs
         while txs and txs[0].tx.nonce < nonce:  # committed, or made stale by a conflicting commit
             stx = txs.popleft()
             queue.spend -= _debit(stx)
             self._forget(stx)
         kept = len(txs)
-        if txs and txs[0].tx.nonce != nonce:  # a gap at the head: nothing behind it can apply
+        if (txs and txs[0].tx.nonce != nonce) or queue.frozen:  # a gap at the head, or a freeze: none applies
             kept, queue.spend = 0, 0
-        elif queue.spend > balance:
-            kept, queue.spend = 0, 0
-            for stx in txs:
-                debit = _debit(stx)
-                if queue.spend + debit > balance:
-                    break
-                queue.spend += debit
-                kept += 1
+        else:
+            if lowered:  # the tier changed: nothing from the first payment over the new limit on can apply
+                kept = next((index for index, stx in enumerate(txs) if stx.tx.amount > limit), kept)  # type: ignore[operator]
+            if kept < len(txs) or queue.spend > balance:
+                fitting, queue.spend = 0, 0
+                for stx in islice(txs, kept):
+                    debit = _debit(stx)
+                    if queue.spend + debit > balance:
+                        break
+                    queue.spend += debit
+                    fitting += 1
+                kept = fitting
         dropped = len(txs) - kept
         while len(txs) > kept:
             self._forget(txs.pop())
@@ -442,6 +472,6 @@ class Mempool:
             del self._accounts[public_key]
         return dropped
 
-    def _forget(self, stx: SignedTransaction | SignedGovernance) -> None:
+    def _forget(self, stx: AnyTransaction) -> None:
         del self._by_hash[stx.hash]
         self._bytes -= len(stx.raw)

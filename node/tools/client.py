@@ -62,6 +62,9 @@ class NodeClient:
     def governance_history(self, after: int | None = None) -> dict:
         return self._request("GET", "/v1/governance/history" + ("" if after is None else f"?after={after}"))
 
+    def orders(self, address: str) -> dict:
+        return self._request("GET", f"/v1/accounts/{address}/orders")
+
     def tx(self, tx_hash_hex: str) -> dict:
         return self._request("GET", f"/v1/txs/{tx_hash_hex}")
 

@@ -25,7 +25,8 @@ from node.core.block import Block, block_hash
 from node.core.genesis import Genesis
 from node.core.governance import SignedGovernance
 from node.core.keys import verify_signature
-from node.core.tx import TxDecodeError, decode_tx
+from node.core.transactions import decode_tx
+from node.core.tx import TxDecodeError
 from node.ledger.governance import Governance, GovernanceChanges, ValidatorPowers
 from node.ledger.state import GenesisState
 from node.tools.client import NodeClient

@@ -25,15 +25,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.core.actions import RotateValidatorKey, describe, proof_bytes
 from node.core.address import AddressError, decode_address, encode_address
-from node.core.governance import (
-    GovernanceTransaction,
-    RotateValidatorKey,
-    SignedGovernance,
-    decode_unsigned,
-    describe,
-    proof_bytes,
-)
+from node.core.governance import GovernanceTransaction, SignedGovernance, decode_unsigned
 from node.core.keys import KeyPair, verify_signature
 from node.core.tx import TxDecodeError
 

@@ -41,6 +41,7 @@ from node.core.genesis import (
     current_genesis_time,
 )
 from node.core.keys import KeyPair, write_key_file
+from node.core.tiers import Tier
 
 DEFAULT_CHAIN_ID = "som-localnet"
 DEFAULT_BASE_PORT = 26656
@@ -53,6 +54,15 @@ DEFAULT_BOARD_THRESHOLD = 2
 # power (node/ledger/governance.py), so with powers of 1 a network of three or fewer could
 # never change its set; with 100, even a lone validator can admit one of power 33.
 VALIDATOR_POWER = 100
+# The wallet tiers a new network starts with, in som (docs/banks.md): a wallet no bank has
+# registered is anonymous; banks register their customers' wallets after KYC.
+DEFAULT_TIERS = (
+    Tier(0, "anonymous", parse_som("15000"), parse_som("5000"), parse_som("15000")),
+    Tier(1, "basic KYC", parse_som("150000"), parse_som("50000"), parse_som("150000")),
+    Tier(2, "full KYC", parse_som("1500000"), parse_som("1000000"), parse_som("3000000")),
+)
+# The tier of the further accounts a caller funds at genesis (a benchmark's senders).
+FUNDED_ACCOUNT_TIER = 2
 
 
 class NetworkSpecError(ValueError):
@@ -93,7 +103,8 @@ def create_network(
     ``ports`` gives each validator's (p2p, api) ports explicitly, for callers
     such as tests that hold free ports which need not be contiguous; without
     it validator k gets ``base_port + 2(k-1)`` and the next port.  ``accounts``
-    are further (public key, tyiyn) holdings at genesis, e.g. a benchmark's senders.
+    are further (public key, tyiyn) holdings at genesis, e.g. a benchmark's senders, in tier
+    ``FUNDED_ACCOUNT_TIER``.
     The governance board has ``board`` members, any ``board_threshold`` of whom act together.
     """
     if ports is None:
@@ -120,6 +131,8 @@ def create_network(
             [(key.public_key, bank_balance) for key in bank_keys if bank_balance] + list(accounts))),
         board=GenesisBoard(board_threshold, tuple(
             BoardMember(f"board{i + 1}", key.public_key) for i, key in enumerate(board_keys))),
+        tiers=DEFAULT_TIERS,
+        wallets=tuple(sorted((key, FUNDED_ACCOUNT_TIER) for key, _ in accounts)),
     )
 
     keys_dir = directory / "keys"

@@ -23,8 +23,18 @@ const RESULTS = {
   self_transfer: ["warn", "Self-transfer", "Sender and recipient are the same account; the nonce was used."],
   bad_nonce: ["bad", "Bad nonce", "The nonce was not the account's next one when the block was applied; nothing changed."],
   unknown_account: ["bad", "Unknown account", "The sender had no account; nothing changed."],
+  over_payment_limit: ["warn", "Over the payment limit", "The amount is over the sender's tier's limit for one payment; the nonce was used."],
+  over_daily_limit: ["warn", "Over the daily limit", "The sender's payments of the Bishkek day would exceed its tier's daily limit; the nonce was used."],
+  over_holding_limit: ["warn", "Over the holding limit", "The recipient would exceed its maximum balance and has no linked account that can take the rest; the nonce was used."],
+  sender_frozen: ["warn", "Sender frozen", "A legal order froze the sender's outgoing payments; the nonce was used."],
+  recipient_frozen: ["warn", "Recipient frozen", "A legal order froze the recipient's incoming payments; the nonce was used."],
+  not_registering_bank: ["warn", "Not the registering bank", "Another bank, or the board, registered this wallet; the nonce was used."],
+  unknown_tier: ["warn", "Unknown tier", "No such wallet tier is defined."],
 };
-const KINDS = { transfer: "Transfer", issue: "Issue (new som from the National Bank)", redeem: "Redeem (som withdrawn from circulation)" };
+const KINDS = {
+  transfer: "Transfer", issue: "Issue (new som from the National Bank)", redeem: "Redeem (som withdrawn from circulation)",
+  governance: "Governance (an action of the National Bank's board)", register: "Wallet registration (by a bank)",
+};
 
 const state = {
   status: null,
@@ -441,19 +451,34 @@ async function txPage(arg) {
       block ? ["time", "Committed at", fullTime(block.time_ms)] : null,
     ]));
   }
-  const details = tx ? fields([
-    ["status", "Status", statusCell],
-    ["kind", "Kind", KINDS[tx.kind] || tx.kind],
-    ["amount", "Amount", el("span", { class: "amount" }, som(tx.amount_som))],
-    ["sender", "From", accountLink(tx.sender, { full: true })],
-    ["recipient", "To", tx.recipient ? accountLink(tx.recipient, { full: true }) : el("span", { class: "muted" }, "none: the som are withdrawn")],
-    ["memo", "Memo", tx.memo ? tx.memo : el("span", { class: "muted" }, "none"), "text"],
-    ["nonce", "Sender's nonce", count(tx.nonce)],
-  ]) : fields([["status", "Status", statusCell]]);
+  const details = fields([["status", "Status", statusCell], ...(tx ? txRows(tx) : []),
+    ...(found.waterfall ? [["waterfall", "Waterfall", [som(found.waterfall.credited_som), " credited; ",
+      som(found.waterfall.passed_on_som), " passed on to the linked account ",
+      accountLink(found.waterfall.linked_account, { full: true })]]] : [])]);
   if (found.status === "pending") {
     head.push(notice("info", "Waiting to be committed", "The transaction is in this node's mempool; it is final once a block holding it is committed.", "pending-tx"));
   }
   return [...head, card("Details", null, details), receipt];
+}
+
+// A transaction's own fields, by kind.
+function txRows(tx) {
+  const kind = ["kind", "Kind", KINDS[tx.kind] || tx.kind];
+  if (tx.kind === "governance") {
+    return [kind, ["action", "Action", tx.action.description, "text"], ["sequence", "Board sequence", count(tx.sequence)],
+      ["approvals", "Approved by", tx.approvals.map((a, i) => [i ? ", " : "", accountLink(a)])]];
+  }
+  if (tx.kind === "register") {
+    return [kind, ["bank", "Bank", accountLink(tx.bank, { full: true })], ["wallet", "Wallet", accountLink(tx.wallet, { full: true })],
+      ["tier", "Tier", count(tx.tier)],
+      ["linked", "Linked account", tx.linked_account ? accountLink(tx.linked_account, { full: true }) : el("span", { class: "muted" }, "none")]];
+  }
+  return [kind,
+    ["amount", "Amount", el("span", { class: "amount" }, som(tx.amount_som))],
+    ["sender", "From", accountLink(tx.sender, { full: true })],
+    ["recipient", "To", tx.recipient ? accountLink(tx.recipient, { full: true }) : el("span", { class: "muted" }, "none: the som are withdrawn")],
+    ["memo", "Memo", tx.memo ? tx.memo : el("span", { class: "muted" }, "none"), "text"],
+    ["nonce", "Sender's nonce", count(tx.nonce)]];
 }
 
 // What the account page shows, in order; a field the API does not send is left out,
@@ -463,7 +488,31 @@ const ACCOUNT_FIELDS = [
   ["nonce", "Transactions sent", (a) => count(a.nonce)],
   ["pending_nonce", "Next nonce", (a) => [count(a.pending_nonce), a.pending_nonce > a.nonce
     ? el("span", { class: "muted" }, ` (${a.pending_nonce - a.nonce} pending)`) : ""]],
+  ["tier", "Tier", (a) => (a.tier_name ? `${a.tier} · ${a.tier_name}` : count(a.tier))],
+  ["limits", "Limits", (a) => (a.limits ? [som(a.limits.daily_out_left_som), " left to send today; room for ",
+    som(a.limits.balance_room_som), " more"] : el("span", { class: "muted" }, "none"))],
+  ["frozen", "Frozen", (a) => (a.frozen.outgoing || a.frozen.incoming
+    ? badge("warn", a.frozen.outgoing && a.frozen.incoming ? "all payments" : a.frozen.outgoing ? "outgoing payments" : "incoming payments")
+    : el("span", { class: "muted" }, "no"))],
+  ["registering_bank", "Registered by", (a) => (a.registering_bank ? accountLink(a.registering_bank)
+    : el("span", { class: "muted" }, a.registered_by_board ? "the board" : "no bank"))],
+  ["linked_account", "Linked account", (a) => (a.linked_account ? accountLink(a.linked_account) : el("span", { class: "muted" }, "none"))],
 ];
+
+const ORDER_WORDS = { freeze: "Freeze", unfreeze: "Unfreeze", seize: "Seizure" };
+
+function ordersCard(orders) {
+  if (!orders.length) return null;
+  const rows = orders.map((o) => el("tr", {},
+    el("td", {}, link(`#/blocks/${o.height}`, count(o.height))),
+    el("td", {}, ORDER_WORDS[o.order] || o.order),
+    el("td", {}, o.order === "seize" ? [som(o.amount_som), " to ", accountLink(o.destination)] : `${o.scope} payments`),
+    el("td", {}, `${o.reference.authority}, no. ${o.reference.number}, ${o.reference.date}`),
+    el("td", {}, mono(short(o.reference.document_sha256, 10, 6), o.reference.document_sha256))));
+  return card("Legal orders", "oldest first", el("table", { id: "orders" },
+    el("thead", {}, el("tr", {}, ["Block", "Order", "What", "Reference", "Document SHA-256"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows)));
+}
 
 async function accountPage(address) {
   const head = [el("div", { class: "crumbs" }, link("#/", "Network"), " / Account")];
@@ -483,6 +532,7 @@ async function accountPage(address) {
     el("p", { class: "subtitle" }, mono(account.address)),
     quiet ? notice("info", "No activity yet", "This account has never held som and has sent nothing.", "quiet-account") : null,
     card("Balance and nonce", "committed state", fields(rows)),
+    ordersCard((await api(`/v1/accounts/${encodeURIComponent(address)}/orders`).catch(() => ({ orders: [] }))).orders),
   ];
 }
 
