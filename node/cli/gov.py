@@ -14,9 +14,13 @@ but ``build`` (which may ask a node for the chain id and next sequence) and
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
+from node.cli.passphrase import add_passphrase_option, load_signing_key, warn_if_plain
+from node.cli.token_options import add_token_options, token_key, uses_token
 from node.cli.wallet import DEFAULT_NODE
 from node.core.address import AddressError, decode_address, encode_address
 from node.core.governance import (
@@ -31,7 +35,7 @@ from node.core.governance import (
     describe,
     proof_bytes,
 )
-from node.core.keys import read_key_file
+from node.core.keys import Key
 from node.core.tx import TxDecodeError
 from node.tools.client import ApiClientError, NodeClient
 from node.tools.gov_file import GovernanceFileError, PendingAction, read_action, write_action
@@ -67,8 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     sign = verbs.add_parser("sign", help="add one approval to an action file, in place")
     sign.add_argument("file", type=Path, metavar="FILE")
-    sign.add_argument("--key", required=True, type=Path, metavar="KEYFILE",
-                      help="a board member's key file (or, for a rotation, the validator's old key)")
+    sign.add_argument("--key", type=Path, metavar="KEYFILE",
+                      help="a board member's key file (or, for a rotation, the validator's old key); an "
+                           "encrypted one asks for its passphrase")
+    add_passphrase_option(sign)
+    add_token_options(sign, "the validator's old key, for its own rotation,")
     sign.set_defaults(handler=_sign)
 
     combine = verbs.add_parser("combine", help="merge the approvals of copies of one action")
@@ -99,8 +106,10 @@ def _set_validator_options(parser: argparse.ArgumentParser) -> None:
 
 def _rotate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--old", required=True, metavar="ADDRESS", help="the validator's current som1… address")
-    parser.add_argument("--new-key", required=True, type=Path, metavar="KEYFILE",
+    parser.add_argument("--new-key", type=Path, metavar="KEYFILE",
                         help="the new key's file: it signs the proof that its holder asks for the rotation")
+    add_passphrase_option(parser)
+    add_token_options(parser, "the new key")
     parser.add_argument("--by", choices=("validator", "board"), default="validator",
                         help="who approves it: the validator with its old key alone (default; it carries "
                              "sequence 0 and leaves the board's sequence alone), or the board")
@@ -143,9 +152,9 @@ def _action(args: argparse.Namespace, chain_id: str) -> Action:
             return SetValidator(_address("--validator", args.validator), args.power)
         case "rotate-key":
             old_key = _address("--old", args.old)
-            new = read_key_file(args.new_key)
-            return RotateValidatorKey(old_key, new.public_key,
-                                      new.sign(proof_bytes(chain_id, old_key, new.public_key)))
+            with _signing_key(args, args.new_key, "--new-key") as new:
+                return RotateValidatorKey(old_key, new.public_key,
+                                          new.sign(proof_bytes(chain_id, old_key, new.public_key)))
         case "replace-issuer":
             return ReplaceIssuer(_address("--issuer", args.issuer))
         case "set-board":
@@ -220,11 +229,27 @@ def _show(args: argparse.Namespace) -> int:
 
 def _sign(args: argparse.Namespace) -> int:
     pending = _load(args.file)
-    key = read_key_file(args.key)
-    signed = pending.approved(key)
+    with _signing_key(args, args.key, "--key") as key:
+        if not uses_token(args):
+            warn_if_plain(args.key, pending.chain_id)
+        signed = pending.approved(key)
     write_action(args.file, signed, replace=True)
     print(f"{key.address} approved: {describe(pending.tx.action)} ({len(signed.approvals)} approvals)")
     return EXIT_OK
+
+
+@contextmanager
+def _signing_key(args: argparse.Namespace, path: Path | None, option: str) -> Iterator[Key]:
+    """The key a verb signs with: a key file (its passphrase asked if encrypted) or a key in a token."""
+    if uses_token(args):
+        if path is not None:
+            raise CliError(f"{option} or --pkcs11, not both")
+        with token_key(args) as key:
+            yield key
+        return
+    if path is None:
+        raise CliError(f"{option} KEYFILE is required (or --pkcs11 MODULE --token LABEL --label LABEL)")
+    yield load_signing_key(args, path)
 
 
 def _combine(args: argparse.Namespace) -> int:
