@@ -148,3 +148,21 @@ def test_a_plain_key_file_draws_a_warning_outside_practice_networks(tmp_path, ca
         assert main(["gov", "sign", str(action), "--key", str(key)]) == 0
         err = capsys.readouterr().err
         assert ("is a plain key file" in err) == warned, (chain, err)
+
+
+def test_the_format_in_docs_protocol_decrypts_a_file_the_node_wrote(tmp_path):
+    """docs/protocol.md §2.1, followed step by step with libsodium's primitives, opens a node's file."""
+    import struct
+
+    import nacl.bindings
+
+    seed = bytes(range(32))
+    path = sealed(tmp_path, seed, "passphrase for the spec")
+    doc = json.loads(path.read_text())
+    salt, nonce = bytes.fromhex(doc["salt"]), bytes.fromhex(doc["nonce"])
+    key = nacl.bindings.crypto_pwhash_alg(32, b"passphrase for the spec", salt, doc["opslimit"],
+                                          doc["memlimit"], nacl.bindings.crypto_pwhash_ALG_ARGON2ID13)
+    aad = (b"somnode-ed25519-encrypted-v1\x00" + doc["address"].encode("ascii") + b"\x00" + b"argon2id\x00"
+           + struct.pack(">QQ", doc["opslimit"], doc["memlimit"]) + salt)
+    assert nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        bytes.fromhex(doc["ciphertext"]), aad, nonce, key) == seed

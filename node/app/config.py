@@ -149,12 +149,14 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
 _PATH_FIELDS = frozenset({"node.data_dir", "node.key_file", "node.genesis_file", "node.next_key_file",
                           "signer.pkcs11_module", "signer.pkcs11_pin_file", "signer.remote_link_key_file",
                           # the signer process's config (node/signing/config.py)
-                          "signer.key_file", "signer.next_key_file", "service.state_file"})
+                          "keys.key_file", "keys.next_key_file", "keys.pkcs11_module", "keys.pkcs11_pin_file",
+                          "service.state_file"})
 _ENDPOINT_FIELDS = frozenset({"p2p.listen", "api.listen", "signer.remote_address", "service.listen"})
 _BACKEND_KEY_FIELDS = frozenset({"node.key_file"})
 _ADDRESS_FIELDS = frozenset({"signer.remote_key", "signer.remote_next_key", "service.validator"})
 _LABEL_FIELDS = frozenset({"signer.pkcs11_token", "signer.pkcs11_key", "signer.pkcs11_next_key",
-                           "signer.pkcs11_pin_env"})
+                           "signer.pkcs11_pin_env", "keys.pkcs11_token", "keys.pkcs11_key", "keys.pkcs11_next_key",
+                           "keys.pkcs11_pin_env"})
 # Which [signer] fields each backend needs, and may have; any other is an error, never ignored.
 _BACKEND_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "file": (frozenset({"node.key_file"}), frozenset({"node.next_key_file"})),
@@ -271,7 +273,7 @@ def _parse_value(dotted: str, value: object, base_dir: Path) -> object:
         if not value.strip() or not value.isprintable():
             raise ConfigError(f"{dotted}: expected a non-empty printable label, got {value!r}")
         return value
-    if dotted == "signer.backend":
+    if dotted in ("signer.backend", "keys.backend"):
         if value not in SIGNER_BACKENDS:
             raise ConfigError(f"{dotted}: expected one of {', '.join(SIGNER_BACKENDS)}, got {value!r}")
         return value

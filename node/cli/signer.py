@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "signer", help="run a remote signer for one validator, with a double-sign guard",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, type=Path, metavar="FILE", help="the signer's signer.toml")
+    parser.add_argument("--config", required=True, type=Path, metavar="FILE", help="the signer's somnode-signer.toml")
     parser.add_argument("--new-state", action="store_true",
                         help="create the high-water mark file (service.state_file) first; refused if it exists")
     parser.add_argument("--from-height", type=int, default=0, metavar="H",
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from node.signing.server import SignerService
 
     config = load_signer_config(args.config)
-    service, keys = config.service, config.signer
+    service, keys = config.service, config.keys
     if args.from_height and not args.new_state:
         raise CliError("--from-height goes with --new-state")
     if not 0 <= args.from_height < 2**64:
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         labels = [label for label in (keys.pkcs11_key, keys.pkcs11_next_key) if label is not None]
         try:
             token, signers = open_token_keys(keys.pkcs11_module, keys.pkcs11_token, labels, keys.pkcs11_pin_file,
-                                             keys.pkcs11_pin_env, "signer.pkcs11")
+                                             keys.pkcs11_pin_env, "keys.pkcs11")
         except KeyringError as exc:
             raise CliError(str(exc)) from None
         close = token.close

@@ -2,8 +2,8 @@
 
 Read by the same loader as a validator's config (node/app/config.py), so the
 same rules hold: relative paths resolve against the file's directory, unknown
-fields are errors, and every error names its field.  The ``[signer]`` fields
-have the names they have in a validator's config.
+fields are errors, and every error names its field.  The ``[keys]`` fields
+have the names of a validator's ``node.key_file`` and ``signer.pkcs11_*``.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ class KeysSection:
 @dataclass(frozen=True, slots=True)
 class SignerConfig:
     service: ServiceSection
-    signer: KeysSection = field(default_factory=KeysSection)
+    keys: KeysSection = field(default_factory=KeysSection)
 
 
-_SECTIONS: dict[str, type] = {"service": ServiceSection, "signer": KeysSection}
+_SECTIONS: dict[str, type] = {"service": ServiceSection, "keys": KeysSection}
 _NEEDED = {"file": {"key_file"}, "pkcs11": {"pkcs11_module", "pkcs11_token", "pkcs11_key"}}
 _ALLOWED = {"file": {"next_key_file"}, "pkcs11": {"pkcs11_next_key", "pkcs11_pin_file", "pkcs11_pin_env"}}
 
@@ -76,16 +76,16 @@ def load_signer_config(path: str | os.PathLike[str]) -> SignerConfig:
         if not isinstance(table, dict):
             raise ConfigError(f"{name}: expected a [{name}] section")
         sections[name] = parse_section(name, cls, table, base_dir)
-    keys: KeysSection = sections["signer"]
+    keys: KeysSection = sections["keys"]
     if keys.backend not in SIGNER_PROCESS_BACKENDS:
-        raise ConfigError(f"signer.backend: a signer keeps its keys in {' or '.join(SIGNER_PROCESS_BACKENDS)}, "
+        raise ConfigError(f"keys.backend: a signer keeps its keys in {' or '.join(SIGNER_PROCESS_BACKENDS)}, "
                           f"not {keys.backend!r}")
-    given = set(document.get("signer", {})) - {"backend"}
+    given = set(document.get("keys", {})) - {"backend"}
     for missing in sorted(_NEEDED[keys.backend] - given):
-        raise ConfigError(f"signer.{missing}: missing required field (signer.backend is {keys.backend!r})")
+        raise ConfigError(f"keys.{missing}: missing required field (keys.backend is {keys.backend!r})")
     for stray in sorted(given - _NEEDED[keys.backend] - _ALLOWED[keys.backend]):
-        raise ConfigError(f"signer.{stray}: not used with signer.backend = {keys.backend!r}; remove it")
+        raise ConfigError(f"keys.{stray}: not used with keys.backend = {keys.backend!r}; remove it")
     if keys.backend == "pkcs11" and (keys.pkcs11_pin_file is None) == (keys.pkcs11_pin_env is None):
-        raise ConfigError("signer.pkcs11_pin_file: give the token's PIN in exactly one of signer.pkcs11_pin_file "
-                          "and signer.pkcs11_pin_env (never in the config itself)")
+        raise ConfigError("keys.pkcs11_pin_file: give the token's PIN in exactly one of keys.pkcs11_pin_file "
+                          "and keys.pkcs11_pin_env (never in the config itself)")
     return SignerConfig(**sections)

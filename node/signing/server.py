@@ -55,11 +55,9 @@ class SignerService:
         self._lock = asyncio.Lock()  # one signature at a time: the mark moves in order
         self._server: asyncio.Server | None = None
         self._session: asyncio.Task[None] | None = None
-        self.port: int | None = None
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self._listen.host, self._listen.port)
-        self.port = self._server.sockets[0].getsockname()[1]
         log.info("signer.started listen=%s validator=%s keys=%s high_water=%s", self._listen,
                  encode_address(self._validator), ",".join(encode_address(k.public_key) for k in self._keys),
                  state_text(None if self._state.mark is None else self._state.mark.state))
