@@ -120,6 +120,7 @@ def remote(keys: list[Key], state_dir: Path, messages: list[bytes]) -> dict[str,
     link = KeyPair.generate()
     service = Service(keys, link, state_dir)
     client = RemoteSigner(Endpoint("127.0.0.1", service.port), CHAIN, link, [keys[0].public_key], timeout_s=5.0)
+    client.start()
     try:
         deadline = time.monotonic() + 10
         while not client.linked:

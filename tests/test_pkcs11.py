@@ -81,3 +81,21 @@ def test_a_wrong_pin_a_missing_token_or_key_is_one_clear_error(softhsm, pin_file
         open_token_keys(softhsm.module, token, ["nothing"], pin_file, None, "signer.pkcs11")
     with pytest.raises(KeyringError, match="signer.pkcs11_pin: the PIN variable SOMNODE_NO_SUCH_PIN"):
         open_token_keys(softhsm.module, token, ["validator1"], None, "SOMNODE_NO_SUCH_PIN", "signer.pkcs11")
+
+
+def test_a_validator_rotates_from_one_token_key_to_another(softhsm, pin_file, tmp_path, capsys):
+    """gov build rotate-key proves the new key in the token; gov sign approves with the old one there."""
+    token = softhsm.new_token()
+    for label in ("validator1", "validator1-2027"):
+        assert main(keygen(softhsm, token, label, pin_file)) == 0
+    old, new = capsys.readouterr().out.split()
+    action = tmp_path / "rotate.json"
+    in_token = ["--pkcs11", str(softhsm.module), "--token", token, "--pin-file", str(pin_file)]
+    assert main(["gov", "build", "rotate-key", "--old", old, *in_token, "--label", "validator1-2027",
+                 "--out", str(action), "--chain-id", "som-main", "--sequence", "0", "--expiry-height", "50"]) == 0
+    assert main(["gov", "sign", str(action), *in_token, "--label", "validator1"]) == 0
+    out = capsys.readouterr().out
+    assert f"{old} approved" in out
+    assert main(["gov", "show", str(action)]) == 0
+    shown = capsys.readouterr().out
+    assert "the new key signed the rotation (checked)" in shown and f"{new}" in shown and "signature checked" in shown

@@ -20,7 +20,7 @@ import pytest
 from consensus.crypto import SigningUnavailable
 from consensus.messages import MessageType, signing_bytes
 from node.core.fields import Endpoint
-from node.core.keys import KeyPair, verify_signature
+from node.core.keys import KeyPair, verify_signature, write_key_file
 from node.p2p.handshake import HANDSHAKE_DOMAIN, Role
 from node.signing.guard import HighWaterMark
 from node.signing.remote import RemoteSigner
@@ -82,6 +82,7 @@ def linked(tmp_path, keys: list[KeyPair] | None = None, link_key: KeyPair | None
     service.start()
     client = RemoteSigner(Endpoint("127.0.0.1", port), CHAIN, link_key,
                           expected or [k.public_key for k in keys], timeout_s=2.0)
+    client.start()
     try:
         yield client, service
     finally:
@@ -185,3 +186,40 @@ def test_the_client_refuses_a_signer_holding_other_keys(tmp_path, caplog):
         time.sleep(1.0)
         assert not client.linked
     assert "not_the_keys_this_validator's_config_names" in caplog.text.replace(" ", "_")
+
+
+# ---- somnode signer: its config and its state file
+
+def signer_config(tmp_path, keys: str) -> str:
+    path = tmp_path / "somnode-signer.toml"
+    path.write_text(f'[service]\nname = "signer1"\nchain_id = "{CHAIN}"\nlisten = "127.0.0.1:{free_ports(1)[0]}"\n'
+                    f'state_file = "state.json"\nvalidator = "{KeyPair.generate().address}"\n\n[keys]\n{keys}')
+    return str(path)
+
+
+def test_the_signer_does_not_start_without_its_state_file(tmp_path, capsys):
+    from node.cli import main
+
+    key_file = tmp_path / "validator.json"
+    write_key_file(key_file, KeyPair.generate())
+    config = signer_config(tmp_path, f'backend = "file"\nkey_file = "{key_file}"\n')
+    assert main(["signer", "--config", config]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "service.state_file:" in err and "does not exist" in err and "--new-state" in err
+    HighWaterMark.create(tmp_path / "state.json", CHAIN)
+    assert main(["signer", "--config", config, "--new-state"]) == 2
+    assert "already exists; a signer's state file is never replaced" in capsys.readouterr().err
+
+
+def test_the_signer_config_names_the_bad_field(tmp_path, capsys):
+    from node.cli import main
+
+    for keys, expected in (
+        ('backend = "remote"\n', "keys.backend: a signer keeps its keys in file or pkcs11, not 'remote'"),
+        ('backend = "file"\n', "keys.key_file: missing required field (keys.backend is 'file')"),
+        ('backend = "file"\nkey_file = "k.json"\npkcs11_token = "t"\n',
+         "keys.pkcs11_token: not used with keys.backend = 'file'; remove it"),
+    ):
+        assert main(["signer", "--config", signer_config(tmp_path, keys)]) == 2
+        assert capsys.readouterr().err.strip() == f"somnode signer: error: {expected}"

@@ -104,6 +104,7 @@ class ValidatorNode:
     async def start(self) -> None:
         config, genesis = self.config, self.genesis
         self._stack.append(self.keyring.close)
+        self.keyring.start()
         if self.keyring.backend == "file" and not is_test_chain(genesis.chain_id):
             log.warning("node.plain_key_file path=%s chain=%s", config.node.key_file, genesis.chain_id)
         data_dir = Path(config.node.data_dir)

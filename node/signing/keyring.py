@@ -27,11 +27,13 @@ class KeyringError(Exception):
 @dataclass(frozen=True, slots=True)
 class Keyring:
     """``keys``: the validator's key first, then the one it rotates to.  ``may_block``: a signature can
-    wait on a device or the network, so the host makes them off its event loop."""
+    wait on a device or the network, so the host makes them off its event loop.  ``start``: begin
+    reaching the keys in the background (a remote signer's link), once the node runs."""
 
     keys: tuple[Key, ...]
     backend: str
     may_block: bool
+    start: Callable[[], None]
     close: Callable[[], None]
 
 
@@ -40,7 +42,7 @@ def _nothing() -> None:
 
 
 def open_keyring(config: Config, chain_id: str) -> Keyring:
-    """The keys of a validator's config; for a remote signer, the link starts dialling in the background."""
+    """The keys of a validator's config; a remote signer's link is dialled once ``start`` is called."""
     signer = config.signer
     if signer.backend == "file":
         assert config.node.key_file is not None, "the config loader requires it with the file backend"
@@ -50,14 +52,14 @@ def open_keyring(config: Config, chain_id: str) -> Keyring:
         except KeyFileError as exc:
             raise KeyringError(str(exc)) from None
         _distinct(keys, "node.next_key_file", "node.key_file")
-        return Keyring(keys, "file", False, _nothing)
+        return Keyring(keys, "file", False, _nothing, _nothing)
     if signer.backend == "pkcs11":
         assert signer.pkcs11_module and signer.pkcs11_token and signer.pkcs11_key, "checked by the config loader"
         labels = [signer.pkcs11_key] + ([] if signer.pkcs11_next_key is None else [signer.pkcs11_next_key])
         token, token_keys = open_token_keys(signer.pkcs11_module, signer.pkcs11_token, labels,
                                             signer.pkcs11_pin_file, signer.pkcs11_pin_env, "signer.pkcs11")
         _distinct(token_keys, "signer.pkcs11_next_key", "signer.pkcs11_key")
-        return Keyring(token_keys, "pkcs11", True, token.close)
+        return Keyring(token_keys, "pkcs11", True, _nothing, token.close)
     assert signer.remote_address and signer.remote_key and signer.remote_link_key_file, "checked by the loader"
     public_keys = [signer.remote_key] + ([] if signer.remote_next_key is None else [signer.remote_next_key])
     if len(set(public_keys)) != len(public_keys):
@@ -67,7 +69,7 @@ def open_keyring(config: Config, chain_id: str) -> Keyring:
     except KeyFileError as exc:
         raise KeyringError(f"signer.remote_link_key_file: {exc}") from None
     remote = RemoteSigner(signer.remote_address, chain_id, link_key, public_keys, signer.remote_timeout_ms / 1000)
-    return Keyring(remote.keys(), "remote", True, remote.close)
+    return Keyring(remote.keys(), "remote", True, remote.start, remote.close)
 
 
 def open_token_keys(module: Path, token_label: str, labels: list[str], pin_file: Path | None,

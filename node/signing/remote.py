@@ -64,6 +64,9 @@ class RemoteSigner:
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._thread = threading.Thread(target=self._keep_linked, name="remote-signer", daemon=True)
+
+    def start(self) -> None:
+        """Start linking, in the background (after logging is set up: the first dial may fail at once)."""
         self._thread.start()
 
     def keys(self) -> tuple[RemoteKey, ...]:
@@ -76,7 +79,8 @@ class RemoteSigner:
     def close(self) -> None:
         self._stop.set()
         self._lost.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
         with self._lock:
             self._drop()
 
