@@ -46,7 +46,7 @@ from node.ledger.store import LedgerStore
 from node.mempool.pool import Mempool
 from node.p2p.config import NetworkConfig
 from node.p2p.transport import PeerNetwork
-from node.signing.keyring import Keyring, KeyringError, open_keyring
+from node.signing.keyring import CountedKey, Keyring, KeyringError, open_keyring
 from node.verifier.scheduler import BatchVerifier
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,12 @@ class ValidatorNode:
         self.config = config
         self.genesis = genesis
         self.keyring = keyring
-        self.keys = keyring.keys
-        self.key = self.keys[0]
         self.registry = CollectorRegistry()
         self.metrics = NodeMetrics(self.registry)
+        counted = self.metrics.signatures
+        self.keys: tuple[Key, ...] = tuple(CountedKey(key, lambda outcome: counted.labels(outcome).inc())
+                                           for key in keyring.keys)
+        self.key = self.keys[0]
         self.store: LedgerStore | None = None
         self.driver: ConsensusDriver | None = None
         self._stack: list = []

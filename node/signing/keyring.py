@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from consensus.crypto import SigningUnavailable
 from node.app.config import Config
 from node.core.address import encode_address
 from node.core.keys import Key, KeyFileError, read_key_file
@@ -89,3 +90,22 @@ def open_token_keys(module: Path, token_label: str, labels: list[str], pin_file:
 def _distinct(keys: tuple[Key, ...], later: str, first: str) -> None:
     if len(keys) == 2 and keys[0].public_key == keys[1].public_key:
         raise KeyringError(f"{later}: it holds the same key as {first} ({encode_address(keys[0].public_key)})")
+
+
+class CountedKey:
+    """A key that reports each signature's outcome (``made`` or ``unavailable``), for the node's metrics."""
+
+    def __init__(self, key: Key, outcome: Callable[[str], None]) -> None:
+        self._key = key
+        self._outcome = outcome
+        self.public_key = key.public_key
+        self.address = key.address
+
+    def sign(self, message: bytes) -> bytes:
+        try:
+            signature = self._key.sign(message)
+        except SigningUnavailable:
+            self._outcome("unavailable")
+            raise
+        self._outcome("made")
+        return signature
