@@ -139,10 +139,11 @@ def read_key_file(path: str | os.PathLike[str], passphrase: Callable[[], str] | 
     """
     path = Path(path)
     data = _read_document(path)
+    if data["type"] == ENCRYPTED_KEY_FILE_TYPE and passphrase is None:
+        raise KeyFileError(f"key file {path} is encrypted, and no passphrase can be asked for here")
     try:
         if data["type"] == ENCRYPTED_KEY_FILE_TYPE:
-            if passphrase is None:
-                raise KeyFileError(f"key file {path} is encrypted, and no passphrase can be asked for here")
+            assert passphrase is not None, "refused above without one"
             seed = decrypt_seed(data, passphrase())
         else:
             seed = bytes.fromhex(data["seed"])
