@@ -223,3 +223,13 @@ def test_the_signer_config_names_the_bad_field(tmp_path, capsys):
     ):
         assert main(["signer", "--config", signer_config(tmp_path, keys)]) == 2
         assert capsys.readouterr().err.strip() == f"somnode signer: error: {expected}"
+
+
+def test_a_signer_whose_key_cannot_be_read_names_the_field_and_makes_no_state_file(tmp_path, capsys):
+    from node.cli import main
+
+    config = signer_config(tmp_path, f'backend = "file"\nkey_file = "{tmp_path / "absent.json"}"\n')
+    assert main(["signer", "--config", config, "--new-state"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("somnode signer: error: keys.key_file: key file ") and err.endswith("does not exist")
+    assert not (tmp_path / "state.json").exists(), "a later --new-state must not find a stray state file"

@@ -20,10 +20,10 @@ import uvloop
 
 from node.app.logs import configure_logging
 from node.cli import EXIT_OK, CliError
-from node.core.keys import Key
+from node.core.keys import Key, KeyFileError, read_key_file
 
 if TYPE_CHECKING:
-    pass
+    from node.signing.server import SignerService
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,19 +51,18 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.from_height < 2**64:
         raise CliError("--from-height: a height is 0 .. 2^64-1")
     configure_logging(service.log_level, service.name)
-    try:
-        state = (HighWaterMark.create(service.state_file, service.chain_id, args.from_height) if args.new_state
-                 else HighWaterMark.load(service.state_file, service.chain_id))
-    except StateFileError as exc:
-        hint = "" if args.new_state else (" (a new signer starts once with --new-state; see somnode signer --help)")
-        raise CliError(f"service.state_file: {exc}{hint}") from None
+    # The keys first: a key that cannot be had leaves no new state file behind.
     close = _nothing
     signers: Sequence[Key]
     if keys.backend == "file":
-        from node.core.keys import read_key_file
-
         assert keys.key_file is not None, "required by the config loader"
-        signers = [read_key_file(path) for path in (keys.key_file, keys.next_key_file) if path is not None]
+        signers = []
+        for name, path in (("keys.key_file", keys.key_file), ("keys.next_key_file", keys.next_key_file)):
+            if path is not None:
+                try:
+                    signers.append(read_key_file(path))
+                except KeyFileError as exc:
+                    raise CliError(f"{name}: {exc}") from None
     else:
         assert keys.pkcs11_module and keys.pkcs11_token and keys.pkcs11_key, "required by the config loader"
         labels = [label for label in (keys.pkcs11_key, keys.pkcs11_next_key) if label is not None]
@@ -73,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
         except KeyringError as exc:
             raise CliError(str(exc)) from None
         close = token.close
+    try:
+        state = (HighWaterMark.create(service.state_file, service.chain_id, args.from_height) if args.new_state
+                 else HighWaterMark.load(service.state_file, service.chain_id))
+    except StateFileError as exc:
+        close()
+        hint = "" if args.new_state else (" (a new signer starts once with --new-state; see somnode signer --help)")
+        raise CliError(f"service.state_file: {exc}{hint}") from None
     try:
         uvloop.run(_serve(SignerService(listen=service.listen, chain_id=service.chain_id,
                                         validator=service.validator, keys=signers, state=state)))
@@ -85,7 +91,7 @@ def _nothing() -> None:
     return None
 
 
-async def _serve(service) -> None:
+async def _serve(service: SignerService) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
