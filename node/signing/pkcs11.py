@@ -101,6 +101,7 @@ class Token:
         self._writable = writable
         self._lock = threading.Lock()
         self._session: pkcs11.Session | None = None
+        self._private: dict[str, Any] = {}  # private key objects of this session, by label
         self._next_open = 0.0
         with self._lock:
             self._session = self._open()
@@ -130,7 +131,7 @@ class Token:
                     self._session.close()
                 except pkcs11.exceptions.PKCS11Error:
                     pass  # the token is gone already: nothing left to close
-                self._session = None
+                self._drop()
 
     def public_key(self, label: str) -> bytes:
         """The Ed25519 public key stored under ``label`` (a private key of that label must exist too)."""
@@ -181,15 +182,23 @@ class Token:
                     raise SigningUnavailable(str(exc)) from None
                 log.info("pkcs11.reopened token=%s", _field(self.spec.token))
             try:
-                key: Any = self._session.get_key(ObjectClass.PRIVATE_KEY, KeyType.EC_EDWARDS, label=label)
+                key: Any = self._private.get(label)
+                if key is None:
+                    key = self._private[label] = self._session.get_key(
+                        ObjectClass.PRIVATE_KEY, KeyType.EC_EDWARDS, label=label)
                 return bytes(key.sign(message, mechanism=Mechanism.EDDSA))
             except pkcs11.exceptions.PKCS11Error as exc:
                 # The session is no good any more (device removed, session closed, token reset):
                 # drop it, and open a new one on a later signature.
                 log.warning("pkcs11.unavailable token=%s reason=%s", _field(self.spec.token), type(exc).__name__)
-                self._session = None
+                self._drop()
                 self._next_open = time.monotonic() + REOPEN_S
                 raise SigningUnavailable(f"token {self.spec.token!r}: {type(exc).__name__}") from None
+
+    def _drop(self) -> None:
+        """Forget the session and the key objects found in it (under the lock)."""
+        self._session = None
+        self._private.clear()
 
 
 class TokenKey:
