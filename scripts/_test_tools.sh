@@ -7,8 +7,9 @@
 #   - promtool, Prometheus's rule checker, for tests/test_monitoring.py: taken out
 #     of Debian's prometheus package into $VENV/bin, without installing the server
 #     (the package would start one).
-# Without root, a missing browser is reported in one line and its test is skipped;
-# under CI (CI=true) those tests fail instead, so a green CI always ran them.
+#   - Debian's softhsm2, the PKCS#11 token of the HSM tests (tests/softhsm.py).
+# Without root, a missing browser or SoftHSM2 is reported in one line and its tests
+# are skipped; under CI (CI=true) those tests fail instead, so a green CI always ran them.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian's chromium and chromium-driver for the explorer's browser test (apt-get, once)..." >&2
@@ -48,4 +49,18 @@ if [ ! -x "$VENV/bin/promtool" ] && command -v apt-get >/dev/null 2>&1; then
     echo "could not fetch promtool: the rule check with it will be skipped" >&2
   fi
   rm -rf "$promtool_tmp"
+fi
+if ! command -v softhsm2-util >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's softhsm2 for the HSM tests (apt-get, once)..." >&2
+    apt_log="$(mktemp)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y -qq --no-install-recommends softhsm2; } >"$apt_log" 2>&1; then
+      cat "$apt_log" >&2
+      echo "apt-get could not install softhsm2" >&2
+    fi
+    rm -f "$apt_log"
+  else
+    echo "softhsm2 missing: the HSM tests will be skipped (as root: apt-get install softhsm2)" >&2
+  fi
 fi

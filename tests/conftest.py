@@ -53,3 +53,11 @@ def running_verifier(**settings: Any) -> Iterator[BatchVerifier]:
 def batch_verifier() -> Iterator[BatchVerifier]:
     """The node's batch verifier, one per test module: two threads, no helper processes."""
     yield from running_verifier(threads=2)
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory):
+    """SoftHSM2 with a token directory of this test session (tests/softhsm.py)."""
+    from tests.softhsm import softhsm_session
+
+    return softhsm_session(tmp_path_factory.mktemp("softhsm"))

@@ -178,3 +178,41 @@ def test_parse_endpoint_accepts(text, expected):
 def test_parse_endpoint_rejects(text):
     with pytest.raises(ValueError):
         parse_endpoint(text)
+
+
+# ---- [signer]: where the validator's keys are
+
+SIGNER_BASE = MINIMAL.replace('key_file = "../keys/validator1.json"\n', "")
+
+
+def test_a_pkcs11_signer_needs_its_token_fields_and_one_pin_source():
+    config = parse(SIGNER_BASE + '[signer]\nbackend = "pkcs11"\npkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"\n'
+                   'pkcs11_token = "somnode"\npkcs11_key = "validator1"\npkcs11_pin_env = "PIN"\n')
+    assert config.node.key_file is None
+    assert (config.signer.backend, config.signer.pkcs11_token, config.signer.pkcs11_pin_env) == \
+        ("pkcs11", "somnode", "PIN")
+    assert parse_config(render_config(config, Path("/srv/somnode/validator1")),
+                        base_dir=Path("/srv/somnode/validator1")) == config
+    no_pin = (SIGNER_BASE + '[signer]\nbackend = "pkcs11"\npkcs11_module = "m.so"\npkcs11_token = "t"\n'
+              'pkcs11_key = "k"\n')
+    assert error_for(no_pin).startswith("signer.pkcs11_pin_file: give the token's PIN in exactly one of")
+    assert error_for(no_pin + 'pkcs11_pin_env = "A"\npkcs11_pin_file = "pin"\n').startswith(
+        "signer.pkcs11_pin_file: give the token's PIN in exactly one of")
+    assert error_for(SIGNER_BASE + '[signer]\nbackend = "pkcs11"\n').startswith(
+        "signer.pkcs11_key: missing required field (signer.backend is 'pkcs11')")
+
+
+def test_each_backend_refuses_the_fields_of_the_others():
+    assert error_for(MINIMAL + '[signer]\nbackend = "remote"\n').startswith("signer.remote_address: missing")
+    assert error_for(MINIMAL + '[signer]\npkcs11_token = "t"\n') == \
+        "signer.pkcs11_token: not used with signer.backend = 'file'; remove it"
+    remote = (SIGNER_BASE + '[signer]\nbackend = "remote"\nremote_address = "10.0.2.11:26659"\n'
+              'remote_key = "som1rkdv77y6wocfcv32zvnp5zafivswrxl4rhqjbbr2avl3y6xut4lxx2o5wy"\n'
+              'remote_link_key_file = "link.json"\n')
+    assert parse(remote).signer.remote_address == Endpoint("10.0.2.11", 26659)
+    assert error_for(remote + 'pkcs11_key = "k"\n') == \
+        "signer.pkcs11_key: not used with signer.backend = 'remote'; remove it"
+    assert error_for(remote.replace('backend = "remote"', 'backend = "cloud"')) == \
+        "signer.backend: expected one of file, pkcs11, remote, got 'cloud'"
+    assert error_for(remote.replace("rkdv77", "rkdv78")).startswith("signer.remote_key: ")
+    assert error_for(SIGNER_BASE) == "node.key_file: missing required field (signer.backend is 'file')"

@@ -82,18 +82,23 @@ def test_every_dotted_config_name_in_the_guide_is_a_field_or_a_log_event():
     assert named - events <= _config_fields()
 
 
-def test_the_example_config_is_complete_and_loads(tmp_path):
-    block = re.search(r"^```toml\n(.*?)^```", _section("3. Config file"), re.MULTILINE | re.DOTALL)
-    assert block is not None, "the config section has no TOML example"
-    config = parse_config(block[1], base_dir=tmp_path, source="docs/operators.md")
-    written, section = set(), None
-    for line in block[1].splitlines():
-        if header := re.fullmatch(r"\[(\w+)\]", line):
-            section = header[1]
-        elif assignment := re.match(r"(\w+) = ", line):
-            written.add(f"{section}.{assignment[1]}")
+def test_the_example_configs_load_and_name_every_field(tmp_path):
+    """The complete example of §3 (key files) and those of the other signer backends (§13): each loads,
+    and together they write every field."""
+    blocks = [block for block in re.findall(r"^```toml\n(.*?)^```", DOC, re.MULTILINE | re.DOTALL)
+              if block.startswith("[node]")]
+    assert len(blocks) >= 3, "the guide has no complete example config for each signer backend"
+    written = set()
+    for text in blocks:
+        config = parse_config(text, base_dir=tmp_path, source="docs/operators.md")
+        assert config.node.data_dir == (tmp_path / "data").resolve()
+        section = None
+        for line in text.splitlines():
+            if header := re.fullmatch(r"\[(\w+)\]", line):
+                section = header[1]
+            elif assignment := re.match(r"(\w+) = ", line):
+                written.add(f"{section}.{assignment[1]}")
     assert written == _config_fields()
-    assert config.node.data_dir == (tmp_path / "data").resolve()
 
 
 # ---- commands and options

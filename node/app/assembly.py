@@ -27,7 +27,7 @@ from node.app.config import Config, load_config
 from node.app.metrics import NetworkCollector, NodeMetrics, VerifierCollector
 from node.core.certificate import decode_certificate
 from node.core.genesis import Genesis, load_genesis
-from node.core.keys import KeyPair, read_key_file
+from node.core.keys import Key, is_test_chain
 from node.host.catchup import CatchUp
 from node.host.commit import Committed, Committer
 from node.host.driver import ConsensusDriver
@@ -46,6 +46,7 @@ from node.ledger.store import LedgerStore
 from node.mempool.pool import Mempool
 from node.p2p.config import NetworkConfig
 from node.p2p.transport import PeerNetwork
+from node.signing.keyring import CountedKey, Keyring, KeyringError, open_keyring
 from node.verifier.scheduler import BatchVerifier
 
 log = logging.getLogger(__name__)
@@ -63,30 +64,33 @@ class StartError(Exception):
     """The node cannot start with this configuration; the message says what to fix."""
 
 
-def load_node_files(config_path: str | Path) -> tuple[Config, Genesis, tuple[KeyPair, ...]]:
+def load_node_files(config_path: str | Path) -> tuple[Config, Genesis, Keyring]:
     """Config, genesis and keys (the validator's key, and the one it rotates to if it is), before anything opens.
 
     Whether a key validates is the ledger's to say: validators join and leave
     by governance, so a key the genesis does not name may be a validator now.
+    A remote signer need not be up: its link is made in the background.
     """
     config = load_config(config_path)
     genesis = load_genesis(config.node.genesis_file)
-    keys = [read_key_file(config.node.key_file)]
-    if config.node.next_key_file is not None:
-        keys.append(read_key_file(config.node.next_key_file))
-        if keys[1].public_key == keys[0].public_key:
-            raise StartError("node.next_key_file: it holds the same key as node.key_file")
-    return config, genesis, tuple(keys)
+    try:
+        keyring = open_keyring(config, genesis.chain_id)
+    except KeyringError as exc:
+        raise StartError(str(exc)) from None
+    return config, genesis, keyring
 
 
 class ValidatorNode:
-    def __init__(self, config: Config, genesis: Genesis, keys: tuple[KeyPair, ...]) -> None:
+    def __init__(self, config: Config, genesis: Genesis, keyring: Keyring) -> None:
         self.config = config
         self.genesis = genesis
-        self.keys = keys
-        self.key = keys[0]
+        self.keyring = keyring
         self.registry = CollectorRegistry()
         self.metrics = NodeMetrics(self.registry)
+        counted = self.metrics.signatures
+        self.keys: tuple[Key, ...] = tuple(CountedKey(key, lambda outcome: counted.labels(outcome).inc())
+                                           for key in keyring.keys)
+        self.key = self.keys[0]
         self.store: LedgerStore | None = None
         self.driver: ConsensusDriver | None = None
         self._stack: list = []
@@ -101,6 +105,10 @@ class ValidatorNode:
 
     async def start(self) -> None:
         config, genesis = self.config, self.genesis
+        self._stack.append(self.keyring.close)
+        self.keyring.start()
+        if self.keyring.backend == "file" and not is_test_chain(genesis.chain_id):
+            log.warning("node.plain_key_file path=%s chain=%s", config.node.key_file, genesis.chain_id)
         data_dir = Path(config.node.data_dir)
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -177,6 +185,7 @@ class ValidatorNode:
             committer=Committer(store, mempool, [self._on_commit]),
             gossip=ConsensusGossip(network, REGOSSIP_S, store.height + 1),
             on_evidence=lambda evidence: self.metrics.evidence.inc(), on_fatal=self._halt, failpoint=failpoint,
+            offload_signing=self.keyring.may_block,
         )
         backend = NodeBackend(
             genesis=genesis, node_id=self.key.address, store=store, mempool=mempool, network=network,
@@ -286,7 +295,7 @@ class ValidatorNode:
         self._chores.add(task)
         task.add_done_callback(self._chores.discard)
 
-    def _presented_key(self, schedule: ValidatorSchedule, height: int) -> KeyPair:
+    def _presented_key(self, schedule: ValidatorSchedule, height: int) -> Key:
         """The key to link with: the one of this node's keys that the set of the next height holds,
         else of the height after, else the configured key."""
         for candidate in (height + 1, height + 2):
@@ -328,7 +337,7 @@ class ValidatorNode:
             await asyncio.sleep(1.0)
 
 
-def _dial_list(genesis: Genesis, config: Config, keys: tuple[KeyPair, ...]) -> tuple[tuple[bytes, str], ...]:
+def _dial_list(genesis: Genesis, config: Config, keys: tuple[Key, ...]) -> tuple[tuple[bytes, str], ...]:
     """The validators this node dials: the config's peers, and the genesis network at the addresses the
     config does not name otherwise (a genesis validator that rotated its key is listed with the new one);
     never itself.  Keys no set admits any more are not dialled (node/p2p/transport.py)."""

@@ -37,7 +37,9 @@ class ConfigError(ValueError):
 class NodeSection:
     name: str
     data_dir: Path
-    key_file: Path
+    # The validator's key file; required with the file backend, absent with the others (see
+    # _BACKEND_FIELDS), so the parser checks it rather than a default.
+    key_file: Path | None
     genesis_file: Path
     log_level: str = "info"
     # The key this validator rotates to (docs/operators.md): it signs with whichever of the
@@ -96,6 +98,29 @@ class ConsensusSection:
     max_time_ahead_ms: int = DEFAULT_MAX_TIME_AHEAD_MS
 
 
+SIGNER_BACKENDS = ("file", "pkcs11", "remote")
+
+
+@dataclass(frozen=True, slots=True)
+class SignerSection:
+    """Where the validator's keys live and how it reaches them (node/signing/keyring.py)."""
+
+    backend: str = "file"
+    # pkcs11: a key pair in a token, found by its label, with the user PIN from a file or a variable.
+    pkcs11_module: Path | None = None
+    pkcs11_token: str | None = None
+    pkcs11_key: str | None = None
+    pkcs11_next_key: str | None = None
+    pkcs11_pin_file: Path | None = None
+    pkcs11_pin_env: str | None = None
+    # remote: a ``somnode signer`` process holding the keys, reached over an authenticated link.
+    remote_address: Endpoint | None = None
+    remote_key: bytes | None = None
+    remote_next_key: bytes | None = None
+    remote_link_key_file: Path | None = None
+    remote_timeout_ms: int = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """One validator's settings; paths are absolute once loaded."""
@@ -105,6 +130,7 @@ class Config:
     api: ApiSection
     mempool: MempoolSection = field(default_factory=MempoolSection)
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
+    signer: SignerSection = field(default_factory=SignerSection)
 
 
 # Inclusive bounds of every integer option, checked on load.
@@ -122,15 +148,34 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "consensus.empty_block_wait_ms": (0, _MAX_TIMEOUT_MS),
     "consensus.block_interval_ms": (0, _MAX_TIMEOUT_MS),
     "consensus.max_time_ahead_ms": (100, 60_000),
+    "signer.remote_timeout_ms": (10, 60_000),
 }
-_PATH_FIELDS = frozenset({"node.data_dir", "node.key_file", "node.genesis_file", "node.next_key_file"})
-_ENDPOINT_FIELDS = frozenset({"p2p.listen", "api.listen"})
+_PATH_FIELDS = frozenset({"node.data_dir", "node.key_file", "node.genesis_file", "node.next_key_file",
+                          "signer.pkcs11_module", "signer.pkcs11_pin_file", "signer.remote_link_key_file",
+                          # the signer process's config (node/signing/config.py)
+                          "keys.key_file", "keys.next_key_file", "keys.pkcs11_module", "keys.pkcs11_pin_file",
+                          "service.state_file"})
+_ENDPOINT_FIELDS = frozenset({"p2p.listen", "api.listen", "signer.remote_address", "service.listen"})
+_BACKEND_KEY_FIELDS = frozenset({"node.key_file"})
+_ADDRESS_FIELDS = frozenset({"signer.remote_key", "signer.remote_next_key", "service.validator"})
+_LABEL_FIELDS = frozenset({"signer.pkcs11_token", "signer.pkcs11_key", "signer.pkcs11_next_key",
+                           "signer.pkcs11_pin_env", "keys.pkcs11_token", "keys.pkcs11_key", "keys.pkcs11_next_key",
+                           "keys.pkcs11_pin_env"})
+# Which [signer] fields each backend needs, and may have; any other is an error, never ignored.
+_BACKEND_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "file": (frozenset({"node.key_file"}), frozenset({"node.next_key_file"})),
+    "pkcs11": (frozenset({"signer.pkcs11_module", "signer.pkcs11_token", "signer.pkcs11_key"}),
+               frozenset({"signer.pkcs11_next_key", "signer.pkcs11_pin_file", "signer.pkcs11_pin_env"})),
+    "remote": (frozenset({"signer.remote_address", "signer.remote_key", "signer.remote_link_key_file"}),
+               frozenset({"signer.remote_next_key", "signer.remote_timeout_ms"})),
+}
 _SECTIONS: dict[str, type] = {
     "node": NodeSection,
     "p2p": P2PSection,
     "api": ApiSection,
     "mempool": MempoolSection,
     "consensus": ConsensusSection,
+    "signer": SignerSection,
 }
 
 
@@ -160,20 +205,39 @@ def parse_config(text: str, base_dir: Path, source: str = "<config>") -> Config:
         table = document.get(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{name}: expected a [{name}] section")
-        sections[name] = _parse_section(name, cls, table, base_dir)
+        sections[name] = parse_section(name, cls, table, base_dir)
+    _check_backend(document)
     return Config(**sections)
 
 
-def _parse_section(section: str, cls: type, table: dict, base_dir: Path) -> object:
+def _check_backend(document: dict[str, Any]) -> None:
+    """The key fields present are exactly those the chosen signer backend reads."""
+    backend = document.get("signer", {}).get("backend", "file")
+    given = {f"{section}.{name}" for section in ("node", "signer") for name in document.get(section, {})}
+    needed, allowed = _BACKEND_FIELDS[backend]
+    for missing in sorted(needed - given):
+        raise ConfigError(f"{missing}: missing required field (signer.backend is {backend!r})")
+    others = set().union(*(n | a for n, a in _BACKEND_FIELDS.values())) - needed - allowed
+    for stray in sorted(given & others):
+        raise ConfigError(f"{stray}: not used with signer.backend = {backend!r}; remove it")
+    if backend == "pkcs11" and ("signer.pkcs11_pin_file" in given) == ("signer.pkcs11_pin_env" in given):
+        raise ConfigError("signer.pkcs11_pin_file: give the token's PIN in exactly one of signer.pkcs11_pin_file "
+                          "and signer.pkcs11_pin_env (never in the config itself)")
+
+
+def parse_section(section: str, cls: type, table: dict, base_dir: Path) -> object:
+    """One table of a config file (also the signer's, node/signing/config.py) into ``cls``."""
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(table) - set(known))
     if unknown:
         raise ConfigError(f"{section}.{unknown[0]}: unknown field (known: {', '.join(known)})")
-    values = {}
+    values: dict[str, object] = {}
     for name, spec in known.items():
         dotted = f"{section}.{name}"
         if name not in table:
-            if spec.default is MISSING and spec.default_factory is MISSING:
+            if dotted in _BACKEND_KEY_FIELDS:
+                values[name] = None  # _check_backend says whether the backend needs it
+            elif spec.default is MISSING and spec.default_factory is MISSING:
                 raise ConfigError(f"{dotted}: missing required field")
             continue
         values[name] = _parse_value(dotted, table[name], base_dir)
@@ -204,11 +268,24 @@ def _parse_value(dotted: str, value: object, base_dir: Path) -> object:
         if not value or "\x00" in value:
             raise ConfigError(f"{dotted}: expected a file system path, got {value!r}")
         return (base_dir / Path(value).expanduser()).resolve()
-    if dotted == "node.log_level":
+    if dotted in _ADDRESS_FIELDS:
+        try:
+            return decode_address(value)
+        except AddressError as exc:
+            raise ConfigError(f"{dotted}: {exc}") from None
+    if dotted in _LABEL_FIELDS:
+        if not value.strip() or not value.isprintable():
+            raise ConfigError(f"{dotted}: expected a non-empty printable label, got {value!r}")
+        return value
+    if dotted in ("signer.backend", "keys.backend"):
+        if value not in SIGNER_BACKENDS:
+            raise ConfigError(f"{dotted}: expected one of {', '.join(SIGNER_BACKENDS)}, got {value!r}")
+        return value
+    if dotted in ("node.log_level", "service.log_level"):
         if value not in LOG_LEVELS:
             raise ConfigError(f"{dotted}: expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
         return value
-    if dotted == "node.name":
+    if dotted in ("node.name", "service.name", "service.chain_id"):
         if not value.strip() or not value.isprintable():
             raise ConfigError(f"{dotted}: expected a non-empty printable name, got {value!r}")
         return value
@@ -229,12 +306,16 @@ def render_config(config: Config, base_dir: Path) -> str:
     """The TOML text of ``config``; paths are written relative to ``base_dir``."""
     lines = ["# somnode validator configuration; every field is described in configs/README.md", ""]
     for section in _SECTIONS:
-        lines.append(f"[{section}]")
         values = getattr(config, section)
+        if section == "signer" and values == SignerSection():
+            continue  # the file backend's keys are in [node]
+        lines.append(f"[{section}]")
         for spec in fields(values):
             value = getattr(values, spec.name)
-            if value is None:
+            if value is None or (section == "signer" and value == getattr(SignerSection(), spec.name)):
                 continue
+            if isinstance(value, bytes):
+                value = encode_address(value)
             if isinstance(value, Path):
                 value = os.path.relpath(value, base_dir.resolve())
             if isinstance(value, Endpoint):

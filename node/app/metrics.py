@@ -69,6 +69,13 @@ class NodeMetrics:
         )
         for outcome in ("included", "missing"):  # both series exist from the start, so a rate is never absent
             self.own_precommits.labels(outcome)
+        self.signatures = Counter(
+            "signatures", "Signatures asked of this validator's keys (proposals, votes, handshakes), by outcome "
+            "(made, or unavailable: the token or remote signer could not sign, so the message was lost)",
+            ["outcome"], namespace=NAMESPACE, registry=registry,
+        )
+        for outcome in ("made", "unavailable"):
+            self.signatures.labels(outcome)
         self.mempool_max_txs = Gauge("mempool_max_transactions", "Transactions the mempool holds at most",
                                      namespace=NAMESPACE, registry=registry)
         self.mempool_max_bytes = Gauge("mempool_max_bytes", "Bytes of transactions the mempool holds at most",

@@ -18,6 +18,9 @@ from pathlib import Path
 
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
 from node.cli.gov_actions import ACTIONS, build_action
+from node.cli.passphrase import add_passphrase_option, warn_if_plain
+from node.cli.signing_key import signing_key
+from node.cli.token_options import add_token_options, uses_token
 from node.cli.wallet import DEFAULT_NODE
 from node.core.actions import (
     RotateValidatorKey,
@@ -25,7 +28,6 @@ from node.core.actions import (
 )
 from node.core.address import encode_address
 from node.core.governance import GovernanceTransaction
-from node.core.keys import read_key_file
 from node.core.tx import TxDecodeError
 from node.tools.client import ApiClientError, NodeClient
 from node.tools.gov_file import GovernanceFileError, PendingAction, read_action, write_action
@@ -61,8 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     sign = verbs.add_parser("sign", help="add one approval to an action file, in place")
     sign.add_argument("file", type=Path, metavar="FILE")
-    sign.add_argument("--key", required=True, type=Path, metavar="KEYFILE",
-                      help="a board member's key file (or, for a rotation, the validator's old key)")
+    sign.add_argument("--key", type=Path, metavar="KEYFILE",
+                      help="a board member's key file (or, for a rotation, the validator's old key); an "
+                           "encrypted one asks for its passphrase")
+    add_passphrase_option(sign)
+    add_token_options(sign, "the validator's old key, for its own rotation,")
     sign.set_defaults(handler=_sign)
 
     combine = verbs.add_parser("combine", help="merge the approvals of copies of one action")
@@ -141,8 +146,10 @@ def _show(args: argparse.Namespace) -> int:
 
 def _sign(args: argparse.Namespace) -> int:
     pending = _load(args.file)
-    key = read_key_file(args.key)
-    signed = pending.approved(key)
+    with signing_key(args, args.key, "--key") as key:
+        if not uses_token(args):
+            warn_if_plain(args.key, pending.chain_id)
+        signed = pending.approved(key)
     write_action(args.file, signed, replace=True)
     print(f"{key.address} approved: {describe(pending.tx.action)} ({len(signed.approvals)} approvals)")
     return EXIT_OK

@@ -7,6 +7,9 @@ import hashlib
 from pathlib import Path
 
 from node.cli import CliError
+from node.cli.passphrase import add_passphrase_option
+from node.cli.signing_key import signing_key
+from node.cli.token_options import add_token_options
 from node.core.actions import (
     Action,
     AddBank,
@@ -26,7 +29,6 @@ from node.core.actions import (
 )
 from node.core.address import AddressError, decode_address
 from node.core.amount import AmountError, parse_som
-from node.core.keys import read_key_file
 from node.core.tiers import INSTITUTIONAL, Tier
 
 
@@ -46,8 +48,10 @@ def _set_validator_options(parser: argparse.ArgumentParser) -> None:
 
 def _rotate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--old", required=True, metavar="ADDRESS", help="the validator's current som1… address")
-    parser.add_argument("--new-key", required=True, type=Path, metavar="KEYFILE",
+    parser.add_argument("--new-key", type=Path, metavar="KEYFILE",
                         help="the new key's file: it signs the proof that its holder asks for the rotation")
+    add_passphrase_option(parser)
+    add_token_options(parser, "the new key")
     parser.add_argument("--by", choices=("validator", "board"), default="validator",
                         help="who approves it: the validator with its old key alone (default; it carries "
                              "sequence 0 and leaves the board's sequence alone), or the board")
@@ -133,9 +137,9 @@ def build_action(args: argparse.Namespace, chain_id: str) -> Action:
             return SetValidator(_address("--validator", args.validator), args.power)
         case "rotate-key":
             old_key = _address("--old", args.old)
-            new = read_key_file(args.new_key)
-            return RotateValidatorKey(old_key, new.public_key,
-                                      new.sign(proof_bytes(chain_id, old_key, new.public_key)))
+            with signing_key(args, args.new_key, "--new-key") as new:
+                return RotateValidatorKey(old_key, new.public_key,
+                                          new.sign(proof_bytes(chain_id, old_key, new.public_key)))
         case "replace-issuer":
             return ReplaceIssuer(_address("--issuer", args.issuer))
         case "set-board":

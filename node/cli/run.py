@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from node.ledger.errors import LedgerError
 
     try:
-        config, genesis, keys = load_node_files(args.config)
+        config, genesis, keyring = load_node_files(args.config)
     except StartError as exc:
         raise CliError(str(exc)) from None
     configure_logging(config.node.log_level, config.node.name)
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         if profiler is not None:
             profiler.enable()
         tune_interpreter()
-        uvloop.run(_serve(ValidatorNode(config, genesis, keys)))
+        uvloop.run(_serve(ValidatorNode(config, genesis, keyring)))
     except (LedgerError, StartError, NodeHalted) as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
     finally:

@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 
 from node.cli import EXIT_FAILURE, EXIT_OK, CliError
+from node.cli.passphrase import add_passphrase_option, load_signing_key, warn_if_plain
 from node.core.address import AddressError, decode_address, encode_address
 from node.core.amount import AmountError, format_som, parse_som
-from node.core.keys import read_key_file
+from node.core.keys import key_file_address
 from node.core.tx import MAX_MEMO_BYTES, Transaction, TxKind
 from node.tools.client import ApiClientError, NodeClient
 
@@ -30,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         parser = subparsers.add_parser(name, help=text, description=text)
         _node_option(parser)
-        parser.add_argument("--key", required=True, type=Path, metavar="FILE", help="the sender's key file")
+        parser.add_argument("--key", required=True, type=Path, metavar="FILE",
+                            help="the sender's key file (an encrypted one asks for its passphrase)")
+        add_passphrase_option(parser)
         if kind is not TxKind.REDEEM:
             parser.add_argument("--to", required=True, metavar="ADDRESS", help="recipient som1... address")
         parser.add_argument("--amount", required=True, metavar="SOM", help='amount in som, e.g. "12.50"')
@@ -70,13 +73,14 @@ def _json_option(parser: argparse.ArgumentParser) -> None:
 
 def _send(args: argparse.Namespace) -> int:
     # Every option is checked before the node is asked anything, so a typo costs no round trip.
-    key = read_key_file(args.key)
     amount = _amount(args.amount)
     recipient = _address("--to", args.to) if args.kind is not TxKind.REDEEM else None
     _check_memo(args.memo)
+    key = load_signing_key(args, args.key)
     client = NodeClient(args.node)
     try:
         chain_id = client.status()["chain_id"]
+        warn_if_plain(args.key, chain_id)
         nonce = client.account(key.address)["pending_nonce"]
         stx = Transaction(args.kind, key.public_key, nonce, amount, recipient, args.memo).sign(key, chain_id)
         result = client.submit([stx.raw])[0]
@@ -120,7 +124,7 @@ def _check_memo(memo: str) -> None:
 
 
 def _key_address(args: argparse.Namespace) -> int:
-    print(read_key_file(args.key).address)
+    print(key_file_address(args.key))
     return EXIT_OK
 
 

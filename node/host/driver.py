@@ -80,7 +80,11 @@ class ConsensusDriver:
                  validity: Validity,
                  proposer: Proposer, committer: Committer, gossip: ConsensusGossip,
                  on_evidence: Callable[[Evidence], None], on_fatal: Callable[[BaseException], None],
-                 failpoint: Failpoint | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 failpoint: Failpoint | None = None, clock: Callable[[], float] = time.monotonic,
+                 offload_signing: bool = False) -> None:
+        """``offload_signing``: the engine's signatures may wait on a token or a remote signer, so the
+        engine runs in a worker thread (still one call at a time: this task awaits each) and the event
+        loop, with the peer links and the API, keeps going meanwhile."""
         assert engine.height == tip.height + 1, "the engine decides the height after the tip"
         self.engine = engine
         self._wal = wal
@@ -97,6 +101,7 @@ class ConsensusDriver:
         self._on_fatal = on_fatal
         self._failpoint = failpoint
         self._clock = clock
+        self._offload = offload_signing
         self._last_commit_at = clock()
         self._judged: OrderedDict[bytes, Verdict] = OrderedDict()
         self._early: deque[PeerProposal] = deque(maxlen=MAX_EARLY_PROPOSALS)
@@ -124,16 +129,16 @@ class ConsensusDriver:
                  replay.height, len(replay.messages), replay.own, _state_text(replay.signing_state),
                  -1 if lock is None else lock.round, "none" if lock is None or lock.value_id is None
                  else lock.value_id.hex())
-        await self._execute(engine.start())
+        await self._step(engine.start)
         for message in replay.messages:
             if message.height != engine.height:
                 continue  # the log was about a height decided since
             self._gossip.keep(message)
             if isinstance(message, Proposal):
                 valid = await self._judge(await self._validity.prepare(message.value))
-                await self._execute(engine.handle(ProposalReceived(message, verified=True, valid=valid)))
+                await self._step(engine.handle, ProposalReceived(message, verified=True, valid=valid))
             else:
-                await self._execute(engine.handle(VoteReceived(message, verified=True)))
+                await self._step(engine.handle, VoteReceived(message, verified=True))
         assert lock is None or engine.height > replay.height or engine.locked_round >= lock.round, \
             "the engine relearned the lock its own precommit took"
         self._gossip.start()
@@ -187,22 +192,27 @@ class ConsensusDriver:
                 valid = await self._judge(candidate)
                 self._wal.received(proposal)
                 self._gossip.keep(proposal)
-                await self._execute(engine.handle(ProposalReceived(proposal, verified=True, valid=valid)))
+                await self._step(engine.handle, ProposalReceived(proposal, verified=True, valid=valid))
             case PeerVote(vote=vote):
                 if vote.height == engine.height:
                     if engine.knows(vote):
                         return
                     self._wal.received(vote)
                     self._gossip.keep(vote)
-                await self._execute(engine.handle(VoteReceived(vote, verified=True)))
+                await self._step(engine.handle, VoteReceived(vote, verified=True))
             case TimeoutFired():
-                await self._execute(engine.handle(item))
+                await self._step(engine.handle, item)
             case ProposeNow(height=height, round=round):
                 await self._propose(height, round)
             case CaughtUp(blocks=blocks, applied=applied):
                 count = await self._catch_up(blocks)
                 if not applied.done():
                     applied.set_result(count)
+
+    async def _step(self, call: Callable[..., Sequence[Action]], *args: object) -> None:
+        """One engine call, then its actions; the call runs off the loop when signing may wait."""
+        actions = await asyncio.to_thread(call, *args) if self._offload else call(*args)
+        await self._execute(actions)
 
     async def _execute(self, actions: Sequence[Action]) -> None:
         """Carry out the engine's actions strictly in order."""
@@ -272,7 +282,7 @@ class ConsensusDriver:
             candidate = self._validity.prepared(value, block, txs)
             await self._judge(candidate)
         log.info("consensus.propose height=%d round=%d txs=%d bytes=%d", height, round, len(txs), len(value))
-        await self._execute(engine.handle(ValueReady(height, round, value, valid=True)))
+        await self._step(engine.handle, ValueReady(height, round, value, valid=True))
 
     async def _apply(self, checked: CheckedBlock, certificate: CommitCertificate) -> None:
         now = self._clock()
@@ -315,7 +325,7 @@ class ConsensusDriver:
                 self._wal.bar(floor)
                 log.warning("wal.barred height=%d", height)
             self._enter(height)
-            await self._execute(self.engine.skip_to_height(height))
+            await self._step(self.engine.skip_to_height, height)
         return applied
 
     # ---- timers

@@ -25,6 +25,7 @@ deployments that need link confidentiality terminate the websocket in TLS.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ from typing import Protocol
 
 import aiohttp
 
-from node.core.keys import KeyPair, verify_signature
+from consensus.crypto import SigningUnavailable
+from node.core.keys import Key, verify_signature
 from node.core.tx import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, chain_id_bytes
 from node.p2p.framing import FrameType, WireError, pack_frame, unpack_frame
 
@@ -67,6 +69,7 @@ class Refusal(StrEnum):
     TIMEOUT = "timeout"
     REMOTE_CLOSED = "remote_closed"
     TOO_MANY_PENDING = "too_many_pending"
+    SIGNER_UNAVAILABLE = "signer_unavailable"
 
 
 class HandshakeRefused(Exception):
@@ -90,7 +93,7 @@ class Identity:
 
     chain_id: str
     genesis_hash: bytes
-    key: KeyPair
+    key: Key
     validators: Collection[bytes] | Callable[[bytes], bool]  # who may link: a set, or a test of a key
 
     def __post_init__(self) -> None:
@@ -213,8 +216,8 @@ async def run_handshake(
         theirs = decode_hello(await _receive_frame(channel))
         check_hello(identity, theirs, expected_key)
         initiator, responder = ours, theirs
-        await channel.send_bytes(encode_auth(identity.key.sign(
-            transcript(identity.chain_id, identity.genesis_hash, initiator, responder, Role.INITIATOR))))
+        await channel.send_bytes(encode_auth(await _sign(
+            identity, transcript(identity.chain_id, identity.genesis_hash, initiator, responder, Role.INITIATOR))))
         _verify(identity, initiator, responder, Role.RESPONDER, decode_auth(await _receive_frame(channel)))
     else:
         theirs = decode_hello(await _receive_frame(channel))
@@ -222,9 +225,17 @@ async def run_handshake(
         initiator, responder = theirs, ours
         await channel.send_bytes(ours.encode())
         _verify(identity, initiator, responder, Role.INITIATOR, decode_auth(await _receive_frame(channel)))
-        await channel.send_bytes(encode_auth(identity.key.sign(
-            transcript(identity.chain_id, identity.genesis_hash, initiator, responder, Role.RESPONDER))))
+        await channel.send_bytes(encode_auth(await _sign(
+            identity, transcript(identity.chain_id, identity.genesis_hash, initiator, responder, Role.RESPONDER))))
     return theirs.public_key
+
+
+async def _sign(identity: Identity, message: bytes) -> bytes:
+    """Our transcript signature, made off the event loop: the key may be in a token or at a remote signer."""
+    try:
+        return await asyncio.to_thread(identity.key.sign, message)
+    except SigningUnavailable as exc:
+        raise HandshakeRefused(Refusal.SIGNER_UNAVAILABLE, str(exc)) from None
 
 
 def _verify(identity: Identity, initiator: Hello, responder: Hello, signer: Role, signature: bytes) -> None:

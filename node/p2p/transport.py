@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from consensus.certificate import CommitCertificate
-from node.core.keys import KeyPair
+from node.core.keys import Key
 from node.p2p.backoff import Backoff
 from node.p2p.config import NetworkConfig
 from node.p2p.handshake import (
@@ -102,14 +102,14 @@ class PeerNetwork:
     def __init__(
         self,
         config: NetworkConfig,
-        key: KeyPair,
+        key: Key,
         on_message: MessageHandler | None = None,
         block_source: BlockSource | None = None,
         local_height: Callable[[], int] | None = None,
         rng: random.Random | None = None,
         nonce_source: Callable[[int], bytes] = os.urandom,
         admits: Callable[[bytes], bool] | None = None,
-        other_keys: Sequence[KeyPair] = (),
+        other_keys: Sequence[Key] = (),
     ) -> None:
         """``admits`` says which keys may hold a link (by default those of ``config.validators``).
         ``other_keys`` are this validator's further keys (one it is rotating to): a dial that a peer
@@ -207,7 +207,7 @@ class PeerNetwork:
                 log.info("p2p.pruned peer=%s reason=not_a_validator", link.peer)
                 await link.close(aiohttp.WSCloseCode.POLICY_VIOLATION, Refusal.UNKNOWN_VALIDATOR.value)
 
-    async def use_key(self, key: KeyPair) -> None:
+    async def use_key(self, key: Key) -> None:
         """Present ``key`` from now on (this validator's rotated key): every link is made again with it."""
         if key.public_key == self._identity.key.public_key:
             return
@@ -319,14 +319,14 @@ class PeerNetwork:
                     refused += 1
             await asyncio.sleep(backoff.next_delay())
 
-    def _dial_key(self, refused: int) -> KeyPair:
+    def _dial_key(self, refused: int) -> Key:
         """The key to present on a dial: the current one, and after refusals each other key in turn."""
         current = self._identity.key
         keys = (current, *(key for key in self._keys if key.public_key != current.public_key))
         return keys[refused % len(keys)]
 
     async def _serve(self, ws: WebSocket, role: Role, expected: bytes | None, remote: str,
-                     key: KeyPair | None = None) -> bool:
+                     key: Key | None = None) -> bool:
         """Authenticate (presenting ``key``, by default the current one) and then serve a link;
         True when the peer authenticated."""
         self._sockets.add(ws)
@@ -351,7 +351,7 @@ class PeerNetwork:
             await ws.close()
 
     async def _authenticate(self, ws: WebSocket, role: Role, expected: bytes | None, remote: str,
-                            key: KeyPair | None) -> bytes | None:
+                            key: Key | None) -> bytes | None:
         if self._pending_handshakes >= self._config.max_pending_handshakes:
             await self._refuse(ws, role, remote, HandshakeRefused(Refusal.TOO_MANY_PENDING))
             return None

@@ -28,7 +28,7 @@ from pathlib import Path
 from node.core.actions import RotateValidatorKey, describe, proof_bytes
 from node.core.address import AddressError, decode_address, encode_address
 from node.core.governance import GovernanceTransaction, SignedGovernance, decode_unsigned
-from node.core.keys import KeyPair, verify_signature
+from node.core.keys import Key, verify_signature
 from node.core.tx import TxDecodeError
 
 FILE_TYPE = "somnode-governance-v1"
@@ -46,7 +46,7 @@ class PendingAction:
     tx: GovernanceTransaction
     approvals: tuple[tuple[bytes, bytes], ...]
 
-    def approved(self, key: KeyPair) -> PendingAction:
+    def approved(self, key: Key) -> PendingAction:
         approval = self.tx.approve(key, self.chain_id)
         others = tuple(a for a in self.approvals if a[0] != key.public_key)
         return PendingAction(self.chain_id, self.tx, tuple(sorted((*others, approval))))
