@@ -171,10 +171,22 @@ def test_a_seizure_moves_money_whatever_the_accounts_state_and_is_recorded(store
     assert history[1][2][3:] == [REFERENCE.authority, REFERENCE.number, REFERENCE.date, REFERENCE.document_sha256]
 
 
-def test_the_genesis_puts_wallets_in_tiers(store):
+def test_the_genesis_puts_wallets_in_tiers_as_the_boards_registrations(store):
+    assert store.account(CAROL).tier == 1
+    assert store.registration(CAROL) == (b"", b"")
+    assert commit(store, registration(store, BANK, CAROL, 0, BANK)) == ["not_registering_bank"]
     assert store.account(CAROL).tier == 1
     assert sent(store, CAROL, 100, ALICE) == "ok"
     assert store.account(ALICE).balance == 1_000
+
+
+def test_a_refused_payment_opens_no_account_for_a_new_key(store):
+    stranger = hashlib.sha256(b"stranger").digest()
+    over = signed(TxKind.TRANSFER, BANK, store.account(BANK).nonce, 1_001, stranger)  # tier 0 holds 1,000
+    from_stranger = signed(TxKind.TRANSFER, stranger, 0, 1, ALICE)
+    assert commit(store, over, from_stranger) == ["over_holding_limit", "unknown_account"]
+    assert store.account(stranger) is None
+    assert commit(store, signed(TxKind.TRANSFER, stranger, 0, 1, ALICE)) == ["unknown_account"]
 
 
 def test_a_day_is_a_bishkek_calendar_day():

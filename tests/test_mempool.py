@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from node.app.assembly import client_share
 from node.app.metrics import NodeMetrics
-from node.core.actions import Scope
+from node.core.actions import DefineTier, Scope
+from node.core.governance import GovernanceTransaction
 from node.core.keys import KeyPair
 from node.core.tiers import Tier
 from node.core.tx import SignedTransaction, Transaction, TxKind
@@ -483,3 +485,26 @@ async def test_a_lowered_tier_drops_the_pending_payments_over_its_limit(ledger: 
     ledger.tiers[ALICE.public_key] = 1  # its bank registered it in a tier with a lower payment limit
     pool.update([transfer(ALICE, 7, 1)])
     assert small.hash in pool and large.hash not in pool and after.hash not in pool
+
+
+async def test_an_account_a_block_credited_without_naming_it_is_refreshed(ledger: Ledger,
+                                                                          verifier: RecordingVerifier) -> None:
+    pool = make_pool(ledger, verifier)
+    assert codes(await pool.add_batch([transfer(BOB, 0, 500).raw])) == ["accepted"]
+    assert codes(await pool.add_batch([transfer(BOB, 1, 400).raw])) == ["insufficient_funds"]
+    ledger.accounts[BOB.public_key][0] += 400  # the excess of a payment to a wallet linked to Bob
+    pool.update([transfer(BANK, 0, 900, to=CAROL)], written=[BANK.public_key, CAROL.public_key, BOB.public_key])
+    assert codes(await pool.add_batch([transfer(BOB, 1, 400).raw])) == ["accepted"]
+
+
+async def test_a_raised_tier_limit_reaches_queues_the_block_did_not_touch(ledger: Ledger,
+                                                                          verifier: RecordingVerifier) -> None:
+    state = [LIMITED.governance()]
+    pool = make_pool(ledger, verifier, governance=lambda: state[0])
+    assert codes(await pool.add_batch([transfer(ALICE, 0, 10).raw])) == ["accepted"]
+    assert codes(await pool.add_batch([transfer(ALICE, 1, 500).raw])) == ["over_payment_limit"]
+    raised = Tier(0, "anonymous", 10_000, 600, 1_000)
+    state[0] = replace(state[0], tiers=(raised, *state[0].tiers[1:]), sequence=1)
+    tx = GovernanceTransaction(0, 100, DefineTier(raised))
+    pool.update([tx.signed([tx.approve(ISSUER, CHAIN)])])
+    assert codes(await pool.add_batch([transfer(ALICE, 1, 500).raw])) == ["accepted"]

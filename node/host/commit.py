@@ -53,7 +53,7 @@ class Committer:
         assert certificate.value_id == checked.value_id, "the certificate decides this block"
         result = await asyncio.to_thread(
             self._store.apply, checked.prepared, checked.value, encode_certificate(certificate))
-        self._mempool.update(checked.txs)
+        self._mempool.update(checked.txs, checked.prepared.execution.book.written)
         block = checked.block
         log.info("consensus.commit height=%d round=%d txs=%d app_hash=%s",
                  block.height, certificate.round, len(checked.txs), result.app_hash.hex())

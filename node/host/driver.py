@@ -248,7 +248,10 @@ class ConsensusDriver:
         if verdict is None:
             now_ms = int(time.time() * 1000) if live else None
             verdict = await asyncio.to_thread(self._validity.judge, self._tip, candidate, now_ms)
-            self._judged[candidate.value_id] = verdict
+            # A time too far ahead of this clock is a verdict of the moment: a re-proposal of the
+            # same block in a later round is judged again, when the clock may have caught up.
+            if verdict is not Refusal.TIME_TOO_FAR_AHEAD:
+                self._judged[candidate.value_id] = verdict
             while len(self._judged) > MAX_JUDGED:
                 self._judged.popitem(last=False)
             if isinstance(verdict, Refusal):

@@ -61,7 +61,7 @@ META_APP_HASH = b"mapp_hash"
 META_TX_COUNT = b"mtx_count"
 META_HISTORY_COUNT = b"mhistory_count"
 
-SCHEMA_VERSION = b"somnode-ledger-2"
+SCHEMA_VERSION = b"somnode-ledger-3"
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")

@@ -200,9 +200,9 @@ def execute(
         assert recipient is not None, "transfers and issues have a recipient (decode_tx checked it)"
         target = get(recipient)
         if target is None:
-            target = lookup(recipient)
-            if target is None:
-                target = loaded[recipient] = new_account()
+            # A key the state has never held opens its account only if the payment applies:
+            # a refused payment leaves no account behind for later transactions to find.
+            target = lookup(recipient) or new_account()
         if target[3] & FROZEN_IN:
             codes[i] = RECIPIENT_FROZEN
             continue
@@ -224,7 +224,7 @@ def execute(
         if capped:
             account[5] += amount
         target[0] += credited
-        written[recipient] = target
+        loaded[recipient] = written[recipient] = target
     if not 0 <= supply <= MAX_TYIYN or supply != issued - redeemed:
         raise AssertionError(f"supply invariant broken: supply={supply} issued={issued} redeemed={redeemed}")
     return Execution(codes, book, issued, redeemed, waterfalls, changes)
@@ -244,15 +244,13 @@ def _waterfall(book: Book, recipient: bytes, room: int, amount: int, limits: dic
         return None
     linked = registration[1]
     passed_on = amount - room
-    target = book.account(linked)
-    if target is None:
-        target = book.loaded[linked] = new_account()
+    target = book.account(linked) or new_account()
     if target[3] & FROZEN_IN:
         return None
     if target[2] != INSTITUTIONAL and linked not in redeemers and target[0] + passed_on > limits[target[2]][0]:
         return None
     target[0] += passed_on
-    book.written[linked] = target
+    book.loaded[linked] = book.written[linked] = target
     return Waterfall(room, passed_on, linked)
 
 

@@ -528,6 +528,9 @@ def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
         [(k.account_key(key), k.ACCOUNT_VALUE.pack(*account)) for key, account in genesis.accounts().items()]
         + [(k.SUPPLY, k.encode_supply(supply, 0))]
         + genesis_records(genesis.governance())
+        # A wallet the genesis puts in a tier is the board's registration: no bank may take it over.
+        + [(k.registration_key(key), msgpack.packb([b"", b""], use_bin_type=True))
+           for key, _ in genesis.account_tiers]
     )
     app_hash = genesis_app_hash(genesis.chain_id, genesis.genesis_hash, changes_digest(records))
     batch = db.write_batch(sync=True)

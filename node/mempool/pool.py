@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 
-from node.core.actions import Freeze, Scope, Seize, SetWallet, Unfreeze
+from node.core.actions import AddBank, DefineTier, Freeze, RemoveBank, ReplaceIssuer, Scope, Seize, SetWallet, Unfreeze
 from node.core.amount import format_som
 from node.core.governance import SignedGovernance
 from node.core.tiers import INSTITUTIONAL
@@ -390,10 +390,14 @@ class Mempool:
 
     # ---- commit
 
-    def update(self, committed: Sequence[AnyTransaction]) -> None:
-        """Forget what a block committed and re-check the accounts it touched against the new state."""
-        touched: dict[bytes, None] = {}
-        governed = False
+    def update(self, committed: Sequence[AnyTransaction], written: Iterable[bytes] = ()) -> None:
+        """Forget what a block committed and re-check the accounts it touched against the new state.
+
+        ``written`` names every account the block changed, which includes some no
+        transaction names: a linked account a waterfall credited, a seizure's destination.
+        """
+        touched: dict[bytes, None] = dict.fromkeys(written)
+        governed = everyone = False
         committed_hashes: set[bytes] = set()
         for stx in committed:
             tx = stx.tx
@@ -405,6 +409,8 @@ class Mempool:
                     touched[action.account] = None
                 elif isinstance(action, SetWallet):
                     touched[action.wallet] = None
+                elif isinstance(action, DefineTier | AddBank | RemoveBank | ReplaceIssuer):
+                    everyone = True  # limits or exemptions changed for accounts the block did not name
                 continue
             touched[tx.sender] = None  # type: ignore[union-attr]  # a payment: governance left above
             if tx.recipient is not None:  # type: ignore[union-attr]
@@ -418,7 +424,7 @@ class Mempool:
             for stx in self._board.recheck():
                 self._forget(stx)
                 dropped += stx.hash not in committed_hashes
-        for public_key in touched:
+        for public_key in (list(self._accounts) if everyone else touched):
             queue = self._accounts.get(public_key)
             if queue is not None:
                 dropped += self._recheck(public_key, queue)
