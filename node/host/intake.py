@@ -11,24 +11,37 @@ receives a message it can act on at once.  The engine therefore gets every
 message already verified and checks only what is its own business (the
 proposer of the round, the validator set, its bounds).
 
+Peers re-gossip the proposals of the height being decided every second
+(node/host/gossip.py), so the same proposal arrives again and again while its
+height lasts: at four validators, more than half of all the proposals this
+node receives.  A value is prepared once and its candidate handed over with
+each copy: a candidate depends on the value's bytes alone (decoded, and
+whether every signature in it holds), so preparing it again could only give
+the same one, at the price of re-reading thousands of transactions.
+
 Transaction batches relayed by other validators go to the mempool.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from enum import StrEnum
 
 from consensus.messages import Proposal, Vote
 from consensus.validators import ValidatorSet
 from node.host.inbox import Inbox, PeerProposal, PeerVote
-from node.host.validity import Validity
+from node.host.validity import Candidate, Validity
 from node.mempool.pool import Mempool
 from node.p2p.wire import TxBatch, WireMessage
 from node.verifier.protocol import SignatureVerifier
 
 log = logging.getLogger(__name__)
+
+# Prepared values kept for re-gossiped copies: the few proposals (rounds, or an
+# equivocating proposer's values) of the height being decided and of the next.
+MAX_PREPARED = 8
 
 
 class Rejection(StrEnum):
@@ -55,13 +68,15 @@ class Intake:
         self._current_height = current_height
         self._committed_height = committed_height
         self._on_rejected = on_rejected
+        # value id -> (height of the proposal that brought it, its candidate); oldest first.
+        self._prepared: OrderedDict[bytes, tuple[int, Candidate]] = OrderedDict()
 
     async def on_peer_message(self, peer: bytes, message: WireMessage) -> None:
         """The p2p layer's handler for one message from an authenticated peer."""
         match message:
             case Proposal():
                 if await self._admissible(peer, message, message.proposer):
-                    candidate = await self._validity.prepare(message.value)
+                    candidate = await self._candidate(message)
                     self._inbox.put_peer(PeerProposal(message, candidate))
             case Vote():
                 if await self._admissible(peer, message, message.validator):
@@ -84,6 +99,24 @@ class Intake:
         if not (await self._verifier.verify_batch([triple], urgent=True))[0]:
             return self._reject(peer, message, Rejection.BAD_SIGNATURE)
         return True
+
+    async def _candidate(self, proposal: Proposal) -> Candidate:
+        """The proposal's value prepared: once per value, however many copies arrive."""
+        vid = proposal.value_id  # computed for the signature check already
+        kept = self._prepared.get(vid)
+        if kept is not None:
+            self._prepared.move_to_end(vid)
+            return kept[1]
+        candidate = await self._validity.prepare(proposal.value)
+        assert candidate.value_id == vid, "a candidate is of the value it was prepared from"
+        # What a decided height brought is of no more use; the bound holds against an equivocator.
+        current = self._current_height()
+        for stale in [key for key, (height, _) in self._prepared.items() if height < current]:
+            del self._prepared[stale]
+        self._prepared[vid] = (proposal.height, candidate)
+        while len(self._prepared) > MAX_PREPARED:
+            self._prepared.popitem(last=False)
+        return candidate
 
     def _reject(self, peer: bytes, message: Proposal | Vote, reason: Rejection) -> bool:
         self._on_rejected(reason)
