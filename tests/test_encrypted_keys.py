@@ -6,8 +6,11 @@ carries its parameters); the command-line tests use the real cost.
 
 from __future__ import annotations
 
+import getpass
+import io
 import json
 import stat
+import sys
 
 import nacl.pwhash
 import pytest
@@ -167,3 +170,44 @@ def test_the_format_in_docs_protocol_decrypts_a_file_the_node_wrote(tmp_path):
            + struct.pack(">QQ", doc["opslimit"], doc["memlimit"]) + salt)
     assert nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
         bytes.fromhex(doc["ciphertext"]), aad, nonce, key) == seed
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_passphrase_is_asked_at_a_prompt_twice_for_a_new_file_and_once_to_sign(tmp_path, monkeypatch, capsys):
+    prompts: list[str] = []
+    answers = iter(["typed at the prompt"] * 4 + ["typed differently"])
+
+    def typed(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr(getpass, "getpass", typed)
+    out = tmp_path / "board1.json"
+    assert main(["keygen", "--out", str(out), "--encrypt"]) == 0
+    address = capsys.readouterr().out.strip()
+    assert prompts == [f"passphrase for the new key file {out}: ", "the same passphrase again: "]
+    assert key_file_address(out) == address
+    action = tmp_path / "action.json"
+    assert main(["gov", "build", "add-bank", "--name", "Ayil Bank", "--bank", KeyPair.generate().address,
+                 "--out", str(action), "--chain-id", "som-main", "--sequence", "1", "--expiry-height", "100"]) == 0
+    assert main(["gov", "sign", str(action), "--key", str(out)]) == 0
+    assert f"{address} approved" in capsys.readouterr().out
+    assert prompts[-1] == f"passphrase for {out}: "
+    other = tmp_path / "other.json"
+    assert main(["keygen", "--out", str(other), "--encrypt"]) == 2  # the second answer differs
+    assert "the two passphrases differ" in capsys.readouterr().err and not other.exists()
+
+
+def test_without_a_terminal_or_a_passphrase_file_the_verb_says_what_to_give(tmp_path, capsys):
+    key = tmp_path / "bank.json"
+    write_key_file(key, KeyPair.generate(), "the right passphrase", kdf_limits=FAST)
+    code = main(["transfer", "--node", "http://127.0.0.1:9", "--key", str(key),
+                 "--to", KeyPair.generate().address, "--amount", "1"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"somnode transfer: error: {key} needs a passphrase: give --passphrase-file FILE, or run in a terminal")

@@ -87,6 +87,20 @@ def test_the_mark_survives_a_restart_and_guards_after_it(tmp_path):
     assert again.check(request(11, 0, MessageType.PREVOTE)) is None
 
 
+def test_advance_checks_again_when_the_mark_moved_after_the_check(tmp_path):
+    """A superseded link's last write may land between a new request's check and its advance."""
+    path = tmp_path / "state.json"
+    state = HighWaterMark.create(path, CHAIN)
+    late, meanwhile = request(7, 0, MessageType.PREVOTE), request(7, 0, MessageType.PRECOMMIT)
+    assert state.check(late) is None
+    state.advance(meanwhile, b"m" * 64)
+    with pytest.raises(Refused, match="7/0/prevote, at or below the high-water mark 7/0/precommit"):
+        state.advance(late, b"l" * 64)
+    state.advance(meanwhile, b"m" * 64)  # the identical message again: nothing to record
+    assert HighWaterMark.load(path, CHAIN).mark == state.mark
+    assert state.mark is not None and state.mark.state == SigningState(7, 0, Step.PRECOMMIT)
+
+
 def test_a_new_state_file_with_a_floor_bars_every_height_up_to_it(tmp_path):
     state = HighWaterMark.create(tmp_path / "state.json", CHAIN, floor=50)
     with pytest.raises(Refused):

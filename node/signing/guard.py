@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +115,9 @@ class HighWaterMark:
         self.path = path
         self.chain_id = chain_id
         self.mark = mark
+        # One write at a time, in the order the mark moved: a write whose caller was cancelled (a
+        # superseded link) still finishes before the next one starts.
+        self._writing = threading.Lock()
 
     @classmethod
     def create(cls, path: Path, chain_id: str, floor: int = 0) -> HighWaterMark:
@@ -157,10 +161,14 @@ class HighWaterMark:
         raise Refused(mark.state, request.state)
 
     def advance(self, request: ConsensusRequest, signature: bytes) -> None:
-        """Record ``request`` as signed, durably, before its signature is handed out."""
-        assert self.check(request) is None, "the mark only moves up"
-        self.mark = Mark(request.state, request.message, signature)
-        self._write()
+        """Record ``request`` as signed, durably, before its signature is handed out.  Checked again
+        here: the mark may have moved since ``check`` (a superseded link's last write); ``Refused``
+        then, as from ``check``."""
+        with self._writing:
+            if self.check(request) is not None:
+                return  # the identical message is recorded already (Ed25519 signs it identically)
+            self.mark = Mark(request.state, request.message, signature)
+            self._write()
 
     def _write(self) -> None:
         mark = self.mark

@@ -136,9 +136,7 @@ class SignerService:
                 try:
                     made = self._state.check(request)
                 except Refused as exc:
-                    log.warning("signer.refused height=%d round=%d step=%s high_water=%s",
-                                exc.asked.height, exc.asked.round, exc.asked.step.name.lower(), state_text(exc.mark))
-                    return Status.REFUSED, str(exc)
+                    return _refused(exc)
                 if made is not None:
                     log.info("signer.resent height=%d round=%d step=%s", request.state.height,
                              request.state.round, request.state.step.name.lower())
@@ -151,11 +149,19 @@ class SignerService:
             if isinstance(request, ConsensusRequest):
                 try:
                     await asyncio.to_thread(self._state.advance, request, signature)
+                except Refused as exc:
+                    return _refused(exc)
                 except OSError as exc:
                     # Not durable, so not sent: a signature the mark does not cover could be equivocated.
                     log.critical("signer.state_write_failed path=%s reason=%s", self._state.path, _reason(exc))
                     return Status.UNAVAILABLE, "the signer cannot write its high-water mark"
             return Status.OK, signature
+
+
+def _refused(exc: Refused) -> tuple[Status, object]:
+    log.warning("signer.refused height=%d round=%d step=%s high_water=%s",
+                exc.asked.height, exc.asked.round, exc.asked.step.name.lower(), state_text(exc.mark))
+    return Status.REFUSED, str(exc)
 
 
 async def _receive(reader: asyncio.StreamReader) -> bytes:
