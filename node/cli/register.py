@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from node.cli import EXIT_FAILURE, EXIT_OK, CliError
+from node.cli import EXIT_FAILURE, CliError
 from node.cli.passphrase import add_passphrase_option, load_signing_key, warn_if_plain
-from node.cli.wallet import DEFAULT_NODE
+from node.cli.wallet import DEFAULT_NODE, send
 from node.core.address import AddressError, decode_address
 from node.core.registration import Registration
 from node.core.tiers import MAX_TIER_ID
@@ -53,15 +53,6 @@ def _register(args: argparse.Namespace) -> int:
             srx = Registration(key.public_key, nonce, wallet, args.tier, linked).sign(key, chain_id)
         except TxDecodeError as exc:
             raise CliError(str(exc)) from None
-        result = client.submit([srx.raw])[0]
-        if not result["accepted"]:
-            print(f"refused: {result['code']}: {result.get('message', '')}")
-            return EXIT_FAILURE
-        print(f"accepted {srx.hash.hex()}")
-        if args.no_wait:
-            return EXIT_OK
-        status = client.wait_committed(srx.hash.hex())
     except ApiClientError as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
-    print(f"committed height={status['height']} index={status['index']} result={status['result']}")
-    return EXIT_OK if status["result"] == "ok" else EXIT_FAILURE
+    return send(client, srx.raw, srx.hash, args.no_wait)

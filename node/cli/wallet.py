@@ -83,14 +83,22 @@ def _send(args: argparse.Namespace) -> int:
         warn_if_plain(args.key, chain_id)
         nonce = client.account(key.address)["pending_nonce"]
         stx = Transaction(args.kind, key.public_key, nonce, amount, recipient, args.memo).sign(key, chain_id)
-        result = client.submit([stx.raw])[0]
+    except ApiClientError as exc:
+        raise CliError(str(exc), EXIT_FAILURE) from None
+    return send(client, stx.raw, stx.hash, args.no_wait)
+
+
+def send(client: NodeClient, raw: bytes, tx_hash: bytes, no_wait: bool) -> int:
+    """Submit one signed transaction, say what became of it, and wait for its commit unless told not to."""
+    try:
+        result = client.submit([raw])[0]
         if not result["accepted"]:
             print(f"refused: {result['code']}: {result.get('message', '')}")
             return EXIT_FAILURE
-        print(f"accepted {stx.hash.hex()}")
-        if args.no_wait:
+        print(f"accepted {tx_hash.hex()}")
+        if no_wait:
             return EXIT_OK
-        status = client.wait_committed(stx.hash.hex())
+        status = client.wait_committed(tx_hash.hex())
     except ApiClientError as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
     print(f"committed height={status['height']} index={status['index']} result={status['result']}")
