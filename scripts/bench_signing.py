@@ -9,7 +9,10 @@ after the other, timing each call as the node makes it (``Key.sign``):
   holding the key in memory or in the token, reached by the validator's
   client over the encrypted link; each signature includes the signer's
   double-sign guard and the fsync of its high-water mark (the state file in
-  a temporary directory on the disk this script runs from, ``--dir``).
+  a temporary directory on the disk this script runs from, ``--dir``);
+* ``guard alone``: the signer's check and durable write of its high-water
+  mark for each vote, without signing or a link: the part of a remote
+  signature that is the double-sign guard.
 
 SoftHSM2 (``softhsm2-util``, Debian's softhsm2) gets a token directory of its
 own in a temporary directory.  Reported: median, p90 and p99 in microseconds
@@ -133,6 +136,22 @@ def remote(keys: list[Key], state_dir: Path, messages: list[bytes]) -> dict[str,
         service.close()
 
 
+def guard_alone(state_dir: Path, messages: list[bytes]) -> dict[str, float]:
+    from node.signing.guard import ConsensusRequest, HighWaterMark, classify
+
+    state = HighWaterMark.create(state_dir / "state.json", CHAIN)
+    key = KeyPair.generate().public_key
+    signature = bytes(64)
+
+    def record(message: bytes) -> bytes:
+        request = classify(message, CHAIN, key)
+        assert isinstance(request, ConsensusRequest) and state.check(request) is None
+        state.advance(request, signature)
+        return signature
+
+    return measure(record, messages)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--signatures", type=int, default=2000)
@@ -161,6 +180,8 @@ def main() -> None:
             rows["remote (file)"] = remote([file_key], work / "remote-file", votes(args.signatures + 20))
             (work / "remote-pkcs11").mkdir()
             rows["remote (pkcs11)"] = remote([token_key], work / "remote-pkcs11", votes(args.signatures + 20))
+            (work / "guard").mkdir()
+            rows["guard alone"] = guard_alone(work / "guard", votes(args.signatures + 20))
         finally:
             token.close()
     print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
