@@ -8,17 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from node.app.config import SignerSection, load_config, render_config
 from node.core.address import decode_address
 from node.core.fields import Endpoint
 from node.core.keys import KeyPair, read_key_file, write_key_file
-from node.tools.client import ApiClientError
 from node.tools.network import LocalNetwork
 from node.tools.testnet import LocalTestnet, free_ports
-from tests.localnet import Wallet
 from tests.softhsm import PIN, SoftHsm
 
 STOP_GRACE_S = 10.0
@@ -118,34 +115,6 @@ class SignerProcess:
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else "(no log)"
-
-
-class TransferLoad(threading.Thread):
-    """Transfers among the banks, a few every tenth of a second, each account to one node in nonce order."""
-
-    def __init__(self, net: LocalTestnet, wallets: list[Wallet], nodes: tuple[int, ...]) -> None:
-        super().__init__(name="transfer-load", daemon=True)
-        self.net, self.wallets, self.nodes = net, wallets, nodes
-        self.accepted: list[str] = []
-        self.errors: list[str] = []
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.wait(0.1):
-            for k, wallet in enumerate(self.wallets):
-                payee = self.wallets[(k + 1) % len(self.wallets)].key.public_key
-                txs = [wallet.transfer(payee, 1) for _ in range(3)]
-                try:
-                    results = self.net.client(self.nodes[k % len(self.nodes)]).submit([stx.raw for stx in txs])
-                except ApiClientError as exc:
-                    self.errors.append(str(exc))
-                    return
-                self.accepted += [stx.hash.hex() for stx, result in zip(txs, results) if result["accepted"]]
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.is_alive():
-            self.join(timeout=10)
 
 
 def in_certificate(net: LocalTestnet, index: int, height: int, address: str) -> bool:

@@ -24,8 +24,8 @@ import time
 
 from node.app.config import load_config, render_config
 from node.core.keys import read_key_file
-from tests.localnet import Wallet, make_network, node_log, running
-from tests.signing_net import SignerProcess, TransferLoad, full_log, in_certificate
+from tests.localnet import TransferLoad, Wallet, make_network, node_log, running
+from tests.signing_net import SignerProcess, full_log, in_certificate
 
 TIMEOUT_S = 90
 # The longest the three others may go without a commit while validator 4's signer is away: a round
@@ -123,7 +123,7 @@ def test_a_validator_with_a_remote_signer_survives_its_loss_and_a_restored_backu
             wait_for(lambda: signs_above(net, address, restored_at), "the restored validator votes again")
             load.stop()
             heights.stop()
-            assert not load.errors, load.errors[:3]
+            assert not load.refused, load.refused[:3]
             for index in range(4):
                 assert net.status(index)["evidence"] == [], f"validator{index + 1} recorded evidence"
                 assert "consensus.evidence" not in full_log(net, index)

@@ -102,17 +102,23 @@ SIGNER_BACKENDS = ("file", "pkcs11", "remote")
 
 
 @dataclass(frozen=True, slots=True)
-class SignerSection:
-    """Where the validator's keys live and how it reaches them (node/signing/keyring.py)."""
+class KeyPlace:
+    """Which backend holds a key, and for ``pkcs11`` the token key pair, found by its label, with the user
+    PIN from a file or a variable: the same fields in a validator's [signer] and a signer's [keys]."""
 
     backend: str = "file"
-    # pkcs11: a key pair in a token, found by its label, with the user PIN from a file or a variable.
     pkcs11_module: Path | None = None
     pkcs11_token: str | None = None
     pkcs11_key: str | None = None
     pkcs11_next_key: str | None = None
     pkcs11_pin_file: Path | None = None
     pkcs11_pin_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignerSection(KeyPlace):
+    """Where the validator's keys live and how it reaches them (node/signing/keyring.py)."""
+
     # remote: a ``somnode signer`` process holding the keys, reached over an authenticated link.
     remote_address: Endpoint | None = None
     remote_key: bytes | None = None
@@ -182,32 +188,45 @@ _SECTIONS: dict[str, type] = {
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and check a config file; raise ConfigError naming the bad field."""
     path = Path(path)
+    return parse_config(read_config_text(path), base_dir=path.resolve().parent, source=str(path))
+
+
+def read_config_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is unreadable: {exc}") from None
-    return parse_config(text, base_dir=path.resolve().parent, source=str(path))
 
 
 def parse_config(text: str, base_dir: Path, source: str = "<config>") -> Config:
     """Parse config text; relative paths resolve against ``base_dir``."""
+    document = parse_document(text, source)
+    sections = parse_sections(document, _SECTIONS, base_dir)
+    _check_backend(document)
+    return Config(**sections)
+
+
+def parse_document(text: str, source: str) -> dict[str, Any]:
     try:
-        document = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    unknown = sorted(set(document) - set(_SECTIONS))
+
+
+def parse_sections(document: dict[str, Any], known: dict[str, type], base_dir: Path) -> dict[str, Any]:
+    """Each known table of a config document (also the signer's, node/signing/config.py) parsed."""
+    unknown = sorted(set(document) - set(known))
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(_SECTIONS)})")
+        raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(known)})")
     sections: dict[str, Any] = {}
-    for name, cls in _SECTIONS.items():
+    for name, cls in known.items():
         table = document.get(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{name}: expected a [{name}] section")
         sections[name] = parse_section(name, cls, table, base_dir)
-    _check_backend(document)
-    return Config(**sections)
+    return sections
 
 
 def _check_backend(document: dict[str, Any]) -> None:
@@ -220,9 +239,15 @@ def _check_backend(document: dict[str, Any]) -> None:
     others = set().union(*(n | a for n, a in _BACKEND_FIELDS.values())) - needed - allowed
     for stray in sorted(given & others):
         raise ConfigError(f"{stray}: not used with signer.backend = {backend!r}; remove it")
-    if backend == "pkcs11" and ("signer.pkcs11_pin_file" in given) == ("signer.pkcs11_pin_env" in given):
-        raise ConfigError("signer.pkcs11_pin_file: give the token's PIN in exactly one of signer.pkcs11_pin_file "
-                          "and signer.pkcs11_pin_env (never in the config itself)")
+    if backend == "pkcs11":
+        check_pin_source("signer", document["signer"])
+
+
+def check_pin_source(section: str, table: dict[str, Any]) -> None:
+    """A token's PIN comes from exactly one of a file and a variable, never from the config itself."""
+    if ("pkcs11_pin_file" in table) == ("pkcs11_pin_env" in table):
+        raise ConfigError(f"{section}.pkcs11_pin_file: give the token's PIN in exactly one of "
+                          f"{section}.pkcs11_pin_file and {section}.pkcs11_pin_env (never in the config itself)")
 
 
 def parse_section(section: str, cls: type, table: dict, base_dir: Path) -> object:

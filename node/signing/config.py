@@ -9,12 +9,10 @@ have the names of a validator's ``node.key_file`` and ``signer.pkcs11_*``.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from node.app.config import ConfigError, parse_section
+from node.app.config import ConfigError, KeyPlace, check_pin_source, parse_document, parse_sections, read_config_text
 from node.core.fields import Endpoint
 
 SIGNER_PROCESS_BACKENDS = ("file", "pkcs11")
@@ -33,16 +31,9 @@ class ServiceSection:
 
 
 @dataclass(frozen=True, slots=True)
-class KeysSection:
-    backend: str = "file"
+class KeysSection(KeyPlace):
     key_file: Path | None = None
     next_key_file: Path | None = None
-    pkcs11_module: Path | None = None
-    pkcs11_token: str | None = None
-    pkcs11_key: str | None = None
-    pkcs11_next_key: str | None = None
-    pkcs11_pin_file: Path | None = None
-    pkcs11_pin_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,24 +49,8 @@ _ALLOWED = {"file": {"next_key_file"}, "pkcs11": {"pkcs11_next_key", "pkcs11_pin
 
 def load_signer_config(path: str | os.PathLike[str]) -> SignerConfig:
     path = Path(path)
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is unreadable: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    unknown = sorted(set(document) - set(_SECTIONS))
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(_SECTIONS)})")
-    base_dir = path.resolve().parent
-    sections: dict[str, Any] = {}
-    for name, cls in _SECTIONS.items():
-        table = document.get(name, {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"{name}: expected a [{name}] section")
-        sections[name] = parse_section(name, cls, table, base_dir)
+    document = parse_document(read_config_text(path), str(path))
+    sections = parse_sections(document, _SECTIONS, path.resolve().parent)
     keys: KeysSection = sections["keys"]
     if keys.backend not in SIGNER_PROCESS_BACKENDS:
         raise ConfigError(f"keys.backend: a signer keeps its keys in {' or '.join(SIGNER_PROCESS_BACKENDS)}, "
@@ -85,7 +60,6 @@ def load_signer_config(path: str | os.PathLike[str]) -> SignerConfig:
         raise ConfigError(f"keys.{missing}: missing required field (keys.backend is {keys.backend!r})")
     for stray in sorted(given - _NEEDED[keys.backend] - _ALLOWED[keys.backend]):
         raise ConfigError(f"keys.{stray}: not used with keys.backend = {keys.backend!r}; remove it")
-    if keys.backend == "pkcs11" and (keys.pkcs11_pin_file is None) == (keys.pkcs11_pin_env is None):
-        raise ConfigError("keys.pkcs11_pin_file: give the token's PIN in exactly one of keys.pkcs11_pin_file "
-                          "and keys.pkcs11_pin_env (never in the config itself)")
+    if keys.backend == "pkcs11":
+        check_pin_source("keys", document["keys"])
     return SignerConfig(**sections)
