@@ -24,9 +24,11 @@ import statistics
 import tempfile
 import time
 
+from node.app.tuning import tune_interpreter
 from node.core.keys import KeyPair
 from node.core.tx import Transaction, TxKind
 from node.ledger import GenesisState, LedgerStore
+from node.ledger.store import DEFAULT_CACHE_ACCOUNTS
 from node.tools.network import DEFAULT_TIERS
 
 CHAIN_ID = "som-bench"
@@ -56,9 +58,12 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=10_000, help="funded accounts (default 10000)")
     parser.add_argument("--txs", type=int, default=10_000, help="transfers per block (default 10000)")
     parser.add_argument("--reps", type=int, default=7, help="blocks to time (default 7)")
+    parser.add_argument("--cache-accounts", type=int, default=DEFAULT_CACHE_ACCOUNTS,
+                        help=f"accounts the store keeps in memory (default {DEFAULT_CACHE_ACCOUNTS})")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
+    tune_interpreter()  # the collector's thresholds a validator runs with (node/app/tuning.py)
 
     keys = [KeyPair.from_seed(hashlib.sha256(b"bench %d" % i).digest()) for i in range(args.accounts)]
     # Every account in a tier whose limits the workload keeps to, so each transfer runs every
@@ -70,7 +75,8 @@ def main() -> None:
 
     seconds: list[float] = []
     cpu_seconds: list[float] = []  # this thread's CPU: steadier than wall time on a shared machine
-    with tempfile.TemporaryDirectory() as tmp, LedgerStore.open(tmp, genesis) as store:
+    with tempfile.TemporaryDirectory() as tmp, \
+            LedgerStore.open(tmp, genesis, cache_accounts=args.cache_accounts) as store:
         for height, txs in enumerate(blocks, start=1):
             block_bytes = b"".join(stx.raw for stx in txs)  # opaque to the ledger; size is realistic
             start, cpu_start = time.perf_counter(), time.thread_time()
@@ -92,7 +98,8 @@ def main() -> None:
 
     rates = [args.txs / s for s in seconds]
     report = {
-        "accounts": args.accounts, "txs_per_block": args.txs, "blocks": args.reps,
+        "accounts": args.accounts, "cache_accounts": args.cache_accounts, "txs_per_block": args.txs,
+        "blocks": args.reps,
         "cold_block_tps": round(rates[0]),
         "median_tps": round(statistics.median(rates)), "best_tps": round(max(rates)),
         "median_block_ms": round(statistics.median(seconds) * 1e3, 2),

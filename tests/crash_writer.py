@@ -20,8 +20,8 @@ import msgpack
 
 from node.core.amount import MAX_TYIYN
 from node.core.tx import SignedTransaction, Transaction, TxKind
-from node.ledger.apphash import BLOCK_DOMAIN, GENESIS_DOMAIN
 from node.ledger.state import GenesisState
+from tests.state_reference import reference_root
 
 CHAIN_ID = "som-crash-test"
 GENESIS_HASH = hashlib.sha256(b"crash-test genesis").digest()
@@ -83,9 +83,8 @@ class ReferenceLedger:
             *((b"gbank" + bank, names.get(bank, "").encode("utf-8")) for bank in genesis.banks),
             (b"gtier\x00", msgpack.packb(["unlimited", MAX_TYIYN, MAX_TYIYN, MAX_TYIYN], use_bin_type=True)),
         ]
-        cid = genesis.chain_id.encode()
-        self.app_hash = hashlib.sha256(
-            GENESIS_DOMAIN + bytes([len(cid)]) + cid + genesis.genesis_hash + self._digest(records)).digest()
+        self.state = dict(records)
+        self.app_hash = reference_root(self.state)
 
     def nonce(self, pk: bytes) -> int:
         return self.accounts[pk][1] if pk in self.accounts else 0
@@ -99,8 +98,8 @@ class ReferenceLedger:
         for stx in txs:
             code = self._apply_one(stx.tx, touched)
             codes.append(code)
-        records = sorted((b"a" + pk, self._pack(pk)) for pk in touched) + [(b"s", self._supply())]
-        self.app_hash = hashlib.sha256(BLOCK_DOMAIN + self.app_hash + self._digest(records)).digest()
+        self.state.update([(b"a" + pk, self._pack(pk)) for pk in touched] + [(b"s", self._supply())])
+        self.app_hash = reference_root(self.state)
         self.height += 1
         return codes
 
@@ -160,10 +159,6 @@ class ReferenceLedger:
     def _supply(self) -> bytes:
         m = (1 << 64) - 1
         return struct.pack(">QQQQ", self.issued >> 64, self.issued & m, self.redeemed >> 64, self.redeemed & m)
-
-    @staticmethod
-    def _digest(records: list[tuple[bytes, bytes]]) -> bytes:
-        return hashlib.sha256(msgpack.packb(sorted(records), use_bin_type=True)).digest()
 
 
 def make_block(seed: int, height: int, nonce_of) -> list[SignedTransaction]:

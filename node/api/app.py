@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from node.api import handlers
+from node.api import handlers, proofs
 from node.api.backend import ApiBackend
 from node.api.events import close_all
 from node.api.explorer import add_explorer
@@ -50,6 +50,8 @@ def make_api_app(
     app.router.add_get("/v1/txs/{hash}", handlers.get_tx)
     app.router.add_get("/v1/accounts/{address}", handlers.get_account)
     app.router.add_get("/v1/accounts/{address}/orders", handlers.get_account_orders)
+    app.router.add_get("/v1/accounts/{address}/proof", proofs.get_account_proof)
+    app.router.add_get("/v1/state/proof", proofs.get_state_proof)
     app.router.add_get("/v1/blocks/latest", handlers.get_latest_block)
     app.router.add_get("/v1/blocks/{height}", handlers.get_block)
     app.router.add_get("/v1/blocks/{height}/txs", handlers.get_block_txs)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 
 from node.core.actions import Action
+from node.core.state_proof import StateProof
 from node.core.transactions import AnyTransaction
 from node.mempool.results import AdmitResult
 
@@ -103,6 +104,22 @@ class CommitCertificateView:
     precommits: tuple[PrecommitView, ...]
 
 
+class ProofUnavailable(Exception):
+    """The state of the height asked for cannot be proven here (not kept, or not committed yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateProofView:
+    """A state record after block ``height`` and its proof against that height's app hash, which
+    block ``height + 1`` carries as its ``previous_app_hash``."""
+
+    height: int
+    key: bytes
+    value: bytes | None
+    app_hash: bytes
+    proof: StateProof
+
+
 @dataclass(frozen=True, slots=True)
 class BlockView:
     """A committed block as clients see it: header, transaction hashes and commit certificate.
@@ -150,6 +167,11 @@ class ApiBackend(Protocol):
 
     def pending_nonce(self, public_key: bytes) -> int:
         """The nonce the account's next transaction must carry, counting its pending ones (the mempool's answer)."""
+        ...
+
+    def state_proof(self, key: bytes, height: int | None) -> StateProofView:
+        """The record ``key`` at ``height`` (by default the newest a committed header certifies), proven.
+        Raises ProofUnavailable."""
         ...
 
     def block(self, height: int) -> BlockView | None: ...

@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_TXS = "too_many_txs"
     BLOCK_NOT_FOUND = "block_not_found"
     HEIGHT_NOT_DECIDED = "height_not_decided"
+    PROOF_UNAVAILABLE = "proof_unavailable"
     MEMPOOL_FULL = "mempool_full"
     INTERNAL = "internal"
 

@@ -23,7 +23,9 @@ from node.api.backend import (
     CommitCertificateView,
     GovernanceView,
     PrecommitView,
+    ProofUnavailable,
     RegistrationView,
+    StateProofView,
     TxState,
     TxStatus,
     TxView,
@@ -39,7 +41,7 @@ from node.core.governance import SignedGovernance
 from node.core.registration import SignedRegistration
 from node.core.tiers import INSTITUTIONAL, bishkek_day
 from node.core.transactions import AnyTransaction, decode_tx
-from node.ledger.errors import LedgerCorruptError
+from node.ledger.errors import LedgerCorruptError, LedgerHeightError
 from node.ledger.store import Account
 from node.mempool.relay import TxGossip
 from node.mempool.results import AdmitResult
@@ -129,6 +131,22 @@ class NodeBackend:
 
     def latest_height(self) -> int:
         return self._store.height
+
+    def state_proof(self, key: bytes, height: int | None) -> StateProofView:
+        store = self._store
+        lowest, highest = store.provable_heights()
+        if height is None:
+            height = max(lowest, highest - 1)  # block highest + 1 is not committed yet
+        if not lowest <= height <= highest:
+            raise ProofUnavailable(
+                f"height {height} cannot be proven here: this node keeps the state of heights {lowest} to "
+                f"{highest} (a state is certified by the next block's header)")
+        with self._reading():
+            try:
+                value, proof, root = store.state_proof(key, height)
+            except LedgerHeightError as exc:  # the window moved on since provable_heights() was read
+                raise ProofUnavailable(str(exc)) from exc
+        return StateProofView(height, key, value, root, proof)
 
     def block(self, height: int) -> BlockView | None:
         store = self._store

@@ -29,7 +29,8 @@ Integers in keys are big-endian so that byte order equals numeric order.
     m<name>         chain meta (schema, chain id, genesis hash, height, app hash,
                     transactions committed so far, governance history entries so far)
 
-``a``, ``s``, ``g``, ``v``, ``w`` and ``o`` are application state and enter the app hash.
+``a``, ``s``, ``g``, ``v``, ``w`` and ``o`` are application state: the leaves of the state tree,
+whose root is the app hash (node/ledger/tree.py).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ CERTIFICATE = b"c"
 RECEIPTS = b"r"
 TX_INDEX = b"t"
 
+STATE_PREFIXES = (b"a", b"g", b"o", b"s", b"v", b"w")
+
 META_SCHEMA = b"mschema"
 META_CHAIN_ID = b"mchain_id"
 META_GENESIS_HASH = b"mgenesis_hash"
@@ -61,7 +64,7 @@ META_APP_HASH = b"mapp_hash"
 META_TX_COUNT = b"mtx_count"
 META_HISTORY_COUNT = b"mhistory_count"
 
-SCHEMA_VERSION = b"somnode-ledger-3"
+SCHEMA_VERSION = b"somnode-ledger-4"
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")

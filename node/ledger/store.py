@@ -35,9 +35,9 @@ from typing import NamedTuple
 import msgpack
 import plyvel
 
+from node.core.state_proof import StateProof
 from node.core.transactions import AnyTransaction
 from node.ledger import layout as k
-from node.ledger.apphash import changes_digest, genesis_app_hash, next_app_hash
 from node.ledger.book import AccountRecord, Book
 from node.ledger.errors import (
     LedgerCorruptError,
@@ -63,10 +63,14 @@ from node.ledger.receipts import (
     encode_waterfall,
 )
 from node.ledger.state import Execution, GenesisState, Waterfall, execute
+from node.ledger.tree import StateTree, TreeUpdate
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_ACCOUNTS = 262_144
+# Heights back from the committed one whose state can still be proven (each keeps its tree version
+# and a LevelDB snapshot): a light client proves against the last height a later header certifies.
+DEFAULT_PROOF_HEIGHTS = 32
 _WRITE_BUFFER_BYTES = 64 * 1024 * 1024
 _BLOCK_CACHE_BYTES = 64 * 1024 * 1024
 
@@ -107,11 +111,19 @@ class BlockResult:
     tx_hashes: tuple[bytes, ...]
     codes: tuple[ReceiptCode, ...]
     app_hash: bytes
-    state_changes_digest: bytes
 
     @property
     def receipts(self) -> tuple[Receipt, ...]:
         return tuple([Receipt(i, h, c) for i, (h, c) in enumerate(zip(self.tx_hashes, self.codes))])
+
+
+@dataclass(frozen=True, slots=True)
+class StateVersion:
+    """The state after one committed height, as a prover reads it: its tree, and the records behind it."""
+
+    height: int
+    tree: StateTree
+    snapshot: plyvel.Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,18 +134,23 @@ class PreparedBlock:
     hashes: tuple[bytes, ...]
     execution: Execution
     records: list[tuple[bytes, bytes | None]]
-    digest: bytes
-    app_hash: bytes
+    tree: TreeUpdate
+
+    @property
+    def app_hash(self) -> bytes:
+        return self.tree.root
 
 
 class LedgerStore:
     """Open with ``LedgerStore.open``; a fresh directory is initialised from the genesis given."""
 
-    def __init__(self, db: plyvel.DB, path: str, cache_accounts: int) -> None:
+    def __init__(self, db: plyvel.DB, path: str, cache_accounts: int, proof_heights: int) -> None:
+        assert proof_heights >= 1, "the committed height's state is always provable"
         self._db = db
         self.path = path
         self._cache: dict[bytes, AccountRecord] = {}
         self._cache_limit = cache_accounts
+        self._proof_heights = proof_heights
         try:
             meta = {key: db.get(key, verify_checksums=True) for key in (
                 k.META_CHAIN_ID, k.META_GENESIS_HASH, k.META_HEIGHT, k.META_APP_HASH, k.SUPPLY,
@@ -157,12 +174,20 @@ class LedgerStore:
                 raise LedgerCorruptError(f"ledger store {path} is at height {self._height} but lacks that block")
         except (plyvel.CorruptionError, UnicodeDecodeError, ValueError) as exc:
             raise LedgerCorruptError(f"ledger store {path} has damaged meta records: {_said(exc)}") from exc
+        snapshot = db.snapshot()
+        tree = StateTree.build(self._read_state(snapshot))
+        if tree.root != self._app_hash:
+            raise LedgerCorruptError(
+                f"ledger store {path}: the state records hash to {tree.root.hex()}, not to the app hash "
+                f"{self._app_hash.hex()} of height {self._height}: a record is damaged or missing")
+        # Newest last; replaced whole, never changed in place, so a reader on another thread sees a version.
+        self._versions: tuple[StateVersion, ...] = (StateVersion(self._height, tree, snapshot),)
 
     # -- opening -----------------------------------------------------------
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], genesis: GenesisState, *,
-             cache_accounts: int = DEFAULT_CACHE_ACCOUNTS) -> LedgerStore:
+             cache_accounts: int = DEFAULT_CACHE_ACCOUNTS, proof_heights: int = DEFAULT_PROOF_HEIGHTS) -> LedgerStore:
         """Open the store at ``path``, creating it from ``genesis`` if the directory holds none.
 
         An existing store must belong to ``genesis.chain_id`` and ``genesis.genesis_hash``:
@@ -179,7 +204,7 @@ class LedgerStore:
                 log.info("ledger.init path=%s chain_id=%s height=0", path, genesis.chain_id)
             elif schema != k.SCHEMA_VERSION:
                 raise LedgerCorruptError(f"{path} has ledger schema {schema!r}; expected {k.SCHEMA_VERSION!r}")
-            store = cls(db, path, cache_accounts)
+            store = cls(db, path, cache_accounts, proof_heights)
             if store.chain_id != genesis.chain_id or store.genesis_hash != genesis.genesis_hash:
                 raise LedgerMismatchError(
                     f"ledger store {path} belongs to chain {store.chain_id!r} with genesis hash "
@@ -302,6 +327,28 @@ class LedgerStore:
         except (plyvel.CorruptionError, ValueError) as exc:
             raise LedgerCorruptError(f"ledger store {self.path}: orders of {public_key.hex()}: {_said(exc)}") from exc
 
+    def provable_heights(self) -> tuple[int, int]:
+        """The lowest and highest heights whose state this store can still prove."""
+        versions = self._versions
+        return versions[0].height, versions[-1].height
+
+    def state_proof(self, key: bytes, height: int) -> tuple[bytes | None, StateProof, bytes]:
+        """The record ``key`` after block ``height`` (None: absent), its proof, and the root it proves to.
+
+        Safe from any thread: a version is never changed once made.  Raises
+        LedgerHeightError for a height outside ``provable_heights()``.
+        """
+        versions = self._versions
+        found = next((version for version in versions if version.height == height), None)
+        if found is None:
+            raise LedgerHeightError(f"the state of height {height} is not kept: this node proves heights "
+                                    f"{versions[0].height} to {versions[-1].height}")
+        try:
+            value = found.snapshot.get(key, verify_checksums=True)
+        except plyvel.CorruptionError as exc:
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
+        return value, found.tree.proof(key), found.tree.root
+
     def block(self, height: int) -> bytes | None:
         return self._get(k.block_key(height))
 
@@ -362,9 +409,7 @@ class LedgerStore:
         hashes = tuple([stx.hash for stx in txs])
         execution = self._execute(txs, time_ms)
         records = _state_records(execution, self._height + 1)
-        digest = changes_digest(records)
-        return PreparedBlock(self._height + 1, hashes, execution, records, digest,
-                             next_app_hash(self._app_hash, digest))
+        return PreparedBlock(self._height + 1, hashes, execution, records, self._versions[-1].tree.prepare(records))
 
     def apply_block(self, height: int, txs: Sequence[AnyTransaction],
                     block_bytes: bytes, certificate_bytes: bytes, time_ms: int = 0) -> BlockResult:
@@ -428,9 +473,11 @@ class LedgerStore:
         self._app_hash = app_hash
         self._tx_count += len(hashes)
         self._height = height
+        version = StateVersion(height, self._versions[-1].tree.advance(prepared.tree), db.snapshot())
+        self._versions = (*self._versions, version)[-self._proof_heights:]
         log.debug("ledger.commit height=%d txs=%d accounts_written=%d app_hash=%s",
                   height, len(hashes), len(execution.written), app_hash.hex())
-        return BlockResult(height, hashes, _code_names(codes), app_hash, prepared.digest)
+        return BlockResult(height, hashes, _code_names(codes), app_hash)
 
     # -- internals ---------------------------------------------------------
 
@@ -443,6 +490,22 @@ class LedgerStore:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
         self._trim_cache()
         return execution
+
+    def _read_state(self, snapshot: plyvel.Snapshot) -> Iterator[tuple[bytes, bytes]]:
+        """Every application record (node/ledger/layout.py), the leaves of the state tree, in one pass
+        that also fills the account cache: a block's first payments then find their accounts in memory."""
+        cache, room, unpack = self._cache, self._cache_limit, k.ACCOUNT_VALUE.unpack
+        try:
+            for prefix in k.STATE_PREFIXES:
+                with snapshot.iterator(prefix=prefix, verify_checksums=True) as records:
+                    for key, value in records:
+                        if prefix == k.ACCOUNT and len(cache) < room:
+                            cache[key[1:]] = unpack(value)
+                        yield key, value
+        except plyvel.CorruptionError as exc:
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
+        except struct.error as exc:
+            raise LedgerCorruptError(f"ledger store {self.path}: an account record: {_said(exc)}") from exc
 
     def _lookup(self, public_key: bytes) -> AccountRecord | None:
         """Committed account record through the cache, filling it: for the committing thread only."""
@@ -524,7 +587,7 @@ def _open_db(path: str) -> plyvel.DB:
 def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
     """Write the genesis state and meta in one batch, so a store is either absent or complete."""
     supply = genesis.supply
-    records: list[tuple[bytes, bytes | None]] = sorted(
+    written: list[tuple[bytes, bytes | None]] = sorted(
         [(k.account_key(key), k.ACCOUNT_VALUE.pack(*account)) for key, account in genesis.accounts().items()]
         + [(k.SUPPLY, k.encode_supply(supply, 0))]
         + genesis_records(genesis.governance())
@@ -532,10 +595,11 @@ def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
         + [(k.registration_key(key), msgpack.packb([b"", b""], use_bin_type=True))
            for key, _ in genesis.account_tiers]
     )
-    app_hash = genesis_app_hash(genesis.chain_id, genesis.genesis_hash, changes_digest(records))
+    records = [(key, value) for key, value in written if value is not None]
+    assert len(records) == len(written), "the genesis deletes nothing"
+    app_hash = StateTree.build(records).root
     batch = db.write_batch(sync=True)
     for key, value in records:
-        assert value is not None, "the genesis deletes nothing"
         batch.put(key, value)
     batch.put(k.META_CHAIN_ID, genesis.chain_id.encode("utf-8"))
     batch.put(k.META_GENESIS_HASH, genesis.genesis_hash)
@@ -548,13 +612,14 @@ def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
 
 
 def _state_records(execution: Execution, height: int) -> list[tuple[bytes, bytes | None]]:
-    """The block's state changes as (key, value) records sorted by key; a value of None deletes."""
+    """The block's state changes as (key, value) records, each key once; a value of None deletes.
+
+    In no particular order: the tree places a record by its key alone, and LevelDB sorts a batch itself.
+    """
     pack = k.ACCOUNT_VALUE.pack
     prefix = k.ACCOUNT
     records: list[tuple[bytes, bytes | None]] = [
         (prefix + public_key, pack(*account)) for public_key, account in execution.written.items()]
-    records.sort()
-    # "s" sorts after every "a..." account key, so appending keeps the order.
     records.append((k.SUPPLY, k.encode_supply(execution.issued, execution.redeemed)))
     registrations = execution.book.registrations
     changes = execution.governance
@@ -565,7 +630,6 @@ def _state_records(execution: Execution, height: int) -> list[tuple[bytes, bytes
             records.extend(changed_records(changes.base, changes.result()))
             records.extend((k.order_key(account, height, index), encode_order(order))
                            for account, index, order in changes.orders)
-        records.sort(key=lambda record: record[0])
     return records
 
 

@@ -1,0 +1,116 @@
+"""The state tree against a plain reference computation, and its proofs against tampering.
+
+The reference (tests/state_reference.py) computes the root from its
+definition with none of the tree's machinery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.core.state_proof import ProofError, StateProof, empty_root, verify
+from node.ledger.tree import StateTree
+from tests.state_reference import reference_root
+
+keys = st.binary(min_size=1, max_size=40)
+values = st.binary(min_size=0, max_size=60)
+# A block's writes: a value, or None to delete.
+blocks = st.lists(st.dictionaries(keys, st.one_of(st.none(), values), max_size=12), min_size=1, max_size=6)
+
+
+def flip(data: bytes, bit: int) -> bytes:
+    position = bit % (8 * len(data))
+    return data[:position // 8] + bytes([data[position // 8] ^ (1 << position % 8)]) + data[position // 8 + 1:]
+
+
+def test_the_empty_tree_has_the_empty_root():
+    assert StateTree.empty().root == empty_root() == reference_root({})
+
+
+@settings(max_examples=60, deadline=None)
+@given(blocks)
+def test_every_version_equals_the_reference_and_old_versions_stay_as_they_were(history):
+    tree = StateTree.empty()
+    state: dict[bytes, bytes] = {}
+    versions = []
+    for writes in history:
+        update = tree.prepare(sorted(writes.items()))
+        assert tree.root == reference_root(state), "prepare leaves the version it starts from alone"
+        tree = tree.advance(update)
+        for key, value in writes.items():
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
+        assert tree.root == update.root == reference_root(state)
+        versions.append((tree, dict(state)))
+    for version, records in versions:
+        assert version.root == reference_root(records)
+        assert StateTree.build(records.items()).root == version.root, "the root is the records' alone"
+
+
+@settings(max_examples=60, deadline=None)
+@given(blocks, st.data())
+def test_proofs_verify_for_present_and_absent_keys_at_every_height(history, data):
+    tree = StateTree.empty()
+    state: dict[bytes, bytes] = {}
+    for writes in history:
+        tree = tree.advance(tree.prepare(writes.items()))
+        state = {**{k: v for k, v in state.items() if k not in writes},
+                 **{k: v for k, v in writes.items() if v is not None}}
+        for key in list(writes) + [data.draw(keys, label="another key")]:
+            value = state.get(key)
+            proof = tree.proof(key)
+            verify(tree.root, key, value, proof)
+            with pytest.raises(ProofError):
+                verify(tree.root, key, b"not" if value is None else None, proof)
+            if value is not None:
+                with pytest.raises(ProofError):
+                    verify(tree.root, key, value + b"!", proof)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(keys, values, min_size=1, max_size=30), st.data())
+def test_any_single_bit_changed_in_a_proof_root_or_value_fails(records, data):
+    tree = StateTree.build(records.items())
+    key = data.draw(st.sampled_from(sorted(records)), label="key")
+    value = records[key]
+    proof = tree.proof(key)
+    verify(tree.root, key, value, proof)
+    bit = data.draw(st.integers(min_value=0, max_value=10**6), label="bit")
+    with pytest.raises(ProofError):
+        verify(flip(tree.root, bit), key, value, proof)
+    with pytest.raises(ProofError):
+        verify(tree.root, key, flip(value, bit) if value else b"\x00", proof)
+    target = data.draw(st.sampled_from(["entry", "sibling"]), label="part")
+    if target == "entry":
+        at = bit % len(proof.entries)
+        entries = list(proof.entries)
+        entries[at] = flip(entries[at], bit // len(proof.entries))
+        forged = StateProof(tuple(entries), proof.siblings)
+    else:
+        level = bit % len(proof.siblings)
+        group = list(proof.siblings[level])
+        group[bit % 15] = flip(group[bit % 15], bit)
+        forged = StateProof(proof.entries, proof.siblings[:level] + (tuple(group),) + proof.siblings[level + 1:])
+    with pytest.raises(ProofError):
+        verify(tree.root, key, value, forged)
+
+
+def test_a_proof_missing_an_entry_or_a_level_fails():
+    records = {bytes([n]) * 3: b"v%d" % n for n in range(200)}
+    tree = StateTree.build(records.items())
+    key = next(k for k in records if len(tree.proof(k).entries) > 1)
+    proof = tree.proof(key)
+    other = next(e for e in proof.entries if e[:32] != hashlib.sha256(key).digest())
+    with pytest.raises(ProofError):  # a neighbour hidden: the bucket hash no longer matches
+        verify(tree.root, key, records[key], StateProof(tuple(e for e in proof.entries if e != other), proof.siblings))
+    with pytest.raises(ProofError):
+        verify(tree.root, key, records[key], StateProof(proof.entries, proof.siblings[:3]))
+    with pytest.raises(ProofError):  # the record hidden to claim absence
+        verify(tree.root, key, None, StateProof(
+            tuple(e for e in proof.entries if e[:32] != hashlib.sha256(key).digest()), proof.siblings))
