@@ -24,6 +24,8 @@ class ErrorCode(StrEnum):
     TOO_MANY_TXS = "too_many_txs"
     BLOCK_NOT_FOUND = "block_not_found"
     HEIGHT_NOT_DECIDED = "height_not_decided"
+    TX_NOT_COMMITTED = "tx_not_committed"
+    RESULT_NOT_YET_PROVABLE = "result_not_yet_provable"
     MEMPOOL_FULL = "mempool_full"
     INTERNAL = "internal"
 

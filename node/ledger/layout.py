@@ -26,8 +26,8 @@ Integers in keys are big-endian so that byte order equals numeric order.
                     overflowed into a linked account: credited u64 || passed on u64 || linked key (32)
     h<n:u64>        governance history, every governance transaction a block applied, numbered
                     from 0: msgpack [height, index, code, transaction bytes]
-    m<name>         chain meta (schema, chain id, genesis hash, height, app hash,
-                    transactions committed so far, governance history entries so far)
+    m<name>         chain meta (schema, chain id, genesis hash, height, app hash, the results root
+                    of the last block, transactions committed so far, governance history entries so far)
 
 ``a``, ``s``, ``g``, ``v``, ``w`` and ``o`` are application state and enter the app hash.
 """
@@ -60,8 +60,10 @@ META_HEIGHT = b"mheight"
 META_APP_HASH = b"mapp_hash"
 META_TX_COUNT = b"mtx_count"
 META_HISTORY_COUNT = b"mhistory_count"
+META_RESULTS_HASH = b"mresults_hash"
 
-SCHEMA_VERSION = b"somnode-ledger-3"
+# 4: block v2 (docs/protocol.md §12) and the results root; stores of schema 3 are not migrated.
+SCHEMA_VERSION = b"somnode-ledger-4"
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
