@@ -26,8 +26,27 @@ class MessageType(IntEnum):
 
 
 def value_id(value: bytes) -> bytes:
-    """``id(v)`` of the paper: SHA-256 of the proposed value."""
+    """``id(v)`` of the paper: SHA-256 of the value's head, when it has one, else of the whole value.
+
+    A value may be ``u32be len(head) || head || body`` (well formed: the length
+    fits, ``len(head) <= len(value) - 4``); its id is then SHA-256(head).  A head
+    that commits to its body (the node's block header names the root of its
+    transactions) lets a light client check a commit certificate from the head
+    alone, without the body.  This is safe only because of the host's valid(v):
+    it accepts a value only when the body matches what the head commits to, so
+    two different values with one head can never both be valid, and a
+    certificate for an id still decides exactly one value.  Any other byte
+    string (the simulator's and the tests' values) keeps id = SHA-256(value).
+    The engine never looks inside a value beyond this.
+    """
+    if len(value) >= _HEAD_LENGTH.size:
+        (length,) = _HEAD_LENGTH.unpack_from(value)
+        if length <= len(value) - _HEAD_LENGTH.size:
+            return hashlib.sha256(value[_HEAD_LENGTH.size:_HEAD_LENGTH.size + length]).digest()
     return hashlib.sha256(value).digest()
+
+
+_HEAD_LENGTH = struct.Struct(">I")
 
 
 _FIELDS = struct.Struct(">BQIq")  # type, height, round, valid_round (-1 for none)

@@ -39,7 +39,7 @@ from node.api.codec import admit_result_doc
 from node.core.keys import KeyPair
 from node.core.tx import Transaction, TxKind
 from node.host.proposer import Proposer
-from node.host.tip import Tip, read_tip
+from node.host.tip import read_tip, tip_of
 from node.host.validity import CheckedBlock, Validity
 from node.ledger import GenesisState, LedgerStore
 from node.mempool.pool import Mempool
@@ -92,8 +92,8 @@ async def one_pass(directory: Path, genesis: GenesisState, raws: list[bytes], bl
             assert isinstance(checked, CheckedBlock), checked
             spent["valid"] += clock() - t
             t = clock()
-            result = store.apply(checked.prepared, value, b"certificate")
-            tip = Tip(built.height, checked.value_id, built.time_ms, result.app_hash)
+            store.apply(checked.prepared, value, b"certificate")
+            tip = tip_of(store, checked.value_id, built.header.time_ms)
             spent["commit"] += clock() - t
             t = clock()
             mempool.update(txs)

@@ -13,9 +13,10 @@ import aiohttp
 
 from consensus.messages import MessageType, Proposal, Vote
 from consensus.validators import Validator, ValidatorSet
-from node.core.block import Block
+from node.core.block import build_block
 from node.core.genesis import Genesis
 from node.core.keys import KeyPair
+from node.core.validator_set import validators_hash
 from node.p2p.config import NetworkConfig
 from node.p2p.handshake import Identity, Role, run_handshake
 from node.p2p.transport import P2P_PATH, PeerNetwork
@@ -76,11 +77,14 @@ class ByzantineValidator:
         Blocks differing only in ``time_offset_ms`` are all valid: that is
         what makes proposing two of them an equivocation rather than a forgery.
         """
-        return Block(
+        return build_block(
             chain_id=self.chain_id, height=parent["height"] + 1,
             time_ms=parent["time_ms"] + time_offset_ms, proposer=self.key.public_key,
             previous_block_hash=bytes.fromhex(parent["hash"]),
-            previous_app_hash=bytes.fromhex(parent["app_hash"]), txs=(),
+            previous_app_hash=bytes.fromhex(parent["app_hash"]),
+            previous_results_hash=bytes.fromhex(parent["results_hash"]),
+            # The genesis set throughout: no governance runs in these tests.
+            next_validators_hash=validators_hash([(v.public_key, v.power) for v in self.validators]), txs=(),
         ).encode()
 
     def send(self, index: int, message: Proposal | Vote) -> None:

@@ -26,12 +26,14 @@ from node.api import (
     PrecommitView,
     SubscriberLagged,
     TooManySubscribers,
+    TxProofPending,
     TxState,
     TxStatus,
     TxView,
     make_api_app,
 )
 from node.app.metrics import NodeMetrics, VerifierCollector
+from node.core.block import Header
 from node.core.keys import KeyPair, verify_signature
 from node.core.tx import SignedTransaction, Transaction, TxKind
 from node.ledger.state import GenesisState
@@ -44,18 +46,21 @@ ISSUER = KeyPair.from_seed(b"\x01" * 32)
 ALICE = KeyPair.from_seed(b"\x02" * 32)
 BOB = KeyPair.from_seed(b"\x03" * 32)
 VALIDATORS = [KeyPair.from_seed(bytes([0x10 + i]) * 32) for i in range(4)]
+GENESIS_TEXT = '{\n  "chain_id": "som-api-test"\n}\n'  # the fake serves any text: the real one is node_backend's
 
 
 def make_block(height: int, tx_hashes: tuple[bytes, ...] = ()) -> BlockView:
-    block_hash = hashlib.sha256(b"block %d" % height).digest()
+    header = Header(CHAIN, height, 1_700_000_000_000 + height * 1000, VALIDATORS[height % 4].public_key,
+                    hashlib.sha256(b"block %d" % (height - 1)).digest(),
+                    hashlib.sha256(b"app %d" % (height - 1)).digest(),
+                    hashlib.sha256(b"results %d" % (height - 1)).digest(), hashlib.sha256(b"set").digest(),
+                    hashlib.sha256(b"txs %d" % height).digest(), len(tx_hashes))
+    block_hash = header.hash()
     return BlockView(
-        height=height,
-        time_ms=1_700_000_000_000 + height * 1000,
+        header=header,
         block_hash=block_hash,
-        proposer=VALIDATORS[height % 4].public_key,
-        previous_block_hash=hashlib.sha256(b"block %d" % (height - 1)).digest(),
-        previous_app_hash=hashlib.sha256(b"app %d" % (height - 1)).digest(),
         app_hash=hashlib.sha256(b"app %d" % height).digest(),
+        results_hash=hashlib.sha256(b"results %d" % height).digest(),
         tx_hashes=tx_hashes,
         commit=CommitCertificateView(
             round=0,
@@ -132,6 +137,17 @@ class FakeBackend:
 
     def latest_height(self) -> int:
         return max(self.blocks, default=0)
+
+    def tx_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
+        if tx_hash not in self.committed:
+            return None
+        height, index, _ = self.committed[tx_hash]
+        if height == self.latest_height():
+            raise TxProofPending(height)
+        return {"height": height, "index": index}
+
+    def genesis(self) -> tuple[str, bytes]:
+        return GENESIS_TEXT, hashlib.sha256(GENESIS_TEXT.encode()).digest()
 
     def status(self) -> dict[str, Any]:
         latest = self.blocks.get(self.latest_height())
@@ -384,8 +400,15 @@ async def test_blocks(client: TestClient, backend: FakeBackend) -> None:
     assert body["height"] == 2 and body["tx_count"] == 1 and body["txs"] == [tx.hash.hex()]
     assert body["hash"] == expected.block_hash.hex()
     assert body["proposer"] == VALIDATORS[2].address
-    assert body["previous_block_hash"] == expected.previous_block_hash.hex()
-    assert body["app_hash"] == expected.app_hash.hex()
+    header = expected.header
+    assert body["chain_id"] == CHAIN and body["header"] == header.encode().hex()
+    assert hashlib.sha256(bytes.fromhex(body["header"])).hexdigest() == body["hash"]
+    assert body["previous_block_hash"] == header.previous_block_hash.hex()
+    assert body["previous_app_hash"] == header.previous_app_hash.hex()
+    assert body["previous_results_hash"] == header.previous_results_hash.hex()
+    assert body["next_validators_hash"] == header.next_validators_hash.hex()
+    assert body["tx_root"] == header.tx_root.hex()
+    assert body["app_hash"] == expected.app_hash.hex() and body["results_hash"] == expected.results_hash.hex()
     assert body["commit"]["value_id"] == expected.block_hash.hex() and body["commit"]["round"] == 0
     assert [p["validator"] for p in body["commit"]["precommits"]] == [v.address for v in VALIDATORS[:3]]
     for precommit, validator in zip(body["commit"]["precommits"], VALIDATORS):
@@ -398,6 +421,22 @@ async def test_blocks(client: TestClient, backend: FakeBackend) -> None:
     assert await (await client.get("/v1/blocks/2/txs")).json() == {"height": 2, "txs": [tx.raw.hex()]}
     assert await (await client.get("/v1/blocks/1/txs")).json() == {"height": 1, "txs": []}
     await expect_error(await client.get("/v1/blocks/3/txs"), 404, "block_not_found")
+
+
+async def test_tx_proof_answers_by_where_the_transaction_is(client: TestClient, backend: FakeBackend) -> None:
+    tx = transfer(0)
+    await expect_error(await client.get(f"/v1/txs/{tx.hash.hex()}/proof"), 404, "tx_not_committed")
+    backend.commit(make_block(1, (tx.hash,)), (tx.raw,))
+    body = await expect_error(await client.get(f"/v1/txs/{tx.hash.hex()}/proof"), 409, "result_not_yet_provable")
+    assert "block 2" in body["error"]["message"]
+    backend.commit(make_block(2))
+    assert await (await client.get(f"/v1/txs/{tx.hash.hex()}/proof")).json() == {"height": 1, "index": 0}
+    await expect_error(await client.get("/v1/txs/zz/proof"), 400, "bad_hex")
+
+
+async def test_genesis_is_served_as_the_file_with_its_hash(client: TestClient) -> None:
+    body = await (await client.get("/v1/genesis")).json()
+    assert body == {"genesis": GENESIS_TEXT, "hash": hashlib.sha256(GENESIS_TEXT.encode()).hexdigest()}
 
 
 async def test_status_and_health(client: TestClient, backend: FakeBackend) -> None:

@@ -7,6 +7,7 @@ persist-before-broadcast invariant.
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
@@ -637,3 +638,14 @@ def test_garbage_events_never_raise(events: list) -> None:
     for event in events:
         engine.handle(event)
     assert engine.height == H
+
+
+def test_a_value_with_a_head_is_identified_by_its_head_alone():
+    """id(v) of ``u32be len(head) || head || body`` is SHA-256(head): a light client checks a certificate
+    from the head; any other bytes are hashed whole, as the simulator's values are."""
+    head, body = b"a header", b"the transactions"
+    framed = len(head).to_bytes(4, "big") + head + body
+    assert value_id(framed) == hashlib.sha256(head).digest()
+    assert value_id(framed[:4] + head) == hashlib.sha256(head).digest(), "an empty body"
+    for whole in (b"", b"abc", b"valid:1:0:2:0", (100).to_bytes(4, "big") + head):  # the last: a length too long
+        assert value_id(whole) == hashlib.sha256(whole).digest()

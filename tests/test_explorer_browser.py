@@ -247,6 +247,8 @@ def test_a_block_page_shows_its_header_transactions_and_certificate(explorer: Ex
     explorer.search(str(height))
     explorer.wait(f"block {height}", lambda b: explorer.field("hash") == block["hash"])
     assert explorer.field("app-hash") == block["app_hash"]
+    for field in ("previous_results_hash", "results_hash", "next_validators_hash", "tx_root"):
+        assert explorer.field(field.replace("_", "-")) == block[field]
     signers = explorer.rows("#precommits tbody tr")
     assert {row["data"]["validator"] for row in signers} == {p["validator"] for p in block["commit"]["precommits"]}
     assert len(signers) >= 3

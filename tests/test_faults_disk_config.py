@@ -40,9 +40,11 @@ from consensus.events import SigningState, Step
 from consensus.messages import MessageType, Proposal, Vote, signing_bytes
 from consensus.wal import Opened, Signed
 from node.app.config import load_config
-from node.core.block import Block, block_hash, decode_block
+from node.core.block import block_hash
 from node.core.genesis import load_genesis
 from node.core.keys import KeyPair, read_key_file
+from node.host.proposer import block_on
+from node.host.tip import read_tip
 from node.host.wal import WAL_FILE, FileWalStorage
 from node.ledger.errors import LedgerError
 from node.ledger.state import GenesisState
@@ -376,8 +378,8 @@ def log_a_precommitted_block_that_was_never_written(node: Node) -> bytes:
     store = LedgerStore.open(node.ledger, GenesisState.from_genesis(genesis))
     try:
         height = store.height + 1
-        block = Block(genesis.chain_id, height, decode_block(store.block(store.height)).time_ms + 1,
-                      key.public_key, block_hash(store.block(store.height)), store.app_hash, ())
+        tip = read_tip(store)
+        block = block_on(tip, genesis.chain_id, key.public_key, tip.time_ms + 1, ())
     finally:
         store.close()
     value = block.encode()

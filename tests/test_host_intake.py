@@ -4,16 +4,17 @@ still reaches the writer with the candidate its value gives."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
 from consensus.messages import Proposal
 from consensus.validators import Validator, ValidatorSet
-from node.core.block import Block
 from node.core.keys import KeyPair
 from node.core.tx import Transaction, TxKind
 from node.host.inbox import Inbox, PeerProposal
 from node.host.intake import MAX_PREPARED, Intake
+from node.host.proposer import block_on
 from node.host.tip import Tip, read_tip
 from node.host.validity import Candidate, Validity
 from node.ledger import LedgerStore
@@ -76,7 +77,8 @@ class Node:
 def block(tip: Tip, height: int, *amounts: int) -> bytes:
     txs = tuple(Transaction(TxKind.TRANSFER, ALICE.public_key, nonce, amount, BOB.public_key).sign(ALICE, CHAIN_ID).raw
                 for nonce, amount in enumerate(amounts))
-    return Block(CHAIN_ID, height, tip.time_ms + 1, PROPOSER.public_key, tip.block_hash, tip.app_hash, txs).encode()
+    on_tip = block_on(tip, CHAIN_ID, PROPOSER.public_key, tip.time_ms + 1, txs)
+    return dataclasses.replace(on_tip, header=dataclasses.replace(on_tip.header, height=height)).encode()
 
 
 def proposal(height: int, round: int, value: bytes) -> Proposal:
@@ -110,8 +112,7 @@ def test_a_value_with_a_bad_signature_inside_is_refused_in_every_copy(store, bat
     tip = read_tip(store)
     good = Transaction(TxKind.TRANSFER, ALICE.public_key, 0, 5, BOB.public_key).sign(ALICE, CHAIN_ID)
     forged = good.raw[:-64] + bytes(64)
-    value = Block(CHAIN_ID, 1, tip.time_ms + 1, PROPOSER.public_key, tip.block_hash, tip.app_hash,
-                  (forged,)).encode()
+    value = block_on(tip, CHAIN_ID, PROPOSER.public_key, tip.time_ms + 1, (forged,)).encode()
     handed = node.receive(proposal(1, 0, value), proposal(1, 0, value))
     assert node.validity.prepared_values == [value]
     assert [item.candidate.signatures_valid for item in handed] == [False, False]

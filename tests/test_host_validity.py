@@ -9,9 +9,9 @@ import pytest
 
 import node.ledger.store
 from consensus.validators import Validator, ValidatorSet
-from node.core.block import Block
 from node.core.keys import KeyPair
 from node.core.tx import SignedTransaction, Transaction, TxKind
+from node.host.proposer import block_on as proposed_block
 from node.host.tip import Tip, read_tip
 from node.host.validity import Candidate, CheckedBlock, Refusal, Validity
 from node.ledger import LedgerStore
@@ -44,9 +44,9 @@ def transfer(sender: KeyPair, nonce: int, amount: int = 5) -> SignedTransaction:
 
 
 def block_on(tip: Tip, txs: list[SignedTransaction], *, raws: tuple[bytes, ...] = (), **changes: object) -> bytes:
-    block = Block(CHAIN_ID, tip.height + 1, tip.time_ms + 1, PROPOSER.public_key, tip.block_hash, tip.app_hash,
-                  tuple(stx.raw for stx in txs) + raws)
-    return dataclasses.replace(block, **changes).encode()  # type: ignore[arg-type]
+    """A block on ``tip``, its header fields replaced by ``changes``."""
+    block = proposed_block(tip, CHAIN_ID, PROPOSER.public_key, tip.time_ms + 1, tuple(stx.raw for stx in txs) + raws)
+    return dataclasses.replace(block, header=dataclasses.replace(block.header, **changes)).encode()  # type: ignore[arg-type]
 
 
 def judge(validity: Validity, store: LedgerStore, value: bytes):
@@ -72,6 +72,10 @@ def test_a_valid_block_is_judged_with_the_execution_its_commit_applies(validity,
     (Refusal.NOT_A_VALIDATOR, dict(proposer=ALICE.public_key)),
     (Refusal.WRONG_PARENT, dict(previous_block_hash=b"\x01" * 32)),
     (Refusal.WRONG_APP_HASH, dict(previous_app_hash=b"\x02" * 32)),
+    (Refusal.WRONG_RESULTS_HASH, dict(previous_results_hash=b"\x03" * 32)),
+    (Refusal.WRONG_NEXT_VALIDATORS, dict(next_validators_hash=b"\x04" * 32)),
+    (Refusal.MALFORMED, dict(tx_root=b"\x05" * 32)),
+    (Refusal.MALFORMED, dict(tx_count=2)),
 ])
 def test_a_block_with_a_wrong_header_is_refused_for_that_reason(validity, store, reason, change):
     assert judge(validity, store, block_on(read_tip(store), [transfer(ALICE, 0)], **change)) is reason

@@ -8,6 +8,7 @@ import hashlib
 import msgpack
 import pytest
 
+from node.core import rfc6962
 from node.core.actions import (
     DefineTier,
     Freeze,
@@ -23,6 +24,7 @@ from node.core.registration import Registration, SignedRegistration
 from node.core.tiers import DAY_MS, INSTITUTIONAL, Tier, bishkek_day
 from node.core.tx import TxKind
 from node.ledger import GenesisState, LedgerStore
+from node.ledger.receipts import BYTE_OF, ReceiptCode
 from tests.crash_writer import CHAIN_ID, GENESIS_HASH, block_bytes, certificate_bytes, signed
 
 BOARD = tuple(KeyPair.from_seed(hashlib.sha256(b"tier board %d" % n).digest()) for n in range(2))
@@ -35,16 +37,19 @@ REFERENCE = OrderReference("Pervomaisky District Court of Bishkek", "2-1234/26",
 MIDNIGHT_MS = 1_796_061_600_000
 
 
-@pytest.fixture
-def store(tmp_path):
-    genesis = GenesisState(
+def tier_genesis() -> GenesisState:
+    return GenesisState(
         CHAIN_ID, GENESIS_HASH, ISSUER, frozenset({BANK, OTHER_BANK}),
         tuple(sorted([(BANK, 1_000_000), (OTHER_BANK, 1_000_000), (ALICE, 900), (CAROL, 100)])),
         validators=((hashlib.sha256(b"validator").digest(), 10),),
         board=tuple(sorted(m.public_key for m in BOARD)), board_threshold=2, tiers=TIERS,
         account_tiers=((CAROL, 1),),
     )
-    store = LedgerStore.open(tmp_path / "ledger", genesis)
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = LedgerStore.open(tmp_path / "ledger", tier_genesis())
     try:
         yield store
     finally:
@@ -192,3 +197,20 @@ def test_a_refused_payment_opens_no_account_for_a_new_key(store):
 def test_a_day_is_a_bishkek_calendar_day():
     assert bishkek_day(MIDNIGHT_MS) == bishkek_day(MIDNIGHT_MS - 1) + 1
     assert bishkek_day(MIDNIGHT_MS + DAY_MS - 1) == bishkek_day(MIDNIGHT_MS)
+
+
+def test_the_results_root_carries_each_outcome_and_the_waterfall(store):
+    """The root the next header names: a leaf per transaction, with the waterfall of one that overflowed."""
+    assert store.results_hash == rfc6962.EMPTY_ROOT
+    commit(store, registration(store, BANK, BOB, 0, linked=BANK))
+    transfer = signed(TxKind.TRANSFER, OTHER_BANK, store.account(OTHER_BANK).nonce, 1_500, BOB)
+    refused = signed(TxKind.TRANSFER, ALICE, store.account(ALICE).nonce, 301, CAROL)
+    height = store.height + 1
+    result = store.apply_block(height, [transfer, refused], block_bytes(height, [transfer, refused]),
+                               certificate_bytes(height), time_ms=MIDNIGHT_MS)
+    leaves = [transfer.hash + bytes([BYTE_OF[ReceiptCode.OK]]) + (1_000).to_bytes(8, "big") + (500).to_bytes(8, "big")
+              + BANK, refused.hash + bytes([BYTE_OF[ReceiptCode.OVER_PAYMENT_LIMIT]])]
+    assert result.results_hash == store.results_hash == rfc6962.root(leaves)
+    store.close()
+    with LedgerStore.open(store.path, tier_genesis()) as reopened:
+        assert reopened.results_hash == rfc6962.root(leaves), "the root survives a restart"

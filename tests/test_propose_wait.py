@@ -93,9 +93,11 @@ def test_a_block_is_never_older_than_its_parent():
     """A clock that went back still gives a block no older than its parent, on the tip it was given."""
     proposer = Proposer(Reaper(0), "som-test", max_block_txs=10, max_block_bytes=1000,  # type: ignore[arg-type]
                         empty_block_wait_s=0.1, block_interval_s=0.1, ready=lambda height, round: None)
-    tip = Tip(6, b"h" * 32, 5_000, b"a" * 32)
+    tip = Tip(6, b"h" * 32, 5_000, b"a" * 32, b"r" * 32, b"v" * 32)
     _, block, _ = proposer.build(tip, b"k" * 32, now_ms=4_000)
-    assert (block.height, block.time_ms, block.previous_block_hash, block.previous_app_hash) == \
-        (7, 5_000, b"h" * 32, b"a" * 32)
+    header = block.header
+    assert (header.height, header.time_ms, header.previous_block_hash, header.previous_app_hash,
+            header.previous_results_hash, header.next_validators_hash) == \
+        (7, 5_000, b"h" * 32, b"a" * 32, b"r" * 32, b"v" * 32)
     _, later, _ = proposer.build(tip, b"k" * 32, now_ms=6_000)
-    assert later.time_ms == 6_000
+    assert later.header.time_ms == 6_000

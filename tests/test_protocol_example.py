@@ -21,6 +21,7 @@ from consensus.messages import (
     Vote,
     signing_bytes,
 )
+from node.core import rfc6962
 from node.core.actions import (
     PROOF_DOMAIN,
     Freeze,
@@ -30,12 +31,15 @@ from node.core.actions import (
     proof_bytes,
 )
 from node.core.address import decode_address, encode_address
+from node.core.block import block_hash, build_block, decode_block
 from node.core.genesis import GENESIS_DOMAIN, Genesis
 from node.core.governance import GOVERNANCE_DOMAIN, GovernanceTransaction, decode_unsigned
 from node.core.keys import KeyPair, verify_signature
 from node.core.registration import Registration
+from node.core.results import result_leaf
 from node.core.transactions import decode_tx
 from node.core.tx import TX_DOMAIN, Transaction, TxDecodeCode, TxKind, signing_prefix
+from node.core.validator_set import encode_validators, validators_hash
 
 PROTOCOL = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 CHAIN_ID = "som-example"
@@ -77,7 +81,7 @@ def test_document_has_every_example_block():
     assert {("hex", "example-transfer"), ("hex", "example-transfer-fields"), ("hex", "example-consensus"),
             ("json", "example-genesis"), ("hex", "example-genesis"), ("hex", "example-governance"),
             ("hex", "example-governance-fields"), ("hex", "example-rotation-proof"), ("hex", "example-freeze"),
-            ("hex", "example-registration")} <= set(BLOCKS)
+            ("hex", "example-registration"), ("hex", "example-block")} <= set(BLOCKS)
 
 
 def test_rejection_codes_in_the_document_are_exactly_those_of_the_decoder():
@@ -285,3 +289,42 @@ class TestRegistrationExample:
             signed.signature, signed.raw, signed.hash)
         assert decode_tx(signed.raw) == signed
         assert verify_signature(*signed.verify_item(signing_prefix(CHAIN_ID)))
+
+
+class TestBlockExample:
+    doc = hex_block("example-block")
+
+    def test_block_one_of_the_example_chain_encodes_as_documented(self):
+        validator = KeyPair.from_seed(b"\x03" * 32).public_key
+        genesis = Genesis.from_json(BLOCKS[("json", "example-genesis")])
+        txs = [hex_block("example-transfer")["signed_bytes"], hex_block("example-registration")["signed_bytes"]]
+        assert self.doc["chain_id"] == CHAIN_ID.encode() == genesis.chain_id.encode()
+        assert self.doc["time_ms"] == genesis.genesis_time_ms.to_bytes(8, "big")
+        assert self.doc["validators_encoding"] == encode_validators([(validator, 10)])
+        assert self.doc["next_validators_hash"] == validators_hash([(validator, 10)]) == hashlib.sha256(
+            self.doc["validators_encoding"]).digest()
+        assert [self.doc["tx_leaf_hash_0"], self.doc["tx_leaf_hash_1"]] == [
+            hashlib.sha256(b"\x00" + tx).digest() for tx in txs]
+        assert self.doc["tx_root"] == rfc6962.root(txs) == hashlib.sha256(
+            b"\x01" + self.doc["tx_leaf_hash_0"] + self.doc["tx_leaf_hash_1"]).digest()
+        assert rfc6962.audit_path(txs, 0) == [self.doc["tx_leaf_hash_1"]]
+        block = build_block(chain_id=CHAIN_ID, height=1, time_ms=genesis.genesis_time_ms, proposer=validator,
+                            previous_block_hash=genesis.hash(), previous_app_hash=b"\x11" * 32,
+                            previous_results_hash=hashlib.sha256(b"").digest(),
+                            next_validators_hash=self.doc["next_validators_hash"], txs=txs)
+        raw = block.encode()
+        assert self.doc["header"] == block.header.encode() and len(self.doc["header"]) == 229
+        assert raw == self.doc["block_prefix"] + self.doc["header"] + b"\x92" + b"".join(
+            b"\xc4" + bytes([len(tx)]) + tx for tx in txs)
+        assert self.doc["block_hash"] == block_hash(raw) == hashlib.sha256(self.doc["header"]).digest()
+        assert decode_block(raw) == block
+
+    def test_the_result_leaves_and_root_are_as_documented(self):
+        transfer = hex_block("example-transfer")
+        registration = hex_block("example-registration")
+        leaves = [result_leaf(transfer["tx_hash"], 0), result_leaf(registration["tx_hash"], 0)]
+        assert [self.doc["result_leaf_0"], self.doc["result_leaf_1"]] == leaves
+        assert self.doc["results_root"] == rfc6962.root(leaves)
+        linked = KeyPair.from_seed(b"\x02" * 32).public_key
+        assert self.doc["waterfall_leaf"] == result_leaf(transfer["tx_hash"], 0, (1_000, 250, linked)) == (
+            transfer["tx_hash"] + b"\x00" + (1_000).to_bytes(8, "big") + (250).to_bytes(8, "big") + linked)

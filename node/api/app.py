@@ -48,6 +48,8 @@ def make_api_app(
     app.on_shutdown.append(_close_websockets)
     app.router.add_post("/v1/txs", handlers.submit_txs)
     app.router.add_get("/v1/txs/{hash}", handlers.get_tx)
+    app.router.add_get("/v1/txs/{hash}/proof", handlers.get_tx_proof)
+    app.router.add_get("/v1/genesis", handlers.get_genesis)
     app.router.add_get("/v1/accounts/{address}", handlers.get_account)
     app.router.add_get("/v1/accounts/{address}/orders", handlers.get_account_orders)
     app.router.add_get("/v1/accounts/{address}/proof", proofs.get_account_proof)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 
 from node.core.actions import Action
+from node.core.block import Header
 from node.core.state_proof import StateProof
 from node.core.transactions import AnyTransaction
 from node.mempool.results import AdmitResult
@@ -124,19 +125,30 @@ class StateProofView:
 class BlockView:
     """A committed block as clients see it: header, transaction hashes and commit certificate.
 
-    ``previous_app_hash`` is in the signed header (execution follows commit);
-    ``app_hash`` is the state after applying this block, known once it is applied.
+    The header's ``previous_app_hash`` and ``previous_results_hash`` are what the
+    block before left (execution follows commit); ``app_hash`` and ``results_hash``
+    are what applying this block produced, known once it is applied.
     """
 
-    height: int
-    time_ms: int
+    header: Header
     block_hash: bytes
-    proposer: bytes
-    previous_block_hash: bytes
-    previous_app_hash: bytes
     app_hash: bytes
+    results_hash: bytes
     tx_hashes: tuple[bytes, ...]
     commit: CommitCertificateView
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+
+class TxProofPending(Exception):
+    """The transaction is committed at ``height``, but its receipt is provable only once height + 1 is."""
+
+    def __init__(self, height: int) -> None:
+        super().__init__(f"the transaction is in block {height}; its result becomes provable when block "
+                         f"{height + 1} is committed (its header carries the results root)")
+        self.height = height
 
 
 class ApiBackend(Protocol):
@@ -178,6 +190,15 @@ class ApiBackend(Protocol):
 
     def block_txs(self, height: int) -> list[bytes] | None:
         """The committed block's transactions as signed bytes, in block order; None if not committed."""
+        ...
+
+    def tx_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
+        """JSON-ready: the proof document of a committed transaction (docs/protocol.md §12.6); None when
+        the transaction is not committed; ``TxProofPending`` while its block is the tip."""
+        ...
+
+    def genesis(self) -> tuple[str, bytes]:
+        """The genesis file's text as the node read it, and the genesis hash (docs/protocol.md §11)."""
         ...
 
     def latest_height(self) -> int:

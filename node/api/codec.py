@@ -186,16 +186,24 @@ def tx_doc(tx: TxView | GovernanceView | RegistrationView) -> dict[str, Any]:
 
 
 def block_doc(block: BlockView) -> dict[str, Any]:
-    commit = block.commit
+    """A block document: the header's fields, its exact bytes (``header``, whose SHA-256 is ``hash``),
+    what applying the block produced, the transaction hashes and the certificate."""
+    commit, header = block.commit, block.header
     return {
-        "height": block.height,
-        "time_ms": block.time_ms,
+        "height": header.height,
+        "chain_id": header.chain_id,
+        "time_ms": header.time_ms,
         "hash": block.block_hash.hex(),
-        "proposer": encode_address(block.proposer),
-        "previous_block_hash": block.previous_block_hash.hex(),
-        "previous_app_hash": block.previous_app_hash.hex(),
+        "proposer": encode_address(header.proposer),
+        "previous_block_hash": header.previous_block_hash.hex(),
+        "previous_app_hash": header.previous_app_hash.hex(),
+        "previous_results_hash": header.previous_results_hash.hex(),
+        "next_validators_hash": header.next_validators_hash.hex(),
+        "tx_root": header.tx_root.hex(),
+        "tx_count": header.tx_count,
+        "header": header.encode().hex(),
         "app_hash": block.app_hash.hex(),
-        "tx_count": len(block.tx_hashes),
+        "results_hash": block.results_hash.hex(),
         "txs": [h.hex() for h in block.tx_hashes],
         "commit": {
             "round": commit.round,

@@ -25,6 +25,8 @@ class ErrorCode(StrEnum):
     BLOCK_NOT_FOUND = "block_not_found"
     HEIGHT_NOT_DECIDED = "height_not_decided"
     PROOF_UNAVAILABLE = "proof_unavailable"
+    TX_NOT_COMMITTED = "tx_not_committed"
+    RESULT_NOT_YET_PROVABLE = "result_not_yet_provable"
     MEMPOOL_FULL = "mempool_full"
     INTERNAL = "internal"
 

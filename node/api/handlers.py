@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from node.api.backend import ApiBackend
+from node.api.backend import ApiBackend, TxProofPending
 from node.api.codec import (
     admit_result_doc,
     block_doc,
@@ -59,6 +59,22 @@ async def submit_txs(request: web.Request) -> web.Response:
 async def get_tx(request: web.Request) -> web.Response:
     tx_hash = parse_hash(request.match_info["hash"])
     return render(request, tx_status_doc(tx_hash, request.app[BACKEND].tx_status(tx_hash)))
+
+
+async def get_tx_proof(request: web.Request) -> web.Response:
+    tx_hash = parse_hash(request.match_info["hash"])
+    try:
+        proof = request.app[BACKEND].tx_proof(tx_hash)
+    except TxProofPending as exc:
+        raise ApiError(409, ErrorCode.RESULT_NOT_YET_PROVABLE, str(exc)) from exc
+    if proof is None:
+        raise ApiError(404, ErrorCode.TX_NOT_COMMITTED, f"transaction {tx_hash.hex()} is not committed on this node")
+    return render(request, proof)
+
+
+async def get_genesis(request: web.Request) -> web.Response:
+    text, genesis_hash = request.app[BACKEND].genesis()
+    return render(request, {"genesis": text, "hash": genesis_hash.hex()})
 
 
 async def get_account(request: web.Request) -> web.Response:

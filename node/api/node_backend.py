@@ -26,6 +26,7 @@ from node.api.backend import (
     ProofUnavailable,
     RegistrationView,
     StateProofView,
+    TxProofPending,
     TxState,
     TxStatus,
     TxView,
@@ -35,13 +36,16 @@ from node.api.events import BlockFeed
 from node.core.actions import ActionKind, Scope
 from node.core.address import encode_address
 from node.core.amount import format_som
-from node.core.block import Block, block_hash, decode_block
+from node.core.block import Block, block_hash, decode_block, decode_header, split_block
 from node.core.genesis import Genesis
 from node.core.governance import SignedGovernance
 from node.core.registration import SignedRegistration
+from node.core.results import result_leaf
+from node.core.rfc6962 import audit_path
 from node.core.tiers import INSTITUTIONAL, bishkek_day
 from node.core.transactions import AnyTransaction, decode_tx
 from node.ledger.errors import LedgerCorruptError, LedgerHeightError
+from node.ledger.receipts import BYTE_OF
 from node.ledger.store import Account
 from node.mempool.relay import TxGossip
 from node.mempool.results import AdmitResult
@@ -50,8 +54,10 @@ from node.mempool.results import AdmitResult
 class NodeBackend:
     def __init__(self, *, genesis: Genesis, node_id: str, store, mempool, network, engine_view,
                  decode_certificate, registry: CollectorRegistry, evidence_view=lambda: (),
-                 on_corrupt=lambda exc: None) -> None:
+                 on_corrupt=lambda exc: None, genesis_text: str | None = None) -> None:
+        """``genesis_text`` is the genesis file as read (None: the genesis rendered as JSON)."""
         self.chain_id = genesis.chain_id
+        self._genesis_text = genesis.to_json() if genesis_text is None else genesis_text
         self.node_id = node_id
         self.metrics_registry = registry
         self._genesis = genesis
@@ -158,10 +164,42 @@ class NodeBackend:
             if raw is None or cert_raw is None:
                 return None
             if height == store.height:
-                app_hash = store.app_hash
+                app_hash, results_hash = store.app_hash, store.results_hash
             else:
-                app_hash = decode_block(store.block(height + 1)).previous_app_hash
-        return block_view(raw, self._decode_certificate(cert_raw), app_hash)
+                after = decode_header(split_block(store.block(height + 1))[0])
+                app_hash, results_hash = after.previous_app_hash, after.previous_results_hash
+        return block_view(raw, self._decode_certificate(cert_raw), app_hash, results_hash)
+
+    def tx_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
+        store = self._store
+        with self._reading():
+            location = store.tx_location(tx_hash)
+            if location is None:
+                return None
+            height = location.height
+            if height >= store.height:
+                raise TxProofPending(height)
+            raw, raw_after = store.block(height), store.block(height + 1)
+            certificate, certificate_after = store.certificate(height), store.certificate(height + 1)
+            receipts = store.receipts(height)
+            if None in (raw, raw_after, certificate, certificate_after, receipts):
+                return None
+            block = decode_block(raw)
+            leaves = [result_leaf(receipt.tx_hash, BYTE_OF[receipt.code], self._waterfall(receipt.tx_hash, height,
+                                                                                           receipt.index))
+                      for receipt in receipts]
+        return tx_proof_doc(location.index, block, raw, certificate, split_block(raw_after)[0], certificate_after,
+                            leaves)
+
+    def _waterfall(self, tx_hash: bytes, height: int, index: int) -> tuple[int, int, bytes] | None:
+        """The waterfall the index keeps for the transaction at (height, index), if it overflowed."""
+        location = self._store.tx_location(tx_hash)
+        if location is None or (location.height, location.index) != (height, index):
+            return None
+        return location.waterfall
+
+    def genesis(self) -> tuple[str, bytes]:
+        return self._genesis_text, self._genesis.hash()
 
     def block_txs(self, height: int) -> list[bytes] | None:
         store = self._store
@@ -260,32 +298,46 @@ class NodeBackend:
         return self.feed.subscribe()
 
 
-def block_view(raw: bytes, certificate: CommitCertificate, app_hash: bytes) -> BlockView:
+def block_view(raw: bytes, certificate: CommitCertificate, app_hash: bytes, results_hash: bytes) -> BlockView:
     """A stored block as the API shows it."""
     block = decode_block(raw)
     # A tx hash is SHA-256 of its signed bytes.
     tx_hashes = tuple(hashlib.sha256(tx).digest() for tx in block.txs)
-    return committed_block_view(block, block_hash(raw), certificate, app_hash, tx_hashes)
+    return committed_block_view(block, block_hash(raw), certificate, app_hash, results_hash, tx_hashes)
 
 
 def committed_block_view(block: Block, hash_: bytes, certificate: CommitCertificate, app_hash: bytes,
-                         tx_hashes: tuple[bytes, ...]) -> BlockView:
+                         results_hash: bytes, tx_hashes: tuple[bytes, ...]) -> BlockView:
     """A block the node has just committed, from what the commit already computed: decoding
     and hashing a large block again for the event feed showed in profiles."""
     return BlockView(
-        height=block.height,
-        time_ms=block.time_ms,
+        header=block.header,
         block_hash=hash_,
-        proposer=block.proposer,
-        previous_block_hash=block.previous_block_hash,
-        previous_app_hash=block.previous_app_hash,
         app_hash=app_hash,
+        results_hash=results_hash,
         tx_hashes=tx_hashes,
         commit=CommitCertificateView(
             certificate.round, certificate.value_id,
             tuple(PrecommitView(v.validator, v.signature) for v in certificate.precommits),
         ),
     )
+
+
+def tx_proof_doc(index: int, block: Block, raw: bytes, certificate: bytes, header_after: bytes,
+                 certificate_after: bytes, leaves: list[bytes]) -> dict[str, Any]:
+    """The proof of the transaction at ``index`` of ``block`` and of its result (docs/protocol.md §12.6)."""
+    return {
+        "height": block.header.height,
+        "index": index,
+        "tx": block.txs[index].hex(),
+        "tx_path": [node.hex() for node in audit_path(block.txs, index)],
+        "header": split_block(raw)[0].hex(),
+        "certificate": certificate.hex(),
+        "result": leaves[index].hex(),
+        "result_path": [node.hex() for node in audit_path(leaves, index)],
+        "results_header": header_after.hex(),
+        "results_certificate": certificate_after.hex(),
+    }
 
 
 def tx_view(stx: AnyTransaction) -> TxView | GovernanceView | RegistrationView:

@@ -26,7 +26,7 @@ from node.api.node_backend import NodeBackend, committed_block_view
 from node.app.config import Config, load_config
 from node.app.metrics import NetworkCollector, NodeMetrics, VerifierCollector
 from node.core.certificate import decode_certificate
-from node.core.genesis import Genesis, load_genesis
+from node.core.genesis import Genesis, GenesisError, load_genesis
 from node.core.keys import Key, is_test_chain
 from node.host.catchup import CatchUp
 from node.host.commit import Committed, Committer
@@ -188,7 +188,8 @@ class ValidatorNode:
             offload_signing=self.keyring.may_block,
         )
         backend = NodeBackend(
-            genesis=genesis, node_id=self.key.address, store=store, mempool=mempool, network=network,
+            genesis=genesis, genesis_text=_genesis_text(config.node.genesis_file, genesis), node_id=self.key.address,
+            store=store, mempool=mempool, network=network,
             engine_view=lambda: engine, decode_certificate=decode_certificate, registry=self.registry,
             evidence_view=lambda: driver.evidence, on_corrupt=self._halt,
         )
@@ -318,7 +319,7 @@ class ValidatorNode:
         self.key = presented
         self.backend.feed.publish(committed_block_view(
             committed.block, committed.block_hash, committed.certificate,
-            committed.result.app_hash, committed.result.tx_hashes))
+            committed.result.app_hash, committed.result.results_hash, committed.result.tx_hashes))
 
     async def _refresh_metrics(self) -> None:
         driver = self.driver
@@ -335,6 +336,18 @@ class ValidatorNode:
             self.metrics.set_voting_power(linked, validators.quorum, validators.total_power)
             self.metrics.observe_disk(config.node.data_dir)
             await asyncio.sleep(1.0)
+
+
+def _genesis_text(path: str | Path, genesis: Genesis) -> str:
+    """The genesis file as ``GET /v1/genesis`` serves it: the text this node started from."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        same = Genesis.from_json(text).hash() == genesis.hash()
+    except (OSError, UnicodeDecodeError, GenesisError) as exc:
+        raise StartError(f"node.genesis_file: cannot read {path} again: {exc}") from None
+    if not same:
+        raise StartError(f"node.genesis_file: {path} changed while the node was starting")
+    return text
 
 
 def _dial_list(genesis: Genesis, config: Config, keys: tuple[Key, ...]) -> tuple[tuple[bytes, str], ...]:

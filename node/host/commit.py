@@ -18,7 +18,7 @@ from consensus.certificate import CommitCertificate
 from node.core.block import Block
 from node.core.certificate import encode_certificate
 from node.core.transactions import AnyTransaction
-from node.host.tip import Tip
+from node.host.tip import Tip, tip_of
 from node.host.validity import CheckedBlock
 from node.ledger.store import BlockResult, LedgerStore
 from node.mempool.pool import Mempool
@@ -55,9 +55,10 @@ class Committer:
             self._store.apply, checked.prepared, checked.value, encode_certificate(certificate))
         self._mempool.update(checked.txs, checked.prepared.execution.book.written)
         block = checked.block
+        height = block.header.height
         log.info("consensus.commit height=%d round=%d txs=%d app_hash=%s",
-                 block.height, certificate.round, len(checked.txs), result.app_hash.hex())
-        committed = Committed(block.height, block, checked.value_id, certificate, result, checked.txs, interval_s)
+                 height, certificate.round, len(checked.txs), result.app_hash.hex())
+        committed = Committed(height, block, checked.value_id, certificate, result, checked.txs, interval_s)
         for listener in self._listeners:
             listener(committed)
-        return Tip(block.height, checked.value_id, block.time_ms, result.app_hash)
+        return tip_of(self._store, checked.value_id, block.header.time_ms)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from node.core.block import Block
+from node.core.block import Block, build_block
 from node.core.transactions import AnyTransaction
 from node.host.tip import Tip
 from node.mempool.pool import Mempool
@@ -79,13 +79,14 @@ class Proposer:
 
     def _block(self, tip: Tip, proposer: bytes, now_ms: int,
                txs: list[AnyTransaction]) -> tuple[bytes, Block, list[AnyTransaction]]:
-        block = Block(
-            chain_id=self._chain_id,
-            height=tip.height + 1,
-            time_ms=max(now_ms, tip.time_ms),
-            proposer=proposer,
-            previous_block_hash=tip.block_hash,
-            previous_app_hash=tip.app_hash,
-            txs=tuple(stx.raw for stx in txs),
-        )
+        block = block_on(tip, self._chain_id, proposer, max(now_ms, tip.time_ms), [stx.raw for stx in txs])
         return block.encode(), block, txs
+
+
+def block_on(tip: Tip, chain_id: str, proposer: bytes, time_ms: int, txs: Sequence[bytes]) -> Block:
+    """The block of height ``tip.height + 1`` over ``txs``: its header names what ``tip`` says the next
+    block must (parent, app hash, results root, the next height's validator set)."""
+    return build_block(
+        chain_id=chain_id, height=tip.height + 1, time_ms=time_ms, proposer=proposer,
+        previous_block_hash=tip.block_hash, previous_app_hash=tip.app_hash,
+        previous_results_hash=tip.results_hash, next_validators_hash=tip.next_validators_hash, txs=txs)

@@ -10,24 +10,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from node.core.block import block_hash, decode_block
+from node.core.validator_set import validators_hash
 from node.ledger.store import LedgerStore
 
 
 @dataclass(frozen=True, slots=True)
 class Tip:
-    """The last committed block (height 0: the genesis) and the state after it."""
+    """The last committed block (height 0: the genesis) and the state after it.
+
+    Each hash is what the next block's header must carry: the parent's hash, the
+    app hash and results root after the parent, and ``next_validators_hash``, the
+    hash of the set of height + 2 (known once height is committed: a change holds
+    two heights after its block).
+    """
 
     height: int
     block_hash: bytes
     time_ms: int
     app_hash: bytes
+    results_hash: bytes
+    next_validators_hash: bytes
 
 
 def read_tip(store: LedgerStore) -> Tip:
     """The tip as the store holds it: at start, and after the store was written by someone else."""
     height = store.height
     if height == 0:
-        return Tip(0, store.genesis_hash, 0, store.app_hash)
+        return tip_of(store, store.genesis_hash, 0)
     raw = store.block(height)
     assert raw is not None, "the store holds every block up to its height"
-    return Tip(height, block_hash(raw), decode_block(raw).time_ms, store.app_hash)
+    return tip_of(store, block_hash(raw), decode_block(raw).header.time_ms)
+
+
+def tip_of(store: LedgerStore, tip_hash: bytes, time_ms: int) -> Tip:
+    """The tip at the store's height, whose block has ``tip_hash`` and ``time_ms``."""
+    height = store.height
+    return Tip(height, tip_hash, time_ms, store.app_hash, store.results_hash,
+               validators_hash(store.validators_at(height + 2)[1]))

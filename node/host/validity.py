@@ -1,8 +1,9 @@
 """The paper's valid(v) for a proposed block, judged before the engine sees the proposal.
 
 A proposal is valid only if every honest validator would apply it the same
-way and no junk rides along: canonical encoding, the right chain, height and
-parent (block hash and app hash), a proposer from the validator set, a time
+way and no junk rides along: canonical encoding (with a body that is the one
+its header's tx_root names), the right chain, height and parent (block hash,
+app hash, results root), the validator set of the next height, a proposer from the validator set, a time
 not before its parent's, every signature valid, no transaction twice, and no
 transaction that the ledger would refuse without effect (a bad nonce or an
 unknown sender: such bytes could be replayed into a later block).  Business
@@ -50,6 +51,8 @@ class Refusal(StrEnum):
     NOT_A_VALIDATOR = "proposer_not_a_validator"
     WRONG_PARENT = "wrong_parent"
     WRONG_APP_HASH = "wrong_app_hash"
+    WRONG_RESULTS_HASH = "wrong_results_hash"
+    WRONG_NEXT_VALIDATORS = "wrong_next_validators_hash"
     TIME_BEFORE_PARENT = "time_before_parent"
     TIME_TOO_FAR_AHEAD = "time_too_far_ahead"
     DUPLICATE_TX = "duplicate_transaction"
@@ -133,9 +136,9 @@ class Validity:
         One check per line, cheapest first; the execution runs last.
         """
         assert tip.height == self._store.height, "judged on the committed state"
-        block = candidate.block
-        if block is None:
+        if candidate.block is None:
             return Refusal.MALFORMED
+        block = candidate.block.header
         if block.chain_id != self._chain_id:
             return Refusal.WRONG_CHAIN
         if block.height != tip.height + 1:
@@ -146,6 +149,10 @@ class Validity:
             return Refusal.WRONG_PARENT
         if block.previous_app_hash != tip.app_hash:
             return Refusal.WRONG_APP_HASH
+        if block.previous_results_hash != tip.results_hash:
+            return Refusal.WRONG_RESULTS_HASH
+        if block.next_validators_hash != tip.next_validators_hash:
+            return Refusal.WRONG_NEXT_VALIDATORS
         if block.time_ms < tip.time_ms:
             return Refusal.TIME_BEFORE_PARENT
         if now_ms is not None and block.time_ms > now_ms + self._max_time_ahead_ms:
@@ -157,7 +164,7 @@ class Validity:
         prepared = self._store.prepare(candidate.txs, block.time_ms)
         if prepared.execution.inapplicable:
             return Refusal.INAPPLICABLE_TX
-        return CheckedBlock(candidate.value, candidate.value_id, block, candidate.txs, tip, prepared)
+        return CheckedBlock(candidate.value, candidate.value_id, candidate.block, candidate.txs, tip, prepared)
 
     def certified(self, candidate: Candidate, certificate: CommitCertificate) -> str | None:
         """Why ``certificate`` does not prove ``candidate`` was decided, or None when it does.

@@ -11,6 +11,7 @@ import plyvel
 
 from node.core.actions import ActionKind, Freeze, Order, Seize
 from node.core.tiers import Tier
+from node.core.validator_set import encode_validators
 from node.ledger import layout as k
 from node.ledger.governance import Board, Governance, ValidatorPowers
 
@@ -79,11 +80,6 @@ def read_governance(db: plyvel.DB) -> tuple[Governance, list[tuple[int, Validato
         issuer=issuer, banks=banks, validators=validators, validators_from=from_height, retired=retired,
         tiers=tiers)
     return governance, schedule
-
-
-def encode_validators(validators: ValidatorPowers) -> bytes:
-    encoded: bytes = msgpack.packb([[key, power] for key, power in validators], use_bin_type=True)
-    return encoded
 
 
 def decode_validators(raw: bytes) -> ValidatorPowers:

@@ -26,8 +26,8 @@ Integers in keys are big-endian so that byte order equals numeric order.
                     overflowed into a linked account: credited u64 || passed on u64 || linked key (32)
     h<n:u64>        governance history, every governance transaction a block applied, numbered
                     from 0: msgpack [height, index, code, transaction bytes]
-    m<name>         chain meta (schema, chain id, genesis hash, height, app hash,
-                    transactions committed so far, governance history entries so far)
+    m<name>         chain meta (schema, chain id, genesis hash, height, app hash, the results root
+                    of the last block, transactions committed so far, governance history entries so far)
 
 ``a``, ``s``, ``g``, ``v``, ``w`` and ``o`` are application state: the leaves of the state tree,
 whose root is the app hash (node/ledger/tree.py).
@@ -63,7 +63,10 @@ META_HEIGHT = b"mheight"
 META_APP_HASH = b"mapp_hash"
 META_TX_COUNT = b"mtx_count"
 META_HISTORY_COUNT = b"mhistory_count"
+META_RESULTS_HASH = b"mresults_hash"
 
+# 4: block v2 (docs/protocol.md §12), the results root and the state tree (docs/ledger.md);
+# stores of schema 3 are not migrated.
 SCHEMA_VERSION = b"somnode-ledger-4"
 
 _U64 = struct.Struct(">Q")

@@ -2,7 +2,7 @@
 
 Each committed block goes to disk in ONE ``write_batch(sync=True)`` holding the
 state changes, the block, its commit certificate, its receipts, the
-transaction index, the height and the app hash.  LevelDB applies a batch from
+transaction index, the height, the app hash and the results root.  LevelDB applies a batch from
 its write-ahead log entirely or not at all, so a process killed at any instant
 reopens at a block boundary; the in-memory view (height, app hash, supply,
 account cache) is updated only after the batch is durable, so it never runs
@@ -35,6 +35,8 @@ from typing import NamedTuple
 import msgpack
 import plyvel
 
+from node.core import rfc6962
+from node.core.results import EMPTY_RESULTS_ROOT, result_leaf
 from node.core.state_proof import StateProof
 from node.core.transactions import AnyTransaction
 from node.ledger import layout as k
@@ -111,6 +113,7 @@ class BlockResult:
     tx_hashes: tuple[bytes, ...]
     codes: tuple[ReceiptCode, ...]
     app_hash: bytes
+    results_hash: bytes  # the RFC 6962 root of the block's results: the next header's previous_results_hash
 
     @property
     def receipts(self) -> tuple[Receipt, ...]:
@@ -154,16 +157,17 @@ class LedgerStore:
         try:
             meta = {key: db.get(key, verify_checksums=True) for key in (
                 k.META_CHAIN_ID, k.META_GENESIS_HASH, k.META_HEIGHT, k.META_APP_HASH, k.SUPPLY,
-                k.META_HISTORY_COUNT)}
+                k.META_HISTORY_COUNT, k.META_RESULTS_HASH)}
             if any(value is None for value in meta.values()):
                 raise LedgerCorruptError(f"ledger store {path} lacks chain meta records")
             self.chain_id = meta[k.META_CHAIN_ID].decode("utf-8")
             self.genesis_hash: bytes = meta[k.META_GENESIS_HASH]
             self._height = k.decode_height(meta[k.META_HEIGHT])
             self._app_hash: bytes = meta[k.META_APP_HASH]
+            self._results_hash: bytes = meta[k.META_RESULTS_HASH]
             self._supply = Supply(*k.decode_supply(meta[k.SUPPLY]))
             tx_count = db.get(k.META_TX_COUNT, verify_checksums=True)
-            if len(self.genesis_hash) != 32 or len(self._app_hash) != 32 \
+            if len(self.genesis_hash) != 32 or len(self._app_hash) != 32 or len(self._results_hash) != 32 \
                     or (tx_count is not None and len(tx_count) != k.COUNT_SIZE):
                 raise LedgerCorruptError(f"ledger store {path} has meta records of the wrong size")
             self._governance, self._schedule = read_governance(db)
@@ -203,16 +207,19 @@ class LedgerStore:
                 _write_genesis(db, genesis)
                 log.info("ledger.init path=%s chain_id=%s height=0", path, genesis.chain_id)
             elif schema != k.SCHEMA_VERSION:
-                raise LedgerCorruptError(f"{path} has ledger schema {schema!r}; expected {k.SCHEMA_VERSION!r}")
+                raise LedgerCorruptError(f"{path} has ledger schema {schema!r}; expected {k.SCHEMA_VERSION!r} "
+                                         f"(stores of an older schema are not migrated: a chain started by this "
+                                         f"release begins from a fresh data directory)")
             store = cls(db, path, cache_accounts, proof_heights)
             if store.chain_id != genesis.chain_id or store.genesis_hash != genesis.genesis_hash:
                 raise LedgerMismatchError(
                     f"ledger store {path} belongs to chain {store.chain_id!r} with genesis hash "
                     f"{store.genesis_hash.hex()}, not chain {genesis.chain_id!r} with genesis hash "
                     f"{genesis.genesis_hash.hex()}")
-        except plyvel.CorruptionError as exc:
+        except (plyvel.CorruptionError, plyvel.IOError) as exc:
+            # A damaged table file can also fail as an I/O error (a size or offset read from the damage).
             db.close()
-            raise LedgerCorruptError(f"ledger store {path} is corrupted: {_said(exc)}") from exc
+            raise LedgerCorruptError(f"ledger store {path} is corrupted or unreadable: {_said(exc)}") from exc
         except BaseException:
             db.close()
             raise
@@ -238,6 +245,11 @@ class LedgerStore:
     @property
     def app_hash(self) -> bytes:
         return self._app_hash
+
+    @property
+    def results_hash(self) -> bytes:
+        """The results root of the committed tip's block (the empty root at height 0)."""
+        return self._results_hash
 
     def supply(self) -> Supply:
         return self._supply
@@ -443,6 +455,8 @@ class LedgerStore:
             put(key, value)
         put(k.META_HEIGHT, k.encode_height(height))
         put(k.META_APP_HASH, app_hash)
+        results_hash = _results_root(hashes, codes, execution.waterfalls)
+        put(k.META_RESULTS_HASH, results_hash)
         put(k.META_TX_COUNT, k.encode_count(self._tx_count + len(hashes)))
         changes = execution.governance
         recorded = self._history_count
@@ -471,13 +485,14 @@ class LedgerStore:
             self._governance = governance
             self._history_count = recorded
         self._app_hash = app_hash
+        self._results_hash = results_hash
         self._tx_count += len(hashes)
         self._height = height
         version = StateVersion(height, self._versions[-1].tree.advance(prepared.tree), db.snapshot())
         self._versions = (*self._versions, version)[-self._proof_heights:]
         log.debug("ledger.commit height=%d txs=%d accounts_written=%d app_hash=%s",
                   height, len(hashes), len(execution.written), app_hash.hex())
-        return BlockResult(height, hashes, _code_names(codes), app_hash)
+        return BlockResult(height, hashes, _code_names(codes), app_hash, results_hash)
 
     # -- internals ---------------------------------------------------------
 
@@ -605,6 +620,7 @@ def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
     batch.put(k.META_GENESIS_HASH, genesis.genesis_hash)
     batch.put(k.META_HEIGHT, k.encode_height(0))
     batch.put(k.META_APP_HASH, app_hash)
+    batch.put(k.META_RESULTS_HASH, EMPTY_RESULTS_ROOT)
     batch.put(k.META_TX_COUNT, k.encode_count(0))
     batch.put(k.META_HISTORY_COUNT, k.encode_count(0))
     batch.put(k.META_SCHEMA, k.SCHEMA_VERSION)
@@ -631,6 +647,16 @@ def _state_records(execution: Execution, height: int) -> list[tuple[bytes, bytes
             records.extend((k.order_key(account, height, index), encode_order(order))
                            for account, index, order in changes.orders)
     return records
+
+
+def _results_root(hashes: tuple[bytes, ...], codes: bytearray, waterfalls: dict[int, Waterfall]) -> bytes:
+    """The RFC 6962 root over the block's results, one leaf per transaction (node/core/results.py)."""
+    return rfc6962.root([result_leaf(tx_hash, codes[index], _waterfall(waterfalls.get(index)))
+                         for index, tx_hash in enumerate(hashes)])
+
+
+def _waterfall(found: Waterfall | None) -> tuple[int, int, bytes] | None:
+    return None if found is None else (found.credited, found.passed_on, found.linked)
 
 
 def _registration(raw: bytes) -> tuple[bytes, bytes]:
