@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
 from pathlib import Path
 
 import msgpack
@@ -40,6 +41,7 @@ from node.core.results import result_leaf
 from node.core.transactions import decode_tx
 from node.core.tx import TX_DOMAIN, Transaction, TxDecodeCode, TxKind, signing_prefix
 from node.core.validator_set import encode_validators, validators_hash
+from node.ledger import GenesisState, LedgerStore
 
 PROTOCOL = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 CHAIN_ID = "som-example"
@@ -300,6 +302,9 @@ class TestBlockExample:
         txs = [hex_block("example-transfer")["signed_bytes"], hex_block("example-registration")["signed_bytes"]]
         assert self.doc["chain_id"] == CHAIN_ID.encode() == genesis.chain_id.encode()
         assert self.doc["time_ms"] == genesis.genesis_time_ms.to_bytes(8, "big")
+        with tempfile.TemporaryDirectory() as directory, \
+                LedgerStore.open(directory, GenesisState.from_genesis(genesis)) as store:
+            assert self.doc["previous_app_hash"] == store.app_hash, "the state root of the genesis"
         assert self.doc["validators_encoding"] == encode_validators([(validator, 10)])
         assert self.doc["next_validators_hash"] == validators_hash([(validator, 10)]) == hashlib.sha256(
             self.doc["validators_encoding"]).digest()
@@ -309,7 +314,7 @@ class TestBlockExample:
             b"\x01" + self.doc["tx_leaf_hash_0"] + self.doc["tx_leaf_hash_1"]).digest()
         assert rfc6962.audit_path(txs, 0) == [self.doc["tx_leaf_hash_1"]]
         block = build_block(chain_id=CHAIN_ID, height=1, time_ms=genesis.genesis_time_ms, proposer=validator,
-                            previous_block_hash=genesis.hash(), previous_app_hash=b"\x11" * 32,
+                            previous_block_hash=genesis.hash(), previous_app_hash=self.doc["previous_app_hash"],
                             previous_results_hash=hashlib.sha256(b"").digest(),
                             next_validators_hash=self.doc["next_validators_hash"], txs=txs)
         raw = block.encode()
