@@ -114,6 +114,8 @@ class StateTree:
 
     def advance(self, update: TreeUpdate) -> StateTree:
         """The version ``update`` describes; ``update`` must have been prepared from this version."""
+        if update.root == self.root:
+            return self  # the same records (an empty block rewrites the supply as it was): share them all
         buckets = self._buckets.copy()
         for bucket, entries in update.changed.items():
             buckets[bucket] = entries
