@@ -90,7 +90,7 @@ def verify_state_document(document: Mapping[str, object], key: bytes, headers: M
     """Check ``document`` for the record ``key`` against the verified ``headers`` (by height); raise
     ``StateProofError`` at the first mismatch.
 
-    The order of the checks is docs/protocol.md §17.4's: the document is about this key; it names a
+    The order of the checks is docs/protocol.md §17.3's: the document is about this key; it names a
     height whose certifying header the client followed; its app hash is that header's
     ``previous_app_hash``; and its entries and siblings lead from the value to that app hash.
     """
