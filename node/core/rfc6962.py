@@ -44,9 +44,10 @@ def root(leaves: Sequence[bytes]) -> bytes:
     yields exactly the left-balanced tree of RFC 6962's recursive definition."""
     if not leaves:
         return EMPTY_ROOT
-    level = [leaf_hash(leaf) for leaf in leaves]
+    sha256 = hashlib.sha256  # inlined: a proposal's root is on the path to every validator's prevote
+    level = [sha256(_LEAF + leaf).digest() for leaf in leaves]
     while len(level) > 1:
-        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        paired = [sha256(_NODE + left + right).digest() for left, right in zip(level[0::2], level[1::2])]
         if len(level) % 2:
             paired.append(level[-1])
         level = paired

@@ -33,8 +33,8 @@ from node.core.actions import ActionKind, Scope
 from node.core.address import AddressError, decode_address, encode_address
 from node.core.block import BlockDecodeError, Header, decode_header
 from node.core.genesis import Genesis
-from node.core.keys import verify_signature
 from node.core.validator_set import validators_hash
+from node.lightclient.documents import Ed25519
 from node.lightclient.stateproof import (
     FROZEN_INCOMING,
     FROZEN_OUTGOING,
@@ -224,7 +224,7 @@ class LightClient:
         block_hash = hashlib.sha256(raw).digest()
         certificate = _certificate(document, height, where)
         try:
-            verify_certificate(certificate, self.validators_at(height), self.chain_id, _Ed25519(), height=height,
+            verify_certificate(certificate, self.validators_at(height), self.chain_id, Ed25519(), height=height,
                                value_id=block_hash)
         except CertificateError as exc:
             raise VerificationFailed(f"{where}: certificate: {exc}") from None
@@ -410,8 +410,3 @@ def _hex_field(document: object, name: str, where: str) -> bytes:
         return bytes.fromhex(_field(document, name, str, where))
     except ValueError:
         raise VerificationFailed(f"{where}: {name}: not hex") from None
-
-
-class _Ed25519:
-    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
-        return verify_signature(public_key, message, signature)

@@ -23,6 +23,7 @@ import msgpack
 
 from node.core import state_proof
 from node.core.block import Header
+from node.lightclient.documents import from_hex, hex_field, integer
 
 ACCOUNT_PREFIX = b"a"
 ORDER_PREFIX = b"o"
@@ -94,9 +95,9 @@ def verify_state_document(document: Mapping[str, object], key: bytes, headers: M
     height whose certifying header the client followed; its app hash is that header's
     ``previous_app_hash``; and its entries and siblings lead from the value to that app hash.
     """
-    height = _integer(document, "height")
-    certified_by = _integer(document, "certified_by")
-    if _hex(document, "key") != key:
+    height = integer(document, "height", StateProofError)
+    certified_by = integer(document, "certified_by", StateProofError)
+    if hex_field(document, "key", StateProofError) != key:
         raise StateProofError(f"key: the document proves key {document.get('key')}, not {key.hex()}")
     if certified_by != height + 1:
         raise StateProofError(f"certified_by: {certified_by}, but the state after block {height} is certified by "
@@ -104,12 +105,12 @@ def verify_state_document(document: Mapping[str, object], key: bytes, headers: M
     header = headers.get(certified_by)
     if header is None:
         raise StateProofError(f"certified_by: block {certified_by} is not among the headers this client verified")
-    app_hash = _hex(document, "app_hash")
+    app_hash = hex_field(document, "app_hash", StateProofError)
     if app_hash != header.previous_app_hash:
         raise StateProofError(f"app_hash: {app_hash.hex()} is not the previous_app_hash "
                               f"{header.previous_app_hash.hex()} of the verified header {certified_by}")
     raw_value = document.get("value")
-    value = None if raw_value is None else _hex(document, "value")
+    value = None if raw_value is None else hex_field(document, "value", StateProofError)
     proof = document.get("proof")
     if not isinstance(proof, Mapping):
         raise StateProofError("proof: must be an object with entries and siblings")
@@ -121,8 +122,8 @@ def verify_state_document(document: Mapping[str, object], key: bytes, headers: M
             or any(not isinstance(level, list) for level in siblings):
         raise StateProofError(f"proof.siblings: must be {state_proof.LEVELS} lists of hex hashes")
     parsed = state_proof.StateProof(
-        tuple(_from_hex(e, "proof.entries") for e in entries),
-        tuple(tuple(_from_hex(s, "proof.siblings") for s in level) for level in siblings))
+        tuple(from_hex(e, "proof.entries", StateProofError) for e in entries),
+        tuple(tuple(from_hex(s, "proof.siblings", StateProofError) for s in level) for level in siblings))
     try:
         state_proof.verify(app_hash, key, value, parsed)
     except state_proof.ProofError as exc:
@@ -150,23 +151,3 @@ def decode_order(key: bytes, value: bytes) -> ProvenOrder:
             or not all(type(text) is str for text in (authority, number, date)) or type(document) is not bytes:
         raise StateProofError("value: the order record's fields have the wrong types")
     return ProvenOrder(height, index, kind, detail, destination, authority, number, date, document)
-
-
-def _integer(document: Mapping[str, object], field: str) -> int:
-    value = document.get(field)
-    if type(value) is not int or value < 0:
-        raise StateProofError(f"{field}: must be a non-negative integer")
-    return value
-
-
-def _hex(document: Mapping[str, object], field: str) -> bytes:
-    return _from_hex(document.get(field), field)
-
-
-def _from_hex(value: object, field: str) -> bytes:
-    if not isinstance(value, str):
-        raise StateProofError(f"{field}: must be a hex string")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise StateProofError(f"{field}: is not hex") from None

@@ -18,9 +18,9 @@ from consensus.certificate import CertificateError, CommitCertificate, verify_ce
 from consensus.validators import ValidatorSet
 from node.core.block import BlockDecodeError, Header, decode_header
 from node.core.certificate import decode_certificate
-from node.core.keys import verify_signature
 from node.core.rfc6962 import InclusionError, verify_inclusion
 from node.core.validator_set import validators_hash
+from node.lightclient.documents import Ed25519, from_hex, hex_field, integer
 
 _RESULT_SIZES = (33, 33 + 16 + 32)  # tx_hash || code, and with a waterfall
 _MAX_PATH = 64
@@ -46,16 +46,17 @@ def verify_tx_proof(document: Mapping[str, object], chain_id: str, validators_at
                     validators_at_h_plus_1: ValidatorSet) -> ProvenTx:
     """Check ``document`` step by step (docs/protocol.md §12.6); raise ``TxProofError`` at the first
     mismatch."""
-    height = _integer(document, "height")
-    index = _integer(document, "index")
-    tx = _hex(document, "tx")
-    header_bytes = _hex(document, "header")
-    results_header_bytes = _hex(document, "results_header")
-    result = _hex(document, "result")
+    height = integer(document, "height", TxProofError)
+    index = integer(document, "index", TxProofError)
+    tx = hex_field(document, "tx", TxProofError)
+    header_bytes = hex_field(document, "header", TxProofError)
+    results_header_bytes = hex_field(document, "results_header", TxProofError)
+    result = hex_field(document, "result", TxProofError)
     # 1. Header h is the one its certificate decides, by the validators of h.
     header = _header(header_bytes, "header", chain_id, height)
     header_hash = hashlib.sha256(header_bytes).digest()
-    _certified(_hex(document, "certificate"), "certificate", header_hash, height, validators_at_h, chain_id)
+    _certified(hex_field(document, "certificate", TxProofError), "certificate", header_hash, height,
+               validators_at_h, chain_id)
     # 2. The transaction is leaf ``index`` of header h's tx_root.
     _included(header.tx_root, header.tx_count, index, tx, _path(document, "tx_path"), "tx_path", "tx_root")
     # 3. Header h + 1 follows header h, names the set the caller gave for h + 1, and is certified by it.
@@ -64,7 +65,7 @@ def verify_tx_proof(document: Mapping[str, object], chain_id: str, validators_at
         raise TxProofError("results_header: its previous_block_hash is not the hash of header")
     if header.next_validators_hash != validators_hash(tuple((v.public_key, v.power) for v in validators_at_h_plus_1)):
         raise TxProofError("header: next_validators_hash does not name the validator set given for height h + 1")
-    _certified(_hex(document, "results_certificate"), "results_certificate",
+    _certified(hex_field(document, "results_certificate", TxProofError), "results_certificate",
                hashlib.sha256(results_header_bytes).digest(), height + 1, validators_at_h_plus_1, chain_id)
     # 4. The result is this transaction's, and leaf ``index`` of header h + 1's previous_results_hash.
     tx_hash = hashlib.sha256(tx).digest()
@@ -94,7 +95,7 @@ def _certified(raw: bytes, field: str, header_hash: bytes, height: int, validato
                chain_id: str) -> None:
     try:
         certificate: CommitCertificate = decode_certificate(raw)
-        verify_certificate(certificate, validators, chain_id, _Ed25519(), height=height, value_id=header_hash)
+        verify_certificate(certificate, validators, chain_id, Ed25519(), height=height, value_id=header_hash)
     except (CertificateError, ValueError) as exc:
         raise TxProofError(f"{field}: {exc}") from None
 
@@ -107,30 +108,8 @@ def _included(root: bytes, size: int, index: int, leaf: bytes, path: Sequence[by
         raise TxProofError(f"{field}: does not prove the leaf under the header's {names}: {exc}") from None
 
 
-def _integer(document: Mapping[str, object], field: str) -> int:
-    value = document.get(field)
-    if type(value) is not int or value < 0:
-        raise TxProofError(f"{field}: must be a non-negative integer")
-    return value
-
-
-def _hex(document: Mapping[str, object], field: str) -> bytes:
-    value = document.get(field)
-    if not isinstance(value, str):
-        raise TxProofError(f"{field}: must be a hex string")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise TxProofError(f"{field}: is not hex") from None
-
-
 def _path(document: Mapping[str, object], field: str) -> list[bytes]:
     value = document.get(field)
     if not isinstance(value, list) or len(value) > _MAX_PATH:
         raise TxProofError(f"{field}: must be a list of at most {_MAX_PATH} hex hashes")
-    return [_hex({field: node}, field) for node in value]
-
-
-class _Ed25519:
-    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
-        return verify_signature(public_key, message, signature)
+    return [from_hex(node, field, TxProofError) for node in value]

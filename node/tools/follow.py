@@ -34,16 +34,12 @@ from node.core.tx import TxDecodeError
 from node.core.validator_set import validators_hash
 from node.ledger.governance import Governance, GovernanceChanges, ValidatorPowers
 from node.ledger.state import GenesisState
+from node.lightclient.documents import Ed25519
 from node.tools.client import NodeClient
 
 
 class FollowError(Exception):
     """What the node served does not prove what it claims; the message says where."""
-
-
-class _SignatureCheck:
-    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
-        return verify_signature(public_key, message, signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +107,7 @@ def _check_block(header: dict, txs: list[bytes], powers: ValidatorPowers, chain_
             for p in commit["precommits"])
         verify_certificate(CommitCertificate(height, commit["round"], bytes.fromhex(commit["value_id"]), precommits),
                            ValidatorSet([Validator(key, power) for key, power in powers]), chain_id,
-                           _SignatureCheck(), height=height, value_id=value_id)
+                           Ed25519(), height=height, value_id=value_id)
     except (CertificateError, AddressError, BlockDecodeError, ValueError, KeyError, TypeError) as exc:
         raise FollowError(f"height {height}: the block is not proven by its certificate: {exc}") from None
     if header["hash"] != value_id.hex():
