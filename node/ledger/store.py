@@ -650,13 +650,17 @@ def _state_records(execution: Execution, height: int) -> list[tuple[bytes, bytes
 
 
 def _results_root(hashes: tuple[bytes, ...], codes: bytearray, waterfalls: dict[int, Waterfall]) -> bytes:
-    """The RFC 6962 root over the block's results, one leaf per transaction (node/core/results.py)."""
-    return rfc6962.root([result_leaf(tx_hash, codes[index], _waterfall(waterfalls.get(index)))
-                         for index, tx_hash in enumerate(hashes)])
+    """The RFC 6962 root over the block's results, one leaf per transaction (node/core/results.py).
+
+    Every validator computes it for every block, so the common leaf (hash and code) is built inline.
+    """
+    leaves = [tx_hash + _CODE_BYTES[code] for tx_hash, code in zip(hashes, codes, strict=True)]
+    for index, found in waterfalls.items():
+        leaves[index] = result_leaf(hashes[index], codes[index], (found.credited, found.passed_on, found.linked))
+    return rfc6962.root(leaves)
 
 
-def _waterfall(found: Waterfall | None) -> tuple[int, int, bytes] | None:
-    return None if found is None else (found.credited, found.passed_on, found.linked)
+_CODE_BYTES = [bytes((code,)) for code in range(256)]
 
 
 def _registration(raw: bytes) -> tuple[bytes, bytes]:
