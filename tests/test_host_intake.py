@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import msgpack
 import pytest
 
 from consensus.messages import Proposal
 from consensus.validators import Validator, ValidatorSet
+from node.core.block import split_block
 from node.core.keys import KeyPair
 from node.core.tx import Transaction, TxKind
 from node.host.inbox import Inbox, PeerProposal
-from node.host.intake import MAX_PREPARED, Intake
+from node.host.intake import MAX_PREPARED, Intake, Rejection
 from node.host.proposer import block_on
 from node.host.tip import Tip, read_tip
 from node.host.validity import Candidate, Validity
@@ -55,11 +57,13 @@ class Node:
         self.validity = CountingValidity(store, verifier, lambda height: VALIDATORS)
         self.validity.prepared_values = []
         self.inbox = Inbox(100)
+        self.rejected: list[Rejection] = []
         mempool = Mempool(chain_id=CHAIN_ID, verifier=verifier, account=lambda key: (1_000, 0, 0, 0),
                           governance=lambda: store.governance, max_txs=10, max_bytes=1 << 20)
         self.intake = Intake(chain_id=CHAIN_ID, validators=lambda height: VALIDATORS, verifier=verifier,
                              validity=self.validity, mempool=mempool, inbox=self.inbox,
-                             current_height=lambda: self.height, committed_height=lambda: store.height)
+                             current_height=lambda: self.height, committed_height=lambda: store.height,
+                             on_rejected=self.rejected.append)
 
     def receive(self, *proposals: Proposal) -> list[PeerProposal]:
         async def run() -> list[PeerProposal]:
@@ -130,3 +134,17 @@ def test_what_a_decided_height_brought_goes_and_the_kept_values_are_bounded(stor
     assert decided not in [candidate.value for _, candidate in kept.values()]
     assert len(kept) == MAX_PREPARED
     assert [candidate.value for _, candidate in kept.values()] == later[-MAX_PREPARED:]
+
+
+def test_a_relayed_proposal_with_a_swapped_body_is_dropped_and_the_real_one_still_heard(store, batch_verifier):
+    """The signature covers the header alone, so a relay can swap the body: the copy that does not decode
+    is refused before the engine, which keys proposals by value id, and is not kept in place of the real one."""
+    node = Node(store, batch_verifier)
+    real = block(read_tip(store), 1, 5)
+    header, body = split_block(real)
+    swapped = real[:len(real) - len(body)] + msgpack.packb([b"not the transactions"], use_bin_type=True)
+    forged, genuine = proposal(1, 0, swapped), proposal(1, 0, real)
+    assert forged.value_id == genuine.value_id and forged.signature == genuine.signature
+    handed = node.receive(forged, genuine)
+    assert node.rejected == [Rejection.MALFORMED]
+    assert [item.proposal for item in handed] == [genuine] and handed[0].candidate.block is not None

@@ -158,3 +158,15 @@ def test_a_node_of_another_genesis_is_refused():
     api.documents["/v1/genesis"] = {"hash": "00" * 32}
     with pytest.raises(VerificationFailed, match="genesis: the node's genesis hash 00"):
         LightClient(api, GENESIS).check_genesis()
+
+
+@pytest.mark.parametrize("position", [{"height": -1, "index": 0}, {"height": 2**64, "index": 0},
+                                      {"height": 3, "index": 2**32}])
+def test_an_order_listed_where_no_order_key_can_be_is_refused(position):
+    api = chain(4)
+    holder = KeyPair.from_seed(b"\x61" * 32).public_key
+    api.documents[f"/v1/accounts/{encode_address(holder)}/orders"] = {"orders": [position]}
+    client = LightClient(api, GENESIS)
+    client.follow_to(4)
+    with pytest.raises(VerificationFailed, match="no such key can exist"):
+        client.prove_orders(encode_address(holder), 3, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -64,7 +65,8 @@ async def get_tx(request: web.Request) -> web.Response:
 async def get_tx_proof(request: web.Request) -> web.Response:
     tx_hash = parse_hash(request.match_info["hash"])
     try:
-        proof = request.app[BACKEND].tx_proof(tx_hash)
+        # Reads and hashes a whole block's transactions and results: off the loop that drives consensus.
+        proof = await asyncio.to_thread(request.app[BACKEND].tx_proof, tx_hash)
     except TxProofPending as exc:
         raise ApiError(409, ErrorCode.RESULT_NOT_YET_PROVABLE, str(exc)) from exc
     if proof is None:

@@ -45,7 +45,7 @@ from node.core.rfc6962 import audit_path
 from node.core.tiers import INSTITUTIONAL, bishkek_day
 from node.core.transactions import AnyTransaction, decode_tx
 from node.ledger.errors import LedgerCorruptError, LedgerHeightError
-from node.ledger.receipts import BYTE_OF
+from node.ledger.receipts import BYTE_OF, ReceiptCode
 from node.ledger.store import Account
 from node.mempool.relay import TxGossip
 from node.mempool.results import AdmitResult
@@ -142,7 +142,11 @@ class NodeBackend:
         store = self._store
         lowest, highest = store.provable_heights()
         if height is None:
-            height = max(lowest, highest - 1)  # block highest + 1 is not committed yet
+            height = highest - 1  # block highest + 1 is not committed yet: the newest certified state is before it
+            if height < lowest:
+                raise ProofUnavailable(
+                    f"no state this node keeps is certified yet: it keeps height {highest} only (since it started), "
+                    f"which block {highest + 1} will certify; ask again after it, or give ?height={highest}")
         if not lowest <= height <= highest:
             raise ProofUnavailable(
                 f"height {height} cannot be proven here: this node keeps the state of heights {lowest} to "
@@ -185,8 +189,10 @@ class NodeBackend:
             if None in (raw, raw_after, certificate, certificate_after, receipts):
                 return None
             block = decode_block(raw)
-            leaves = [result_leaf(receipt.tx_hash, BYTE_OF[receipt.code], self._waterfall(receipt.tx_hash, height,
-                                                                                           receipt.index))
+            # Only a payment that succeeded can have passed an excess on: the index is read for those alone.
+            leaves = [result_leaf(receipt.tx_hash, BYTE_OF[receipt.code],
+                                  self._waterfall(receipt.tx_hash, height, receipt.index)
+                                  if receipt.code == ReceiptCode.OK else None)
                       for receipt in receipts]
         return tx_proof_doc(location.index, block, raw, certificate, split_block(raw_after)[0], certificate_after,
                             leaves)

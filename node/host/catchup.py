@@ -117,7 +117,13 @@ class CatchUp:
             refusal = await asyncio.to_thread(self._validity.certifies, raw, certificate)
             if refusal is not None:
                 raise PeerError(f"block {certificate.height} from {peer.hex()[:16]} is not proven: {refusal}")
-        fetched = [FetchedBlock(await self._validity.prepare(raw), certificate) for raw, certificate in blocks]
+        fetched = []
+        for raw, certificate in blocks:
+            candidate = await self._validity.prepare(raw)
+            if candidate.block is None:
+                raise PeerError(f"block {certificate.height} from {peer.hex()[:16]} does not decode: its body is "
+                                f"not the one its certified header names")
+            fetched.append(FetchedBlock(candidate, certificate))
         if fetched:
             self.blocks_fetched += await self._deliver(fetched)
         self._behind_since = None

@@ -50,6 +50,9 @@ class Rejection(StrEnum):
     UNKNOWN_SIGNER = "unknown_signer"
     NOT_THE_PROPOSER = "not_the_proposer"
     BAD_SIGNATURE = "bad_signature"
+    # A signed proposal whose value is not one canonical block, its body the one its header names: the
+    # signature covers the header alone (the value id), so a relay may have swapped the body.
+    MALFORMED = "malformed"
 
 
 class Intake:
@@ -77,6 +80,11 @@ class Intake:
             case Proposal():
                 if await self._admissible(peer, message, message.proposer):
                     candidate = await self._candidate(message)
+                    if candidate.block is None:
+                        # Never to the engine, which keys its log and verdicts by value id: the real
+                        # body, arriving later with the same id, must still be heard.
+                        self._reject(peer, message, Rejection.MALFORMED)
+                        return
                     self._inbox.put_peer(PeerProposal(message, candidate))
             case Vote():
                 if await self._admissible(peer, message, message.validator):
@@ -109,6 +117,8 @@ class Intake:
             return kept[1]
         candidate = await self._validity.prepare(proposal.value)
         assert candidate.value_id == vid, "a candidate is of the value it was prepared from"
+        if candidate.block is None:
+            return candidate  # not kept: the id is the header's, and another body may be the real one
         # What a decided height brought is of no more use; the bound holds against an equivocator.
         current = self._current_height()
         for stale in [key for key, (height, _) in self._prepared.items() if height < current]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import groupby
 
 from node.core.state_proof import (
     BUCKET_TAG,
@@ -57,17 +58,22 @@ class StateTree:
 
     @classmethod
     def empty(cls) -> StateTree:
-        levels = [[EMPTY_BUCKET_HASH] * BUCKETS]
-        for _ in range(LEVELS):
-            below = levels[0]
-            levels.insert(0, _parents(below, range(len(below) // FANOUT)))
-        return cls([BUCKET_TAG] * BUCKETS, tuple(levels))
+        return cls.build(())
 
     @classmethod
     def build(cls, records: Iterable[tuple[bytes, bytes]]) -> StateTree:
-        """The tree of a whole state, from its records in any order."""
-        tree = cls.empty()
-        return tree.advance(tree.prepare(records))
+        """The tree of a whole state, from its records in any order (each key once), sorted and joined
+        bucket by bucket: opening a store rebuilds its tree this way from every record."""
+        sha256 = hashlib.sha256
+        entries = sorted([sha256(key).digest() + sha256(value).digest() for key, value in records])
+        buckets = [BUCKET_TAG] * BUCKETS
+        for first, group in groupby(entries, key=lambda entry: entry[0] << 8 | entry[1]):
+            buckets[first] = BUCKET_TAG + b"".join(group)
+        levels = [[EMPTY_BUCKET_HASH if bucket == BUCKET_TAG else sha256(bucket).digest() for bucket in buckets]]
+        for _ in range(LEVELS):
+            below = levels[0]
+            levels.insert(0, _parents(below, range(len(below) // FANOUT)))
+        return cls(buckets, tuple(levels))
 
     @property
     def root(self) -> bytes:

@@ -269,10 +269,10 @@ class LightClient:
         except StateProofError as exc:
             raise VerificationFailed(f"{where}: {exc}") from None
         served = _mapping(document, where).get("account")
+        fields = ("balance", "nonce", "tier", "flags", "day", "spent")
         if account is None and served is not None or account is not None and not (
-                isinstance(served, Mapping) and (served.get("balance"), served.get("nonce"), served.get("tier"),
-                                                 served.get("flags")) ==
-                (account.balance, account.nonce, account.tier, account.flags)):
+                isinstance(served, Mapping)
+                and tuple(served.get(name) for name in fields) == tuple(getattr(account, name) for name in fields)):
             raise VerificationFailed(f"{where}: account: the fields served beside the proof are not the proven "
                                      f"record's")
         return AccountState(address, height, account)
@@ -287,6 +287,8 @@ class LightClient:
         later: list[tuple[int, int]] = []
         for entry in listed:
             at, index = _field(entry, "height", int, where), _field(entry, "index", int, where)
+            if not (0 <= at < 1 << 64 and 0 <= index < 1 << 32):
+                raise VerificationFailed(f"{where}: an order at height {at} index {index}: no such key can exist")
             if at > height:
                 later.append((at, index))
                 continue
@@ -303,6 +305,9 @@ class LightClient:
                 raise VerificationFailed(f"{what}: {exc}") from None
             _same_order(entry, order, what)
             proven.append(order)
+        if len({(order.height, order.index) for order in proven}) != len(proven):
+            raise VerificationFailed(f"{where}: the node lists an order twice")
+        proven.sort(key=lambda order: (order.height, order.index))  # the order the chain applied them in
         flags = 0
         for order in proven:
             if order.kind == ActionKind.FREEZE:

@@ -32,8 +32,6 @@ PUBLIC_KEY_SIZE = 32
 ACCOUNT_VALUE = struct.Struct(">QQBBIQ")
 FROZEN_OUTGOING = 1
 FROZEN_INCOMING = 2
-# An order key is 45 bytes and an account key 33: longer keys are no record a light client asks about.
-MAX_KEY_BYTES = 64
 _ORDER_POSITION = struct.Struct(">QI")
 
 
