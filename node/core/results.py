@@ -21,6 +21,8 @@ from node.core import rfc6962
 
 _WATERFALL = struct.Struct(">QQ")
 HASH_SIZE = 32
+# A leaf's two lengths: hash and code, and with the waterfall after them.
+LEAF_SIZES = (HASH_SIZE + 1, HASH_SIZE + 1 + _WATERFALL.size + HASH_SIZE)
 EMPTY_RESULTS_ROOT = rfc6962.EMPTY_ROOT
 
 

@@ -18,11 +18,11 @@ from consensus.certificate import CertificateError, CommitCertificate, verify_ce
 from consensus.validators import ValidatorSet
 from node.core.block import BlockDecodeError, Header, decode_header
 from node.core.certificate import decode_certificate
+from node.core.results import LEAF_SIZES
 from node.core.rfc6962 import InclusionError, verify_inclusion
 from node.core.validator_set import validators_hash
 from node.lightclient.documents import Ed25519, from_hex, hex_field, integer
 
-_RESULT_SIZES = (33, 33 + 16 + 32)  # tx_hash || code, and with a waterfall
 _MAX_PATH = 64
 
 
@@ -69,7 +69,7 @@ def verify_tx_proof(document: Mapping[str, object], chain_id: str, validators_at
                hashlib.sha256(results_header_bytes).digest(), height + 1, validators_at_h_plus_1, chain_id)
     # 4. The result is this transaction's, and leaf ``index`` of header h + 1's previous_results_hash.
     tx_hash = hashlib.sha256(tx).digest()
-    if len(result) not in _RESULT_SIZES or result[:32] != tx_hash:
+    if len(result) not in LEAF_SIZES or result[:32] != tx_hash:
         raise TxProofError("result: not a result leaf of this transaction (tx_hash || code [|| waterfall])")
     _included(results_header.previous_results_hash, header.tx_count, index, result,
               _path(document, "result_path"), "result_path", "previous_results_hash")
