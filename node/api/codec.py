@@ -33,7 +33,7 @@ from node.core.actions import (
     Unfreeze,
     describe,
 )
-from node.core.address import encode_address
+from node.core.address import AddressError, decode_address, encode_address
 from node.core.amount import format_som
 from node.core.governance import SignedGovernance
 from node.core.tiers import Tier
@@ -60,6 +60,14 @@ def parse_hash(text: str) -> bytes:
     if len(digest) != HASH_SIZE:
         raise ApiError(400, ErrorCode.BAD_HEX, f"a transaction hash is {HASH_SIZE} bytes ({2 * HASH_SIZE} hex digits)")
     return digest
+
+
+def parse_address(text: str) -> bytes:
+    """The public key of a ``som1…`` address in a path, or a 400 saying what is wrong with it."""
+    try:
+        return decode_address(text)
+    except AddressError as exc:
+        raise ApiError(400, ErrorCode.BAD_ADDRESS, str(exc)) from exc
 
 
 def parse_height(text: str) -> int:

@@ -13,6 +13,7 @@ from node.api.codec import (
     admit_result_doc,
     block_doc,
     governance_doc,
+    parse_address,
     parse_hash,
     parse_height,
     parse_history_number,
@@ -22,7 +23,6 @@ from node.api.codec import (
 )
 from node.api.errors import ApiError, ErrorCode
 from node.api.events import events_handler
-from node.core.address import AddressError, decode_address
 from node.core.amount import format_som
 from node.mempool.results import AdmitCode
 
@@ -81,10 +81,7 @@ async def get_genesis(request: web.Request) -> web.Response:
 
 async def get_account(request: web.Request) -> web.Response:
     address = request.match_info["address"]
-    try:
-        public_key = decode_address(address)
-    except AddressError as exc:
-        raise ApiError(400, ErrorCode.BAD_ADDRESS, str(exc)) from exc
+    public_key = parse_address(address)
     backend = request.app[BACKEND]
     balance, nonce = backend.account(public_key)
     return render(request, {
@@ -99,10 +96,7 @@ async def get_account(request: web.Request) -> web.Response:
 
 async def get_account_orders(request: web.Request) -> web.Response:
     address = request.match_info["address"]
-    try:
-        public_key = decode_address(address)
-    except AddressError as exc:
-        raise ApiError(400, ErrorCode.BAD_ADDRESS, str(exc)) from exc
+    public_key = parse_address(address)
     return render(request, {"address": address, "orders": request.app[BACKEND].orders(public_key)})
 
 

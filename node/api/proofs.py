@@ -13,10 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from node.api.backend import ProofUnavailable, StateProofView
-from node.api.codec import parse_hex, render
+from node.api.codec import parse_address, parse_hex, render
 from node.api.errors import ApiError, ErrorCode
 from node.api.handlers import BACKEND
-from node.core.address import AddressError, decode_address
 from node.core.amount import format_som
 from node.ledger import layout as k
 
@@ -36,10 +35,7 @@ async def get_state_proof(request: web.Request) -> web.Response:
 
 async def get_account_proof(request: web.Request) -> web.Response:
     address = request.match_info["address"]
-    try:
-        public_key = decode_address(address)
-    except AddressError as exc:
-        raise ApiError(400, ErrorCode.BAD_ADDRESS, str(exc)) from exc
+    public_key = parse_address(address)
     view = _prove(request, k.account_key(public_key))
     account = None
     if view.value is not None:
