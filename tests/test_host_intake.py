@@ -10,9 +10,7 @@ import msgpack
 import pytest
 
 from consensus.messages import Proposal
-from consensus.validators import Validator, ValidatorSet
 from node.core.block import split_block
-from node.core.keys import KeyPair
 from node.core.tx import Transaction, TxKind
 from node.host.inbox import Inbox, PeerProposal
 from node.host.intake import MAX_PREPARED, Intake, Rejection
@@ -20,13 +18,10 @@ from node.host.proposer import block_on
 from node.host.tip import Tip, read_tip
 from node.host.validity import Candidate, Validity
 from node.ledger import LedgerStore
-from node.ledger.state import GenesisState
 from node.mempool.pool import Mempool
-from tests.crash_writer import CHAIN_ID, GENESIS_HASH, ISSUER
+from tests.crash_writer import CHAIN_ID
+from tests.test_host_validity import ALICE, BOB, PROPOSER, VALIDATORS, funded_store
 
-PROPOSER = KeyPair.from_seed(b"p" * 32)
-ALICE, BOB = KeyPair.from_seed(b"a" * 32), KeyPair.from_seed(b"b" * 32)
-VALIDATORS = ValidatorSet([Validator(PROPOSER.public_key, 1)])
 PEER = b"\x07" * 32
 
 
@@ -42,9 +37,7 @@ class CountingValidity(Validity):
 
 @pytest.fixture
 def store(tmp_path):
-    opened = LedgerStore.open(tmp_path / "ledger", GenesisState(
-        CHAIN_ID, GENESIS_HASH, ISSUER, frozenset(),
-        tuple(sorted([(ALICE.public_key, 1_000), (BOB.public_key, 1_000)]))))
+    opened = funded_store(tmp_path)
     yield opened
     opened.close()
 

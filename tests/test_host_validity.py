@@ -24,11 +24,16 @@ ALICE, BOB = KeyPair.from_seed(b"a" * 32), KeyPair.from_seed(b"b" * 32)
 VALIDATORS = ValidatorSet([Validator(PROPOSER.public_key, 1)])
 
 
-@pytest.fixture
-def store(tmp_path):
-    opened = LedgerStore.open(tmp_path / "ledger", GenesisState(
+def funded_store(path) -> LedgerStore:
+    """A fresh ledger in which ALICE and BOB hold 1,000 tyiyn each (also the intake tests')."""
+    return LedgerStore.open(path / "ledger", GenesisState(
         CHAIN_ID, GENESIS_HASH, ISSUER, frozenset(),
         tuple(sorted([(ALICE.public_key, 1_000), (BOB.public_key, 1_000)]))))
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = funded_store(tmp_path)
     yield opened
     opened.close()
 
