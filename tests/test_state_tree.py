@@ -22,6 +22,25 @@ values = st.binary(min_size=0, max_size=60)
 blocks = st.lists(st.dictionaries(keys, st.one_of(st.none(), values), max_size=12), min_size=1, max_size=6)
 
 
+
+def _crowded_keys(count: int) -> list[bytes]:
+    """Keys whose hashes fall into buckets 0 and 1 only, so that one block inserts, rewrites and deletes
+    several records of one bucket and entries must be found and kept in order among their neighbours."""
+    found, n = [], 0
+    while len(found) < count:
+        key = b"crowded %d" % n
+        hashed = hashlib.sha256(key).digest()
+        if hashed[0] == 0 and hashed[1] < 2:
+            found.append(key)
+        n += 1
+    return found
+
+
+CROWDED = _crowded_keys(16)
+crowded_blocks = st.lists(st.dictionaries(st.sampled_from(CROWDED), st.one_of(st.none(), values), max_size=16),
+                          min_size=1, max_size=8)
+
+
 def flip(data: bytes, bit: int) -> bytes:
     position = bit % (8 * len(data))
     return data[:position // 8] + bytes([data[position // 8] ^ (1 << position % 8)]) + data[position // 8 + 1:]
@@ -32,7 +51,7 @@ def test_the_empty_tree_has_the_empty_root():
 
 
 @settings(max_examples=60, deadline=None)
-@given(blocks)
+@given(st.one_of(blocks, crowded_blocks))
 def test_every_version_equals_the_reference_and_old_versions_stay_as_they_were(history):
     tree = StateTree.empty()
     state: dict[bytes, bytes] = {}
