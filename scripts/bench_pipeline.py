@@ -93,7 +93,7 @@ async def one_pass(directory: Path, genesis: GenesisState, raws: list[bytes], bl
             spent["valid"] += clock() - t
             t = clock()
             store.apply(checked.prepared, value, b"certificate")
-            tip = tip_of(store, checked.value_id, built.header.time_ms)
+            tip = tip_of(store, checked.value_id, built.header.time_ms, built.header.tx_count)
             spent["commit"] += clock() - t
             t = clock()
             mempool.update(txs)

@@ -25,8 +25,10 @@ def make_network(directory: Path, validators: int = 4, banks: int | None = None,
     ports = free_ports(2 * validators)
     network = create_network(directory, validators=validators, banks=banks or max(1, validators - 1),
                              ports=[(ports[2 * i], ports[2 * i + 1]) for i in range(validators)])
+    # No heartbeat wait: these tests watch heights pass on a network that is often idle.
+    # tests/test_idle_network.py runs the heartbeat (node/host/heartbeat.py).
     defaults = dict(timeout_propose_ms=1000, timeout_prevote_ms=300, timeout_precommit_ms=300,
-                    timeout_delta_ms=200, empty_block_wait_ms=100)
+                    timeout_delta_ms=200, empty_block_wait_ms=100, empty_block_interval_ms=0)
     defaults.update(consensus)
     for path in network.config_files:
         config = load_config(path)

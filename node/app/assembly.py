@@ -33,6 +33,7 @@ from node.host.commit import Committed, Committer
 from node.host.driver import ConsensusDriver
 from node.host.failpoints import Failpoint
 from node.host.gossip import ConsensusGossip
+from node.host.heartbeat import Heartbeat
 from node.host.inbox import Inbox, ProposeNow
 from node.host.intake import Intake
 from node.host.proposer import Proposer
@@ -182,6 +183,7 @@ class ValidatorNode:
                 block_interval_s=c.block_interval_ms / 1000,
                 ready=lambda height, round: inbox.put_control(ProposeNow(height, round)),
             ),
+            heartbeat=Heartbeat(mempool, c.empty_block_interval_ms / 1000),
             committer=Committer(store, mempool, [self._on_commit]),
             gossip=ConsensusGossip(network, REGOSSIP_S, store.height + 1),
             on_evidence=lambda evidence: self.metrics.evidence.inc(), on_fatal=self._halt, failpoint=failpoint,

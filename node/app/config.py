@@ -88,6 +88,9 @@ class ConsensusSection:
     # How long a proposer with an empty mempool waits for transactions before
     # proposing an empty block; keep it well below timeout_propose_ms.
     empty_block_wait_ms: int = 500
+    # With nothing to commit, how often the network commits an empty block to show it is live
+    # (node/host/heartbeat.py).  0 commits one whenever empty_block_wait_ms runs out.
+    empty_block_interval_ms: int = 30_000
     # As proposer, how long after the previous commit to hold back a block that is
     # not full: under load, blocks then carry more transfers and the per-block costs
     # (fsync'd writes, consensus steps) are shared by more of them.  Keep it well
@@ -153,6 +156,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "consensus.max_block_bytes": (MAX_TX_BYTES, MAX_BLOCK_BYTES),
     "consensus.empty_block_wait_ms": (0, _MAX_TIMEOUT_MS),
     "consensus.block_interval_ms": (0, _MAX_TIMEOUT_MS),
+    "consensus.empty_block_interval_ms": (0, 24 * 3600 * 1000),
     "consensus.max_time_ahead_ms": (100, 60_000),
     "signer.remote_timeout_ms": (10, 60_000),
 }

@@ -61,4 +61,4 @@ class Committer:
         committed = Committed(height, block, checked.value_id, certificate, result, checked.txs, interval_s)
         for listener in self._listeners:
             listener(committed)
-        return tip_of(self._store, checked.value_id, block.header.time_ms)
+        return tip_of(self._store, checked.value_id, block.header.time_ms, len(checked.txs))

@@ -51,6 +51,7 @@ from consensus.wal import Replay, WriteAheadLog
 from node.host.commit import Committer
 from node.host.failpoints import Failpoint
 from node.host.gossip import ConsensusGossip
+from node.host.heartbeat import Heartbeat
 from node.host.inbox import (
     CaughtUp,
     FetchedBlock,
@@ -78,7 +79,7 @@ class ConsensusDriver:
 
     def __init__(self, *, engine: Engine, wal: WriteAheadLog, barred: bool, inbox: Inbox, tip: Tip,
                  validity: Validity,
-                 proposer: Proposer, committer: Committer, gossip: ConsensusGossip,
+                 proposer: Proposer, heartbeat: Heartbeat, committer: Committer, gossip: ConsensusGossip,
                  on_evidence: Callable[[Evidence], None], on_fatal: Callable[[BaseException], None],
                  failpoint: Failpoint | None = None, clock: Callable[[], float] = time.monotonic,
                  offload_signing: bool = False) -> None:
@@ -95,6 +96,7 @@ class ConsensusDriver:
         self._tip = tip
         self._validity = validity
         self._proposer = proposer
+        self._heartbeat = heartbeat
         self._committer = committer
         self._gossip = gossip
         self._on_evidence = on_evidence
@@ -107,6 +109,7 @@ class ConsensusDriver:
         self._early: deque[PeerProposal] = deque(maxlen=MAX_EARLY_PROPOSALS)
         self._evidence: deque[Evidence] = deque(maxlen=MAX_KEPT_EVIDENCE)
         self._timers: set[asyncio.TimerHandle] = set()
+        self._idle: set[asyncio.Task[None]] = set()  # propose timeouts waiting for a transaction or the heartbeat
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -150,6 +153,10 @@ class ConsensusDriver:
             await asyncio.gather(self._task, return_exceptions=True)
         await self._proposer.stop()
         await self._gossip.stop()
+        idle = list(self._idle)
+        for task in idle:
+            task.cancel()
+        await asyncio.gather(*idle, return_exceptions=True)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -225,9 +232,15 @@ class ConsensusDriver:
                 case Broadcast(message=message):
                     self._gossip.send(message)
                 case ScheduleTimeout(step=step, height=height, round=round, duration_ms=ms):
-                    self._schedule(TimeoutFired(step, height, round), ms / 1000)
+                    due = self._heartbeat.due(self._tip, round, self._last_commit_at) \
+                        if step is Step.PROPOSE else None
+                    if due is None:
+                        self._schedule(TimeoutFired(step, height, round), ms / 1000)
+                    else:
+                        self._schedule_when_busy(TimeoutFired(step, height, round), ms / 1000, due)
                 case RequestValue(height=height, round=round):
-                    self._proposer.schedule(height, round, self._last_commit_at)
+                    self._proposer.schedule(height, round, self._last_commit_at,
+                                            self._heartbeat.due(self._tip, round, self._last_commit_at))
                 case Commit(height=height, value=value, certificate=certificate):
                     checked = await self._decided(value, certificate)
                     await self._apply(checked, certificate)
@@ -297,6 +310,10 @@ class ConsensusDriver:
         assert height == self._tip.height + 1, "the height after the tip"
         self._wal.begin(height)
         self._judged.clear()
+        # Waits for a transaction or the heartbeat at a decided height would only poll the mempool on.
+        self._proposer.abandon()
+        for task in self._idle:
+            task.cancel()
         self._gossip.new_height(height)
 
     async def _catch_up(self, blocks: Sequence[FetchedBlock]) -> int:
@@ -342,6 +359,17 @@ class ConsensusDriver:
 
         handle = asyncio.get_running_loop().call_later(delay_s, fire)
         self._timers.add(handle)
+
+    def _schedule_when_busy(self, event: TimeoutFired, delay_s: float, due: float) -> None:
+        """Start the propose timeout once a transaction is pending or the heartbeat is due: a timeout
+        started at once would fire long before an idle proposer proposes, and waste the round."""
+        async def wait() -> None:
+            await self._heartbeat.wait(due)
+            self._schedule(event, delay_s)
+
+        task = asyncio.create_task(wait(), name=f"idle-{event.height}")
+        self._idle.add(task)
+        task.add_done_callback(self._idle.discard)
 
 
 def _state_text(state: object) -> str:

@@ -9,7 +9,8 @@ feed) for few transfers.  So the proposer waits until the mempool holds a
 full block; or until ``block_interval_s`` has passed since the previous
 commit and something is pending; and in any case no longer than
 ``empty_block_wait_s``.  Both waits stay well inside the other validators'
-propose timeout.
+propose timeout.  A height whose block nobody needs (node/host/heartbeat.py)
+first waits, as every validator does, for a transaction or the heartbeat.
 
 Waiting happens in a task of its own; when it ends, the proposer tells the
 host's single writer, which builds the block on the tip it holds.
@@ -23,11 +24,9 @@ from collections.abc import Callable, Sequence
 
 from node.core.block import Block, build_block
 from node.core.transactions import AnyTransaction
+from node.host.heartbeat import POLL_S, until_pending
 from node.host.tip import Tip
 from node.mempool.pool import Mempool
-
-# How often a waiting proposer looks at the mempool.
-POLL_S = 0.01
 
 
 class Proposer:
@@ -45,11 +44,18 @@ class Proposer:
         self._clock = clock
         self._waiting: set[asyncio.Task[None]] = set()
 
-    def schedule(self, height: int, round: int, last_commit_at: float) -> None:
-        """Start waiting for a block worth proposing at (height, round); ``last_commit_at`` is on ``clock``."""
-        task = asyncio.create_task(self._wait(height, round, last_commit_at), name=f"propose-{height}-{round}")
+    def schedule(self, height: int, round: int, last_commit_at: float, heartbeat_due: float | None = None) -> None:
+        """Start waiting for a block worth proposing at (height, round).  ``heartbeat_due``: the height may
+        wait for a transaction until then (node/host/heartbeat.py).  Both times are on ``clock``."""
+        task = asyncio.create_task(self._wait(height, round, last_commit_at, heartbeat_due),
+                                   name=f"propose-{height}-{round}")
         self._waiting.add(task)
         task.add_done_callback(self._waiting.discard)
+
+    def abandon(self) -> None:
+        """A height was decided: waits for it are pointless (their answer would be ignored), so they go."""
+        for task in self._waiting:
+            task.cancel()
 
     async def stop(self) -> None:
         tasks = list(self._waiting)
@@ -57,8 +63,11 @@ class Proposer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _wait(self, height: int, round: int, last_commit_at: float) -> None:
+    async def _wait(self, height: int, round: int, last_commit_at: float, heartbeat_due: float | None) -> None:
         mempool = self._mempool
+        if heartbeat_due is not None and not await until_pending(mempool, heartbeat_due, self._clock):
+            self._ready(height, round)  # the heartbeat: nothing came, the empty block goes now
+            return
         waited = 0.0
         while waited < self._empty_wait_s:
             pending = len(mempool)

@@ -1,0 +1,54 @@
+"""Four validator processes with the heartbeat (node/host/heartbeat.py): an idle network commits an
+empty block only every ``empty_block_interval``, yet a transfer commits at once, and the block that
+certifies it follows at once too.
+
+The interval here is a few seconds so that the test sees heartbeats; the latency an idle network
+gives a transfer is measured by scripts/bench_idle.py, not asserted here.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.localnet import Wallet, make_network, node_log, running
+from tests.test_network_integration import submit, wait_committed
+
+INTERVAL_MS = 4000
+IDLE_S = 10
+
+
+def heights(net) -> list[int]:
+    return [net.status(i)["height"] for i in range(4)]
+
+
+def test_an_idle_network_commits_only_heartbeats_and_a_transfer_commits_with_its_certifying_block(tmp_path):
+    network = make_network(tmp_path / "net", validators=4, empty_block_interval_ms=INTERVAL_MS)
+    wallets = [Wallet(path, network.genesis.chain_id) for path in network.bank_key_files]
+    with running(network) as net:
+        try:
+            net.wait_height(1)  # a new network commits its first block at once
+            start = max(heights(net))
+            time.sleep(IDLE_S)
+            idle = max(heights(net)) - start
+            # One heartbeat each INTERVAL_MS; without it the same network commits several blocks a second.
+            assert 1 <= idle <= IDLE_S * 1000 // INTERVAL_MS + 1, f"{idle} blocks in {IDLE_S} s of idling"
+            assert min(heights(net)) >= start + 1, "every validator follows the heartbeat"
+
+            for to in (1, 3):  # to a validator; which one proposes next is the schedule's business
+                payee = wallets[1].key.public_key
+                [tx_hash] = submit(net, to, [wallets[0].transfer(payee, 250)])
+                wait_committed(net, to, [tx_hash], timeout_s=INTERVAL_MS / 1000 - 1)
+                height = net.client(to).tx(tx_hash)["height"]
+                # What the block did is certified by the next header: that block follows at once, and is empty.
+                net.wait_height(height + 1, timeout_s=INTERVAL_MS / 1000 - 1)
+                block, after = net.client(0).block(height), net.client(0).block(height + 1)
+                assert after["tx_count"] == 0
+                assert (after["previous_app_hash"], after["previous_results_hash"]) == \
+                    (block["app_hash"], block["results_hash"])
+                settled = max(heights(net))
+                time.sleep(INTERVAL_MS / 2000)
+                assert max(heights(net)) <= settled + 1, "after the certifying block the network idles again"
+                wallets[1], wallets[0] = wallets[0], wallets[1]
+        except AssertionError:
+            print(node_log(net, 0))
+            raise
