@@ -20,7 +20,8 @@ from node.tools.network import LocalNetwork, create_network
 from node.tools.testnet import LocalTestnet, free_ports
 
 
-def make_network(directory: Path, validators: int = 4, banks: int | None = None, **consensus: int) -> LocalNetwork:
+def make_network(directory: Path, validators: int = 4, banks: int | None = None, retain_blocks: int = 0,
+                 **consensus: int) -> LocalNetwork:
     """A fresh network on free ports; ``consensus`` overrides [consensus] config fields."""
     ports = free_ports(2 * validators)
     network = create_network(directory, validators=validators, banks=banks or max(1, validators - 1),
@@ -32,7 +33,8 @@ def make_network(directory: Path, validators: int = 4, banks: int | None = None,
     defaults.update(consensus)
     for path in network.config_files:
         config = load_config(path)
-        config = dataclasses.replace(config, consensus=dataclasses.replace(config.consensus, **defaults))
+        config = dataclasses.replace(config, consensus=dataclasses.replace(config.consensus, **defaults),
+                                     storage=dataclasses.replace(config.storage, retain_blocks=retain_blocks))
         path.write_text(render_config(config, path.parent))
     return network
 

@@ -94,6 +94,7 @@ class FakeBackend:
         self.blocks: dict[int, BlockView] = {}
         self.block_raws: dict[int, list[bytes]] = {}
         self.committed: dict[bytes, tuple[int, int, str]] = {}
+        self.earliest = 1  # the lowest height whose block is kept
         self.feed = BlockFeed(queue_size=feed_queue)
         self.fail_with: Exception | None = None
         self.rules: dict[bytes, dict[str, Any]] = {}
@@ -137,6 +138,9 @@ class FakeBackend:
 
     def latest_height(self) -> int:
         return max(self.blocks, default=0)
+
+    def earliest_height(self) -> int:
+        return self.earliest
 
     def tx_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
         if tx_hash not in self.committed:
@@ -421,6 +425,18 @@ async def test_blocks(client: TestClient, backend: FakeBackend) -> None:
     assert await (await client.get("/v1/blocks/2/txs")).json() == {"height": 2, "txs": [tx.raw.hex()]}
     assert await (await client.get("/v1/blocks/1/txs")).json() == {"height": 1, "txs": []}
     await expect_error(await client.get("/v1/blocks/3/txs"), 404, "block_not_found")
+
+
+async def test_a_pruned_block_is_said_to_be_pruned(client: TestClient, backend: FakeBackend) -> None:
+    for height in (1, 2, 3):
+        backend.commit(make_block(height))
+    del backend.blocks[1], backend.block_raws[1]
+    backend.earliest = 2
+    for path in ("/v1/blocks/1", "/v1/blocks/1/txs"):
+        body = await expect_error(await client.get(path), 410, "block_pruned")
+        assert "keeps blocks from height 2" in body["error"]["message"]
+    await expect_error(await client.get("/v1/blocks/4"), 404, "block_not_found")
+    assert (await (await client.get("/v1/blocks/2")).json())["height"] == 2
 
 
 async def test_tx_proof_answers_by_where_the_transaction_is(client: TestClient, backend: FakeBackend) -> None:

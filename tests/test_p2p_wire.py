@@ -60,7 +60,7 @@ messages = st.one_of(
     st.builds(BlockResponse, st.integers(0, U64),
               st.lists(st.tuples(st.binary(min_size=1, max_size=256), certificates),
                        max_size=4).map(tuple)),
-    st.builds(Status, heights),
+    st.builds(Status, heights, heights),
 )
 
 
@@ -121,7 +121,9 @@ PROPOSAL_PAYLOAD = [1, 0, b"block", -1, bytes(32), bytes(64)]
         (frame(FrameType.BLOCK_RESPONSE, [1, [[b"b", [1, 0, bytes(32), [[3] + VOTE_PAYLOAD[1:]]]]]
                                           * (MAX_BLOCKS_PER_RESPONSE + 1)]), "bad_payload"),
         (frame(FrameType.STATUS, []), "bad_payload"),
-        (frame(FrameType.STATUS, [1.5]), "bad_field"),
+        (frame(FrameType.STATUS, [1]), "bad_payload"),  # the earliest height kept is part of a status
+        (frame(FrameType.STATUS, [1.5, 1]), "bad_field"),
+        (frame(FrameType.STATUS, [1, -1]), "bad_field"),
     ],
 )
 def test_malformed_frames_are_refused_with_a_reason(data, code):

@@ -205,6 +205,10 @@ class ApiBackend(Protocol):
         """Height of the last committed block; 0 before the first."""
         ...
 
+    def earliest_height(self) -> int:
+        """The lowest height whose block this node still keeps: 1 unless it prunes (``storage.retain_blocks``)."""
+        ...
+
     def validators(self, height: int | None) -> dict[str, Any] | None:
         """JSON-ready: the validator set of ``height`` (None: the height being decided) and from when it
         holds; None when that height's set is not decided yet."""

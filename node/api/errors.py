@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     BAD_ADDRESS = "bad_address"
     TOO_MANY_TXS = "too_many_txs"
     BLOCK_NOT_FOUND = "block_not_found"
+    BLOCK_PRUNED = "block_pruned"
     HEIGHT_NOT_DECIDED = "height_not_decided"
     PROOF_UNAVAILABLE = "proof_unavailable"
     TX_NOT_COMMITTED = "tx_not_committed"

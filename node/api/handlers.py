@@ -70,7 +70,10 @@ async def get_tx_proof(request: web.Request) -> web.Response:
     except TxProofPending as exc:
         raise ApiError(409, ErrorCode.RESULT_NOT_YET_PROVABLE, str(exc)) from exc
     if proof is None:
-        raise ApiError(404, ErrorCode.TX_NOT_COMMITTED, f"transaction {tx_hash.hex()} is not committed on this node")
+        earliest = request.app[BACKEND].earliest_height()
+        kept = f" (it keeps blocks from height {earliest} on)" if earliest > 1 else ""
+        raise ApiError(404, ErrorCode.TX_NOT_COMMITTED,
+                       f"transaction {tx_hash.hex()} is not committed on this node{kept}")
     return render(request, proof)
 
 
@@ -108,7 +111,7 @@ async def get_block_txs(request: web.Request) -> web.Response:
     height = parse_height(request.match_info["height"])
     txs = request.app[BACKEND].block_txs(height)
     if txs is None:
-        raise ApiError(404, ErrorCode.BLOCK_NOT_FOUND, f"no block committed at height {height}")
+        raise _no_block(request, height)
     return render(request, {"height": height, "txs": [raw.hex() for raw in txs]})
 
 
@@ -122,8 +125,18 @@ async def get_latest_block(request: web.Request) -> web.Response:
 def _block_response(request: web.Request, height: int) -> web.Response:
     block = request.app[BACKEND].block(height)
     if block is None:
-        raise ApiError(404, ErrorCode.BLOCK_NOT_FOUND, f"no committed block at height {height}")
+        raise _no_block(request, height)
     return render(request, block_doc(block))
+
+
+def _no_block(request: web.Request, height: int) -> ApiError:
+    """Why there is no block at ``height``: not committed yet, or pruned on this node."""
+    earliest = request.app[BACKEND].earliest_height()
+    if 1 <= height < earliest:
+        return ApiError(410, ErrorCode.BLOCK_PRUNED,
+                        f"block {height} is pruned on this node, which keeps blocks from height {earliest} on "
+                        f"(storage.retain_blocks); a node that keeps every block has it")
+    return ApiError(404, ErrorCode.BLOCK_NOT_FOUND, f"no committed block at height {height}")
 
 
 async def get_status(request: web.Request) -> web.Response:

@@ -138,6 +138,9 @@ class NodeBackend:
     def latest_height(self) -> int:
         return self._store.height
 
+    def earliest_height(self) -> int:
+        return self._store.earliest_height
+
     def state_proof(self, key: bytes, height: int | None) -> StateProofView:
         store = self._store
         lowest, highest = store.provable_heights()
@@ -222,6 +225,7 @@ class NodeBackend:
             "chain_id": self.chain_id,
             "node_id": self.node_id,
             "height": store.height,
+            "earliest_height": store.earliest_height,
             "app_hash": store.app_hash.hex(),
             "round": engine.round,
             "consensus_height": engine.height,

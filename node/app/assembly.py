@@ -25,6 +25,7 @@ from node.api.app import make_api_app
 from node.api.node_backend import NodeBackend, committed_block_view
 from node.app.config import Config, load_config
 from node.app.metrics import NetworkCollector, NodeMetrics, VerifierCollector
+from node.app.pruner import Pruner
 from node.core.certificate import decode_certificate
 from node.core.genesis import Genesis, GenesisError, load_genesis
 from node.core.keys import Key, is_test_chain
@@ -98,6 +99,7 @@ class ValidatorNode:
         self._api_runner: web.AppRunner | None = None
         self._metrics_task: asyncio.Task | None = None
         self._chores: set[asyncio.Task[None]] = set()
+        self._pruner: Pruner | None = None
         self.halted: asyncio.Future[BaseException] | None = None
 
     @property
@@ -119,6 +121,9 @@ class ValidatorNode:
             LedgerStore.open, data_dir / LEDGER_DIR, GenesisState.from_genesis(genesis))
         self.store = store
         self._stack.append(store.close)
+        if config.storage.retain_blocks:
+            self._pruner = Pruner(store, config.storage.retain_blocks, self._halt)
+            self._stack.append(self._pruner.stop)
         try:
             opened = await asyncio.to_thread(open_wal, data_dir, store.height)
         except OSError as exc:
@@ -172,7 +177,8 @@ class ValidatorNode:
                 listen_host=config.p2p.listen.host, listen_port=config.p2p.listen.port,
             ),
             self.key, on_message=intake.on_peer_message, block_source=self._block_source,
-            local_height=lambda: store.height, admits=schedule.admits, other_keys=self.keys,
+            local_height=lambda: store.height, local_earliest=lambda: store.earliest_height,
+            admits=schedule.admits, other_keys=self.keys,
         )
         self.halted = asyncio.get_running_loop().create_future()
         driver = ConsensusDriver(
@@ -185,7 +191,7 @@ class ValidatorNode:
             ),
             heartbeat=Heartbeat(mempool, c.empty_block_interval_ms / 1000),
             committer=Committer(store, mempool, [self._on_commit]),
-            gossip=ConsensusGossip(network, REGOSSIP_S, store.height + 1),
+            gossip=ConsensusGossip(network, REGOSSIP_S, store.height + 1, lambda: store.earliest_height),
             on_evidence=lambda evidence: self.metrics.evidence.inc(), on_fatal=self._halt, failpoint=failpoint,
             offload_signing=self.keyring.may_block,
         )
@@ -309,6 +315,8 @@ class ValidatorNode:
 
     def _on_commit(self, committed: Committed) -> None:
         self.metrics.observe_commit(committed.height, len(committed.txs), committed.interval_s)
+        if self._pruner is not None:
+            self._pruner.committed(committed.height)
         self.metrics.observe_own_precommit(
             any(vote.validator == self.key.public_key for vote in committed.certificate.precommits))
         # The set may have changed: links of keys no longer validators go, and after a rotation

@@ -77,6 +77,17 @@ class MempoolSection:
     max_bytes: int = 32 * 1024 * 1024
 
 
+# The fewest blocks a pruning node keeps: a validator back from a short outage catches up from them.
+MIN_RETAIN_BLOCKS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSection:
+    # The last blocks kept with their certificates, receipts and transaction index; older ones are
+    # deleted in the background (node/ledger/pruning.py).  0 keeps every block (an archive node).
+    retain_blocks: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class ConsensusSection:
     timeout_propose_ms: int = 1000
@@ -139,6 +150,7 @@ class Config:
     api: ApiSection
     mempool: MempoolSection = field(default_factory=MempoolSection)
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
+    storage: StorageSection = field(default_factory=StorageSection)
     signer: SignerSection = field(default_factory=SignerSection)
 
 
@@ -159,6 +171,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "consensus.empty_block_interval_ms": (0, 24 * 3600 * 1000),
     "consensus.max_time_ahead_ms": (100, 60_000),
     "signer.remote_timeout_ms": (10, 60_000),
+    "storage.retain_blocks": (0, 2**62),
 }
 _PATH_FIELDS = frozenset({"node.data_dir", "node.key_file", "node.genesis_file", "node.next_key_file",
                           "signer.pkcs11_module", "signer.pkcs11_pin_file", "signer.remote_link_key_file",
@@ -185,6 +198,7 @@ _SECTIONS: dict[str, type] = {
     "api": ApiSection,
     "mempool": MempoolSection,
     "consensus": ConsensusSection,
+    "storage": StorageSection,
     "signer": SignerSection,
 }
 
@@ -280,6 +294,9 @@ def _parse_value(dotted: str, value: object, base_dir: Path) -> object:
             raise ConfigError(f"{dotted}: expected an integer, got {describe(value, mapping='a table')}")
         if not low <= value <= high:
             raise ConfigError(f"{dotted}: must be between {low} and {high}, got {value}")
+        if dotted == "storage.retain_blocks" and 0 < value < MIN_RETAIN_BLOCKS:
+            raise ConfigError(f"{dotted}: 0 keeps every block, otherwise it must be at least {MIN_RETAIN_BLOCKS}, "
+                              f"got {value}")
         return value
     if dotted == "p2p.peers":
         if not isinstance(value, list):

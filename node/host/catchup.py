@@ -69,6 +69,7 @@ class CatchUp:
         self._patience_s = patience_s
         self._clock = clock
         self._behind_since: float | None = None
+        self._pruned_away = False  # every peer ahead has pruned what this node needs: said once
         self._task: asyncio.Task[None] | None = None
         self.blocks_fetched = 0
 
@@ -92,8 +93,19 @@ class CatchUp:
                 self._on_fatal(exc)
                 return
 
-    def _best_peer(self) -> tuple[bytes, int] | None:
-        ahead = [(p.height, p.public_key) for p in self._source.peers() if p.height is not None]
+    def _best_peer(self, committed: int) -> tuple[bytes, int] | None:
+        """The peer furthest ahead among those that still keep block ``committed + 1``."""
+        known = [(p.height, p) for p in self._source.peers() if p.height is not None and p.height > committed]
+        ahead = [(height, p.public_key) for height, p in known if p.earliest <= committed + 1]
+        if known and not ahead:
+            if not self._pruned_away:
+                # Every peer ahead has pruned the blocks this node needs: it can join only from a snapshot
+                # (state sync) or from a peer that keeps every block.
+                log.warning("catchup.pruned height=%d peers_keep_from=%d", committed,
+                            min(p.earliest for _, p in known))
+            self._pruned_away = True
+            return None
+        self._pruned_away = False
         if not ahead:
             return None
         height, key = max(ahead)
@@ -101,8 +113,8 @@ class CatchUp:
 
     async def _step(self) -> None:
         committed = self._committed_height()
-        best = self._best_peer()
-        if best is None or best[1] <= committed:
+        best = self._best_peer(committed)
+        if best is None:
             self._behind_since = None
             return
         now = self._clock()

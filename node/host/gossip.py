@@ -14,6 +14,7 @@ re-proposal (Algorithm 1, lines 28-33).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from consensus.messages import Proposal, Vote
@@ -32,9 +33,12 @@ class Broadcaster(Protocol):
 
 
 class ConsensusGossip:
-    def __init__(self, network: Broadcaster, interval_s: float, height: int) -> None:
-        """``height`` is the height being decided at start."""
+    def __init__(self, network: Broadcaster, interval_s: float, height: int,
+                 earliest: Callable[[], int] = lambda: 1) -> None:
+        """``height`` is the height being decided at start; ``earliest`` the lowest height whose block
+        this node keeps, which its status tells the peers."""
         self._network = network
+        self._earliest = earliest
         self._interval_s = interval_s
         self._height = height
         self._votes: dict[tuple[object, ...], Proposal | Vote] = {}
@@ -60,7 +64,7 @@ class ConsensusGossip:
         self._height = height
         self._votes.clear()
         self._proposals.clear()
-        self._network.broadcast(Status(height - 1))
+        self._network.broadcast(Status(height - 1, self._earliest()))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="regossip")
@@ -76,7 +80,7 @@ class ConsensusGossip:
             messages: list[Proposal | Vote] = [*self._proposals.values(), *self._votes.values()]
             for message in messages:
                 self._network.broadcast(message)
-            self._network.broadcast(Status(self._height - 1))
+            self._network.broadcast(Status(self._height - 1, self._earliest()))
 
 
 def _keep_first(store: dict[tuple[object, ...], Proposal | Vote], key: tuple[object, ...],

@@ -27,7 +27,8 @@ Integers in keys are big-endian so that byte order equals numeric order.
     h<n:u64>        governance history, every governance transaction a block applied, numbered
                     from 0: msgpack [height, index, code, transaction bytes]
     m<name>         chain meta (schema, chain id, genesis hash, height, app hash, the results root
-                    of the last block, transactions committed so far, governance history entries so far)
+                    of the last block, transactions committed so far, governance history entries so far,
+                    the earliest height whose block is kept: absent until pruning, node/ledger/pruning.py)
 
 ``a``, ``s``, ``g``, ``v``, ``w`` and ``o`` are application state: the leaves of the state tree,
 whose root is the app hash (node/ledger/tree.py).
@@ -64,6 +65,7 @@ META_APP_HASH = b"mapp_hash"
 META_TX_COUNT = b"mtx_count"
 META_HISTORY_COUNT = b"mhistory_count"
 META_RESULTS_HASH = b"mresults_hash"
+META_EARLIEST = b"mearliest"
 
 # 4: block v2 (docs/protocol.md §12), the results root and the state tree (docs/ledger.md);
 # stores of schema 3 are not migrated.

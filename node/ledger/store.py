@@ -50,6 +50,7 @@ from node.ledger.errors import (
 )
 from node.ledger.governance import Governance, ValidatorPowers
 from node.ledger.governance_records import changed_records, encode_order, genesis_records, read_governance
+from node.ledger.pruning import prune_heights, reclaim
 from node.ledger.receipts import (
     BYTE_OF,
     LOCATION,
@@ -174,6 +175,8 @@ class LedgerStore:
             self._history_count = k.decode_count(meta[k.META_HISTORY_COUNT])
             # Stores written before the count was kept lack it: their receipts give it, until the next block.
             self._tx_count = k.decode_count(tx_count) if tx_count is not None else self._count_receipts()
+            earliest = db.get(k.META_EARLIEST, verify_checksums=True)
+            self._earliest = 1 if earliest is None else k.decode_height(earliest)
             if self._height and db.get(k.block_key(self._height), verify_checksums=True) is None:
                 raise LedgerCorruptError(f"ledger store {path} is at height {self._height} but lacks that block")
         except (plyvel.CorruptionError, UnicodeDecodeError, ValueError) as exc:
@@ -361,6 +364,11 @@ class LedgerStore:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
         return value, found.tree.proof(key), found.tree.root
 
+    @property
+    def earliest_height(self) -> int:
+        """The lowest height whose block, certificate, receipts and index entries are kept (1: all of them)."""
+        return self._earliest
+
     def block(self, height: int) -> bytes | None:
         return self._get(k.block_key(height))
 
@@ -413,6 +421,28 @@ class LedgerStore:
         except plyvel.CorruptionError as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
         return read
+
+    # -- pruning -----------------------------------------------------------
+
+    def prune(self, below: int, stopping: Callable[[], bool] = lambda: False) -> int:
+        """Delete every block below ``below`` (never the committed one) and compact what held them;
+        the number of heights deleted.  Safe beside ``apply`` on another thread: the two never write
+        the same keys, and a block is pruned only long after it was committed."""
+        below = min(below, self._height)
+        first = self._earliest
+        if below <= first:
+            return 0
+        try:
+            self._earliest = prune_heights(self._db, first, below, stopping)
+            reclaim(self._db, self._earliest)
+        except plyvel.CorruptionError as exc:
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
+        except (ValueError, struct.error) as exc:
+            raise LedgerCorruptError(f"ledger store {self.path}: a pruned block's records: {_said(exc)}") from exc
+        except plyvel.Error as exc:
+            raise LedgerError(f"ledger store {self.path} could not prune below {below}: {_said(exc)}") from exc
+        log.info("ledger.pruned below=%d heights=%d", self._earliest, self._earliest - first)
+        return self._earliest - first
 
     # -- executing ---------------------------------------------------------
 

@@ -48,7 +48,8 @@ class PeerLink:
         self.peer_key = peer_key
         self.role = role
         self.remote = remote
-        self.height: int | None = None
+        self.height: int | None = None  # from the peer's status: its committed height
+        self.earliest = 1  # and the lowest height whose block it keeps
         self._outbox: deque[bytes] = deque()
         self._outbox_size = outbox_size
         self._outbox_bytes = outbox_bytes

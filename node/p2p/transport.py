@@ -77,6 +77,7 @@ class PeerInfo:
     role: Role
     remote: str
     height: int | None
+    earliest: int = 1  # the lowest height whose block the peer keeps
 
 
 def build_p2p_app(network: PeerNetwork) -> web.Application:
@@ -106,6 +107,7 @@ class PeerNetwork:
         on_message: MessageHandler | None = None,
         block_source: BlockSource | None = None,
         local_height: Callable[[], int] | None = None,
+        local_earliest: Callable[[], int] = lambda: 1,
         rng: random.Random | None = None,
         nonce_source: Callable[[int], bytes] = os.urandom,
         admits: Callable[[bytes], bool] | None = None,
@@ -123,6 +125,7 @@ class PeerNetwork:
         self._on_message = on_message
         self._block_source = block_source
         self._local_height = local_height
+        self._local_earliest = local_earliest
         self._rng = rng or random.Random()
         self._nonce_source = nonce_source
         self.stats = NetworkStats()
@@ -222,7 +225,8 @@ class PeerNetwork:
         return self._dialing + self._pending_handshakes
 
     def peers(self) -> tuple[PeerInfo, ...]:
-        return tuple(PeerInfo(link.peer_key, link.role, link.remote, link.height) for link in self._links.values())
+        return tuple(PeerInfo(link.peer_key, link.role, link.remote, link.height, link.earliest)
+                     for link in self._links.values())
 
     async def wait_for_peers(self, count: int) -> None:
         """Return once at least ``count`` peers have a link (the caller bounds the wait)."""
@@ -341,7 +345,7 @@ class PeerNetwork:
                 return True
             try:
                 if self._local_height is not None:
-                    link.enqueue(encode(Status(self._local_height())))
+                    link.enqueue(encode(Status(self._local_height(), self._local_earliest())))
                 await link.run(self._dispatch)
             finally:
                 await self._unregister(link)
@@ -429,7 +433,7 @@ class PeerNetwork:
                     self.stats.unsolicited_responses += 1
                 return
             case Status():
-                link.height = message.height
+                link.height, link.earliest = message.height, message.earliest
         if self._on_message is None:
             return
         try:

@@ -83,9 +83,11 @@ class BlockResponse:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """The sender's last committed height, so peers know who to catch up from."""
+    """The sender's last committed height, and the lowest height whose block it still keeps (1 unless it
+    prunes), so peers know who to catch up from."""
 
     height: int
+    earliest: int = 1
 
 
 WireMessage = Proposal | Vote | TxBatch | BlockRequest | BlockResponse | Status
@@ -108,7 +110,7 @@ def encode(message: WireMessage) -> bytes:
             blocks = [[raw, certificate_fields(cert)] for raw, cert in message.blocks]
             return pack_frame(FrameType.BLOCK_RESPONSE, [message.request_id, blocks])
         case Status():
-            return pack_frame(FrameType.STATUS, [message.height])
+            return pack_frame(FrameType.STATUS, [message.height, message.earliest])
     raise TypeError(f"not a wire message: {type(message).__name__}")
 
 
@@ -136,8 +138,8 @@ def _decode_payload(kind: FrameType, payload: object) -> WireMessage:
         case FrameType.BLOCK_RESPONSE:
             return _decode_block_response(payload)
         case FrameType.STATUS:
-            height, = array(payload, 1, "status")
-            return Status(uint(height, U64, "status height"))
+            height, earliest = array(payload, 2, "status")
+            return Status(uint(height, U64, "status height"), uint(earliest, U64, "status earliest height"))
     raise WireError("unexpected_type", f"a {kind.name.lower()} frame is only valid during the handshake")
 
 
