@@ -69,6 +69,22 @@ def test_pruning_deletes_old_blocks_with_their_records_keeps_the_state_and_gives
         assert store.block(HEIGHTS + 2) is not None and store.height == HEIGHTS + 2
 
 
+def test_readers_see_the_earliest_kept_height_move_with_each_batch(tmp_path):
+    path = tmp_path / "ledger"
+    build(path)
+    with LedgerStore.open(path, cw.genesis_state()) as store:
+        seen = []
+
+        def between_batches() -> bool:
+            earliest = store.earliest_height
+            seen.append((earliest, store.block(earliest - 1), store.block(earliest) is not None))
+            return False
+
+        store.prune(70, stopping=between_batches)
+        assert [earliest for earliest, _, _ in seen] == [17, 33, 49, 65, 70]
+        assert all(below is None and kept for _, below, kept in seen), "the mark and the deletions move together"
+
+
 def test_pruning_told_to_stop_leaves_a_whole_store_that_carries_on(tmp_path):
     path = tmp_path / "ledger"
     build(path)

@@ -2,11 +2,12 @@
 
 A commit only notes the height.  When enough heights have gathered past the
 ones kept (a quarter of them, so that each pass's compaction is paid for by
-many blocks), a pass deletes them on a worker thread, one pass at a time.
-The pass writes small batches and pauses between them, so a block's own
-write, which LevelDB orders with them, never waits behind a long one, and a
-large first backlog (a node that has just turned pruning on) leaves the
-interpreter to consensus most of the time.
+many blocks), a pass deletes them on a worker thread, one pass at a time,
+beside the commits.  The pass writes small batches (node/ledger/pruning.py:
+a few heights, a couple of thousand transactions at most) and pauses after
+each, so a block's own write, which LevelDB orders with them, never waits
+behind a long one, and a large first backlog (a node that has just turned
+pruning on) hands the interpreter back to consensus between batches.
 """
 
 from __future__ import annotations
@@ -58,3 +59,8 @@ class Pruner:
         except LedgerError as exc:
             # A failed pass loses nothing: the blocks stay until the next one.
             log.error("ledger.prune_failed below=%d reason=%s", below, " ".join(str(exc).split()))
+        except Exception as exc:
+            # A fault of the code, not of the disk: stop loudly rather than retry it at every commit.
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            log.critical("ledger.prune_failed below=%d reason=%s", below, reason)
+            self._on_fatal(exc)

@@ -99,8 +99,8 @@ class CatchUp:
         ahead = [(height, p.public_key) for height, p in known if p.earliest <= committed + 1]
         if known and not ahead:
             if not self._pruned_away:
-                # Every peer ahead has pruned the blocks this node needs: it can join only from a snapshot
-                # (state sync) or from a peer that keeps every block.
+                # Every peer ahead has pruned the blocks this node needs: it can join only from a peer
+                # that keeps every block, or from a copy of a ledger (docs/operators.md §6).
                 log.warning("catchup.pruned height=%d peers_keep_from=%d", committed,
                             min(p.earliest for _, p in known))
             self._pruned_away = True

@@ -37,7 +37,7 @@ POLL_S = 0.01
 class Heartbeat:
     mempool: Sized  # what is pending: the mempool
     interval_s: float  # 0: never wait, every height proposes at once
-    clock: Callable[[], float] = field(default=time.monotonic)
+    clock: Callable[[], float] = field(default=time.monotonic)  # the driver's: its commit times are on it
 
     def due(self, tip: Tip, round: int, last_commit_at: float) -> float | None:
         """When, on ``clock``, the empty block of ``round`` above ``tip`` is due; None when it may not wait."""

@@ -16,38 +16,44 @@ of a transaction included twice keeps the inclusion that consumed its nonce
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 
 import plyvel
 
 from node.ledger import layout as k
 from node.ledger.receipts import decode_location, decode_receipts
 
-# Heights deleted per LevelDB batch: small enough that a batch never holds up a block's own write for long.
+# A LevelDB batch ends after this many heights or after the heights holding this many transactions,
+# whichever comes first: small enough that a batch never holds a block's own write, or the interpreter,
+# for long.
 HEIGHTS_PER_BATCH = 16
+TXS_PER_BATCH = 2048
 
 
-def prune_heights(db: plyvel.DB, earliest: int, below: int, stopping: Callable[[], bool]) -> int:
-    """Delete heights ``earliest`` .. ``below - 1``; the earliest height kept when done or told to stop."""
+def prune_heights(db: plyvel.DB, earliest: int, below: int) -> Iterator[int]:
+    """Delete heights ``earliest`` .. ``below - 1``, yielding the earliest height kept after each batch.
+
+    The caller may stop between batches (the store stays whole) and learns each new mark as it is written.
+    """
     while earliest < below:
-        end = min(earliest + HEIGHTS_PER_BATCH, below)
         batch = db.write_batch()
-        for height in range(earliest, end):
+        height, txs = earliest, 0
+        while height < below and height - earliest < HEIGHTS_PER_BATCH and txs < TXS_PER_BATCH:
             receipts = db.get(k.receipts_key(height), verify_checksums=True)
             for receipt in decode_receipts(receipts) if receipts is not None else ():
                 key = k.tx_key(receipt.tx_hash)
                 location = db.get(key, verify_checksums=True)
                 if location is not None and decode_location(location).height == height:
                     batch.delete(key)
+                txs += 1
             batch.delete(k.block_key(height))
             batch.delete(k.certificate_key(height))
             batch.delete(k.receipts_key(height))
-        batch.put(k.META_EARLIEST, k.encode_height(end))
+            height += 1
+        batch.put(k.META_EARLIEST, k.encode_height(height))
         batch.write()
-        earliest = end
-        if stopping():
-            break
-    return earliest
+        earliest = height
+        yield earliest
 
 
 def reclaim(db: plyvel.DB, below: int) -> None:
@@ -56,8 +62,9 @@ def reclaim(db: plyvel.DB, below: int) -> None:
     Blocks, certificates and receipts lie in contiguous ranges by height; the index entries are spread
     over the whole index by hash, but the index holds only the kept heights' transactions, so
     compacting all of it costs about what those heights wrote.  Compaction keeps whatever a live
-    LevelDB snapshot still sees, and the store holds one per provable height, so what one pass
-    deleted comes back at the next pass, which compacts everything below its own mark.
+    LevelDB snapshot still sees, and the store holds one per provable height (the last 32), so what
+    a pass deleted comes back at a later pass, once those snapshots no longer see it: every pass
+    compacts everything below its own mark.
     """
     for key_of in (k.block_key, k.certificate_key, k.receipts_key):
         db.compact_range(start=key_of(0), stop=key_of(below))

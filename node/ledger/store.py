@@ -177,9 +177,12 @@ class LedgerStore:
             self._tx_count = k.decode_count(tx_count) if tx_count is not None else self._count_receipts()
             earliest = db.get(k.META_EARLIEST, verify_checksums=True)
             self._earliest = 1 if earliest is None else k.decode_height(earliest)
+            if not 1 <= self._earliest <= max(1, self._height):
+                raise LedgerCorruptError(f"ledger store {path} keeps blocks from height {self._earliest}, "
+                                         f"beyond its height {self._height}")
             if self._height and db.get(k.block_key(self._height), verify_checksums=True) is None:
                 raise LedgerCorruptError(f"ledger store {path} is at height {self._height} but lacks that block")
-        except (plyvel.CorruptionError, UnicodeDecodeError, ValueError) as exc:
+        except (plyvel.CorruptionError, UnicodeDecodeError, ValueError, struct.error) as exc:
             raise LedgerCorruptError(f"ledger store {path} has damaged meta records: {_said(exc)}") from exc
         snapshot = db.snapshot()
         tree = StateTree.build(self._read_state(snapshot))
@@ -426,15 +429,26 @@ class LedgerStore:
 
     def prune(self, below: int, stopping: Callable[[], bool] = lambda: False) -> int:
         """Delete every block below ``below`` (never the committed one) and compact what held them;
-        the number of heights deleted.  Safe beside ``apply`` on another thread: the two never write
-        the same keys, and a block is pruned only long after it was committed."""
+        the number of heights deleted.  ``stopping`` is asked after each batch (it may pause there);
+        told to stop, the pass ends without compacting.
+
+        Safe beside ``apply`` on another thread: a block is pruned long after it was committed, and
+        an index entry is deleted only while it names the pruned height, which a later block never
+        rewrites (an inclusion that keeps its nonce makes a block invalid).  Readers see the new
+        earliest height as each batch is written."""
         below = min(below, self._height)
         first = self._earliest
         if below <= first:
             return 0
         try:
-            self._earliest = prune_heights(self._db, first, below, stopping)
-            reclaim(self._db, self._earliest)
+            stopped = False
+            for earliest in prune_heights(self._db, first, below):
+                self._earliest = earliest
+                if stopping():
+                    stopped = True
+                    break
+            if not stopped:
+                reclaim(self._db, self._earliest)
         except plyvel.CorruptionError as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
         except (ValueError, struct.error) as exc:

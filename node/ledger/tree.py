@@ -80,11 +80,12 @@ class StateTree:
         return self._levels[0][0]
 
     def prepare(self, records: Iterable[tuple[bytes, bytes | None]]) -> TreeUpdate:
-        """The next version's hashes after ``records`` (a value of None deletes), this version unchanged.
+        """The next version's hashes after ``records`` (each key once; a value of None deletes), this
+        version unchanged.
 
         The records become entries (a deletion: the bare key hash) sorted by key hash, which brings each
-        bucket's records together: a bucket is then rebuilt once from slices of its stored bytes, with
-        no per-record copy into a mutable buffer.  This loop is what a 10,000-transfer block waits on.
+        bucket's records together: a bucket's new bytes are cut from its stored ones, record by record,
+        with no copy into a mutable buffer and back.  This loop is what a 10,000-transfer block waits on.
         """
         sha256 = hashlib.sha256
         entries = sorted([sha256(key).digest() if value is None else sha256(key).digest() + sha256(value).digest()

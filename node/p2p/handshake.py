@@ -40,7 +40,8 @@ from node.core.tx import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, chain_id_bytes
 from node.p2p.framing import FrameType, WireError, pack_frame, unpack_frame
 
 HANDSHAKE_DOMAIN = b"somnode-p2p-handshake-v1\x00"
-PROTOCOL_VERSION = 1
+# 2: a status carries the lowest height whose block the sender keeps (pruning).
+PROTOCOL_VERSION = 2
 NONCE_SIZE = 32
 GENESIS_HASH_SIZE = 32
 # Hello and auth frames are tiny; anything bigger during the handshake is hostile.

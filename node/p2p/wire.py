@@ -13,7 +13,7 @@ Payloads (msgpack, inside a ``[type, payload]`` frame, see ``framing``):
     txs             [tx bytes, ...]
     block request   [request_id, from_height, to_height]
     block response  [request_id, [[block bytes, certificate], ...]]
-    status          [height]
+    status          [height, earliest height whose block the sender keeps]
     certificate     [height, round, value_id, [precommit vote payload, ...]]
 """
 
