@@ -121,6 +121,17 @@ def in_certificate(net: LocalTestnet, index: int, height: int, address: str) -> 
     return address in {p["validator"] for p in net.client(index).block(height)["commit"]["precommits"]}
 
 
+def proposed_by(net: LocalTestnet, index: int, height: int, address: str) -> bool:
+    """Whether ``address`` proposed block ``height``, as ``index`` committed it.
+
+    A committed block whose proposer is a validator shows that the others
+    accepted its signed proposal and prevoted it.  Its precommits are no such
+    sign: a certificate holds the first quorum of precommits to arrive, and a
+    validator that signs remotely is routinely the fourth of four.
+    """
+    return net.client(index).block(height)["proposer"] == address
+
+
 
 def full_log(net: LocalTestnet, index: int) -> str:
     path = net.config_files[index].parent / "node.log"

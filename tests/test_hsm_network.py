@@ -2,8 +2,8 @@
 
 Validator 4's key is made inside the token by ``somnode keygen --pkcs11``
 (its address goes into the genesis); its config names the module, token,
-label and a PIN file, and no key file.  Its precommits appear in the
-certificates, so its votes count, and all four agree on every block.  The
+label and a PIN file, and no key file.  Blocks it proposed commit, so the
+others accept what the token signs, and all four agree on every block.  The
 key is not readable from the token: CKA_EXTRACTABLE is false and an export
 attempt (reading CKA_VALUE, wrapping it) fails, while the validator runs.
 """
@@ -18,7 +18,7 @@ import pytest
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
 from tests.localnet import make_network, node_log, running
-from tests.signing_net import in_certificate, use_token
+from tests.signing_net import proposed_by, use_token
 from tests.softhsm import PIN
 
 TIMEOUT_S = 60
@@ -32,9 +32,9 @@ def test_a_network_with_a_validator_signing_in_a_token_commits_and_the_key_stays
         deadline = time.monotonic() + TIMEOUT_S
         seen = 0
         while seen < 3:
-            assert time.monotonic() < deadline, f"validator4's precommits are missing:\n{node_log(net, 3)}"
+            assert time.monotonic() < deadline, f"no block proposed by validator4 committed:\n{node_log(net, 3)}"
             top = net.status(0)["height"]
-            seen = sum(in_certificate(net, 0, height, address) for height in range(2, top + 1))
+            seen = sum(proposed_by(net, 0, height, address) for height in range(2, top + 1))
             time.sleep(0.3)
         assert net.status(3)["node_id"] == address
         top = min(net.status(i)["height"] for i in range(4))

@@ -3,7 +3,7 @@
 1. The signer is SIGKILLed and restarted.  Meanwhile validator 4 misses its
    votes but does not halt; the other three keep committing the whole time
    (no long gap between commits); validator 4 relinks by itself, and its
-   precommits are back in the certificates.
+   proposals commit again.
 2. Validator 4's data directory is replaced by an older copy (a restored
    backup, taken while it was stopped, before it signed the heights it
    signed since), and it is restarted.  It asks the signer for messages at
@@ -25,7 +25,7 @@ import time
 from node.app.config import load_config, render_config
 from node.core.keys import read_key_file
 from tests.localnet import TransferLoad, Wallet, make_network, node_log, running
-from tests.signing_net import SignerProcess, full_log, in_certificate
+from tests.signing_net import SignerProcess, full_log, in_certificate, proposed_by
 
 TIMEOUT_S = 90
 # The longest the three others may go without a commit while validator 4's signer is away: a round
@@ -65,9 +65,18 @@ def wait_for(condition, what: str, timeout_s: float = TIMEOUT_S) -> None:
 
 
 def signs_above(net, address: str, height: int) -> bool:
-    """Whether validator 4's precommit is in a certificate above ``height`` (among the ten newest)."""
-    top = net.status(0)["height"]
-    return any(in_certificate(net, 0, h, address) for h in range(max(height + 1, top - 9), top + 1))
+    """Whether validator 4 signs through its signer again above ``height``.
+
+    Among the ten newest blocks, one it proposed is committed (the others
+    accepted its signed proposal), and one of its own certificates holds its
+    own precommit.
+    """
+    def newest(index: int) -> range:
+        top = net.status(index)["height"]
+        return range(max(height + 1, top - 9), top + 1)
+
+    return (any(proposed_by(net, 0, h, address) for h in newest(0))
+            and any(in_certificate(net, 3, h, address) for h in newest(3)))
 
 
 def test_a_validator_with_a_remote_signer_survives_its_loss_and_a_restored_backup(tmp_path):
@@ -86,7 +95,7 @@ def test_a_validator_with_a_remote_signer_survives_its_loss_and_a_restored_backu
             net.wait_height(2, timeout_s=TIMEOUT_S)
             load.start()
             heights.start()
-            wait_for(lambda: signs_above(net, address, 1), "validator4's precommits appear in certificates")
+            wait_for(lambda: signs_above(net, address, 1), "validator4's proposals commit")
 
             # 1. The signer dies and comes back; the network keeps committing throughout.
             signer.kill()

@@ -94,6 +94,10 @@ class SignerService:
                     await writer.drain()
             except (LinkError, asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
                 log.info("signer.unlinked remote=%s reason=%s", _remote(remote), _reason(exc))
+            except asyncio.CancelledError:
+                # Ended by stop() or a newer link. The stream server's callback reads this task's
+                # exception, and a cancellation raised there would be logged as an error.
+                log.info("signer.unlinked remote=%s reason=closed by this signer", _remote(remote))
         finally:
             writer.close()
 
