@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Coroutine
@@ -43,17 +44,23 @@ from node.host.validators import ValidatorSchedule
 from node.host.validity import Validity
 from node.host.wal import WalDamaged, open_wal
 from node.ledger.errors import LedgerCorruptError
+from node.ledger.restore import LedgerRestore
 from node.ledger.state import GenesisState
 from node.ledger.store import LedgerStore
 from node.mempool.pool import Mempool
 from node.p2p.config import NetworkConfig
 from node.p2p.transport import PeerNetwork
 from node.signing.keyring import CountedKey, Keyring, KeyringError, open_keyring
+from node.statesync.files import SnapshotFiles
+from node.statesync.snapshotter import Snapshotter
+from node.statesync.sync import StateSync, Trust
 from node.verifier.scheduler import BatchVerifier
 
 log = logging.getLogger(__name__)
 
 LEDGER_DIR = "ledger"
+RESTORING_DIR = "ledger.restoring"
+SNAPSHOTS_DIR = "snapshots"
 # Peer messages waiting for the consensus task; more are dropped as lost (re-gossip brings them back).
 MAX_QUEUED_PEER_MESSAGES = 10_000
 # How often a validator re-sends the messages of the height being decided.
@@ -100,6 +107,7 @@ class ValidatorNode:
         self._metrics_task: asyncio.Task | None = None
         self._chores: set[asyncio.Task[None]] = set()
         self._pruner: Pruner | None = None
+        self._snapshotter: Snapshotter | None = None
         self.halted: asyncio.Future[BaseException] | None = None
 
     @property
@@ -117,13 +125,22 @@ class ValidatorNode:
             data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StartError(f"node.data_dir: cannot use {data_dir} as the data directory: {exc.strerror}") from exc
-        store = await asyncio.to_thread(
-            LedgerStore.open, data_dir / LEDGER_DIR, GenesisState.from_genesis(genesis))
+        genesis_state = GenesisState.from_genesis(genesis)
+        trust = config.state_sync
+        if trust.trust_hash is not None:
+            await self._sync_state(data_dir, genesis_state, Trust(trust.trust_height, bytes.fromhex(trust.trust_hash)))
+        store = await asyncio.to_thread(LedgerStore.open, data_dir / LEDGER_DIR, genesis_state)
         self.store = store
         self._stack.append(store.close)
         if config.storage.retain_blocks:
             self._pruner = Pruner(store, config.storage.retain_blocks, self._halt)
             self._stack.append(self._pruner.stop)
+        snapshots = None
+        if config.storage.snapshot_interval:
+            snapshots = await asyncio.to_thread(
+                SnapshotFiles, data_dir / SNAPSHOTS_DIR, config.storage.snapshot_keep)
+            self._snapshotter = Snapshotter(store, snapshots, config.storage.snapshot_interval, self._halt)
+            self._stack.append(self._snapshotter.stop)
         try:
             opened = await asyncio.to_thread(open_wal, data_dir, store.height)
         except OSError as exc:
@@ -176,7 +193,7 @@ class ValidatorNode:
                 validators=_dial_list(genesis, config, self.keys),
                 listen_host=config.p2p.listen.host, listen_port=config.p2p.listen.port,
             ),
-            self.key, on_message=intake.on_peer_message, block_source=self._block_source,
+            self.key, on_message=intake.on_peer_message, block_source=self._block_source, snapshot_source=snapshots,
             local_height=lambda: store.height, local_earliest=lambda: store.earliest_height,
             admits=schedule.admits, other_keys=self.keys,
         )
@@ -249,6 +266,40 @@ class ValidatorNode:
         if self.halted is not None and not self.halted.done():
             self.halted.set_result(exc)
 
+    async def _sync_state(self, data_dir: Path, genesis: GenesisState, trust: Trust) -> None:
+        """Restore the ledger from a peer's snapshot, if it holds nothing past the genesis yet.
+
+        The restore is written beside the ledger and moved into place only when whole: a node stopped
+        half-way starts state sync again, and a ledger is never left half restored.
+        """
+        ledger, restoring = data_dir / LEDGER_DIR, data_dir / RESTORING_DIR
+        if ledger.exists():
+            held = await asyncio.to_thread(LedgerStore.open, ledger, genesis)
+            height = held.height
+            held.close()
+            if height > 0:
+                log.info("statesync.skipped height=%d reason=the ledger already holds blocks", height)
+                return
+        log.info("statesync.started trust_height=%d trust_hash=%s", trust.height, trust.block_hash.hex())
+        started = time.monotonic()
+
+        def fresh_restore() -> LedgerRestore:
+            shutil.rmtree(restoring, ignore_errors=True)
+            return LedgerRestore(restoring, genesis)
+
+        network = PeerNetwork(
+            NetworkConfig(chain_id=self.genesis.chain_id, genesis_hash=self.genesis.hash(),
+                          validators=_dial_list(self.genesis, self.config, self.keys), listen_port=0),
+            self.key, local_height=lambda: 0, other_keys=self.keys)
+        await network.start()
+        try:
+            height = await StateSync(network, self.genesis.chain_id, trust, fresh_restore).run()
+        finally:
+            await network.stop()
+        await asyncio.to_thread(shutil.rmtree, ledger, True)
+        restoring.rename(ledger)
+        log.info("statesync.done height=%d seconds=%.1f", height, time.monotonic() - started)
+
     def _start_scrub(self, store: LedgerStore) -> None:
         """Check every stored record once in the background; damage halts the node."""
         stopping = threading.Event()
@@ -317,6 +368,8 @@ class ValidatorNode:
         self.metrics.observe_commit(committed.height, len(committed.txs), committed.interval_s)
         if self._pruner is not None:
             self._pruner.committed(committed.height)
+        if self._snapshotter is not None:
+            self._snapshotter.committed(committed.height)
         self.metrics.observe_own_precommit(
             any(vote.validator == self.key.public_key for vote in committed.certificate.precommits))
         # The set may have changed: links of keys no longer validators go, and after a rotation

@@ -86,6 +86,19 @@ class StorageSection:
     # The last blocks kept with their certificates, receipts and transaction index; older ones are
     # deleted in the background (node/ledger/pruning.py).  0 keeps every block (an archive node).
     retain_blocks: int = 0
+    # Every this many heights the node writes a snapshot of its state for peers joining by state sync
+    # (node/statesync/), keeping the newest snapshot_keep.  0 writes none.
+    snapshot_interval: int = 1000
+    snapshot_keep: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class StateSyncSection:
+    """A node started with an empty ledger joins from a snapshot, trusting the block the operator names
+    (docs/operators.md, "Joining by state sync").  Without a trusted hash it replays from the genesis."""
+
+    trust_height: int = 0
+    trust_hash: str | None = None  # the block's hash at trust_height, 64 hex digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +164,7 @@ class Config:
     mempool: MempoolSection = field(default_factory=MempoolSection)
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
     storage: StorageSection = field(default_factory=StorageSection)
+    state_sync: StateSyncSection = field(default_factory=StateSyncSection)
     signer: SignerSection = field(default_factory=SignerSection)
 
 
@@ -172,6 +186,9 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "consensus.max_time_ahead_ms": (100, 60_000),
     "signer.remote_timeout_ms": (10, 60_000),
     "storage.retain_blocks": (0, 2**62),
+    "storage.snapshot_interval": (0, 2**62),
+    "storage.snapshot_keep": (1, 16),
+    "state_sync.trust_height": (0, 2**62),
 }
 _PATH_FIELDS = frozenset({"node.data_dir", "node.key_file", "node.genesis_file", "node.next_key_file",
                           "signer.pkcs11_module", "signer.pkcs11_pin_file", "signer.remote_link_key_file",
@@ -199,6 +216,7 @@ _SECTIONS: dict[str, type] = {
     "mempool": MempoolSection,
     "consensus": ConsensusSection,
     "storage": StorageSection,
+    "state_sync": StateSyncSection,
     "signer": SignerSection,
 }
 
@@ -223,6 +241,10 @@ def parse_config(text: str, base_dir: Path, source: str = "<config>") -> Config:
     document = parse_document(text, source)
     sections = parse_sections(document, _SECTIONS, base_dir)
     _check_backend(document)
+    state_sync = sections["state_sync"]
+    if (state_sync.trust_hash is None) != (state_sync.trust_height == 0):
+        raise ConfigError("state_sync.trust_hash: give both state_sync.trust_height and state_sync.trust_hash "
+                          "(a block's height and its hash), or neither")
     return Config(**sections)
 
 
@@ -322,6 +344,10 @@ def _parse_value(dotted: str, value: object, base_dir: Path) -> object:
     if dotted in _LABEL_FIELDS:
         if not value.strip() or not value.isprintable():
             raise ConfigError(f"{dotted}: expected a non-empty printable label, got {value!r}")
+        return value
+    if dotted == "state_sync.trust_hash":
+        if len(value) != 64 or not all(c in "0123456789abcdef" for c in value):
+            raise ConfigError(f"{dotted}: expected a block hash of 64 lowercase hex digits, got {value!r}")
         return value
     if dotted in ("signer.backend", "keys.backend"):
         if value not in SIGNER_BACKENDS:

@@ -131,6 +131,26 @@ class StateVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class StateExport:
+    """One height's application records (the state tree's leaves), its root and the store's running totals."""
+
+    height: int
+    app_hash: bytes
+    tx_count: int
+    history_count: int
+    snapshot: plyvel.Snapshot
+    path: str
+
+    def records(self) -> Iterator[tuple[bytes, bytes]]:
+        try:
+            for prefix in k.STATE_PREFIXES:
+                with self.snapshot.iterator(prefix=prefix, verify_checksums=True) as records:
+                    yield from records
+        except plyvel.CorruptionError as exc:
+            raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedBlock:
     """An executed, not yet written block: it can be applied only while the ledger is at ``height - 1``."""
 
@@ -177,7 +197,9 @@ class LedgerStore:
             self._tx_count = k.decode_count(tx_count) if tx_count is not None else self._count_receipts()
             earliest = db.get(k.META_EARLIEST, verify_checksums=True)
             self._earliest = 1 if earliest is None else k.decode_height(earliest)
-            if not 1 <= self._earliest <= max(1, self._height):
+            # A store restored from a snapshot at height s keeps block s, as its tip, but nothing of
+            # the block beyond it, so its earliest kept height is s + 1 (node/ledger/restore.py).
+            if not 1 <= self._earliest <= self._height + 1:
                 raise LedgerCorruptError(f"ledger store {path} keeps blocks from height {self._earliest}, "
                                          f"beyond its height {self._height}")
             if self._height and db.get(k.block_key(self._height), verify_checksums=True) is None:
@@ -366,6 +388,16 @@ class LedgerStore:
         except plyvel.CorruptionError as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
         return value, found.tree.proof(key), found.tree.root
+
+    def state_export(self) -> StateExport:
+        """The committed height's state, to be read on another thread while blocks go on committing.
+
+        Its records are read from that version's LevelDB snapshot, which lives as long as the export
+        does; the store must stay open until the reading ends.
+        """
+        version = self._versions[-1]
+        return StateExport(version.height, version.tree.root, self._tx_count, self._history_count,
+                           version.snapshot, self.path)
 
     @property
     def earliest_height(self) -> int:

@@ -28,6 +28,10 @@ class FrameType(IntEnum):
     BLOCK_REQUEST = 4
     BLOCK_RESPONSE = 5
     STATUS = 6
+    SNAPSHOTS_REQUEST = 7
+    SNAPSHOTS_RESPONSE = 8
+    CHUNK_REQUEST = 9
+    CHUNK_RESPONSE = 10
     # Only valid while the link is being authenticated.
     HELLO = 16
     AUTH = 17

@@ -1,4 +1,4 @@
-"""Block requests in flight: each waits for the answer on the link it was sent on.
+"""Requests in flight (blocks, snapshot lists, chunks): each waits for the answer on the link it was sent on.
 
 An answer is accepted only from that link, so a peer cannot answer a request
 made to another peer, and a request fails the moment its link closes (or is
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from consensus.certificate import CommitCertificate
 from node.p2p.link import PeerLink
-from node.p2p.wire import BlockResponse
+from node.p2p.wire import Response
 
 
 class PeerError(Exception):
@@ -31,35 +31,37 @@ class BadResponse(PeerError):
 class PendingRequests:
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._pending: dict[int, tuple[PeerLink, asyncio.Future[BlockResponse]]] = {}
+        self._pending: dict[int, tuple[PeerLink, type, asyncio.Future[Response]]] = {}
         self._ids = itertools.count(1)
 
-    def open(self, link: PeerLink) -> tuple[int, asyncio.Future[BlockResponse]]:
+    def open(self, link: PeerLink, answer: type) -> tuple[int, asyncio.Future[Response]]:
+        """A request to ``link``, answered by a message of type ``answer``."""
         if len(self._pending) >= self._limit:
-            raise PeerError(f"{self._limit} block requests are already in flight")
+            raise PeerError(f"{self._limit} requests are already in flight")
         request_id = next(self._ids)
-        future: asyncio.Future[BlockResponse] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (link, future)
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (link, answer, future)
         return request_id, future
 
     def close(self, request_id: int) -> None:
         del self._pending[request_id]
 
-    def resolve(self, link: PeerLink, response: BlockResponse) -> bool:
-        """Deliver ``response``; False when nobody on ``link`` is waiting for it (late or unsolicited)."""
+    def resolve(self, link: PeerLink, response: Response) -> bool:
+        """Deliver ``response``; False when nobody on ``link`` is waiting for it (late, unsolicited, or
+        an answer of another kind)."""
         pending = self._pending.get(response.request_id)
-        if pending is None or pending[0] is not link or pending[1].done():
+        if pending is None or pending[0] is not link or type(response) is not pending[1] or pending[2].done():
             return False
-        pending[1].set_result(response)
+        pending[2].set_result(response)
         return True
 
     def fail_link(self, link: PeerLink) -> None:
-        for sent_on, future in self._pending.values():
+        for sent_on, _, future in self._pending.values():
             if sent_on is link and not future.done():
                 future.set_exception(LinkLost(f"link to {link.peer_key.hex()} closed"))
 
     def fail_all(self, reason: str) -> None:
-        for _, future in self._pending.values():
+        for _, _, future in self._pending.values():
             if not future.done():
                 future.set_exception(LinkLost(reason))
 

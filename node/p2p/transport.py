@@ -18,6 +18,7 @@ import random
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
@@ -40,8 +41,14 @@ from node.p2p.requests import LinkLost, PendingRequests, check_heights
 from node.p2p.stats import NetworkStats
 from node.p2p.wire import (
     MAX_BLOCKS_PER_RESPONSE,
+    MAX_SNAPSHOTS_LISTED,
     BlockRequest,
     BlockResponse,
+    ChunkRequest,
+    ChunkResponse,
+    Response,
+    SnapshotsRequest,
+    SnapshotsResponse,
     Status,
     WireMessage,
     encode,
@@ -57,6 +64,14 @@ NETWORK_KEY: web.AppKey[PeerNetwork] = web.AppKey("p2p_network")
 
 MessageHandler = Callable[[bytes, WireMessage], Awaitable[None]]
 BlockSource = Callable[[int, int], Awaitable[Sequence[tuple[bytes, CommitCertificate]]]]
+
+
+class SnapshotSource(Protocol):
+    """The snapshots this node serves (node/statesync/files.py)."""
+
+    def manifests(self) -> tuple[bytes, ...]: ...
+
+    def chunk(self, height: int, index: int) -> bytes | None: ...
 
 
 def keep_new_link(local_key: bytes, peer_key: bytes, existing_role: Role, new_role: Role) -> bool:
@@ -106,6 +121,7 @@ class PeerNetwork:
         key: Key,
         on_message: MessageHandler | None = None,
         block_source: BlockSource | None = None,
+        snapshot_source: SnapshotSource | None = None,
         local_height: Callable[[], int] | None = None,
         local_earliest: Callable[[], int] = lambda: 1,
         rng: random.Random | None = None,
@@ -124,6 +140,7 @@ class PeerNetwork:
         self._endpoints = {k: e for k, e in config.endpoints().items() if k != key.public_key}
         self._on_message = on_message
         self._block_source = block_source
+        self._snapshot_source = snapshot_source
         self._local_height = local_height
         self._local_earliest = local_earliest
         self._rng = rng or random.Random()
@@ -267,18 +284,39 @@ class PeerNetwork:
         if not 1 <= from_height <= to_height:
             raise ValueError("need 1 <= from_height <= to_height")
         to_height = min(to_height, from_height + MAX_BLOCKS_PER_RESPONSE - 1)
+        response = await self._ask(peer, lambda request_id: BlockRequest(request_id, from_height, to_height),
+                                   BlockResponse)
+        assert isinstance(response, BlockResponse)
+        check_heights(peer, from_height, to_height, response.blocks)
+        return response.blocks
+
+    async def request_snapshots(self, peer: bytes) -> tuple[bytes, ...]:
+        """The manifests of the snapshots ``peer`` keeps, newest first, unchecked (node/statesync/sync.py)."""
+        response = await self._ask(peer, SnapshotsRequest, SnapshotsResponse)
+        assert isinstance(response, SnapshotsResponse)
+        return response.manifests
+
+    async def request_chunk(self, peer: bytes, height: int, index: int) -> bytes | None:
+        """Chunk ``index`` of ``peer``'s snapshot of ``height`` as it sent it (None: not kept), unchecked."""
+        response = await self._ask(peer, lambda request_id: ChunkRequest(request_id, height, index), ChunkResponse)
+        assert isinstance(response, ChunkResponse)
+        return response.chunk
+
+    async def _ask(self, peer: bytes, request: Callable[[int], WireMessage], answer: type) -> Response:
+        """Send ``request`` (built with its id) to ``peer`` and wait for its answer of type ``answer``.
+
+        Raises LinkLost (a PeerError), or TimeoutError after ``request_timeout_s``.
+        """
         link = self._links.get(peer)
         if link is None:
             raise LinkLost(f"no link to {peer.hex()}")
-        request_id, future = self._requests.open(link)
+        request_id, future = self._requests.open(link, answer)
         try:
-            link.enqueue(encode(BlockRequest(request_id, from_height, to_height)))
+            link.enqueue(encode(request(request_id)))
             async with asyncio.timeout(self._config.request_timeout_s):
-                response = await future
+                return await future
         finally:
             self._requests.close(request_id)
-        check_heights(peer, from_height, to_height, response.blocks)
-        return response.blocks
 
     async def accept(self, request: web.Request) -> web.StreamResponse:
         """Serve an incoming link (the ``/p2p`` route)."""
@@ -428,7 +466,10 @@ class PeerNetwork:
             case BlockRequest():
                 await self._answer(link, message)
                 return
-            case BlockResponse():
+            case SnapshotsRequest() | ChunkRequest():
+                await self._answer_snapshot(link, message)
+                return
+            case BlockResponse() | SnapshotsResponse() | ChunkResponse():
                 if not self._requests.resolve(link, message):
                     self.stats.unsolicited_responses += 1
                 return
@@ -452,3 +493,24 @@ class PeerNetwork:
                 log.exception("p2p.block_source_failed peer=%s from=%d to=%d",
                               link.peer, request.from_height, to_height)
         link.enqueue(encode(BlockResponse(request.request_id, fit_blocks(blocks, self._config.max_frame_bytes))))
+
+    async def _answer_snapshot(self, link: PeerLink, request: SnapshotsRequest | ChunkRequest) -> None:
+        """Serve the snapshot list or a chunk; a node that keeps no snapshots answers with none."""
+        source = self._snapshot_source
+        if isinstance(request, SnapshotsRequest):
+            manifests = () if source is None else source.manifests()[:MAX_SNAPSHOTS_LISTED]
+            link.enqueue(encode(SnapshotsResponse(request.request_id, manifests)))
+            return
+        chunk = None
+        if source is not None:
+            try:
+                chunk = await asyncio.to_thread(source.chunk, request.height, request.index)
+            except OSError as exc:
+                log.error("p2p.snapshot_source_failed peer=%s height=%d index=%d reason=%s",
+                          link.peer, request.height, request.index, exc)
+        frame = encode(ChunkResponse(request.request_id, chunk))
+        if len(frame) > self._config.max_frame_bytes:
+            log.warning("p2p.chunk_too_large peer=%s height=%d index=%d bytes=%d", link.peer, request.height,
+                        request.index, len(frame))
+            frame = encode(ChunkResponse(request.request_id, None))
+        link.enqueue(frame)

@@ -15,6 +15,10 @@ Payloads (msgpack, inside a ``[type, payload]`` frame, see ``framing``):
     block response  [request_id, [[block bytes, certificate], ...]]
     status          [height, earliest height whose block the sender keeps]
     certificate     [height, round, value_id, [precommit vote payload, ...]]
+    snapshots request   [request_id]
+    snapshots response  [request_id, [manifest bytes, ...]]   newest first
+    chunk request       [request_id, height, chunk index]
+    chunk response      [request_id, chunk bytes or nil]        nil: that snapshot is not kept
 """
 
 from __future__ import annotations
@@ -45,9 +49,12 @@ from node.p2p.framing import (
     pack_frame,
     unpack_frame,
 )
+from node.statesync.snapshot import CHUNKS, MAX_CHUNK_BYTES, MAX_MANIFEST_BYTES
 
 MAX_TXS_PER_BATCH = 10_000
 MAX_BLOCKS_PER_RESPONSE = 64
+# A node keeps a few snapshots (storage.snapshot_keep); a list longer than this is not an honest one.
+MAX_SNAPSHOTS_LISTED = 16
 _M = TypeVar("_M", Proposal, Vote)
 # Frame and response headers around the block entries: type, request id, array headers.
 _RESPONSE_OVERHEAD = 32
@@ -90,7 +97,39 @@ class Status:
     earliest: int = 1
 
 
-WireMessage = Proposal | Vote | TxBatch | BlockRequest | BlockResponse | Status
+@dataclass(frozen=True, slots=True)
+class SnapshotsRequest:
+    """Ask a peer which state snapshots it keeps (node/statesync/)."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotsResponse:
+    """The manifests of the snapshots the sender keeps, newest first; checked by the asker, not here."""
+
+    request_id: int
+    manifests: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRequest:
+    request_id: int
+    height: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResponse:
+    """One chunk of a snapshot, as the sender stores it; None when it no longer keeps that snapshot."""
+
+    request_id: int
+    chunk: bytes | None
+
+
+Request = BlockRequest | SnapshotsRequest | ChunkRequest
+Response = BlockResponse | SnapshotsResponse | ChunkResponse
+WireMessage = Proposal | Vote | TxBatch | Status | Request | Response
 
 
 def encode(message: WireMessage) -> bytes:
@@ -111,6 +150,14 @@ def encode(message: WireMessage) -> bytes:
             return pack_frame(FrameType.BLOCK_RESPONSE, [message.request_id, blocks])
         case Status():
             return pack_frame(FrameType.STATUS, [message.height, message.earliest])
+        case SnapshotsRequest():
+            return pack_frame(FrameType.SNAPSHOTS_REQUEST, [message.request_id])
+        case SnapshotsResponse():
+            return pack_frame(FrameType.SNAPSHOTS_RESPONSE, [message.request_id, list(message.manifests)])
+        case ChunkRequest():
+            return pack_frame(FrameType.CHUNK_REQUEST, [message.request_id, message.height, message.index])
+        case ChunkResponse():
+            return pack_frame(FrameType.CHUNK_RESPONSE, [message.request_id, message.chunk])
     raise TypeError(f"not a wire message: {type(message).__name__}")
 
 
@@ -140,6 +187,19 @@ def _decode_payload(kind: FrameType, payload: object) -> WireMessage:
         case FrameType.STATUS:
             height, earliest = array(payload, 2, "status")
             return Status(uint(height, U64, "status height"), uint(earliest, U64, "status earliest height"))
+        case FrameType.SNAPSHOTS_REQUEST:
+            (request_id,) = array(payload, 1, "snapshots request")
+            return SnapshotsRequest(uint(request_id, U64, "request id"))
+        case FrameType.SNAPSHOTS_RESPONSE:
+            return _decode_snapshots_response(payload)
+        case FrameType.CHUNK_REQUEST:
+            request_id, height, index = array(payload, 3, "chunk request")
+            return ChunkRequest(uint(request_id, U64, "request id"), uint(height, U64, "snapshot height"),
+                                uint(index, CHUNKS - 1, "chunk index"))
+        case FrameType.CHUNK_RESPONSE:
+            request_id, chunk = array(payload, 2, "chunk response")
+            return ChunkResponse(uint(request_id, U64, "request id"),
+                                 None if chunk is None else blob(chunk, "chunk", max_size=MAX_CHUNK_BYTES))
     raise WireError("unexpected_type", f"a {kind.name.lower()} frame is only valid during the handshake")
 
 
@@ -210,3 +270,11 @@ def _decode_block_response(payload: object) -> BlockResponse:
         raw, cert = array(entry, 2, "block entry")
         decoded.append((blob(raw, "block", max_size=MAX_BLOCK_BYTES), decode_certificate_fields(cert)))
     return BlockResponse(uint(request_id, U64, "request id"), tuple(decoded))
+
+
+def _decode_snapshots_response(payload: object) -> SnapshotsResponse:
+    request_id, manifests = array(payload, 2, "snapshots response")
+    if type(manifests) is not list or len(manifests) > MAX_SNAPSHOTS_LISTED:
+        raise WireError("bad_payload", f"a snapshots response lists at most {MAX_SNAPSHOTS_LISTED} manifests")
+    return SnapshotsResponse(uint(request_id, U64, "request id"),
+                             tuple(blob(m, "snapshot manifest", max_size=MAX_MANIFEST_BYTES) for m in manifests))

@@ -1,0 +1,1 @@
+"""State snapshots and state sync: joining a long chain from a verified snapshot instead of replaying it."""
