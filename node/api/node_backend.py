@@ -276,6 +276,7 @@ class NodeBackend:
             "banks": [{"name": name, "address": encode_address(key)} for key, name in state.banks],
             "validators_from_height": state.validators_from,
             "tiers": [tier_doc(tier) for tier in state.tiers],
+            "observers": [{"name": name, "address": encode_address(key)} for key, name in state.observers],
         }
 
     def governance_history(self, after: int, limit: int) -> list[tuple[int, int, int, str, AnyTransaction]]:
