@@ -14,6 +14,7 @@ from node.core.actions import AddObserver, RemoveObserver, SetValidator, action_
 from node.core.genesis import GENESIS_DOMAIN, MAX_OBSERVERS, Genesis, GenesisError, GenesisObserver
 from node.core.keys import KeyPair
 from node.core.tx import TxDecodeCode, TxDecodeError
+from node.host.validators import ValidatorSchedule
 from node.ledger import LedgerStore
 from node.ledger import layout as k
 from tests.test_genesis import make_genesis
@@ -199,3 +200,15 @@ def test_genesis_observers_are_ledger_state(tmp_path):
             plain.close()
     finally:
         store.close()
+
+
+def test_a_validator_admits_registered_observers_and_an_observer_only_validators(store):
+    schedule = ValidatorSchedule(store)
+    validator = VALIDATORS[0].public_key
+    assert schedule.admits_with_observers(validator) and not schedule.observes(validator)
+    assert not schedule.admits_with_observers(OBSERVER), "an unregistered key is refused"
+    assert commit(store, gov(0, AddObserver("Regulator", OBSERVER))) == ["ok"]
+    assert schedule.admits_with_observers(OBSERVER) and schedule.observes(OBSERVER)
+    assert not schedule.admits(OBSERVER), "an observer's own network admits validators only"
+    assert commit(store, gov(1, RemoveObserver(OBSERVER))) == ["ok"]
+    assert not schedule.admits_with_observers(OBSERVER)
