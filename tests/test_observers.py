@@ -10,6 +10,7 @@ from dataclasses import replace
 import msgpack
 import pytest
 
+from node.app.config import load_config
 from node.core.actions import AddObserver, RemoveObserver, SetValidator, action_fields, decode_action
 from node.core.genesis import GENESIS_DOMAIN, MAX_OBSERVERS, Genesis, GenesisError, GenesisObserver
 from node.core.keys import KeyPair
@@ -17,6 +18,8 @@ from node.core.tx import TxDecodeCode, TxDecodeError
 from node.host.validators import ValidatorSchedule
 from node.ledger import LedgerStore
 from node.ledger import layout as k
+from node.tools.network import create_network
+from node.tools.testnet import LocalTestnet
 from tests.test_genesis import make_genesis
 from tests.test_ledger_governance import BOARD, VALIDATORS, commit, genesis, gov
 
@@ -212,3 +215,14 @@ def test_a_validator_admits_registered_observers_and_an_observer_only_validators
     assert not schedule.admits(OBSERVER), "an observer's own network admits validators only"
     assert commit(store, gov(1, RemoveObserver(OBSERVER))) == ["ok"]
     assert not schedule.admits_with_observers(OBSERVER)
+
+
+def test_a_local_network_registers_its_observers_and_writes_their_configs(tmp_path):
+    network = create_network(tmp_path / "net", validators=2, banks=1, observers=2, base_port=30000)
+    assert [o.name for o in network.genesis.observers] == ["observer1", "observer2"]
+    config = load_config(network.observer_config_files[0])
+    assert config.node.role == "observer" and config.p2p.listen.port == 30004 and config.api.listen.port == 30005
+    assert load_config(network.config_files[0]).node.role == "validator"
+    net = LocalTestnet(network.directory)
+    assert [net.name(i) for i in range(len(net))] == ["validator1", "validator2", "observer1", "observer2"]
+    assert net.observers == [2, 3]
