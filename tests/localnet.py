@@ -21,17 +21,19 @@ from node.tools.testnet import LocalTestnet, free_ports
 
 
 def make_network(directory: Path, validators: int = 4, banks: int | None = None, retain_blocks: int = 0,
-                 **consensus: int) -> LocalNetwork:
-    """A fresh network on free ports; ``consensus`` overrides [consensus] config fields."""
-    ports = free_ports(2 * validators)
+                 observers: int = 0, **consensus: int) -> LocalNetwork:
+    """A fresh network on free ports, ``observers`` registered in the genesis; ``consensus`` overrides
+    [consensus] config fields."""
+    nodes = validators + observers
+    ports = free_ports(2 * nodes)
     network = create_network(directory, validators=validators, banks=banks or max(1, validators - 1),
-                             ports=[(ports[2 * i], ports[2 * i + 1]) for i in range(validators)])
+                             ports=[(ports[2 * i], ports[2 * i + 1]) for i in range(nodes)], observers=observers)
     # No heartbeat wait: these tests watch heights pass on a network that is often idle.
     # tests/test_idle_network.py runs the heartbeat (node/host/heartbeat.py).
     defaults = dict(timeout_propose_ms=1000, timeout_prevote_ms=300, timeout_precommit_ms=300,
                     timeout_delta_ms=200, empty_block_wait_ms=100, empty_block_interval_ms=0)
     defaults.update(consensus)
-    for path in network.config_files:
+    for path in network.config_files + network.observer_config_files:
         config = load_config(path)
         config = dataclasses.replace(config, consensus=dataclasses.replace(config.consensus, **defaults),
                                      storage=dataclasses.replace(config.storage, retain_blocks=retain_blocks))

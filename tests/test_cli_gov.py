@@ -8,8 +8,8 @@ import json
 import pytest
 
 from node.cli import main
-from node.core.actions import SetValidator
-from node.core.keys import KeyPair, write_key_file
+from node.core.actions import AddObserver, RemoveObserver, SetValidator
+from node.core.keys import KeyPair, read_key_file, write_key_file
 from node.tools.gov_file import GovernanceFileError, read_action
 
 CHAIN = "som-test"
@@ -178,3 +178,20 @@ def test_the_board_designates_an_institutional_account(tmp_path, capsys, keys):
     code, out, _ = run(capsys, "gov", "build", "set-wallet", "--wallet", address(capsys, keys[2]), "--tier",
                        "institutional", "--out", action, *OFFLINE)
     assert code == 0 and "as institutional (no limits), no linked account" in out
+
+
+def test_the_board_registers_and_removes_an_observer(tmp_path, capsys, keys):
+    observer = address(capsys, keys[2])
+    added, removed = tmp_path / "add.json", tmp_path / "remove.json"
+    code, out, _ = run(capsys, "gov", "build", "add-observer", "--name", "Financial supervision",
+                       "--observer", observer, "--out", added, *OFFLINE)
+    assert code == 0 and f"register the observer 'Financial supervision' with key {observer}" in out
+    assert read_action(added).tx.action == AddObserver("Financial supervision", keys_public(keys[2]))
+    code, out, _ = run(capsys, "gov", "build", "remove-observer", "--observer", observer, "--out", removed,
+                       *OFFLINE)
+    assert code == 0 and f"remove the observer {observer}" in out
+    assert read_action(removed).tx.action == RemoveObserver(keys_public(keys[2]))
+
+
+def keys_public(key_file) -> bytes:
+    return read_key_file(key_file).public_key

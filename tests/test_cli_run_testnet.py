@@ -279,6 +279,9 @@ class _TwoRounds:
     def __len__(self) -> int:
         return 2
 
+    def name(self, index: int) -> str:
+        return f"validator{index + 1}"
+
     def status(self, index: int) -> dict | None:
         self.asked += 1
         if self.asked == 4:

@@ -25,10 +25,14 @@ from consensus.messages import (
 from node.core import rfc6962
 from node.core.actions import (
     PROOF_DOMAIN,
+    AddObserver,
     Freeze,
     OrderReference,
+    RemoveObserver,
     Scope,
     SetValidator,
+    action_fields,
+    decode_action,
     proof_bytes,
 )
 from node.core.address import decode_address, encode_address
@@ -83,7 +87,7 @@ def test_document_has_every_example_block():
     assert {("hex", "example-transfer"), ("hex", "example-transfer-fields"), ("hex", "example-consensus"),
             ("json", "example-genesis"), ("hex", "example-genesis"), ("hex", "example-governance"),
             ("hex", "example-governance-fields"), ("hex", "example-rotation-proof"), ("hex", "example-freeze"),
-            ("hex", "example-registration"), ("hex", "example-block")} <= set(BLOCKS)
+            ("hex", "example-observer"), ("hex", "example-registration"), ("hex", "example-block")} <= set(BLOCKS)
 
 
 def test_rejection_codes_in_the_document_are_exactly_those_of_the_decoder():
@@ -333,3 +337,13 @@ class TestBlockExample:
         linked = KeyPair.from_seed(b"\x02" * 32).public_key
         assert self.doc["waterfall_leaf"] == result_leaf(transfer["tx_hash"], 0, (1_000, 250, linked)) == (
             transfer["tx_hash"] + b"\x00" + (1_000).to_bytes(8, "big") + (250).to_bytes(8, "big") + linked)
+
+
+def test_the_observer_actions_encode_as_documented():
+    doc = hex_block("example-observer")
+    observer = KeyPair.from_seed(doc["observer_seed"])
+    assert doc["observer_public_key"] == observer.public_key and doc["observer_address"] == observer.address
+    add, remove = AddObserver("Financial supervision", observer.public_key), RemoveObserver(observer.public_key)
+    assert msgpack.packb(action_fields(add), use_bin_type=True) == doc["add_observer"]
+    assert msgpack.packb(action_fields(remove), use_bin_type=True) == doc["remove_observer"]
+    assert decode_action(msgpack.unpackb(doc["add_observer"], raw=False)) == add

@@ -20,10 +20,12 @@ from node.api.errors import ApiError, ErrorCode
 from node.core.actions import (
     Action,
     AddBank,
+    AddObserver,
     DefineTier,
     Freeze,
     OrderReference,
     RemoveBank,
+    RemoveObserver,
     ReplaceIssuer,
     RotateValidatorKey,
     Seize,
@@ -252,6 +254,10 @@ def action_doc(action: Action) -> dict[str, Any]:
                        "destination": encode_address(action.destination)} if isinstance(action, Seize)
                       else {"scope": action.scope.name.lower()}),
                    "reference": reference_doc(action.reference)}
+        case AddObserver(name=name, observer=observer):
+            doc = {"type": "add_observer", "name": name, "observer": encode_address(observer)}
+        case RemoveObserver(observer=observer):
+            doc = {"type": "remove_observer", "observer": encode_address(observer)}
     return {**doc, "description": describe(action)}
 
 

@@ -54,9 +54,11 @@ from node.mempool.results import AdmitResult
 class NodeBackend:
     def __init__(self, *, genesis: Genesis, node_id: str, store, mempool, network, engine_view,
                  decode_certificate, registry: CollectorRegistry, evidence_view=lambda: (),
-                 on_corrupt=lambda exc: None, genesis_text: str | None = None) -> None:
-        """``genesis_text`` is the genesis file as read (None: the genesis rendered as JSON)."""
+                 on_corrupt=lambda exc: None, genesis_text: str | None = None, role: str = "validator") -> None:
+        """``genesis_text`` is the genesis file as read (None: the genesis rendered as JSON); ``role`` is
+        ``validator`` or ``observer`` (``node.role``)."""
         self.chain_id = genesis.chain_id
+        self.role = role
         self._genesis_text = genesis.to_json() if genesis_text is None else genesis_text
         self.node_id = node_id
         self.metrics_registry = registry
@@ -224,6 +226,7 @@ class NodeBackend:
         return {
             "chain_id": self.chain_id,
             "node_id": self.node_id,
+            "role": self.role,
             "height": store.height,
             "earliest_height": store.earliest_height,
             "app_hash": store.app_hash.hex(),
@@ -276,6 +279,7 @@ class NodeBackend:
             "banks": [{"name": name, "address": encode_address(key)} for key, name in state.banks],
             "validators_from_height": state.validators_from,
             "tiers": [tier_doc(tier) for tier in state.tiers],
+            "observers": [{"name": name, "address": encode_address(key)} for key, name in state.observers],
         }
 
     def governance_history(self, after: int, limit: int) -> list[tuple[int, int, int, str, AnyTransaction]]:

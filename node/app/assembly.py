@@ -63,6 +63,8 @@ RESTORING_DIR = "ledger.restoring"
 SNAPSHOTS_DIR = "snapshots"
 # Peer messages waiting for the consensus task; more are dropped as lost (re-gossip brings them back).
 MAX_QUEUED_PEER_MESSAGES = 10_000
+# How long a validator leaves a block its peers committed to be decided live before it fetches it.
+CATCH_UP_PATIENCE_S = 1.0
 # How often a validator re-sends the messages of the height being decided.
 REGOSSIP_S = 1.0
 # Pause after each chunk of the background ledger scrub (4,096 records, a few milliseconds of reading).
@@ -114,6 +116,15 @@ class ValidatorNode:
     def name(self) -> str:
         return self.config.node.name
 
+    @property
+    def observer(self) -> bool:
+        """Whether this node follows without voting (``node.role = "observer"``)."""
+        return self.config.node.role == "observer"
+
+    def _client_share(self, validators: int) -> int:
+        """An observer's pool holds only what its clients submit: nothing is relayed to it."""
+        return self.config.mempool.max_txs if self.observer else client_share(self.config.mempool.max_txs, validators)
+
     async def start(self) -> None:
         config, genesis = self.config, self.genesis
         self._stack.append(self.keyring.close)
@@ -158,7 +169,9 @@ class ValidatorNode:
         schedule = self.validators = ValidatorSchedule(
             store, vouched=frozenset(peer.public_key for peer in config.p2p.peers))
         self.key = self._presented_key(schedule, store.height)
-        if self.key.public_key not in schedule(store.height + 1) and self.key.public_key not in schedule(
+        if self.observer:
+            log.info("node.observer key=%s height=%d", self.key.address, store.height)
+        elif self.key.public_key not in schedule(store.height + 1) and self.key.public_key not in schedule(
                 store.height + 2):
             log.warning("node.not_a_validator key=%s height=%d", self.key.address, store.height)
 
@@ -168,14 +181,15 @@ class ValidatorNode:
             chain_id=genesis.chain_id, verifier=verifier, account=store.standing,
             governance=lambda: store.governance, committed_height=lambda: store.height,
             max_txs=config.mempool.max_txs, max_bytes=config.mempool.max_bytes,
-            max_client_txs=client_share(config.mempool.max_txs, len(schedule(store.height + 1))),
+            max_client_txs=self._client_share(len(schedule(store.height + 1))),
         )
         validity = Validity(store, verifier, schedule, known=mempool.get,
                             max_time_ahead_ms=config.consensus.max_time_ahead_ms)
         c = config.consensus
         # No verifier and no is_valid: the host hands the engine only verified messages and judged values.
+        # An observer's engine holds no key: it can never sign a proposal or a vote, whatever the set says.
         engine = Engine(
-            genesis.chain_id, schedule, self.keys, None, None,
+            genesis.chain_id, schedule, None if self.observer else self.keys, None, None,
             height=store.height + 1, signing_state=replay.signing_state,
             timeouts=TimeoutConfig(c.timeout_propose_ms, c.timeout_prevote_ms,
                                    c.timeout_precommit_ms, c.timeout_delta_ms),
@@ -192,10 +206,13 @@ class ValidatorNode:
                 chain_id=genesis.chain_id, genesis_hash=genesis.hash(),
                 validators=_dial_list(genesis, config, self.keys),
                 listen_host=config.p2p.listen.host, listen_port=config.p2p.listen.port,
+                max_observers=config.p2p.max_observers,
             ),
             self.key, on_message=intake.on_peer_message, block_source=self._block_source, snapshot_source=snapshots,
             local_height=lambda: store.height, local_earliest=lambda: store.earliest_height,
-            admits=schedule.admits, other_keys=self.keys,
+            # An observer links to validators only; a validator serves registered observers too.
+            admits=schedule.admits if self.observer else schedule.admits_with_observers, other_keys=self.keys,
+            observes=(lambda key: False) if self.observer else schedule.observes,
         )
         self.halted = asyncio.get_running_loop().create_future()
         driver = ConsensusDriver(
@@ -216,7 +233,7 @@ class ValidatorNode:
             genesis=genesis, genesis_text=_genesis_text(config.node.genesis_file, genesis), node_id=self.key.address,
             store=store, mempool=mempool, network=network,
             engine_view=lambda: engine, decode_certificate=decode_certificate, registry=self.registry,
-            evidence_view=lambda: driver.evidence, on_corrupt=self._halt,
+            evidence_view=lambda: driver.evidence, on_corrupt=self._halt, role=config.node.role,
         )
         self.backend = backend
         self.driver = driver
@@ -226,6 +243,8 @@ class ValidatorNode:
         catch_up = CatchUp(
             network, validity=validity, committed_height=lambda: store.height, deliver=driver.catch_up,
             on_fatal=self._halt,
+            # An observer decides nothing live: every block it has comes from catch-up, as soon as announced.
+            patience_s=0.0 if self.observer else CATCH_UP_PATIENCE_S,
         )
 
         await driver.start(replay)
@@ -370,13 +389,13 @@ class ValidatorNode:
             self._pruner.committed(committed.height)
         if self._snapshotter is not None:
             self._snapshotter.committed(committed.height)
-        self.metrics.observe_own_precommit(
-            any(vote.validator == self.key.public_key for vote in committed.certificate.precommits))
+        if not self.observer:
+            self.metrics.observe_own_precommit(
+                any(vote.validator == self.key.public_key for vote in committed.certificate.precommits))
         # The set may have changed: links of keys no longer validators go, and after a rotation
         # this node links with its new key.
         presented = self._presented_key(self.validators, committed.height)
-        self.mempool.limit_clients(client_share(self.config.mempool.max_txs,
-                                                len(self.validators(committed.height + 1))))
+        self.mempool.limit_clients(self._client_share(len(self.validators(committed.height + 1))))
         network = self.network
         self._spawn(network.use_key(presented) if presented is not self.key else network.prune())
         self.key = presented

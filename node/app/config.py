@@ -23,9 +23,11 @@ from typing import Any
 from node.core.address import AddressError, decode_address, encode_address
 from node.core.block import DEFAULT_MAX_TIME_AHEAD_MS, MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 from node.core.fields import Endpoint, describe, parse_endpoint
+from node.core.genesis import MAX_OBSERVERS
 from node.core.tx import MAX_TX_BYTES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+ROLES = ("validator", "observer")
 _MAX_TIMEOUT_MS = 600_000
 
 
@@ -45,6 +47,9 @@ class NodeSection:
     # The key this validator rotates to (docs/operators.md): it signs with whichever of the
     # two the validator set of a height holds.
     next_key_file: Path | None = None
+    # "observer": the node follows the chain from the validators and serves the API, and never signs a
+    # proposal or a vote (docs/operators.md, "Observer nodes"); its key must be a registered observer's.
+    role: str = "validator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,8 @@ class P2PSection:
     listen: Endpoint
     # Validators that joined after the genesis, which names only the first network's addresses.
     peers: tuple[Peer, ...] = ()
+    # Observer links a validator serves at once; further observers are refused (too_many_observers).
+    max_observers: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +196,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "storage.snapshot_interval": (0, 2**62),
     "storage.snapshot_keep": (1, 16),
     "state_sync.trust_height": (0, 2**62),
+    "p2p.max_observers": (0, MAX_OBSERVERS),
 }
 _PATH_FIELDS = frozenset({"node.data_dir", "node.key_file", "node.genesis_file", "node.next_key_file",
                           "signer.pkcs11_module", "signer.pkcs11_pin_file", "signer.remote_link_key_file",
@@ -356,6 +364,10 @@ def _parse_value(dotted: str, value: object, base_dir: Path) -> object:
     if dotted in ("node.log_level", "service.log_level"):
         if value not in LOG_LEVELS:
             raise ConfigError(f"{dotted}: expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+        return value
+    if dotted == "node.role":
+        if value not in ROLES:
+            raise ConfigError(f"{dotted}: expected one of {', '.join(ROLES)}, got {value!r}")
         return value
     if dotted in ("node.name", "service.name", "service.chain_id"):
         if not value.strip() or not value.isprintable():

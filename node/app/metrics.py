@@ -193,7 +193,7 @@ class NetworkCollector:
     def collect(self) -> Iterator[Metric]:
         stats = self._stats()
         for name in ("frames_in", "frames_out", "bytes_in", "bytes_out", "drops", "bad_frames",
-                     "oversized_frames", "throttled", "flood_disconnects"):
+                     "oversized_frames", "throttled", "flood_disconnects", "observer_consensus"):
             counter = CounterMetricFamily(f"{NAMESPACE}_p2p_{name}", f"Peer network: {name.replace('_', ' ')}")
             counter.add_metric([], getattr(stats, name))
             yield counter

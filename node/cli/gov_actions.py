@@ -13,10 +13,12 @@ from node.cli.token_options import add_token_options
 from node.core.actions import (
     Action,
     AddBank,
+    AddObserver,
     DefineTier,
     Freeze,
     OrderReference,
     RemoveBank,
+    RemoveObserver,
     ReplaceIssuer,
     RotateValidatorKey,
     Scope,
@@ -105,6 +107,15 @@ def _seize_options(parser: argparse.ArgumentParser) -> None:
     _reference_options(parser)
 
 
+def _add_observer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", required=True, help='who runs it, e.g. "Financial supervision"')
+    parser.add_argument("--observer", required=True, metavar="ADDRESS", help="the observer node's som1… address")
+
+
+def _remove_observer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--observer", required=True, metavar="ADDRESS", help="the observer node's som1… address")
+
+
 ACTIONS = (
     ("add-bank", "admit a commercial bank", _add_bank_options),
     ("remove-bank", "remove a commercial bank", _remove_bank_options),
@@ -117,6 +128,9 @@ ACTIONS = (
     ("freeze", "legal order: freeze an account's outgoing or incoming payments, or both", _freeze_options),
     ("unfreeze", "legal order: lift a freeze", _freeze_options),
     ("seize", "legal order: seize an amount from an account into a designated account", _seize_options),
+    ("add-observer", "register an observer node: validators let it follow the chain; it never votes",
+     _add_observer_options),
+    ("remove-observer", "remove an observer node: validators close its links", _remove_observer_options),
 )
 
 
@@ -164,6 +178,10 @@ def build_action(args: argparse.Namespace, chain_id: str) -> Action:
         case "seize":
             return Seize(_address("--account", args.account), _som("--amount", args.amount),
                          _address("--to", args.to), _reference(args))
+        case "add-observer":
+            return AddObserver(args.name, _address("--observer", args.observer))
+        case "remove-observer":
+            return RemoveObserver(_address("--observer", args.observer))
     raise AssertionError(f"no builder for {args.action}")
 
 

@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "SIGTERM or SIGHUP.",
     )
     parser.add_argument("--validators", type=int, default=4, metavar="N", help="number of validators (default 4)")
+    parser.add_argument("--observers", type=int, default=0, metavar="N",
+                        help="observer nodes to start beside them (default 0): registered in the genesis, they "
+                             "follow the chain and serve the API, and never vote")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, metavar="DIR",
                         help=f"network directory (default ./{DEFAULT_DIR}); reused if it holds a network")
     parser.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT, metavar="P",
@@ -48,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     if not (args.dir / "genesis.json").exists():
         create_network(args.dir, validators=args.validators, banks=max(1, args.validators - 1),
-                       base_port=args.base_port)
-        print(f"created a {args.validators}-validator network in {args.dir}")
+                       base_port=args.base_port, observers=args.observers)
+        print(f"created a {args.validators}-validator network in {args.dir}"
+              + (f" with {args.observers} observers" if args.observers else ""))
         reopened = False
     else:
         reopened = True
@@ -87,10 +91,18 @@ def _stop_on_signals() -> threading.Event:
 
 def _introduce(net: LocalTestnet, directory: Path) -> None:
     for i, url in enumerate(net.api_urls):
-        print(f"validator{i + 1}  api {url}  log {net.config_files[i].parent / 'node.log'}")
-    print(f"explorer    {net.api_urls[0]}/  (every validator serves it at its API address)")
+        print(f"{net.name(i)}  api {url}  log {net.config_files[i].parent / 'node.log'}")
+    print(f"explorer    {net.api_urls[0]}/  (every node serves it at its API address)")
+    if net.observers:
+        print("observers follow the validators and never vote; their APIs serve reads, proofs, events and the "
+              "explorer, and forward submitted transactions to the validators")
     print(f"keys (issuer, banks) in {directory / 'keys'}; try: somnode balance --node {net.api_urls[0]} ADDRESS")
     print("Ctrl-C stops every validator")
+
+
+def _short(name: str) -> str:
+    """validator3 -> v3, observer1 -> o1: the live line stays short."""
+    return name[0] + name.lstrip("abcdefghijklmnopqrstuvwxyz")
 
 
 def _monitor(net: LocalTestnet, stop: threading.Event) -> None:
@@ -100,7 +112,7 @@ def _monitor(net: LocalTestnet, stop: threading.Event) -> None:
     while not stop.is_set():
         statuses = [net.status(i) for i in range(len(net))]
         answering = [s for s in statuses if s is not None]
-        heights = " ".join(f"v{i + 1}={s['height'] if s else 'down'}" for i, s in enumerate(statuses))
+        heights = " ".join(f"{_short(net.name(i))}={s['height'] if s else 'down'}" for i, s in enumerate(statuses))
         line = heights
         if answering:
             leader = max(answering, key=lambda s: s["height"])

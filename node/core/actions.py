@@ -13,6 +13,8 @@ Each action is a msgpack array starting with its kind (docs/protocol.md §13):
     [9, account, scope, reference]             legal order: freeze
     [10, account, scope, reference]            legal order: unfreeze
     [11, account, amount, destination, reference]   legal order: seize
+    [12, name, observer]                       register an observer node's key
+    [13, observer]                             remove an observer
     reference = [authority, number, date, document_sha256]
 
 A legal order names the act behind it (the issuing authority, the order's
@@ -51,6 +53,8 @@ class ActionKind(IntEnum):
     FREEZE = 9
     UNFREEZE = 10
     SEIZE = 11
+    ADD_OBSERVER = 12
+    REMOVE_OBSERVER = 13
 
 
 class Scope(IntEnum):
@@ -143,9 +147,22 @@ class Seize:
     reference: OrderReference
 
 
+@dataclass(frozen=True, slots=True)
+class AddObserver:
+    """Validators admit the key's links: a node that follows the chain and serves the API, never voting."""
+
+    name: str
+    observer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveObserver:
+    observer: bytes
+
+
 Order = Freeze | Unfreeze | Seize
 Action = (AddBank | RemoveBank | SetValidator | RotateValidatorKey | ReplaceIssuer | SetBoard | DefineTier
-          | SetWallet | Freeze | Unfreeze | Seize)
+          | SetWallet | Freeze | Unfreeze | Seize | AddObserver | RemoveObserver)
 
 
 def proof_bytes(chain_id: str, old_key: bytes, new_key: bytes) -> bytes:
@@ -187,6 +204,10 @@ def describe(action: Action) -> str:
         case Seize(account=account, amount=amount, destination=destination, reference=ref):
             return (f"seize {format_som(amount)} som from {encode_address(account)} into "
                     f"{encode_address(destination)}, by {_cite(ref)}")
+        case AddObserver(name=name, observer=observer):
+            return f"register the observer {name!r} with key {encode_address(observer)}"
+        case RemoveObserver(observer=observer):
+            return f"remove the observer {encode_address(observer)}"
     raise TypeError(f"not a governance action: {action!r}")
 
 
@@ -223,6 +244,10 @@ def action_fields(action: Action) -> list[object]:
             return [int(ActionKind.UNFREEZE), account, int(scope), _reference_fields(ref)]
         case Seize(account=account, amount=amount, destination=destination, reference=ref):
             return [int(ActionKind.SEIZE), account, amount, destination, _reference_fields(ref)]
+        case AddObserver(name=name, observer=observer):
+            return [int(ActionKind.ADD_OBSERVER), name, observer]
+        case RemoveObserver(observer=observer):
+            return [int(ActionKind.REMOVE_OBSERVER), observer]
     raise TypeError(f"not a governance action: {action!r}")
 
 
@@ -233,7 +258,8 @@ def _reference_fields(ref: OrderReference) -> list[object]:
 _FIELD_COUNTS = {ActionKind.ADD_BANK: 2, ActionKind.REMOVE_BANK: 1, ActionKind.SET_VALIDATOR: 2,
                  ActionKind.ROTATE_VALIDATOR_KEY: 3, ActionKind.REPLACE_ISSUER: 1, ActionKind.SET_BOARD: 2,
                  ActionKind.DEFINE_TIER: 5, ActionKind.SET_WALLET: 3, ActionKind.FREEZE: 3,
-                 ActionKind.UNFREEZE: 3, ActionKind.SEIZE: 4}
+                 ActionKind.UNFREEZE: 3, ActionKind.SEIZE: 4, ActionKind.ADD_OBSERVER: 2,
+                 ActionKind.REMOVE_OBSERVER: 1}
 
 
 def decode_action(payload: object) -> Action:
@@ -289,6 +315,10 @@ def _decode(kind: ActionKind, rest: list[object]) -> Action:
         case ActionKind.SEIZE:
             return Seize(_key(rest[0], "account"), _integer(rest[1], "amount"), _key(rest[2], "destination"),
                          _reference(rest[3]))
+        case ActionKind.ADD_OBSERVER:
+            return AddObserver(_text(rest[0], "an observer's name"), _key(rest[1], "observer"))
+        case ActionKind.REMOVE_OBSERVER:
+            return RemoveObserver(_key(rest[0], "observer"))
     raise AssertionError(f"no decoder for {kind}")
 
 
@@ -298,6 +328,10 @@ def check_action(action: Action) -> None:
         refusal = name_error(action.name)
         if refusal is not None:
             raise TxDecodeError(TxDecodeCode.BAD_FIELD, f"the bank's name: {refusal}")
+    elif isinstance(action, AddObserver):
+        refusal = name_error(action.name)
+        if refusal is not None:
+            raise TxDecodeError(TxDecodeCode.BAD_FIELD, f"the observer's name: {refusal}")
     elif isinstance(action, SetValidator):
         if not 0 <= action.power <= MAX_TOTAL_POWER:
             raise TxDecodeError(TxDecodeCode.BAD_FIELD, f"power must be 0..{MAX_TOTAL_POWER}")

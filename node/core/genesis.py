@@ -9,10 +9,16 @@ has a hash over a canonical encoding (specified in docs/protocol.md):
         [[validator name, key, power, p2p_address, api_address], ...],
         [[key, tyiyn], ...],
         [board threshold, [[member name, member key], ...]],
+        [[tier id, name, max_balance, max_payment, max_daily_out], ...],
+        [[key, tier], ...],
+        [[observer name, observer key], ...],     only when there are observers
     ]) )
 
 The validators' addresses are where the first network meets; validators
 added later by governance are reached through the operators' configs.
+Observers (nodes that follow the chain and serve the API without voting)
+are optional: a genesis without any encodes exactly as before, so the
+chains made before observers existed keep their hash.
 
 The JSON file is what operators read and exchange: keys appear as ``som1…``
 addresses (checksummed, so a pasted address with a typo is caught) and money as
@@ -49,6 +55,8 @@ MAX_BANKS = 10_000
 MAX_BALANCES = 1_000_000
 MAX_NAME_CHARS = 100
 MAX_BOARD_MEMBERS = 32
+# Registered observers at most, in the genesis and by governance: each may hold a link to every validator.
+MAX_OBSERVERS = 64
 _CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _GENESIS_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
@@ -78,6 +86,14 @@ class GenesisBoard:
 
 
 @dataclass(frozen=True, slots=True)
+class GenesisObserver:
+    """A node that may link to validators to follow the chain, and never votes."""
+
+    name: str
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class GenesisValidator:
     name: str
     public_key: bytes
@@ -99,6 +115,7 @@ class Genesis:
     board: GenesisBoard
     tiers: tuple[Tier, ...]  # tier 0 among them: where every unregistered account is
     wallets: tuple[tuple[bytes, int], ...] = ()  # (key, tier) of accounts in another tier from the start, by key
+    observers: tuple[GenesisObserver, ...] = ()
 
     def __post_init__(self) -> None:
         _check(self)
@@ -117,6 +134,8 @@ class Genesis:
             [[t.id, t.name, t.max_balance, t.max_payment, t.max_daily_out] for t in self.tiers],
             [[key, tier] for key, tier in self.wallets],
         ]
+        if self.observers:  # absent, not empty, without observers: older genesis files keep their hash
+            body.append([[o.name, o.public_key] for o in self.observers])
         return hashlib.sha256(GENESIS_DOMAIN + msgpack.packb(body, use_bin_type=True)).digest()
 
     @property
@@ -154,6 +173,9 @@ class Genesis:
                        "max_daily_out": t.max_daily_out} for t in self.tiers],
             "wallets": [{"address": encode_address(key), "tier": tier} for key, tier in self.wallets],
         }
+        if self.observers:
+            document["observers"] = [{"name": o.name, "address": encode_address(o.public_key)}
+                                     for o in self.observers]
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -164,7 +186,7 @@ class Genesis:
         except (json.JSONDecodeError, _RefusedJson) as exc:
             raise GenesisError(f"genesis is not valid JSON: {exc}") from None
         fields = _Fields(document, "", ("chain_id", "genesis_time", "issuer", "banks", "validators", "balances",
-                                        "board", "tiers", "wallets"))
+                                        "board", "tiers", "wallets"), optional=("observers",))
         tiers = tuple(_tier(item) for item in fields.items(
             "tiers", ("id", "name", "max_balance", "max_payment", "max_daily_out")))
         wallets = [(item.address("address"), item.integer("tier")) for item in fields.items("wallets",
@@ -187,6 +209,8 @@ class Genesis:
             (item.address("address"), item.integer("tyiyn"))
             for item in fields.items("balances", ("address", "tyiyn"))
         ]
+        observers = tuple(GenesisObserver(item.text("name"), item.address("address"))
+                          for item in fields.items("observers", ("name", "address"), optional=True))
         first_index: dict[bytes, int] = {}
         for index, (key, _) in enumerate(balances):
             if key in first_index:
@@ -205,6 +229,7 @@ class Genesis:
             board=GenesisBoard(board.integer("threshold"), members),
             tiers=tiers,
             wallets=tuple(sorted(wallets)),
+            observers=observers,
         )
 
 
@@ -256,10 +281,10 @@ def _reject_constant(name: str) -> object:
 class _Fields:
     """A JSON object being read, remembering its path for error messages."""
 
-    def __init__(self, document: object, path: str, names: tuple[str, ...]) -> None:
+    def __init__(self, document: object, path: str, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
         if not isinstance(document, dict):
             raise GenesisError(f"{path or 'genesis'}: expected an object, got {describe(document)}")
-        unknown = sorted(set(document) - set(names))
+        unknown = sorted(set(document) - set(names) - set(optional))
         if unknown:
             raise GenesisError(f"{self._join(path, unknown[0])}: unknown field")
         missing = [name for name in names if name not in document]
@@ -304,7 +329,10 @@ class _Fields:
         where, value = self._get(name)
         return _Fields(value, where, names)
 
-    def items(self, name: str, names: tuple[str, ...]) -> list[_Fields]:
+    def items(self, name: str, names: tuple[str, ...], optional: bool = False) -> list[_Fields]:
+        """The objects of the array ``name``; an optional field that is absent reads as no objects."""
+        if optional and name not in self._document:
+            return []
         where, value = self._get(name)
         if not isinstance(value, list):
             raise GenesisError(f"{where}: expected an array, got {describe(value)}")
@@ -324,6 +352,7 @@ def _check(genesis: Genesis) -> None:
     _check_balances(genesis.balances)
     _check_board(genesis.board)
     _check_tiers(genesis)
+    _check_observers(genesis)
 
 
 def _check_time(value: object) -> None:
@@ -465,3 +494,24 @@ def _check_tiers(genesis: Genesis) -> None:
                                f"(institutional), got {wallet_tier!r}")
     if list(genesis.wallets) != sorted(genesis.wallets):
         raise GenesisError("wallets: expected sorted by key")
+
+
+def _check_observers(genesis: Genesis) -> None:
+    if type(genesis.observers) is not tuple or len(genesis.observers) > MAX_OBSERVERS:
+        raise GenesisError(f"observers: expected at most {MAX_OBSERVERS} observers")
+    validators = {v.public_key for v in genesis.validators}
+    names: set[str] = set()
+    keys: set[bytes] = set()
+    for index, observer in enumerate(genesis.observers):
+        where = f"observers[{index}]"
+        if not isinstance(observer, GenesisObserver):
+            raise GenesisError(f"{where}: expected a GenesisObserver")
+        _check_name(f"{where}.name", observer.name)
+        _check_key(f"{where}.address", observer.public_key)
+        if observer.name in names or observer.public_key in keys:
+            raise GenesisError(f"{where}: duplicate observer {observer.name!r} / {encode_address(observer.public_key)}")
+        if observer.public_key in validators:
+            raise GenesisError(f"{where}.address: {encode_address(observer.public_key)} is a validator; "
+                               f"a key is a validator or an observer, not both")
+        names.add(observer.name)
+        keys.add(observer.public_key)

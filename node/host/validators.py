@@ -55,6 +55,15 @@ class ValidatorSchedule:
             return True
         return key in self._vouched and key not in self._ever_named()
 
+    def observes(self, key: bytes) -> bool:
+        """Whether ``key`` is a registered observer's (in the genesis or by the board): a validator lets
+        it link and follow, up to ``p2p.max_observers``.  The ledger never lets a key hold both roles."""
+        return key in dict(self._store.governance.observers)
+
+    def admits_with_observers(self, key: bytes) -> bool:
+        """Who may link to a validator: the validators ``admits`` and the registered observers."""
+        return self.admits(key) or self.observes(key)
+
     def _ever_named(self) -> frozenset[bytes]:
         schedule = self._store.validator_schedule()
         with self._lock:

@@ -27,6 +27,7 @@ class GenesisState:
     # Without tiers of its own, a ledger has one tier, 0, that limits nothing.
     tiers: tuple[Tier, ...] = (Tier(UNREGISTERED_TIER, "unlimited", MAX_TYIYN, MAX_TYIYN, MAX_TYIYN),)
     account_tiers: tuple[tuple[bytes, int], ...] = ()  # accounts in a tier other than 0 from the start
+    observers: tuple[tuple[bytes, str], ...] = ()  # (key, name) of the nodes validators let follow
 
     def __post_init__(self) -> None:
         if not self.chain_id:
@@ -73,6 +74,7 @@ class GenesisState:
             bank_names=tuple(sorted((b.public_key, b.name) for b in genesis.banks)),  # type: ignore[attr-defined]
             tiers=tuple(genesis.tiers),  # type: ignore[attr-defined]
             account_tiers=tuple(genesis.wallets),  # type: ignore[attr-defined]
+            observers=tuple(sorted((o.public_key, o.name) for o in genesis.observers)),  # type: ignore[attr-defined]
         )
 
     def governance(self) -> Governance:
@@ -83,6 +85,7 @@ class GenesisState:
             banks=tuple(sorted((key, names.get(key, "")) for key in self.banks)),
             validators=tuple(sorted(self.validators)), validators_from=1,
             tiers=tuple(sorted(self.tiers, key=lambda tier: tier.id)),
+            observers=tuple(sorted(self.observers)),
         )
 
     @property

@@ -46,10 +46,12 @@ from dataclasses import dataclass, field
 from node.core.actions import (
     Action,
     AddBank,
+    AddObserver,
     DefineTier,
     Freeze,
     Order,
     RemoveBank,
+    RemoveObserver,
     ReplaceIssuer,
     RotateValidatorKey,
     Seize,
@@ -58,7 +60,7 @@ from node.core.actions import (
     SetWallet,
     Unfreeze,
 )
-from node.core.genesis import MAX_TOTAL_POWER
+from node.core.genesis import MAX_OBSERVERS, MAX_TOTAL_POWER
 from node.core.governance import SignedGovernance
 from node.core.tiers import INSTITUTIONAL, Tier
 from node.ledger.book import BALANCE, FLAGS, TIER, Book
@@ -85,6 +87,7 @@ class Governance:
     validators_from: int  # the height from which ``validators`` holds
     retired: tuple[tuple[bytes, bytes], ...] = ()  # (rotated-away key, the key that replaced it), sorted
     tiers: tuple[Tier, ...] = ()  # sorted by id
+    observers: tuple[tuple[bytes, str], ...] = ()  # (key, name), sorted by key: nodes validators let follow
 
     @property
     def redeemers(self) -> frozenset[bytes]:
@@ -119,6 +122,7 @@ class GovernanceChanges:
     validators: dict[bytes, int]  # the set from height + 2, while changes accumulate
     retired: dict[bytes, bytes]
     tiers: dict[int, Tier]
+    observers: dict[bytes, str]
     applied: list[Applied] = field(default_factory=list)
     void: list[int] = field(default_factory=list)  # self-rotations that changed nothing: the block is not valid
     orders: list[tuple[bytes, int, Order]] = field(default_factory=list)  # (account, index, order) applied
@@ -127,12 +131,13 @@ class GovernanceChanges:
     def starting(cls, base: Governance, height: int) -> GovernanceChanges:
         assert base.validators_from <= height + 1, "the set for the next height is fixed before this block"
         return cls(height, base, base.sequence, base.board, base.issuer, dict(base.banks), dict(base.validators),
-                   dict(base.retired), {tier.id: tier for tier in base.tiers})
+                   dict(base.retired), {tier.id: tier for tier in base.tiers}, dict(base.observers))
 
     def copy(self) -> GovernanceChanges:
         """An independent copy, to try a transaction on without committing to its effects."""
         return GovernanceChanges(self.height, self.base, self.sequence, self.board, self.issuer, dict(self.banks),
-                                 dict(self.validators), dict(self.retired), dict(self.tiers), list(self.applied),
+                                 dict(self.validators), dict(self.retired), dict(self.tiers), dict(self.observers),
+                                 list(self.applied),
                                  list(self.void), list(self.orders))
 
     def result(self) -> Governance:
@@ -144,6 +149,7 @@ class GovernanceChanges:
             validators_from=self.height + 2 if changed_set else self.base.validators_from,
             retired=tuple(sorted(self.retired.items())),
             tiers=tuple(tier for _, tier in sorted(self.tiers.items())),
+            observers=tuple(sorted(self.observers.items())),
         )
 
     @property
@@ -200,6 +206,8 @@ class GovernanceChanges:
                 return ReceiptCode.UNKNOWN_BANK
             return ReceiptCode.OK
         if isinstance(action, SetValidator):
+            if action.validator in self.observers:
+                return ReceiptCode.KEY_IN_USE
             seat = self._seat(action.validator)
             powers = dict(self.validators)
             if action.power:
@@ -235,6 +243,12 @@ class GovernanceChanges:
             return ReceiptCode.OK
         if isinstance(action, Freeze | Unfreeze | Seize):
             return self._order(action, index, book)
+        if isinstance(action, AddObserver):
+            return self._add_observer(action)
+        if isinstance(action, RemoveObserver):
+            if self.observers.pop(action.observer, None) is None:
+                return ReceiptCode.UNKNOWN_OBSERVER
+            return ReceiptCode.OK
         raise TypeError(f"no ledger rule for governance action {action!r}")
 
     def _order(self, order: Order, index: int, book: Book | None) -> ReceiptCode:
@@ -255,6 +269,23 @@ class GovernanceChanges:
         self.orders.append((order.account, index, order))
         return ReceiptCode.OK
 
+    def _add_observer(self, action: AddObserver) -> ReceiptCode:
+        """One role per key: a validator key (of either set a block may decide, or retired) never observes,
+        so that admission never has to choose which of two roles a link has."""
+        key = action.observer
+        if key in self.observers or action.name in self.observers.values():
+            return ReceiptCode.OBSERVER_EXISTS
+        if self._validator_key(key):
+            return ReceiptCode.KEY_IN_USE
+        if len(self.observers) >= MAX_OBSERVERS:
+            return ReceiptCode.TOO_MANY_OBSERVERS
+        self.observers[key] = action.name
+        return ReceiptCode.OK
+
+    def _validator_key(self, key: bytes) -> bool:
+        return (key in self.validators or key in dict(self.base.validators) or key in self.retired
+                or key in self.retired.values())
+
     def _seat(self, key: bytes) -> bytes:
         """The key that now holds the seat ``key`` once held: a rotated-away key names its successor."""
         while key in self.retired:
@@ -262,8 +293,7 @@ class GovernanceChanges:
         return key
 
     def _rotate(self, old_key: bytes, new_key: bytes) -> ReceiptCode:
-        if (new_key in self.validators or new_key in dict(self.base.validators) or new_key in self.retired
-                or new_key in self.retired.values()):
+        if self._validator_key(new_key) or new_key in self.observers:
             return ReceiptCode.KEY_IN_USE
         powers = dict(self.validators)
         powers[new_key] = powers.pop(old_key)
@@ -297,6 +327,9 @@ REFUSAL_TEXT = {
     ReceiptCode.KEY_IN_USE: "the key serves in that role or a conflicting one, or was rotated away before",
     ReceiptCode.EMPTY_VALIDATOR_SET: "the change would leave no validator",
     ReceiptCode.POWER_CHANGE_TOO_LARGE: "one block's changes must move less than a third of the voting power",
+    ReceiptCode.UNKNOWN_OBSERVER: "no observer has that key",
+    ReceiptCode.OBSERVER_EXISTS: "an observer with that key or that name exists",
+    ReceiptCode.TOO_MANY_OBSERVERS: f"at most {MAX_OBSERVERS} observers may be registered",
 }
 
 

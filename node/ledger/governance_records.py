@@ -27,6 +27,7 @@ def genesis_records(state: Governance) -> list[Record]:
         *((k.bank_key(key), name.encode("utf-8")) for key, name in state.banks),
         *((k.retired_key(old), new) for old, new in state.retired),
         *((k.tier_key(tier.id), encode_tier(tier)) for tier in state.tiers),
+        *((k.observer_key(key), name.encode("utf-8")) for key, name in state.observers),
         (k.validators_key(state.validators_from), encode_validators(state.validators)),
     ]
 
@@ -46,6 +47,10 @@ def changed_records(before: Governance, after: Governance) -> list[Record]:
     for key, name in new_banks.items():
         if old_banks.get(key) != name:
             records.append((k.bank_key(key), name.encode("utf-8")))
+    old_observers, new_observers = dict(before.observers), dict(after.observers)
+    records.extend((k.observer_key(key), None) for key in old_observers.keys() - new_observers.keys())
+    records.extend((k.observer_key(key), name.encode("utf-8")) for key, name in new_observers.items()
+                   if old_observers.get(key) != name)
     old_tiers = {tier.id: tier for tier in before.tiers}
     records.extend((k.tier_key(tier.id), encode_tier(tier)) for tier in after.tiers if old_tiers.get(tier.id) != tier)
     already = dict(before.retired)
@@ -72,13 +77,15 @@ def read_governance(db: plyvel.DB) -> tuple[Governance, list[tuple[int, Validato
         retired = tuple((key[len(k.RETIRED):], value) for key, value in entries)
     with db.iterator(prefix=k.TIER, verify_checksums=True) as entries:
         tiers = tuple(decode_tier(key[len(k.TIER)], value) for key, value in entries)
+    with db.iterator(prefix=k.OBSERVER, verify_checksums=True) as entries:
+        observers = tuple((key[len(k.OBSERVER):], value.decode("utf-8")) for key, value in entries)
     if not schedule:
         raise ValueError("there is no validator set")
     from_height, validators = schedule[-1]
     governance = Governance(
         sequence=k.decode_height(singletons[k.SEQUENCE]), board=decode_board(singletons[k.BOARD]),
         issuer=issuer, banks=banks, validators=validators, validators_from=from_height, retired=retired,
-        tiers=tiers)
+        tiers=tiers, observers=observers)
     return governance, schedule
 
 

@@ -13,6 +13,7 @@ Integers in keys are big-endian so that byte order equals numeric order.
     gsequence       the board's next governance sequence: u64
     gretired<pk:32> a validator key rotated away, retired for good: the key that replaced it
     gtier<id:u8>    a wallet tier: msgpack [name, max_balance, max_payment, max_daily_out]
+    gobserver<pk:32> an observer node's key, which validators admit to follow the chain: its name (UTF-8)
     w<pk:32>        a wallet's registration: msgpack [registering bank (empty: the board),
                     linked account (empty: none)]
     o<pk:32><height:u64><index:u32>
@@ -46,6 +47,7 @@ ISSUER = b"gissuer"
 SEQUENCE = b"gsequence"
 RETIRED = b"gretired"
 TIER = b"gtier"
+OBSERVER = b"gobserver"
 REGISTRATION = b"w"
 ORDER = b"o"
 VALIDATORS = b"v"
@@ -143,6 +145,10 @@ def retired_key(public_key: bytes) -> bytes:
 
 def tier_key(tier_id: int) -> bytes:
     return TIER + bytes([tier_id])
+
+
+def observer_key(public_key: bytes) -> bytes:
+    return OBSERVER + public_key
 
 
 def registration_key(public_key: bytes) -> bytes:

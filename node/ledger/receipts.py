@@ -43,6 +43,10 @@ class ReceiptCode(StrEnum):
     RECIPIENT_FROZEN = "recipient_frozen"
     NOT_REGISTERING_BANK = "not_registering_bank"
     UNKNOWN_TIER = "unknown_tier"
+    # observers (docs/protocol.md §13.3)
+    UNKNOWN_OBSERVER = "unknown_observer"
+    OBSERVER_EXISTS = "observer_exists"
+    TOO_MANY_OBSERVERS = "too_many_observers"
 
 
 RECEIPT_CODES: tuple[ReceiptCode, ...] = tuple(ReceiptCode)

@@ -36,6 +36,7 @@ class NetworkConfig:
     flood_strikes: int = 2000
     max_pending_handshakes: int = 16
     max_pending_requests: int = 64
+    max_observers: int = 8  # observer links served at once (node/p2p/transport.py)
 
     def __post_init__(self) -> None:
         chain_id_bytes(self.chain_id)
@@ -53,6 +54,8 @@ class NetworkConfig:
                 raise ValueError(f"validator {key.hex()} address: {exc}") from None
         if not 0 <= self.listen_port <= 65535:
             raise ValueError("listen_port must be 0..65535")
+        if self.max_observers < 0:
+            raise ValueError("max_observers must be at least 0")
         if self.max_frame_bytes < 1024 or self.outbox_size < 1 or self.max_pending_handshakes < 1:
             raise ValueError("max_frame_bytes >= 1024, outbox_size >= 1 and max_pending_handshakes >= 1")
         if self.outbox_bytes < self.max_frame_bytes:

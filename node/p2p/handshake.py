@@ -71,6 +71,7 @@ class Refusal(StrEnum):
     REMOTE_CLOSED = "remote_closed"
     TOO_MANY_PENDING = "too_many_pending"
     SIGNER_UNAVAILABLE = "signer_unavailable"
+    TOO_MANY_OBSERVERS = "too_many_observers"
 
 
 class HandshakeRefused(Exception):
@@ -96,6 +97,8 @@ class Identity:
     genesis_hash: bytes
     key: Key
     validators: Collection[bytes] | Callable[[bytes], bool]  # who may link: a set, or a test of a key
+    # Whether an admitted key is an observer for whom no link is free (``p2p.max_observers``).
+    full: Callable[[bytes], bool] = lambda key: False
 
     def __post_init__(self) -> None:
         chain_id_bytes(self.chain_id)
@@ -165,7 +168,8 @@ def new_hello(identity: Identity, nonce_source: Callable[[int], bytes] = os.uran
 
 
 def check_hello(identity: Identity, hello: Hello, expected_key: bytes | None) -> None:
-    """Refuse a peer that is on another chain or is not a genesis validator."""
+    """Refuse a peer that is on another chain, is neither a validator nor a registered observer, or is
+    an observer beyond the validator's limit (said before any signature is spent on it)."""
     if hello.version != PROTOCOL_VERSION:
         raise HandshakeRefused(Refusal.VERSION, f"peer speaks version {hello.version}")
     if hello.chain_id != identity.chain_id:
@@ -176,6 +180,8 @@ def check_hello(identity: Identity, hello: Hello, expected_key: bytes | None) ->
         raise HandshakeRefused(Refusal.SELF, "peer presented our own key")
     if not identity.admits(hello.public_key):
         raise HandshakeRefused(Refusal.UNKNOWN_VALIDATOR, f"key {hello.public_key.hex()} is not a validator")
+    if identity.full(hello.public_key):
+        raise HandshakeRefused(Refusal.TOO_MANY_OBSERVERS, "this validator serves no more observers")
     if expected_key is not None and hello.public_key != expected_key:
         raise HandshakeRefused(Refusal.UNEXPECTED_PEER, f"dialled {expected_key.hex()}, got {hello.public_key.hex()}")
 

@@ -50,6 +50,7 @@ class PeerLink:
         self.remote = remote
         self.height: int | None = None  # from the peer's status: its committed height
         self.earliest = 1  # and the lowest height whose block it keeps
+        self.observer = False  # an observer's link: it follows the chain and is sent only status
         self._outbox: deque[bytes] = deque()
         self._outbox_size = outbox_size
         self._outbox_bytes = outbox_bytes

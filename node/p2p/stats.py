@@ -24,6 +24,7 @@ class NetworkStats:
     superseded: int = 0
     handler_errors: int = 0
     unsolicited_responses: int = 0
+    observer_consensus: int = 0  # proposals and votes an observer's link sent: dropped
     # Keyed by Refusal only, so the number of keys is bounded.
     refusals: Counter[Refusal] = field(default_factory=Counter)
 

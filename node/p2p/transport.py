@@ -1,5 +1,12 @@
 """The validator network: one authenticated websocket link to every other validator.
 
+Observers (nodes whose keys the board registered to follow the chain) link
+to validators too.  A validator serves at most ``max_observers`` of them and
+sends them only status, which is what they follow by (they fetch the blocks
+a status announces, node/host/catchup.py); it never takes a proposal or a
+vote from an observer's link, and keeps serving its block requests and the
+transactions it relays.
+
 Every validator both listens and dials, so a link comes up as soon as either
 side can reach the other.  When both dial at once, two authenticated links can
 exist for a moment; both sides keep the one initiated by the smaller public key
@@ -24,6 +31,7 @@ import aiohttp
 from aiohttp import web
 
 from consensus.certificate import CommitCertificate
+from consensus.messages import Proposal, Vote
 from node.core.keys import Key
 from node.p2p.backoff import Backoff
 from node.p2p.config import NetworkConfig
@@ -93,6 +101,7 @@ class PeerInfo:
     remote: str
     height: int | None
     earliest: int = 1  # the lowest height whose block the peer keeps
+    observer: bool = False
 
 
 def build_p2p_app(network: PeerNetwork) -> web.Application:
@@ -128,14 +137,18 @@ class PeerNetwork:
         nonce_source: Callable[[int], bytes] = os.urandom,
         admits: Callable[[bytes], bool] | None = None,
         other_keys: Sequence[Key] = (),
+        observes: Callable[[bytes], bool] = lambda key: False,
     ) -> None:
-        """``admits`` says which keys may hold a link (by default those of ``config.validators``).
+        """``admits`` says which keys may hold a link (by default those of ``config.validators``);
+        ``observes`` which of those are observers' (never validators' of the heights being decided).
         ``other_keys`` are this validator's further keys (one it is rotating to): a dial that a peer
         refuses is tried again with the next key, since a peer that is ahead of this node may
         already admit only the new one, and this node cannot catch up without a link."""
         self._config = config
         keys = frozenset(k for k, _ in config.validators)
-        self._identity = Identity(config.chain_id, config.genesis_hash, key, admits if admits is not None else keys)
+        self._identity = Identity(config.chain_id, config.genesis_hash, key, admits if admits is not None else keys,
+                                  self._no_room_for)
+        self._observes = observes
         self._keys = (key, *(other for other in other_keys if other.public_key != key.public_key))
         self._endpoints = {k: e for k, e in config.endpoints().items() if k != key.public_key}
         self._on_message = on_message
@@ -242,7 +255,7 @@ class PeerNetwork:
         return self._dialing + self._pending_handshakes
 
     def peers(self) -> tuple[PeerInfo, ...]:
-        return tuple(PeerInfo(link.peer_key, link.role, link.remote, link.height, link.earliest)
+        return tuple(PeerInfo(link.peer_key, link.role, link.remote, link.height, link.earliest, link.observer)
                      for link in self._links.values())
 
     async def wait_for_peers(self, count: int) -> None:
@@ -251,9 +264,17 @@ class PeerNetwork:
             await self._changed.wait_for(lambda: len(self._links) >= count)
 
     def broadcast(self, message: WireMessage) -> int:
-        """Queue ``message`` for every linked peer; return how many it was queued for."""
+        """Queue ``message`` for every linked peer that can use it (observers only status); return how
+        many it was queued for."""
         frame = self._frame(message)
-        return sum(link.enqueue(frame) for link in list(self._links.values()))
+        followers_too = isinstance(message, Status)
+        return sum(link.enqueue(frame) for link in list(self._links.values()) if followers_too or not link.observer)
+
+    def _no_room_for(self, key: bytes) -> bool:
+        """Whether ``key`` is an observer that would exceed ``max_observers`` (its own link it may replace)."""
+        if key in self._links or not self._observes(key):
+            return False
+        return sum(link.observer for link in self._links.values()) >= self._config.max_observers
 
     def send(self, peer: bytes, message: WireMessage) -> bool:
         """Queue ``message`` for ``peer``; False (and counted as a drop) when there is no link."""
@@ -430,6 +451,11 @@ class PeerNetwork:
             await self._refuse(link.ws, link.role, link.remote, HandshakeRefused(Refusal.UNKNOWN_VALIDATOR),
                                link.peer_key)
             return False
+        if self._no_room_for(link.peer_key):  # another observer took the last place while this one shook hands
+            await self._refuse(link.ws, link.role, link.remote, HandshakeRefused(Refusal.TOO_MANY_OBSERVERS),
+                               link.peer_key)
+            return False
+        link.observer = self._observes(link.peer_key)
         existing = self._links.get(link.peer_key)
         if existing is not None and not keep_new_link(self.public_key, link.peer_key, existing.role, link.role):
             await self._refuse(link.ws, link.role, link.remote,
@@ -439,7 +465,8 @@ class PeerNetwork:
         self._links[link.peer_key] = link
         if link.peer_key in self._idle:
             self._idle[link.peer_key].clear()
-        log.info("p2p.linked peer=%s role=%s remote=%s", link.peer, link.role.name.lower(), link.remote)
+        log.info("p2p.linked peer=%s role=%s remote=%s observer=%s", link.peer, link.role.name.lower(), link.remote,
+                 link.observer)
         if existing is not None:
             self.stats.superseded += 1
             log.info("p2p.superseded peer=%s old_role=%s new_role=%s",
@@ -475,6 +502,9 @@ class PeerNetwork:
                 return
             case Status():
                 link.height, link.earliest = message.height, message.earliest
+            case Proposal() | Vote() if link.observer:
+                self.stats.observer_consensus += 1  # an observer never votes, nor relays votes to validators
+                return
         if self._on_message is None:
             return
         try:

@@ -3,13 +3,15 @@
 Layout written under DIR (which must be empty or absent)::
 
     genesis.json
-    keys/issuer.json  keys/bank<i>.json  keys/validator<k>.json  keys/board<j>.json
+    keys/issuer.json  keys/bank<i>.json  keys/validator<k>.json  keys/board<j>.json  keys/observer<k>.json
     validator<k>/config.toml        (data_dir = validator<k>/data)
+    observer<k>/config.toml         (node.role = "observer"; only with observers)
 
 The National Bank is the issuer; by default the other N-1 validators are run
 by commercial banks, each of which receives an initial balance in genesis so
 the network can move money at once.  Validator k listens for peers on
-base_port + 2(k-1) and for clients on base_port + 2(k-1) + 1.  Everything is
+base_port + 2(k-1) and for clients on base_port + 2(k-1) + 1; observers, registered in
+the genesis, take the ports after the validators'.  Everything is
 computed and validated in memory before the first file is written, so a bad
 option leaves no half-made directory behind.  ``somnode init``, the local
 testnet, the benchmark and the tests all make their networks here.
@@ -33,10 +35,12 @@ from node.app.config import (
 from node.core.amount import MAX_TYIYN, format_som, parse_som
 from node.core.genesis import (
     MAX_BOARD_MEMBERS,
+    MAX_OBSERVERS,
     Bank,
     BoardMember,
     Genesis,
     GenesisBoard,
+    GenesisObserver,
     GenesisValidator,
     current_genesis_time,
 )
@@ -81,6 +85,7 @@ class LocalNetwork:
     validator_key_files: tuple[Path, ...]
     config_files: tuple[Path, ...]
     board_key_files: tuple[Path, ...]
+    observer_config_files: tuple[Path, ...] = ()
 
 
 def create_network(
@@ -97,6 +102,7 @@ def create_network(
     accounts: Sequence[tuple[bytes, int]] = (),
     board: int = DEFAULT_BOARD_MEMBERS,
     board_threshold: int = DEFAULT_BOARD_THRESHOLD,
+    observers: int = 0,
 ) -> LocalNetwork:
     """Generate and write a whole network; raise NetworkSpecError before writing if an option is bad.
 
@@ -106,10 +112,14 @@ def create_network(
     are further (public key, tyiyn) holdings at genesis, e.g. a benchmark's senders, in tier
     ``FUNDED_ACCOUNT_TIER``.
     The governance board has ``board`` members, any ``board_threshold`` of whom act together.
+    ``observers`` follow the validators without voting (registered in the genesis); with ``ports``,
+    their (p2p, api) pairs come after the validators'.
     """
     if ports is None:
-        ports = [(base_port + 2 * index, base_port + 2 * index + 1) for index in range(validators)]
-    _check_options(directory, validators, banks, ports, host, bank_balance)
+        ports = [(base_port + 2 * index, base_port + 2 * index + 1) for index in range(validators + observers)]
+    if not 0 <= observers <= MAX_OBSERVERS:
+        raise NetworkSpecError(f"--observers: expected 0..{MAX_OBSERVERS}, got {observers}")
+    _check_options(directory, validators, banks, ports, host, bank_balance, observers)
     if not 1 <= board_threshold <= board <= MAX_BOARD_MEMBERS:
         raise NetworkSpecError(f"--board: expected 1 <= threshold <= members <= {MAX_BOARD_MEMBERS}, "
                                f"got {board_threshold} of {board}")
@@ -117,7 +127,9 @@ def create_network(
     issuer = KeyPair.generate()
     bank_keys = [KeyPair.generate() for _ in range(banks)]
     validator_keys = [KeyPair.generate() for _ in range(validators)]
+    observer_keys = [KeyPair.generate() for _ in range(observers)]
     endpoints = [(Endpoint(host, p2p), Endpoint(host, api)) for p2p, api in ports]
+    endpoints, observer_endpoints = endpoints[:validators], endpoints[validators:]
     genesis = Genesis(
         chain_id=chain_id,
         genesis_time=genesis_time or current_genesis_time(),
@@ -133,6 +145,7 @@ def create_network(
             BoardMember(f"board{i + 1}", key.public_key) for i, key in enumerate(board_keys))),
         tiers=DEFAULT_TIERS,
         wallets=tuple(sorted((key, FUNDED_ACCOUNT_TIER) for key, _ in accounts)),
+        observers=tuple(GenesisObserver(f"observer{k + 1}", key.public_key) for k, key in enumerate(observer_keys)),
     )
 
     keys_dir = directory / "keys"
@@ -146,43 +159,53 @@ def create_network(
     validator_key_files = tuple(
         _write_key(keys_dir / f"validator{k + 1}.json", key) for k, key in enumerate(validator_keys)
     )
-    config_files = []
-    for k, (key_file, (p2p, api)) in enumerate(zip(validator_key_files, endpoints)):
-        node_dir = directory / f"validator{k + 1}"
-        node_dir.mkdir()
-        config = Config(
-            node=NodeSection(
-                name=f"validator{k + 1}",
-                data_dir=(node_dir / "data").resolve(),
-                key_file=key_file.resolve(),
-                genesis_file=genesis_file.resolve(),
-            ),
-            p2p=P2PSection(listen=p2p),
-            api=ApiSection(listen=api),
-        )
-        config_file = node_dir / "config.toml"
-        write_config(config_file, config)
-        config_files.append(config_file)
+    config_files = [_write_node_config(directory / f"validator{k + 1}", key_file, genesis_file, p2p, api)
+                    for k, (key_file, (p2p, api)) in enumerate(zip(validator_key_files, endpoints))]
+    # An observer dials the genesis validators (their p2p_address) and never votes.
+    observer_config_files = [
+        _write_node_config(directory / f"observer{k + 1}", _write_key(keys_dir / f"observer{k + 1}.json", key),
+                           genesis_file, p2p, api, role="observer")
+        for k, (key, (p2p, api)) in enumerate(zip(observer_keys, observer_endpoints))]
     return LocalNetwork(
         directory, genesis, genesis_file, issuer_key_file, bank_key_files, validator_key_files, tuple(config_files),
-        board_key_files,
+        board_key_files, tuple(observer_config_files),
     )
 
 
+def _write_node_config(node_dir: Path, key_file: Path, genesis_file: Path, p2p: Endpoint, api: Endpoint,
+                       role: str = "validator") -> Path:
+    node_dir.mkdir()
+    config = Config(
+        node=NodeSection(
+            name=node_dir.name,
+            data_dir=(node_dir / "data").resolve(),
+            key_file=key_file.resolve(),
+            genesis_file=genesis_file.resolve(),
+            role=role,
+        ),
+        p2p=P2PSection(listen=p2p),
+        api=ApiSection(listen=api),
+    )
+    config_file = node_dir / "config.toml"
+    write_config(config_file, config)
+    return config_file
+
+
 def _check_options(
-    directory: Path, validators: int, banks: int, ports: Sequence[tuple[int, int]], host: str, balance: int
+    directory: Path, validators: int, banks: int, ports: Sequence[tuple[int, int]], host: str, balance: int,
+    observers: int = 0,
 ) -> None:
     if not 1 <= validators <= MAX_LOCAL_VALIDATORS:
         raise NetworkSpecError(f"--validators: expected 1..{MAX_LOCAL_VALIDATORS}, got {validators}")
     if not 0 <= banks <= MAX_LOCAL_BANKS:
         raise NetworkSpecError(f"--banks: expected 0..{MAX_LOCAL_BANKS}, got {banks}")
-    if len(ports) != validators:
-        raise NetworkSpecError(f"ports: expected {validators} (p2p, api) pairs, got {len(ports)}")
+    if len(ports) != validators + observers:
+        raise NetworkSpecError(f"ports: expected {validators + observers} (p2p, api) pairs, got {len(ports)}")
     flat = [port for pair in ports for port in pair]
     if not all(1 <= port <= 65535 for port in flat):
         raise NetworkSpecError(f"--base-port: ports {min(flat)}..{max(flat)} do not fit in 1..65535")
     if len(set(flat)) != len(flat):
-        raise NetworkSpecError("ports: every validator needs two ports of its own")
+        raise NetworkSpecError("ports: every validator and observer needs two ports of its own")
     try:
         parse_endpoint(f"{host}:1" if ":" not in host else f"[{host}]:1")
     except ValueError as exc:

@@ -63,6 +63,11 @@ def lock_directory(directory: Path) -> TextIO:
     return holder
 
 
+def _numbered(directory: Path, kind: str) -> list[Path]:
+    """``<kind><k>/config.toml`` in ``directory``, by k."""
+    return sorted(directory.glob(f"{kind}*/config.toml"), key=lambda p: int(p.parent.name.removeprefix(kind)))
+
+
 def _children() -> dict[int, list[int]]:
     """Every process's children, read from /proc."""
     children: dict[int, list[int]] = {}
@@ -96,8 +101,8 @@ class LocalTestnet:
         self.profile_dir = profile_dir
         if profile_dir is not None:
             profile_dir.mkdir(parents=True, exist_ok=True)
-        self.config_files = sorted(self.directory.glob("validator*/config.toml"),
-                                   key=lambda p: int(p.parent.name.removeprefix("validator")))
+        # Validators first, so that index k - 1 is validator k; then the observers, if any.
+        self.config_files = _numbered(self.directory, "validator") + _numbered(self.directory, "observer")
         if not self.config_files:
             raise TestnetError(f"{self.directory} holds no validator*/config.toml: run `somnode init` first")
         self.api_urls = [f"http://{load_config(path).api.listen}" for path in self.config_files]
@@ -105,6 +110,15 @@ class LocalTestnet:
 
     def __len__(self) -> int:
         return len(self.config_files)
+
+    def name(self, index: int) -> str:
+        """``validator<k>`` or ``observer<k>``: the node's directory."""
+        return self.config_files[index].parent.name
+
+    @property
+    def observers(self) -> list[int]:
+        """The indices of the observer nodes."""
+        return [i for i in range(len(self)) if self.name(i).startswith("observer")]
 
     def client(self, index: int, timeout_s: float = 5.0) -> NodeClient:
         return NodeClient(self.api_urls[index], timeout_s)
@@ -119,7 +133,7 @@ class LocalTestnet:
             config = self.config_files[i]
             log = open(config.parent / "node.log", "ab")
             profile = ([] if self.profile_dir is None
-                       else ["--profile", str(self.profile_dir / f"validator{i + 1}.prof")])
+                       else ["--profile", str(self.profile_dir / f"{self.name(i)}.prof")])
             self.processes[i] = subprocess.Popen(
                 [sys.executable, "-m", "node", "run", "--config", str(config), *profile],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -187,7 +201,7 @@ class LocalTestnet:
         for i in range(len(self)):
             if self.status(i) is not None:
                 raise TestnetError(
-                    f"validator{i + 1} already answers at {self.api_urls[i]}: another testnet, or validators "
+                    f"{self.name(i)} already answers at {self.api_urls[i]}: another testnet, or validators "
                     f"left running by one, use {self.directory}; stop them first")
 
     def wait_ready(self, timeout_s: float = 60.0, indices: list[int] | None = None,
@@ -199,9 +213,9 @@ class LocalTestnet:
         for i in indices:
             while self.status(i) is None:
                 if not self.alive(i):
-                    raise TestnetError(f"validator{i + 1} exited; see {self.config_files[i].parent / 'node.log'}")
+                    raise TestnetError(f"{self.name(i)} exited; see {self.config_files[i].parent / 'node.log'}")
                 if time.monotonic() > deadline:
-                    raise TestnetError(f"validator{i + 1} did not answer within {timeout_s:g} s")
+                    raise TestnetError(f"{self.name(i)} did not answer within {timeout_s:g} s")
                 if stop.wait(0.1):
                     return
 
