@@ -124,3 +124,20 @@ def test_the_newest_snapshots_are_kept_across_restarts_and_a_damaged_file_is_dro
     reopened = SnapshotFiles(directory, 2)
     assert reopened.heights() == (20,)
     assert sorted(path.name for path in directory.iterdir()) == ["00000000000000000020.snapshot"]
+
+
+def test_the_worked_example_of_the_protocol_document(tmp_path):
+    """docs/protocol.md §18: every hex string there is what the code computes."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text(encoding="utf-8")
+    section = text[text.index("## 18. State snapshots"):]
+    account = (1_000_000).to_bytes(8, "big") + bytes(8 + 1 + 1 + 4 + 8)
+    records = {b"s": bytes(32), b"a" + bytes(range(32)): account}
+    files, manifest = write(tmp_path, records, height=5)
+    empty = next(i for i in range(CHUNKS) if manifest.chunk_records[i] == 0)
+    assert sorted(chunk_of(key) for key in records) == [4, 217]
+    for index in (4, 217):
+        assert (files.chunk(5, index) or b"").hex() in section
+        assert manifest.chunk_hashes[index].hex() in section
+    assert files.chunk(5, empty) == b"\x90" and manifest.chunk_hashes[empty].hex() in section
+    assert f"app hash        {reference_root(records).hex()}" in section

@@ -312,6 +312,7 @@ class ValidatorNode:
             self.key, local_height=lambda: 0, other_keys=self.keys)
         await network.start()
         try:
+            await network.wait_for_peers(1)
             height = await StateSync(network, self.genesis.chain_id, trust, fresh_restore).run()
         finally:
             await network.stop()

@@ -69,19 +69,27 @@ async def _serve(node: ValidatorNode) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     failure: BaseException | None = None
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await node.start()
-        stopping = asyncio.ensure_future(stop.wait())
+        # Start can take long (a state sync fetches a whole state): a signal meanwhile ends it.
+        starting = asyncio.ensure_future(node.start())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.info("node.stopping reason=signal during start")
+            return
+        starting.result()
         assert node.halted is not None
         waiting: set[asyncio.Future[Any]] = {stopping, node.halted}
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
         if node.halted.done():
             failure = node.halted.result()
             log.critical("node.stopping reason=halted")
         else:
             log.info("node.stopping reason=signal")
     finally:
+        stopping.cancel()
         await node.stop()
     if failure is not None:
         raise NodeHalted(f"the validator stopped: {type(failure).__name__}: {failure}")

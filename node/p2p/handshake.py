@@ -41,7 +41,7 @@ from node.p2p.framing import FrameType, WireError, pack_frame, unpack_frame
 
 HANDSHAKE_DOMAIN = b"somnode-p2p-handshake-v1\x00"
 # 2: a status carries the lowest height whose block the sender keeps (pruning).
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 NONCE_SIZE = 32
 GENESIS_HASH_SIZE = 32
 # Hello and auth frames are tiny; anything bigger during the handshake is hostile.

@@ -8,7 +8,7 @@ records, and its hash is that node's.  The manifest lists the 256 node hashes;
 they hash up through level 1 to the root, which is the app hash a header
 certifies.  A node fetching a snapshot therefore checks the manifest against
 one certified hash, and each chunk against the manifest on its own, as it
-arrives, from whichever peer sent it (docs/protocol.md §17).
+arrives, from whichever peer sent it (docs/protocol.md §18).
 
     manifest = [1, height, app_hash, chunk hashes (256 × 32 bytes, one blob),
                 [records in chunk 0, ..., records in chunk 255], transactions committed, governance history entries]
