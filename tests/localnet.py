@@ -36,7 +36,8 @@ def make_network(directory: Path, validators: int = 4, banks: int | None = None,
     for path in network.config_files + network.observer_config_files:
         config = load_config(path)
         config = dataclasses.replace(config, consensus=dataclasses.replace(config.consensus, **defaults),
-                                     storage=dataclasses.replace(config.storage, retain_blocks=retain_blocks))
+                                     storage=dataclasses.replace(config.storage, retain_blocks=retain_blocks,
+                                                                 snapshot_interval=retain_blocks // 2 or 1000))
         path.write_text(render_config(config, path.parent))
     return network
 

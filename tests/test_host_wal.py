@@ -155,6 +155,20 @@ def test_a_missing_log_bars_the_next_height_once_blocks_are_committed(tmp_path):
     lost.storage.close()
 
 
+def test_a_log_above_a_rebuilt_ledger_keeps_what_was_signed_and_bars_the_heights_caught_up(tmp_path, caplog):
+    records = a_height_of_records()
+    write(tmp_path / WAL_FILE, records)
+    with caplog.at_level(logging.WARNING):
+        opened = open_wal(tmp_path, committed_height=HEIGHT - 5)  # a ledger restored below the log's height
+    assert opened.barred and "wal.ahead" in caplog.text
+    kept = opened.wal.replay(HEIGHT - 4).signing_state
+    assert kept is not None and kept.height == HEIGHT and not kept.allows(HEIGHT, 0, Step.PREVOTE)
+    opened.storage.close()
+    same = open_wal(tmp_path, committed_height=HEIGHT - 1)
+    assert not same.barred, "a log of the height being decided is this start's own"
+    same.storage.close()
+
+
 def test_the_previous_releases_signing_state_is_taken_over(tmp_path, caplog):
     (tmp_path / "signing_state.json").write_text(json.dumps({"height": HEIGHT, "round": 3, "step": 1}))
     with caplog.at_level(logging.INFO):

@@ -25,12 +25,12 @@ from node.p2p.handshake import Role
 from node.p2p.requests import LinkLost
 from node.p2p.transport import PeerInfo
 from node.statesync.files import SnapshotFiles
-from node.statesync.snapshot import Manifest
+from node.statesync.snapshot import Manifest, SnapshotError
 from node.statesync.sync import PARALLEL_CHUNKS, StateSync, StateSyncError, Trust
 from tests.crash_writer import CHAIN_ID, genesis_state, make_block
 
 SNAPSHOT_HEIGHT, TOP = 8, 12
-HONEST, CORRUPT, FORGER, FORKED = (bytes([n]) * 32 for n in range(1, 5))
+HONEST, CORRUPT, FORGER, FORKED, WITHHOLDER, SECOND = (bytes([n]) * 32 for n in range(1, 7))
 
 
 class Chain:
@@ -67,7 +67,8 @@ def block_bytes(height: int, txs: list, previous: bytes, app_hash: bytes, result
 
 class Peers:
     """Peers answering from the chain: CORRUPT flips a byte of every chunk, FORGER offers its own manifest,
-    FORKED serves a block 9 of another header."""
+    FORKED serves a block 9 of another header, WITHHOLDER offers the snapshot with counters of its own and
+    serves none of it."""
 
     def __init__(self, chain: Chain, keys: tuple[bytes, ...]) -> None:
         self.chain, self.keys = chain, keys
@@ -88,10 +89,12 @@ class Peers:
 
     async def request_snapshots(self, peer):
         manifests = self.chain.files.manifests()
+        honest = Manifest.decode(manifests[0])
         if peer == FORGER:
-            honest = Manifest.decode(manifests[0])
             hashes = (hashlib.sha256(b"forged").digest(), *honest.chunk_hashes[1:])
             return (Manifest(honest.height, honest.app_hash, hashes, honest.chunk_records, 0, 0).encode(),)
+        if peer == WITHHOLDER:  # the certified chunks, counters of its own, and then no chunk at all
+            return (dataclasses.replace(honest, tx_count=10**18, history_count=10**18).encode(),)
         return manifests
 
     async def request_chunk(self, peer, height, index):
@@ -99,6 +102,8 @@ class Peers:
             raise LinkLost("not linked")
         self.chunks_served[peer] += 1
         chunk = self.chain.files.chunk(height, index)
+        if peer == WITHHOLDER:
+            return None
         if peer == CORRUPT and chunk is not None:
             chunk = chunk[:-1] + bytes([chunk[-1] ^ 0x40])
         return chunk
@@ -148,3 +153,23 @@ def test_a_trusted_hash_no_peer_can_lead_to_restores_nothing(tmp_path):
     with pytest.raises(StateSyncError):
         asyncio.run(sync._attempt())
     assert HONEST in sync.refused and not (tmp_path / "restored").exists()
+
+
+def test_a_peer_withholding_its_snapshot_neither_stalls_the_sync_nor_sets_the_counters(tmp_path):
+    chain = Chain(tmp_path)
+    peers = Peers(chain, (WITHHOLDER, HONEST, SECOND))
+    sync = StateSync(peers, CHAIN_ID, Trust(TOP, block_hash(chain.blocks[TOP])),
+                     restore_into(tmp_path / "restored", chain.genesis))
+    assert asyncio.run(asyncio.wait_for(sync.run(), 30)) == SNAPSHOT_HEIGHT
+    assert peers.chunks_served[WITHHOLDER] <= PARALLEL_CHUNKS, "asked again after it served nothing"
+    expected = Manifest.decode(chain.files.manifests()[0])
+    with LedgerStore.open(tmp_path / "restored", chain.genesis) as store:
+        assert store.app_hash == chain.app_hashes[SNAPSHOT_HEIGHT]
+        assert store.committed_txs == expected.tx_count
+        assert store.governance_history_size == expected.history_count
+
+
+def test_a_manifest_with_counters_beyond_any_chain_is_malformed():
+    honest = Manifest(8, bytes(32), (bytes(32),) * 256, (0,) * 256, 1, 1)
+    with pytest.raises(SnapshotError, match="transactions committed"):
+        Manifest.decode(dataclasses.replace(honest, tx_count=2**64 - 1).encode())

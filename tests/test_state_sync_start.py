@@ -31,6 +31,21 @@ def test_a_trust_needs_both_a_height_and_a_64_digit_hash(tmp_path):
     assert config.state_sync == StateSyncSection(5, TRUST_HASH)
 
 
+def test_a_pruning_node_snapshots_often_enough_for_peers_to_join_from_its_blocks(tmp_path):
+    network = make_network(tmp_path / "net", validators=1)
+    text = network.config_files[0].read_text()
+    storage = text[text.index("[storage]"):text.index("[state_sync]")]
+
+    def with_storage(retain: int, interval: int) -> str:
+        return text.replace(storage, f"[storage]\nretain_blocks = {retain}\nsnapshot_interval = {interval}\n\n")
+
+    with pytest.raises(ConfigError, match="at most every 100 heights"):
+        parse_config(with_storage(200, 1000), tmp_path)
+    assert parse_config(with_storage(200, 100), tmp_path).storage.snapshot_interval == 100
+    assert parse_config(with_storage(200, 0), tmp_path).storage.snapshot_interval == 0
+    assert parse_config(with_storage(0, 1000), tmp_path).storage.retain_blocks == 0
+
+
 def test_a_signal_ends_a_node_waiting_to_sync_and_leaves_no_ledger(tmp_path):
     network = make_network(tmp_path / "net", validators=1)
     path = network.config_files[0]

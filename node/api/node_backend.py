@@ -214,7 +214,8 @@ class NodeBackend:
 
     def block_txs(self, height: int) -> list[bytes] | None:
         store = self._store
-        if not 1 <= height <= store.height:
+        # A store restored from a snapshot keeps its tip's block below its earliest height: not served.
+        if not store.earliest_height <= height <= store.height:
             return None
         with self._reading():
             raw = store.block(height)

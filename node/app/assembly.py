@@ -11,6 +11,7 @@ longer write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import threading
@@ -46,7 +47,7 @@ from node.host.wal import WalDamaged, open_wal
 from node.ledger.errors import LedgerCorruptError
 from node.ledger.restore import LedgerRestore
 from node.ledger.state import GenesisState
-from node.ledger.store import LedgerStore
+from node.ledger.store import LedgerStore, stored_height
 from node.mempool.pool import Mempool
 from node.p2p.config import NetworkConfig
 from node.p2p.transport import PeerNetwork
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 LEDGER_DIR = "ledger"
 RESTORING_DIR = "ledger.restoring"
 SNAPSHOTS_DIR = "snapshots"
+# How long a node about to state-sync waits for the rest of its peers once the first has linked.
+STATE_SYNC_LINK_GRACE_S = 3.0
 # Peer messages waiting for the consensus task; more are dropped as lost (re-gossip brings them back).
 MAX_QUEUED_PEER_MESSAGES = 10_000
 # How long a validator leaves a block its peers committed to be decided live before it fetches it.
@@ -293,9 +296,7 @@ class ValidatorNode:
         """
         ledger, restoring = data_dir / LEDGER_DIR, data_dir / RESTORING_DIR
         if ledger.exists():
-            held = await asyncio.to_thread(LedgerStore.open, ledger, genesis)
-            height = held.height
-            held.close()
+            height = await asyncio.to_thread(stored_height, ledger)
             if height > 0:
                 log.info("statesync.skipped height=%d reason=the ledger already holds blocks", height)
                 return
@@ -306,13 +307,18 @@ class ValidatorNode:
             shutil.rmtree(restoring, ignore_errors=True)
             return LedgerRestore(restoring, genesis)
 
+        dial = _dial_list(self.genesis, self.config, self.keys)
         network = PeerNetwork(
-            NetworkConfig(chain_id=self.genesis.chain_id, genesis_hash=self.genesis.hash(),
-                          validators=_dial_list(self.genesis, self.config, self.keys), listen_port=0),
+            NetworkConfig(chain_id=self.genesis.chain_id, genesis_hash=self.genesis.hash(), validators=dial,
+                          listen_port=0),
             self.key, local_height=lambda: 0, other_keys=self.keys)
         await network.start()
         try:
+            # The more peers offer a snapshot, the less any one of them can hold the sync up: after the
+            # first link, the others get a moment to come up too.
             await network.wait_for_peers(1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(network.wait_for_peers(len(dial)), STATE_SYNC_LINK_GRACE_S)
             height = await StateSync(network, self.genesis.chain_id, trust, fresh_restore).run()
         finally:
             await network.stop()

@@ -249,6 +249,13 @@ def parse_config(text: str, base_dir: Path, source: str = "<config>") -> Config:
     document = parse_document(text, source)
     sections = parse_sections(document, _SECTIONS, base_dir)
     _check_backend(document)
+    storage = sections["storage"]
+    if storage.retain_blocks and storage.snapshot_interval > storage.retain_blocks // 2:
+        # A peer joining by state sync needs the blocks from a snapshot it is offered up to the trusted
+        # block: with snapshots further apart than half the blocks kept, the newest is often pruned past.
+        raise ConfigError(f"storage.snapshot_interval: a node keeping {storage.retain_blocks} blocks snapshots at "
+                          f"most every {storage.retain_blocks // 2} heights (half of storage.retain_blocks), or "
+                          f"never (0), so that peers can join from its snapshots; got {storage.snapshot_interval}")
     state_sync = sections["state_sync"]
     if (state_sync.trust_hash is None) != (state_sync.trust_height == 0):
         raise ConfigError("state_sync.trust_hash: give both state_sync.trust_height and state_sync.trust_hash "

@@ -95,7 +95,10 @@ class CatchUp:
 
     def _best_peer(self, committed: int) -> tuple[bytes, int] | None:
         """The peer furthest ahead among those that still keep block ``committed + 1``."""
-        known = [(p.height, p) for p in self._source.peers() if p.height is not None and p.height > committed]
+        # An observer's status is its word alone: a validator catches up from validators only, so that no
+        # observer can hold it back by claiming heights it never serves.
+        known = [(p.height, p) for p in self._source.peers()
+                 if p.height is not None and p.height > committed and not p.observer]
         ahead = [(height, p.public_key) for height, p in known if p.earliest <= committed + 1]
         if known and not ahead:
             if not self._pruned_away:

@@ -201,6 +201,14 @@ def open_wal(data_dir: Path, committed_height: int, *, max_bytes: int = MAX_WAL_
                 os.fsync(file.fileno())
             log.warning("wal.torn_tail path=%s dropped_bytes=%d records=%d",
                         path, loaded.torn_bytes, len(loaded.records))
+    ahead = max((record.height for record in loaded.records if isinstance(record, Opened)), default=0)
+    if ahead > next_height:
+        # The log is of a height above the ledger's: the ledger was rebuilt or restored from a snapshot
+        # while this log was kept.  It still bars what was signed, but the lock and the messages of that
+        # height are past this start's replay, so heights reached by catch-up are barred until one is
+        # decided live, as with a lost log.
+        barred = True
+        log.warning("wal.ahead path=%s log_height=%d committed_height=%d", path, ahead, committed_height)
     storage = FileWalStorage(path)
     return OpenedWal(WriteAheadLog(storage, loaded.records, max_size=max_bytes, floor=floor), storage, barred)
 

@@ -658,6 +658,19 @@ def _said(exc: Exception) -> str:
     return str(exc)
 
 
+def stored_height(path: str | os.PathLike[str]) -> int:
+    """The height a ledger store at ``path`` holds (0 for a store with no height record yet), read without
+    opening it as a ledger, which rebuilds the whole state tree."""
+    db = _open_db(os.fspath(path))
+    try:
+        raw = db.get(k.META_HEIGHT, verify_checksums=True)
+        return 0 if raw is None else k.decode_height(raw)
+    except (plyvel.CorruptionError, struct.error) as exc:
+        raise LedgerCorruptError(f"ledger store {path} has a damaged height record: {_said(exc)}") from exc
+    finally:
+        db.close()
+
+
 def _open_db(path: str) -> plyvel.DB:
     try:
         return plyvel.DB(

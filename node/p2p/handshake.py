@@ -41,6 +41,7 @@ from node.p2p.framing import FrameType, WireError, pack_frame, unpack_frame
 
 HANDSHAKE_DOMAIN = b"somnode-p2p-handshake-v1\x00"
 # 2: a status carries the lowest height whose block the sender keeps (pruning).
+# 3: snapshot and chunk requests (state sync), and observer links.
 PROTOCOL_VERSION = 3
 NONCE_SIZE = 32
 GENESIS_HASH_SIZE = 32

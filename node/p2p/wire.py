@@ -127,9 +127,8 @@ class ChunkResponse:
     chunk: bytes | None
 
 
-Request = BlockRequest | SnapshotsRequest | ChunkRequest
 Response = BlockResponse | SnapshotsResponse | ChunkResponse
-WireMessage = Proposal | Vote | TxBatch | Status | Request | Response
+WireMessage = Proposal | Vote | TxBatch | Status | BlockRequest | SnapshotsRequest | ChunkRequest | Response
 
 
 def encode(message: WireMessage) -> bytes:

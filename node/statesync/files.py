@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.ledger.errors import LedgerCorruptError
 from node.statesync.snapshot import (
     CHUNKS,
     MAX_CHUNK_BYTES,
@@ -95,7 +96,12 @@ class SnapshotFiles:
         encoded = [encode_chunk(records) for records in chunks]
         manifest = Manifest(height, app_hash, tuple(chunk_hash(i, records) for i, records in enumerate(chunks)),
                             tuple(len(records) for records in chunks), tx_count, history_count)
-        manifest.check(app_hash)  # the records read back are the state the tree hashed, or nothing is kept
+        try:
+            manifest.check(app_hash)
+        except SnapshotError as exc:
+            # The records read back are not the state the tree hashed: the store is damaged.
+            raise LedgerCorruptError(f"the state records of height {height} do not hash to its app hash "
+                                     f"{app_hash.hex()}: {exc}") from exc
         too_large = [i for i, chunk in enumerate(encoded) if len(chunk) > MAX_CHUNK_BYTES]
         if too_large:
             raise SnapshotError(f"chunk {too_large[0]} of height {height} is {len(encoded[too_large[0]])} bytes, "

@@ -15,7 +15,8 @@ arrives, from whichever peer sent it (docs/protocol.md §18).
     chunk    = [[key, value], ...]   sorted by key, each key once
 
 The two counters at the end are the serving node's running totals, which no
-hash covers: a node restored from the snapshot continues numbering from them.
+hash covers: a node restored from the snapshot continues numbering from them,
+taking them from the manifest most of its peers offer (node/statesync/sync.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ MAX_KEY_BYTES = 64
 MAX_VALUE_BYTES = 64 * 1024
 MAX_MANIFEST_BYTES = 16 * 1024
 U64 = 2**64 - 1
+# The counters no hash covers are bounded far below where a store's own u64 count could overflow.
+MAX_COUNT = 2**62
 
 
 class SnapshotError(ValueError):
@@ -78,7 +81,8 @@ class Manifest:
                 uint(height, U64, "snapshot height"), blob(app_hash, "app hash", size=HASH_SIZE),
                 tuple(joined[i:i + HASH_SIZE] for i in range(0, len(joined), HASH_SIZE)),
                 tuple(uint(count, MAX_CHUNK_RECORDS, "chunk record count") for count in records),
-                uint(tx_count, U64, "transactions committed"), uint(history_count, U64, "governance history entries"))
+                uint(tx_count, MAX_COUNT, "transactions committed"),
+                uint(history_count, MAX_COUNT, "governance history entries"))
         except CodecError as exc:
             raise SnapshotError(str(exc)) from None
 

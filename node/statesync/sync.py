@@ -21,13 +21,14 @@ Nothing a peer sends is used before it is checked against the trusted hash.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from consensus.certificate import CommitCertificate
-from node.core.block import BlockDecodeError, Header, block_hash, decode_block, decode_header, split_block
+from node.core.block import BlockDecodeError, Header, decode_block, decode_header, split_block
 from node.ledger.restore import LedgerRestore
 from node.p2p.requests import PeerError
 from node.p2p.transport import PeerInfo
@@ -83,6 +84,10 @@ class StateSync:
         self._trust = trust
         self._restore = restore
         self.refused: dict[bytes, str] = {}  # peers that sent a manifest or chunk that did not verify: why
+        # (peer, snapshot height) pairs that did not serve a chunk (no answer, or the snapshot gone): that
+        # peer is not counted on for that snapshot again, so a peer that offers one and never serves it
+        # cannot hold state sync on it.
+        self._failed: set[tuple[bytes, int]] = set()
 
     async def run(self) -> int:
         """Restore the newest snapshot that verifies; return its height."""
@@ -95,6 +100,9 @@ class StateSync:
 
     async def _attempt(self) -> int:
         offers = await self._offers()
+        if not offers and self._failed:
+            self._failed.clear()  # every offer failed once, perhaps for a passing reason: all get another chance
+            offers = await self._offers()
         if not offers:
             raise StateSyncError(f"no linked peer offers a snapshot below the trusted height {self._trust.height}")
         height = max(offers)
@@ -103,14 +111,18 @@ class StateSync:
         manifest, servers = self._manifest(offers[height], app_hash)
         log.info("statesync.snapshot height=%d app_hash=%s peers=%d records=%d", height, app_hash.hex(),
                  len(servers), sum(manifest.chunk_records))
-        restore = self._restore()
+        restore = await asyncio.to_thread(self._restore)
+        writing: set[asyncio.Future[None]] = set()
         try:
-            await self._fetch_chunks(manifest, servers, restore)
-            await asyncio.to_thread(
+            await self._fetch_chunks(manifest, servers, restore, writing)
+            writing.add(asyncio.ensure_future(asyncio.to_thread(
                 restore.finish, height=height, app_hash=app_hash,
                 results_hash=anchor.next_header.previous_results_hash, tx_count=manifest.tx_count,
-                history_count=manifest.history_count, block=anchor.block)
+                history_count=manifest.history_count, block=anchor.block)))
+            await asyncio.shield(asyncio.gather(*writing))
         finally:
+            # A write on a worker thread outlives a cancelled await: the store closes only after the last.
+            await asyncio.gather(*writing, return_exceptions=True)
             restore.close()
         log.info("statesync.restored height=%d records=%d", height, restore.records)
         return height
@@ -132,7 +144,8 @@ class StateSync:
                 except SnapshotError as exc:
                     self._refuse(peer.public_key, f"a malformed manifest: {exc}")
                     break
-                if 1 <= manifest.height < self._trust.height:
+                if 1 <= manifest.height < self._trust.height \
+                        and (peer.public_key, manifest.height) not in self._failed:
                     offers.setdefault(manifest.height, {}).setdefault(packed, []).append(peer.public_key)
         return offers
 
@@ -155,13 +168,16 @@ class StateSync:
         raise StateSyncError(f"no linked peer keeps blocks {height}..{trust.height} and answers for them")
 
     async def _blocks(self, peer: bytes, first: int, last: int) -> list[bytes]:
-        blocks: list[bytes] = []
-        while first + len(blocks) <= last:
-            got = await self._peers.request_blocks(peer, first + len(blocks), last)
+        """Block ``first`` whole, and the headers of the blocks above it up to ``last``: only block ``first``
+        becomes this node's, and a header is all the hash chain needs (a block's hash covers its header)."""
+        kept: list[bytes] = []
+        while first + len(kept) <= last:
+            got = await self._peers.request_blocks(peer, first + len(kept), last)
             if not got:
-                raise PeerError(f"peer {peer.hex()[:16]} sent no blocks from {first + len(blocks)}")
-            blocks.extend(raw for raw, _ in got)
-        return blocks
+                raise PeerError(f"peer {peer.hex()[:16]} sent no blocks from {first + len(kept)}")
+            for raw, _ in got:
+                kept.append(raw if not kept else split_block(raw)[0])
+        return kept
 
     def _check_chain(self, height: int, blocks: list[bytes]) -> Anchor:
         """Block ``height`` and header ``height + 1``, once block T's hash is the trusted one and each block
@@ -170,10 +186,10 @@ class StateSync:
         expected = trust.block_hash
         headers: list[Header] = []
         for offset in range(len(blocks) - 1, -1, -1):
-            raw = blocks[offset]
-            if block_hash(raw) != expected:
+            head = split_block(blocks[offset])[0] if offset == 0 else blocks[offset]
+            if hashlib.sha256(head).digest() != expected:
                 raise SnapshotError(f"block {height + offset} does not have the hash its successor names")
-            header = decode_header(split_block(raw)[0])
+            header = decode_header(head)
             if header.height != height + offset or header.chain_id != self._chain_id:
                 raise SnapshotError(f"block {height + offset} is a header of {header.chain_id!r} at "
                                     f"height {header.height}")
@@ -183,9 +199,13 @@ class StateSync:
         return Anchor(blocks[0], headers[-2])
 
     def _manifest(self, offered: dict[bytes, list[bytes]], app_hash: bytes) -> tuple[Manifest, list[bytes]]:
-        """The offered manifest that hashes to the certified ``app_hash``, and who offers it; the peers that
-        offered another one for the same height are recorded."""
-        found: tuple[Manifest, list[bytes]] | None = None
+        """The offered manifest that hashes to the certified ``app_hash``, and every peer offering one with those
+        chunks; the peers that offered another for the same height are recorded.
+
+        The two counters at a manifest's end are the serving peers' word, not covered by the app hash
+        (docs/protocol.md §18): of the manifests with the certified chunks, the one most peers offer gives them.
+        """
+        valid: list[tuple[Manifest, list[bytes]]] = []
         for packed, peers in offered.items():
             manifest = Manifest.decode(packed)
             try:
@@ -194,16 +214,18 @@ class StateSync:
                 for peer in peers:
                     self._refuse(peer, f"a manifest of height {manifest.height} that does not verify: {exc}")
                 continue
-            found = manifest, peers
-        if found is None:
+            valid.append((manifest, peers))
+        if not valid:
             raise StateSyncError("no offered manifest hashes to the certified app hash")
-        return found
+        manifest = max(valid, key=lambda offer: len(offer[1]))[0]
+        return manifest, [peer for _, peers in valid for peer in peers]
 
-    async def _fetch_chunks(self, manifest: Manifest, servers: list[bytes], restore: LedgerRestore) -> None:
+    async def _fetch_chunks(self, manifest: Manifest, servers: list[bytes], restore: LedgerRestore,
+                            writing: set[asyncio.Future[None]]) -> None:
         pending: asyncio.Queue[int] = asyncio.Queue()
         for index in range(CHUNKS):
             pending.put_nowait(index)
-        workers = [asyncio.create_task(self._chunk_worker(offset, manifest, servers, pending, restore))
+        workers = [asyncio.create_task(self._chunk_worker(offset, manifest, servers, pending, restore, writing))
                    for offset in range(PARALLEL_CHUNKS)]
         try:
             await asyncio.gather(*workers)
@@ -213,32 +235,41 @@ class StateSync:
             await asyncio.gather(*workers, return_exceptions=True)
 
     async def _chunk_worker(self, offset: int, manifest: Manifest, servers: list[bytes],
-                            pending: asyncio.Queue[int], restore: LedgerRestore) -> None:
+                            pending: asyncio.Queue[int], restore: LedgerRestore,
+                            writing: set[asyncio.Future[None]]) -> None:
         while not pending.empty():
             index = pending.get_nowait()
             records = await self._chunk(offset + index, index, manifest, servers)
-            await asyncio.to_thread(restore.add, records)
+            write = asyncio.ensure_future(asyncio.to_thread(restore.add, records))
+            writing.add(write)
+            await asyncio.shield(write)
 
     async def _chunk(self, turn: int, index: int, manifest: Manifest,
                      servers: list[bytes]) -> list[tuple[bytes, bytes]]:
         """Chunk ``index``, verified, from the first of the serving peers (taken in turn) that sends one."""
+        height = manifest.height
         linked = {p.public_key for p in self._peers.peers()}
-        candidates = [peer for peer in servers if peer not in self.refused and peer in linked]
+        candidates = [peer for peer in servers
+                      if peer not in self.refused and (peer, height) not in self._failed and peer in linked]
         for attempt in range(len(candidates)):
             peer = candidates[(turn + attempt) % len(candidates)]
+            if peer in self.refused or (peer, height) in self._failed:
+                continue  # struck by another worker meanwhile
             try:
-                data = await self._peers.request_chunk(peer, manifest.height, index)
+                data = await self._peers.request_chunk(peer, height, index)
             except (PeerError, TimeoutError) as exc:
+                self._failed.add((peer, height))
                 log.info("statesync.peer_unavailable peer=%s reason=%s", peer.hex()[:16], exc)
                 continue
             if data is None:
-                log.info("statesync.snapshot_gone peer=%s height=%d", peer.hex()[:16], manifest.height)
+                self._failed.add((peer, height))
+                log.info("statesync.snapshot_gone peer=%s height=%d", peer.hex()[:16], height)
                 continue
             try:
                 return await asyncio.to_thread(open_chunk, index, data, manifest)
             except SnapshotError as exc:
-                self._refuse(peer, f"chunk {index} of height {manifest.height} does not verify: {exc}")
-        raise StateSyncError(f"no peer left to serve chunk {index} of the snapshot of height {manifest.height}")
+                self._refuse(peer, f"chunk {index} of height {height} does not verify: {exc}")
+        raise StateSyncError(f"no peer left to serve chunk {index} of the snapshot of height {height}")
 
     def _refuse(self, peer: bytes, reason: str) -> None:
         if peer not in self.refused:
