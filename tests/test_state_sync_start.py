@@ -58,5 +58,5 @@ def test_a_signal_ends_a_node_waiting_to_sync_and_leaves_no_ledger(tmp_path):
         net.stop(0)
         assert net.processes[0] is not None and net.processes[0].returncode == 0, full_log(net, 0)
     log = full_log(net, 0)
-    assert "node.stopping reason=signal during start" in log and "Traceback" not in log, log
+    assert "node.stopping reason=signal_during_start" in log and "Traceback" not in log, log
     assert not (config.node.data_dir / "ledger").exists()

@@ -298,7 +298,7 @@ class ValidatorNode:
         if ledger.exists():
             height = await asyncio.to_thread(stored_height, ledger)
             if height > 0:
-                log.info("statesync.skipped height=%d reason=the ledger already holds blocks", height)
+                log.info("statesync.skipped height=%d reason=ledger_holds_blocks", height)
                 return
         log.info("statesync.started trust_height=%d trust_hash=%s", trust.height, trust.block_hash.hex())
         started = time.monotonic()

@@ -77,7 +77,7 @@ async def _serve(node: ValidatorNode) -> None:
         if not starting.done():
             starting.cancel()
             await asyncio.gather(starting, return_exceptions=True)
-            log.info("node.stopping reason=signal during start")
+            log.info("node.stopping reason=signal_during_start")
             return
         starting.result()
         assert node.halted is not None

@@ -97,7 +97,7 @@ class SignerService:
             except asyncio.CancelledError:
                 # Ended by stop() or a newer link. The stream server's callback reads this task's
                 # exception, and a cancellation raised there would be logged as an error.
-                log.info("signer.unlinked remote=%s reason=closed by this signer", _remote(remote))
+                log.info("signer.unlinked remote=%s reason=closed_by_signer", _remote(remote))
         finally:
             writer.close()
 

@@ -37,7 +37,7 @@ class Snapshotter:
         if height % self._interval or self._stopped:
             return
         if self._writing is not None and not self._writing.done():
-            log.warning("snapshot.skipped height=%d reason=the previous snapshot is still being written", height)
+            log.warning("snapshot.skipped height=%d reason=previous_still_writing", height)
             return
         self._writing = asyncio.create_task(self._write(self._store.state_export()), name="snapshot")
 
