@@ -22,17 +22,26 @@ reached the height the network had when it started.
 from __future__ import annotations
 
 import dataclasses
-import json
 import struct
 import time
-import urllib.request
 from pathlib import Path
 
 from node.app.config import ApiSection, Config, NodeSection, P2PSection, StateSyncSection, load_config, render_config
 from node.core.fields import Endpoint
 from node.core.keys import KeyPair, read_key_file
 from node.tools.testnet import LocalTestnet
-from tests.localnet import TransferLoad, Wallet, board_decides, free_ports, make_network, node_log, somnode, wait_for
+from tests.localnet import (
+    TransferLoad,
+    Wallet,
+    board_decides,
+    free_ports,
+    height_of,
+    make_network,
+    node_log,
+    proof,
+    somnode,
+    wait_for,
+)
 
 VALIDATOR5, OBSERVER1, OBSERVER2 = 4, 5, 6
 ARCHIVE, DAMAGED = 3, 2  # validator4 keeps every block; validator3's snapshot is damaged
@@ -46,16 +55,6 @@ class JoinReport:
     validator_sync_s: float
     observer_sync_s: float
     replay_s: float
-
-
-def height_of(net: LocalTestnet, index: int) -> int:
-    return (net.status(index) or {}).get("height", -1)
-
-
-def proof(net: LocalTestnet, index: int, address: str, height: int) -> dict:
-    url = f"{net.api_urls[index]}/v1/accounts/{address}/proof?height={height}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
 
 
 def set_storage_and_trust(path: Path, retain: int, interval: int, trust: tuple[int, str] | None = None) -> None:

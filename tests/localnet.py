@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -134,3 +136,15 @@ def wait_for(condition, what: str, timeout_s: float = 90) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(0.2)
+
+
+def height_of(net: LocalTestnet, index: int) -> int:
+    """The node's committed height, -1 while its API does not answer."""
+    return (net.status(index) or {}).get("height", -1)
+
+
+def proof(net: LocalTestnet, index: int, address: str, height: int) -> dict:
+    """The node's proof document of an account at ``height``."""
+    url = f"{net.api_urls[index]}/v1/accounts/{address}/proof?height={height}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())

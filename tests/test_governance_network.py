@@ -34,6 +34,7 @@ from tests.localnet import (
     Wallet,
     board_decides,
     free_ports,
+    height_of,
     make_network,
     node_log,
     somnode,
@@ -46,10 +47,6 @@ LOAD_NODES = (1, 2)  # validator2 and validator3: never restarted, never removed
 
 def certificate_signers(net: LocalTestnet, index: int, height: int) -> set[str]:
     return {p["validator"] for p in net.client(index).block(height)["commit"]["precommits"]}
-
-
-def height_of(net: LocalTestnet, index: int) -> int:
-    return (net.status(index) or {}).get("height", -1)
 
 
 def joining_validator_config(network_dir: Path, template: Config) -> Path:

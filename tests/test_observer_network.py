@@ -11,8 +11,6 @@ the registration commits, then links and follows.
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 
 from node.app.config import ApiSection, Config, NodeSection, P2PSection, load_config, render_config
@@ -20,21 +18,22 @@ from node.core.address import encode_address
 from node.core.fields import Endpoint
 from node.core.keys import KeyPair, read_key_file
 from node.tools.testnet import LocalTestnet
-from tests.localnet import TransferLoad, Wallet, board_decides, free_ports, make_network, node_log, somnode, wait_for
+from tests.localnet import (
+    TransferLoad,
+    Wallet,
+    board_decides,
+    free_ports,
+    height_of,
+    make_network,
+    node_log,
+    proof,
+    somnode,
+    wait_for,
+)
 
 LOAD_NODES = (1, 2)  # validator2 and validator3
 OBSERVER = 4  # observer1, registered in the genesis
 JOINING = 5  # observer2, registered by the board while the network runs
-
-
-def height_of(net: LocalTestnet, index: int) -> int:
-    return (net.status(index) or {}).get("height", -1)
-
-
-def proof(net: LocalTestnet, index: int, address: str, height: int) -> dict:
-    url = f"{net.api_urls[index]}/v1/accounts/{address}/proof?height={height}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
 
 
 def same_block(net: LocalTestnet, index: int, other: int, height: int) -> bool:
