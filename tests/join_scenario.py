@@ -26,20 +26,18 @@ import struct
 import time
 from pathlib import Path
 
-from node.app.config import ApiSection, Config, NodeSection, P2PSection, StateSyncSection, load_config, render_config
-from node.core.fields import Endpoint
+from node.app.config import StateSyncSection, load_config, render_config
 from node.core.keys import KeyPair, read_key_file
 from node.tools.testnet import LocalTestnet
 from tests.localnet import (
     TransferLoad,
     Wallet,
     board_decides,
-    free_ports,
     height_of,
+    joining_config,
     make_network,
     node_log,
     proof,
-    somnode,
     wait_for,
 )
 
@@ -62,20 +60,6 @@ def set_storage_and_trust(path: Path, retain: int, interval: int, trust: tuple[i
     storage = dataclasses.replace(config.storage, retain_blocks=retain, snapshot_interval=interval, snapshot_keep=4)
     state_sync = StateSyncSection() if trust is None else StateSyncSection(*trust)
     path.write_text(render_config(dataclasses.replace(config, storage=storage, state_sync=state_sync), path.parent))
-
-
-def joining_validator_config(network_dir: Path, template: Config) -> Path:
-    directory = network_dir / "validator5"
-    directory.mkdir()
-    key_file = network_dir / "keys" / "validator5.json"
-    somnode("keygen", "--out", key_file)
-    p2p, api = free_ports(2)
-    config = Config(node=NodeSection("validator5", directory / "data", key_file, network_dir / "genesis.json"),
-                    p2p=P2PSection(Endpoint("127.0.0.1", p2p)), api=ApiSection(Endpoint("127.0.0.1", api)),
-                    consensus=template.consensus, storage=template.storage)
-    path = directory / "config.toml"
-    path.write_text(render_config(config, directory))
-    return path
 
 
 def damage_chunks(path: Path) -> None:
@@ -114,7 +98,7 @@ def run(tmp_path: Path, blocks: int, retain: int, interval: int) -> JoinReport:
     directory, genesis = network.directory, network.genesis
     for index, path in enumerate(network.config_files + network.observer_config_files):
         set_storage_and_trust(path, 0 if index == ARCHIVE else retain, interval)
-    joining_validator_config(directory, load_config(network.config_files[0]))
+    joining_config(directory, "validator5", load_config(network.config_files[0]))
     net = LocalTestnet(directory)
     assert [net.name(i) for i in (VALIDATOR5, OBSERVER1, OBSERVER2)] == ["validator5", "observer1", "observer2"]
     wallets = [Wallet(path, genesis.chain_id) for path in network.bank_key_files]

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from node.app.config import load_config, render_config
+from node.app.config import ApiSection, Config, NodeSection, P2PSection, load_config, render_config
+from node.core.fields import Endpoint
 from node.core.keys import KeyPair, read_key_file
 from node.core.tx import SignedTransaction, Transaction, TxKind
 from node.tools.client import ApiClientError
@@ -148,3 +149,19 @@ def proof(net: LocalTestnet, index: int, address: str, height: int) -> dict:
     url = f"{net.api_urls[index]}/v1/accounts/{address}/proof?height={height}"
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
+
+
+def joining_config(network_dir: Path, name: str, template: Config, role: str = "validator") -> Path:
+    """What the operator of a node joining a running network writes: its own key and addresses, the chain's
+    genesis, and the network's consensus and storage settings (from ``template``, another node's config)."""
+    directory = network_dir / name
+    directory.mkdir()
+    key_file = network_dir / "keys" / f"{name}.json"
+    somnode("keygen", "--out", key_file)
+    p2p, api = free_ports(2)
+    config = Config(node=NodeSection(name, directory / "data", key_file, network_dir / "genesis.json", role=role),
+                    p2p=P2PSection(Endpoint("127.0.0.1", p2p)), api=ApiSection(Endpoint("127.0.0.1", api)),
+                    consensus=template.consensus, storage=template.storage)
+    path = directory / "config.toml"
+    path.write_text(render_config(config, directory))
+    return path

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from pathlib import Path
 
-from node.app.config import ApiSection, Config, MempoolSection, NodeSection, P2PSection, load_config, render_config
-from node.core.fields import Endpoint
+from node.app.config import load_config, render_config
 from node.core.keys import read_key_file
 from node.tools.client import NodeClient
 from node.tools.follow import follow
@@ -33,8 +31,8 @@ from tests.localnet import (
     TransferLoad,
     Wallet,
     board_decides,
-    free_ports,
     height_of,
+    joining_config,
     make_network,
     node_log,
     somnode,
@@ -49,27 +47,10 @@ def certificate_signers(net: LocalTestnet, index: int, height: int) -> set[str]:
     return {p["validator"] for p in net.client(index).block(height)["commit"]["precommits"]}
 
 
-def joining_validator_config(network_dir: Path, template: Config) -> Path:
-    """What the new bank's operator writes: its own key, its own addresses, the chain's genesis."""
-    directory = network_dir / "validator5"
-    directory.mkdir()
-    key_file = network_dir / "keys" / "validator5.json"
-    somnode("keygen", "--out", key_file)
-    p2p, api = free_ports(2)
-    config = Config(
-        node=NodeSection("validator5", directory / "data", key_file, network_dir / "genesis.json"),
-        p2p=P2PSection(Endpoint("127.0.0.1", p2p)), api=ApiSection(Endpoint("127.0.0.1", api)),
-        mempool=MempoolSection(), consensus=template.consensus,
-    )
-    path = directory / "config.toml"
-    path.write_text(render_config(config, directory))
-    return path
-
-
 def test_the_board_adds_removes_and_rotates_validators_under_load(tmp_path):
     network = make_network(tmp_path / "net", validators=4)
     directory, genesis = network.directory, network.genesis
-    joining_validator_config(directory, load_config(network.config_files[0]))
+    joining_config(directory, "validator5", load_config(network.config_files[0]))
     net = LocalTestnet(directory)  # validators 1-4 and the joining validator5 (index 4)
     original = [0, 1, 2, 3]
     load = TransferLoad(net, [Wallet(path, genesis.chain_id) for path in network.bank_key_files], LOAD_NODES)

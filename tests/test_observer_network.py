@@ -11,23 +11,19 @@ the registration commits, then links and follows.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from node.app.config import ApiSection, Config, NodeSection, P2PSection, load_config, render_config
+from node.app.config import load_config
 from node.core.address import encode_address
-from node.core.fields import Endpoint
 from node.core.keys import KeyPair, read_key_file
 from node.tools.testnet import LocalTestnet
 from tests.localnet import (
     TransferLoad,
     Wallet,
     board_decides,
-    free_ports,
     height_of,
+    joining_config,
     make_network,
     node_log,
     proof,
-    somnode,
     wait_for,
 )
 
@@ -44,27 +40,10 @@ def same_block(net: LocalTestnet, index: int, other: int, height: int) -> bool:
             and ours["commit"]["value_id"] == theirs["commit"]["value_id"])
 
 
-def joining_observer_config(network_dir: Path, template: Config) -> Path:
-    """What a regulator's operator writes: its own key and addresses, the chain's genesis, the observer role."""
-    directory = network_dir / "observer2"
-    directory.mkdir()
-    key_file = network_dir / "keys" / "observer2.json"
-    somnode("keygen", "--out", key_file)
-    p2p, api = free_ports(2)
-    config = Config(
-        node=NodeSection("observer2", directory / "data", key_file, network_dir / "genesis.json", role="observer"),
-        p2p=P2PSection(Endpoint("127.0.0.1", p2p)), api=ApiSection(Endpoint("127.0.0.1", api)),
-        consensus=template.consensus,
-    )
-    path = directory / "config.toml"
-    path.write_text(render_config(config, directory))
-    return path
-
-
 def test_observers_follow_serve_and_forward_without_voting(tmp_path):
     network = make_network(tmp_path / "net", validators=4, observers=1)
     directory, genesis = network.directory, network.genesis
-    joining_observer_config(directory, load_config(network.config_files[0]))
+    joining_config(directory, "observer2", load_config(network.config_files[0]), role="observer")
     net = LocalTestnet(directory)
     assert net.observers == [OBSERVER, JOINING]
     wallets = [Wallet(path, genesis.chain_id) for path in network.bank_key_files]
