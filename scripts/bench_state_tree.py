@@ -46,8 +46,8 @@ def main() -> None:
         tree = store._versions[-1].tree
         costs = []
         for block in range(args.blocks):
-            records = [(k.account_key(keys[rng.randrange(len(keys))]),
-                        k.ACCOUNT_VALUE.pack(10**7 + block, block, 0, 0, 0, 0)) for _ in range(args.records)]
+            records = [(k.account_key(key), k.ACCOUNT_VALUE.pack(10**7 + block, block, 0, 0, 0, 0))
+                       for key in rng.sample(keys, args.records)]  # a block writes each key once
             started = time.thread_time()
             tree = tree.advance(tree.prepare(records))
             costs.append(time.thread_time() - started)

@@ -1,5 +1,5 @@
 """What a new user sees when installing: each slow step announced, no setuptools banners,
-and a package that carries the explorer's files."""
+and a package that carries the explorer's files and the state tree's compiled C part."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_the_package_builds_without_setuptools_banners_and_carries_the_explorer(
     source.mkdir()
     shutil.copy(ROOT / "pyproject.toml", source)
     shutil.copy(ROOT / "README.md", source)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so")  # the wheel must compile the C part itself
     for package in ("node", "consensus"):
         shutil.copytree(ROOT / package, source / package, ignore=ignore)
     built = subprocess.run(
@@ -70,3 +70,4 @@ def test_the_package_builds_without_setuptools_banners_and_carries_the_explorer(
     (wheel,) = (tmp_path / "dist").glob("somnode-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "node/api/explorer/static/index.html" in names
+    assert any(name.startswith("node/ledger/_tree.") and name.endswith(".so") for name in names), names

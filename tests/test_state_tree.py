@@ -133,3 +133,24 @@ def test_a_proof_missing_an_entry_or_a_level_fails():
     with pytest.raises(ProofError):  # the record hidden to claim absence
         verify(tree.root, key, None, StateProof(
             tuple(e for e in proof.entries if e[:32] != hashlib.sha256(key).digest()), proof.siblings))
+
+
+def test_a_block_that_names_a_key_twice_is_refused_and_the_version_is_left_as_it_was():
+    tree = StateTree.build([(b"alice", b"1"), (b"bob", b"2")])
+    root = tree.root
+    with pytest.raises(ValueError, match="twice"):
+        tree.prepare([(b"alice", b"3"), (b"carol", b"4"), (b"alice", None)])
+    assert tree.root == root == reference_root({b"alice": b"1", b"bob": b"2"})
+    assert tree.advance(tree.prepare([(b"alice", b"3")])).root == reference_root({b"alice": b"3", b"bob": b"2"})
+
+
+@pytest.mark.parametrize("record", [(b"key",), (b"key", b"value", b"more"), ("key", b"value"), (b"key", 7),
+                                    [b"key", b"value"], b"key"])
+def test_a_record_that_is_not_a_key_and_a_value_is_refused_by_name(record):
+    with pytest.raises(TypeError, match=r"\(key bytes, value bytes or None\)"):
+        StateTree.empty().prepare([record])
+
+
+def test_deleting_a_key_the_state_does_not_hold_changes_nothing():
+    tree = StateTree.build([(b"alice", b"1")])
+    assert tree.advance(tree.prepare([(b"nobody", None)])).root == tree.root
