@@ -20,7 +20,8 @@ from node.core.tiers import UNREGISTERED_TIER
 BALANCE, NONCE, TIER, FLAGS, DAY, SPENT = range(6)
 FROZEN_OUT, FROZEN_IN = 1, 2  # as Scope.OUTGOING and Scope.INCOMING
 
-AccountRecord = tuple[int, int, int, int, int, int]
+# Six ints, as above: a tuple read from disk, or the list a committed block left, which nothing changes again.
+AccountRecord = tuple[int, int, int, int, int, int] | list[int]
 AccountLookup = Callable[[bytes], "AccountRecord | None"]
 Registration = tuple[bytes, bytes]
 RegistrationLookup = Callable[[bytes], "Registration | None"]
