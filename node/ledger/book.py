@@ -20,8 +20,7 @@ from node.core.tiers import UNREGISTERED_TIER
 BALANCE, NONCE, TIER, FLAGS, DAY, SPENT = range(6)
 FROZEN_OUT, FROZEN_IN = 1, 2  # as Scope.OUTGOING and Scope.INCOMING
 
-# Six ints, as above: a tuple read from disk, or the list a committed block left, which nothing changes again.
-AccountRecord = tuple[int, int, int, int, int, int] | list[int]
+AccountRecord = tuple[int, int, int, int, int, int]
 AccountLookup = Callable[[bytes], "AccountRecord | None"]
 Registration = tuple[bytes, bytes]
 RegistrationLookup = Callable[[bytes], "Registration | None"]

@@ -549,9 +549,9 @@ class LedgerStore:
         except plyvel.Error as exc:
             # Nothing was applied, on disk or in memory: the block may be retried once the cause is fixed.
             raise LedgerError(f"ledger store {self.path} could not write block {height}: {_said(exc)}") from exc
-        # The block's own account lists become the committed values, not copies of them: nothing changes
-        # them once execution returned, and a later block's Book copies what it loads (node/ledger/book.py).
-        self._cache.update(execution.written)
+        cache = self._cache
+        for public_key, account in execution.written.items():
+            cache[public_key] = tuple(account)  # type: ignore[assignment]  # six ints, as AccountRecord
         self._trim_cache()
         self._supply = Supply(execution.issued, execution.redeemed)  # one assignment: readers never see half
         if changes is not None:
