@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.core.state_proof import ProofError, StateProof, empty_root, verify
+from node.ledger._tree import merge
 from node.ledger.tree import StateTree
 from tests.state_reference import reference_root
 
@@ -154,3 +155,14 @@ def test_a_record_that_is_not_a_key_and_a_value_is_refused_by_name(record):
 def test_deleting_a_key_the_state_does_not_hold_changes_nothing():
     tree = StateTree.build([(b"alice", b"1")])
     assert tree.advance(tree.prepare([(b"nobody", None)])).root == tree.root
+
+
+def test_buckets_emptied_while_a_block_s_records_are_taken_are_refused_not_read_past_their_end():
+    buckets = [b"\x00"] * 65_536
+
+    def records():
+        yield (b"alice", b"1")
+        buckets.clear()  # Python code that runs while merge takes the records
+
+    with pytest.raises(ValueError, match="buckets changed"):
+        merge(buckets, records())

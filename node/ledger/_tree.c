@@ -50,10 +50,9 @@ compare_key_hashes(const void *a, const void *b)
 
 /* Hashes every record's key and value; false only if OpenSSL fails. Runs without the GIL. */
 static int
-hash_records(Update *updates, Py_ssize_t count)
+hash_records(EVP_MD_CTX *ctx, Update *updates, Py_ssize_t count)
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx != NULL;
+    int ok = 1;
     for (Py_ssize_t i = 0; ok && i < count; i++) {
         Update *u = &updates[i];
         ok = EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, u->key, u->key_size)
@@ -62,20 +61,17 @@ hash_records(Update *updates, Py_ssize_t count)
             ok = EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, u->value, u->value_size)
                  && EVP_DigestFinal_ex(ctx, u->entry + HASH_SIZE, NULL);
     }
-    EVP_MD_CTX_free(ctx);
     return ok;
 }
 
 /* Hashes each of ``count`` byte strings; false only if OpenSSL fails. Runs without the GIL. */
 static int
-hash_all(Hashing *items, Py_ssize_t count)
+hash_all(EVP_MD_CTX *ctx, Hashing *items, Py_ssize_t count)
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx != NULL;
+    int ok = 1;
     for (Py_ssize_t i = 0; ok && i < count; i++)
         ok = EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, items[i].data, items[i].size)
              && EVP_DigestFinal_ex(ctx, items[i].hash, NULL);
-    EVP_MD_CTX_free(ctx);
     return ok;
 }
 
@@ -140,9 +136,10 @@ merge(PyObject *module, PyObject *args)
     if (held == NULL)
         return NULL;
     Py_ssize_t count = PyTuple_GET_SIZE(held);
-    Update *updates = PyMem_RawMalloc((count ? count : 1) * sizeof(Update));
+    Update *updates = PyMem_RawCalloc(count ? count : 1, sizeof(Update)); /* calloc checks the product */
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     PyObject *changed = NULL;
-    if (updates == NULL) {
+    if (updates == NULL || ctx == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -161,7 +158,7 @@ merge(PyObject *module, PyObject *args)
     }
     int hashed;
     Py_BEGIN_ALLOW_THREADS
-    hashed = hash_records(updates, count);
+    hashed = hash_records(ctx, updates, count);
     if (hashed)
         qsort(updates, count, sizeof(Update), compare_key_hashes);
     Py_END_ALLOW_THREADS
@@ -177,6 +174,12 @@ merge(PyObject *module, PyObject *args)
     changed = PyDict_New();
     if (changed == NULL)
         goto done;
+    /* Taking the records may have run Python code (an iterator, a finalizer): the list is checked again
+     * here, and nothing below runs any. */
+    if (PyList_GET_SIZE(buckets) != BUCKETS) {
+        PyErr_SetString(PyExc_ValueError, "the buckets changed while a block's records were taken");
+        goto fail;
+    }
     for (Py_ssize_t first = 0; first < count;) {
         int position = updates[first].entry[0] << 8 | updates[first].entry[1];
         Py_ssize_t last = first;
@@ -185,7 +188,9 @@ merge(PyObject *module, PyObject *args)
         PyObject *stored = PyList_GET_ITEM(buckets, position);
         if (!check_bucket(stored))
             goto fail;
+        Py_INCREF(stored);
         PyObject *bucket = merged_bucket(stored, updates + first, last - first);
+        Py_DECREF(stored);
         PyObject *index = bucket == NULL ? NULL : PyLong_FromLong(position);
         int stored_ok = index != NULL && PyDict_SetItem(changed, index, bucket) == 0;
         Py_XDECREF(index);
@@ -198,6 +203,7 @@ merge(PyObject *module, PyObject *args)
 fail:
     Py_CLEAR(changed);
 done:
+    EVP_MD_CTX_free(ctx);
     PyMem_RawFree(updates);
     Py_DECREF(held);
     return changed;
@@ -233,10 +239,11 @@ rehash(PyObject *module, PyObject *args)
     }
     Py_ssize_t count = PyDict_GET_SIZE(changed), size = 1;
     PyObject *result = PyTuple_New(LEVELS + 1), *held = PyList_New(0);
-    Hashing *hashing = PyMem_RawMalloc((count ? count : 1) * sizeof(Hashing));
-    int *positions = PyMem_RawMalloc((count ? count : 1) * sizeof(int));
+    Hashing *hashing = PyMem_RawCalloc(count ? count : 1, sizeof(Hashing));
+    int *positions = PyMem_RawCalloc(count ? count : 1, sizeof(int));
     unsigned char *dirty = PyMem_RawCalloc(BUCKETS, 1);
-    if (result == NULL || held == NULL || hashing == NULL || positions == NULL || dirty == NULL) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (result == NULL || held == NULL || hashing == NULL || positions == NULL || dirty == NULL || ctx == NULL) {
         if (result != NULL && held != NULL)
             PyErr_NoMemory();
         goto fail;
@@ -268,7 +275,7 @@ rehash(PyObject *module, PyObject *args)
     }
     int hashed;
     Py_BEGIN_ALLOW_THREADS
-    hashed = hash_all(hashing, count);
+    hashed = hash_all(ctx, hashing, count);
     Py_END_ALLOW_THREADS
     if (!hashed) {
         PyErr_SetString(PyExc_RuntimeError, "OpenSSL's SHA-256 failed");
@@ -283,11 +290,6 @@ rehash(PyObject *module, PyObject *args)
         dirty[positions[i]] = 1;
     }
     /* Each level up: a node is hashed again if any of its 16 children changed. */
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
     unsigned char node[1 + FANOUT * HASH_SIZE], digest[HASH_SIZE];
     node[0] = NODE_TAG;
     for (int depth = LEVELS - 1, width = BUCKETS / FANOUT; depth >= 0; depth--, width /= FANOUT) {
@@ -309,10 +311,8 @@ rehash(PyObject *module, PyObject *args)
                 hash = PyBytes_FromStringAndSize((const char *)digest, HASH_SIZE);
             else
                 PyErr_SetString(PyExc_RuntimeError, "OpenSSL's SHA-256 failed");
-            if (hash == NULL) {
-                EVP_MD_CTX_free(ctx);
+            if (hash == NULL)
                 goto fail;
-            }
             PyList_SetItem(here, parent, hash);
         }
     }
@@ -323,6 +323,7 @@ rehash(PyObject *module, PyObject *args)
     PyMem_RawFree(hashing);
     return result;
 fail:
+    EVP_MD_CTX_free(ctx);
     Py_XDECREF(held);
     Py_XDECREF(result);
     PyMem_RawFree(dirty);
