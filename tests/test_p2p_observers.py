@@ -63,7 +63,8 @@ async def test_an_unregistered_key_is_refused_and_a_registered_observer_links():
         await until(lambda: stats.refusals[Refusal.UNKNOWN_VALIDATOR] >= 1)
         assert validator.node.net.peers() == ()
         validator.registered.add(key.public_key)  # the board's action is committed
-        await until(lambda: observer_links(validator.node) == 1)
+        # Each end counts the link once its own side of the handshake is done: wait for both.
+        await until(lambda: observer_links(validator.node) == 1 and len(observer.net.peers()) == 1)
         assert observer.net.peers()[0].public_key == validator.key.public_key
         assert not observer.net.peers()[0].observer, "to the observer, the validator is a validator"
 
