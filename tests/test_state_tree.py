@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.core.state_proof import ProofError, StateProof, empty_root, verify
-from node.ledger._tree import merge
+from node.ledger._tree import merge, rehash
 from node.ledger.tree import StateTree
 from tests.state_reference import reference_root
 
@@ -166,3 +166,13 @@ def test_buckets_emptied_while_a_block_s_records_are_taken_are_refused_not_read_
 
     with pytest.raises(ValueError, match="buckets changed"):
         merge(buckets, records())
+
+
+def test_levels_that_are_not_the_tree_s_hashes_are_refused_by_name():
+    levels = StateTree.empty()._levels
+    damaged = levels[:4] + (levels[4][:-1] + [b"short"],)
+    with pytest.raises(ValueError, match="32-byte hashes"):
+        rehash(damaged, {})
+    with pytest.raises(ValueError, match="16 to the power"):
+        rehash(levels[:4] + (levels[4][:-1],), {})
+    assert rehash(levels, {})[0][0] == StateTree.empty().root

@@ -209,7 +209,7 @@ done:
     return changed;
 }
 
-/* A copy of a level, checked to hold ``size`` 32-byte hashes. */
+/* A copy of a level, checked to hold ``size`` 32-byte hashes in the same pass that copies them. */
 static PyObject *
 copied_level(PyObject *level, Py_ssize_t size)
 {
@@ -217,14 +217,20 @@ copied_level(PyObject *level, Py_ssize_t size)
         PyErr_SetString(PyExc_ValueError, "a level of the tree has 16 to the power of its depth hashes");
         return NULL;
     }
+    PyObject *copy = PyList_New(size);
+    if (copy == NULL)
+        return NULL;
     for (Py_ssize_t i = 0; i < size; i++) {
         PyObject *hash = PyList_GET_ITEM(level, i);
         if (!PyBytes_Check(hash) || PyBytes_GET_SIZE(hash) != HASH_SIZE) {
             PyErr_SetString(PyExc_ValueError, "a level of the tree holds 32-byte hashes");
+            Py_DECREF(copy);
             return NULL;
         }
+        Py_INCREF(hash);
+        PyList_SET_ITEM(copy, i, hash);
     }
-    return PyList_GetSlice(level, 0, size);
+    return copy;
 }
 
 static PyObject *
