@@ -11,12 +11,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "creating the virtual environment $VENV with $("$PY" --version 2>&1) (first run only)..." >&2
   "$PY" -m venv "$VENV"
 fi
-# The state tree's C part (node/ledger/_tree.c) is compiled at install: it needs a C compiler and the headers of
-# Python and OpenSSL. Debian's packages for them are installed where missing (apt-get, so as root only).
+# The C parts (node/ledger/_tree.c, node/core/_rfc6962.c) are compiled at install: they need a C compiler and the
+# headers of Python and OpenSSL. Debian's packages for them are installed where missing (apt-get, so as root only).
 if ! command -v gcc >/dev/null 2>&1 || [ ! -f /usr/include/openssl/evp.h ] \
     || ! "$PY" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing Debian's gcc, libssl-dev and python3-dev to compile the state tree's C part (apt-get, once)..." >&2
+    echo "installing Debian's gcc, libssl-dev and python3-dev to compile somnode's C parts (apt-get, once)..." >&2
     apt_log="$(mktemp)"
     if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
            apt-get install -y -qq --no-install-recommends gcc libc6-dev libssl-dev python3-dev; } >"$apt_log" 2>&1; then
@@ -25,12 +25,12 @@ if ! command -v gcc >/dev/null 2>&1 || [ ! -f /usr/include/openssl/evp.h ] \
     fi
     rm -f "$apt_log"
   else
-    echo "somnode compiles node/ledger/_tree.c: it needs gcc and the headers of Python and OpenSSL" \
+    echo "somnode compiles node/ledger/_tree.c and node/core/_rfc6962.c: it needs gcc and the headers of Python and OpenSSL" \
          "(Debian, as root: apt-get install gcc libssl-dev python3-dev)" >&2
   fi
 fi
 stamp="$VENV/.somnode-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ node/ledger/_tree.c -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ -n "$(find node -name '*.c' -newer "$stamp" 2>/dev/null)" ]; then
   echo "installing somnode and its dependencies into $VENV with pip (a minute or two the first time)..." >&2
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   # setuptools announces every editable install with a banner, and calls ext-modules in pyproject.toml

@@ -50,6 +50,20 @@ def test_root_and_paths_are_the_rfc_definitions(leaves):
         assert audit_path(leaves, index) == reference_path(index, leaves)
 
 
+def test_a_block_sized_tree_is_the_rfc_definition():
+    """Sizes around powers of two and a whole block's worth, where the level-by-level C loop carries
+    odd nodes up many times; a generator is taken as well as a list."""
+    for size in (2, 3, 4, 5, 7, 8, 9, 255, 256, 257, 1023, 10_001):
+        leaves = [hashlib.sha256(b"%d" % i).digest() + bytes([i % 7]) for i in range(size)]
+        assert root(leaves) == reference_root(leaves) == root(leaf for leaf in leaves)
+
+
+def test_a_leaf_that_is_not_bytes_is_refused_by_name():
+    for leaf in ("text", 7, None, bytearray(b"mutable")):
+        with pytest.raises(TypeError, match="a leaf is bytes"):
+            root([b"fine", leaf])
+
+
 @given(trees)
 def test_every_index_of_a_tree_verifies(leaves):
     top = root(leaves)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from node.core import _rfc6962
+
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 _LEAF = b"\x00"
@@ -41,17 +43,9 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 def root(leaves: Sequence[bytes]) -> bytes:
     """MTH over ``leaves``, level by level: an odd last node is carried up unchanged, which
-    yields exactly the left-balanced tree of RFC 6962's recursive definition."""
-    if not leaves:
-        return EMPTY_ROOT
-    sha256 = hashlib.sha256  # inlined: a proposal's root is on the path to every validator's prevote
-    level = [sha256(_LEAF + leaf).digest() for leaf in leaves]
-    while len(level) > 1:
-        paired = [sha256(_NODE + left + right).digest() for left, right in zip(level[0::2], level[1::2])]
-        if len(level) % 2:
-            paired.append(level[-1])
-        level = paired
-    return level[0]
+    yields exactly the left-balanced tree of RFC 6962's recursive definition.  In C
+    (node/core/_rfc6962.c): every validator computes two roots for every block."""
+    return _rfc6962.root(leaves)
 
 
 def audit_path(leaves: Sequence[bytes], index: int) -> list[bytes]:

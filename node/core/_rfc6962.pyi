@@ -1,0 +1,3 @@
+from collections.abc import Sequence
+
+def root(leaves: Sequence[bytes], /) -> bytes: ...
