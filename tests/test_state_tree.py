@@ -7,14 +7,15 @@ definition with none of the tree's machinery.
 from __future__ import annotations
 
 import hashlib
+import struct
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.core.state_proof import ProofError, StateProof, empty_root, verify
-from node.ledger._tree import merge, rehash
-from node.ledger.tree import StateTree
+from node.core.state_proof import BUCKET_TAG, ProofError, StateProof, empty_root, verify
+from node.ledger._tree import install, merge, rehash
+from node.ledger.tree import _EMPTY_LEVELS, StateTree
 from tests.state_reference import reference_root
 
 keys = st.binary(min_size=1, max_size=40)
@@ -169,10 +170,66 @@ def test_buckets_emptied_while_a_block_s_records_are_taken_are_refused_not_read_
 
 
 def test_levels_that_are_not_the_tree_s_hashes_are_refused_by_name():
-    levels = StateTree.empty()._levels
-    damaged = levels[:4] + (levels[4][:-1] + [b"short"],)
-    with pytest.raises(ValueError, match="32-byte hashes"):
-        rehash(damaged, {})
+    levels = tuple(bytearray(level) for level in _EMPTY_LEVELS)
     with pytest.raises(ValueError, match="16 to the power"):
         rehash(levels[:4] + (levels[4][:-1],), {})
-    assert rehash(levels, {})[0][0] == StateTree.empty().root
+    with pytest.raises(TypeError, match="bytes or bytearray"):
+        rehash(levels[:4] + (list(levels[4]),), {})
+    with pytest.raises(ValueError, match="five levels"):
+        rehash(levels[:4], {})
+    root, changes = rehash(levels, {})
+    assert root == StateTree.empty().root
+    with pytest.raises(TypeError, match="is a bytearray"):
+        install(tuple(bytes(level) for level in levels), changes)
+
+
+def test_changes_that_do_not_fit_the_levels_are_refused_before_anything_is_written():
+    levels = tuple(bytearray(level) for level in _EMPTY_LEVELS)
+    before = tuple(bytes(level) for level in levels)
+    _, changes = rehash(levels, merge([BUCKET_TAG] * 65_536, [(b"alice", b"1")])[0])
+    outside = changes[:3] + ((struct.pack("=i", 4096), b"h" * 32),) + changes[4:]  # level 3 has 4,096 nodes
+    for damaged, said in [(outside, "outside its level"), (changes[:4], "one \\(positions, hashes\\) pair"),
+                          (changes[:4] + ((changes[4][0], changes[4][1][:-1]),), "packed positions")]:
+        with pytest.raises(ValueError, match=said):
+            install(levels, damaged)
+        assert tuple(bytes(level) for level in levels) == before
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.one_of(blocks, crowded_blocks), st.data())
+def test_older_kept_versions_still_prove_their_own_state(history, data):
+    """Only the newest version is held whole: an older one is proven through the undo of every block
+    after it, and must give exactly the proofs it gave when it was the newest."""
+    tree = StateTree.empty()
+    state: dict[bytes, bytes] = {}
+    versions = []
+    for writes in history:
+        before = {key: tree.proof(key) for key in writes}
+        tree = tree.advance(tree.prepare(writes.items()))
+        versions.append((tree, dict(state := {**{k: v for k, v in state.items() if k not in writes},
+                                                **{k: v for k, v in writes.items() if v is not None}}), before))
+    touched = sorted({key for writes in history for key in writes})
+    for at, (version, records, _) in enumerate(versions):
+        for key in touched + [data.draw(keys, label="another key")]:
+            verify(version.root, key, records.get(key), version.proof(key))
+        if at:
+            older = versions[at - 1][0]
+            for key, proof in versions[at][2].items():
+                assert older.proof(key) == proof, "a version proves after later blocks as it did when newest"
+
+
+def test_a_version_older_than_those_kept_is_refused_and_only_the_newest_advances():
+    tree = StateTree.build([(b"alice", b"0")], kept=3)
+    versions = [tree]
+    for n in range(1, 5):
+        versions.append(versions[-1].advance(versions[-1].prepare([(b"alice", b"%d" % n)])))
+    for version, value in zip(versions[-3:], (b"2", b"3", b"4")):
+        verify(version.root, b"alice", value, version.proof(b"alice"))
+    with pytest.raises(LookupError, match="no longer kept"):
+        versions[1].proof(b"alice")
+    with pytest.raises(ValueError, match="only the newest"):
+        versions[-2].prepare([(b"alice", b"x")])
+    update = versions[-1].prepare([(b"alice", b"5")])
+    newest = versions[-1].advance(update)
+    with pytest.raises(ValueError, match="only the newest"):
+        newest.advance(update)  # an update of the version before: it would undo what the newest holds

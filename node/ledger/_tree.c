@@ -27,6 +27,8 @@
 #define BUCKETS (FANOUT * FANOUT * FANOUT * FANOUT)
 #define BUCKET_TAG 0x00
 #define NODE_TAG 0x01
+/* A record's undo: its key hash, 1 if the key was present before the block (0 if not), its value hash then. */
+#define UNDO_SIZE (2 * HASH_SIZE + 1)
 
 static EVP_MD *sha256_md;
 
@@ -39,6 +41,7 @@ typedef struct {
 typedef struct {
     const char *data;
     Py_ssize_t size;
+    int position;
     unsigned char hash[HASH_SIZE];
 } Hashing;
 
@@ -91,7 +94,7 @@ check_bucket(PyObject *bucket)
  * its key's entry, and the entries stay in key-hash order.  Written straight into the new bytes object, made as
  * large as the bucket could grow and cut to size (a block mostly replaces entries: it stays the size it was). */
 static PyObject *
-merged_bucket(PyObject *stored, const Update *updates, Py_ssize_t count)
+merged_bucket(PyObject *stored, const Update *updates, Py_ssize_t count, unsigned char *undo)
 {
     const unsigned char *old = (const unsigned char *)PyBytes_AS_STRING(stored) + 1;
     Py_ssize_t old_count = (PyBytes_GET_SIZE(stored) - 1) / ENTRY_SIZE, i = 0;
@@ -107,8 +110,15 @@ merged_bucket(PyObject *stored, const Update *updates, Py_ssize_t count)
         memcpy(out, old + i * ENTRY_SIZE, (run - i) * ENTRY_SIZE); /* the entries before this record's */
         out += (run - i) * ENTRY_SIZE;
         i = run;
-        if (i < old_count && memcmp(old + i * ENTRY_SIZE, updates[j].entry, HASH_SIZE) == 0)
-            i++; /* the record's old entry gives way to its new one, or to nothing */
+        unsigned char *was = undo + j * UNDO_SIZE;
+        memcpy(was, updates[j].entry, HASH_SIZE);
+        if (i < old_count && memcmp(old + i * ENTRY_SIZE, updates[j].entry, HASH_SIZE) == 0) {
+            was[HASH_SIZE] = 1; /* the record's old entry, kept in the undo, gives way to its new one or to nothing */
+            memcpy(was + HASH_SIZE + 1, old + i * ENTRY_SIZE + HASH_SIZE, HASH_SIZE);
+            i++;
+        } else {
+            memset(was + HASH_SIZE, 0, 1 + HASH_SIZE);
+        }
         if (updates[j].value_size >= 0) {
             memcpy(out, updates[j].entry, ENTRY_SIZE);
             out += ENTRY_SIZE;
@@ -138,7 +148,7 @@ merge(PyObject *module, PyObject *args)
     Py_ssize_t count = PyTuple_GET_SIZE(held);
     Update *updates = PyMem_RawCalloc(count ? count : 1, sizeof(Update)); /* calloc checks the product */
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    PyObject *changed = NULL;
+    PyObject *changed = NULL, *undo = NULL, *result = NULL;
     if (updates == NULL || ctx == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -172,8 +182,9 @@ merge(PyObject *module, PyObject *args)
             goto done;
         }
     changed = PyDict_New();
-    if (changed == NULL)
-        goto done;
+    undo = PyBytes_FromStringAndSize(NULL, count * UNDO_SIZE);
+    if (changed == NULL || undo == NULL)
+        goto fail;
     /* Taking the records may have run Python code (an iterator, a finalizer): the list is checked again
      * here, and nothing below runs any. */
     if (PyList_GET_SIZE(buckets) != BUCKETS) {
@@ -189,7 +200,8 @@ merge(PyObject *module, PyObject *args)
         if (!check_bucket(stored))
             goto fail;
         Py_INCREF(stored);
-        PyObject *bucket = merged_bucket(stored, updates + first, last - first);
+        PyObject *bucket = merged_bucket(stored, updates + first, last - first,
+                                         (unsigned char *)PyBytes_AS_STRING(undo) + first * UNDO_SIZE);
         Py_DECREF(stored);
         PyObject *index = bucket == NULL ? NULL : PyLong_FromLong(position);
         int stored_ok = index != NULL && PyDict_SetItem(changed, index, bucket) == 0;
@@ -199,66 +211,88 @@ merge(PyObject *module, PyObject *args)
             goto fail;
         first = last;
     }
-    goto done;
+    result = PyTuple_Pack(2, changed, undo);
 fail:
-    Py_CLEAR(changed);
+    Py_XDECREF(changed);
+    Py_XDECREF(undo);
 done:
     EVP_MD_CTX_free(ctx);
     PyMem_RawFree(updates);
     Py_DECREF(held);
-    return changed;
+    return result;
 }
 
-/* A copy of a level, checked to hold ``size`` 32-byte hashes in the same pass that copies them. */
-static PyObject *
-copied_level(PyObject *level, Py_ssize_t size)
+/* Level ``depth`` of ``levels``: a bytes-like of 16 ** depth hashes, its bytes borrowed from ``levels``. */
+static unsigned char *
+level_of(PyObject *levels, int depth, int writable)
 {
-    if (!PyList_Check(level) || PyList_GET_SIZE(level) != size) {
-        PyErr_SetString(PyExc_ValueError, "a level of the tree has 16 to the power of its depth hashes");
+    PyObject *level = PyTuple_GET_ITEM(levels, depth);
+    Py_ssize_t size = HASH_SIZE;
+    for (int d = 0; d < depth; d++)
+        size *= FANOUT;
+    if (!(PyByteArray_Check(level) || (!writable && PyBytes_Check(level)))) {
+        PyErr_SetString(PyExc_TypeError, writable ? "a level of the tree is a bytearray"
+                                                  : "a level of the tree is a bytes or bytearray");
         return NULL;
     }
-    PyObject *copy = PyList_New(size);
-    if (copy == NULL)
+    if ((PyByteArray_Check(level) ? PyByteArray_GET_SIZE(level) : PyBytes_GET_SIZE(level)) != size) {
+        PyErr_SetString(PyExc_ValueError, "a level of the tree has 16 to the power of its depth 32-byte hashes");
         return NULL;
-    for (Py_ssize_t i = 0; i < size; i++) {
-        PyObject *hash = PyList_GET_ITEM(level, i);
-        if (!PyBytes_Check(hash) || PyBytes_GET_SIZE(hash) != HASH_SIZE) {
-            PyErr_SetString(PyExc_ValueError, "a level of the tree holds 32-byte hashes");
-            Py_DECREF(copy);
-            return NULL;
-        }
-        Py_INCREF(hash);
-        PyList_SET_ITEM(copy, i, hash);
     }
-    return copy;
+    return (unsigned char *)(PyByteArray_Check(level) ? PyByteArray_AS_STRING(level) : PyBytes_AS_STRING(level));
 }
+
+static int
+checked_levels(PyObject *levels, unsigned char **level, int writable)
+{
+    if (!PyTuple_Check(levels) || PyTuple_GET_SIZE(levels) != LEVELS + 1) {
+        PyErr_SetString(PyExc_ValueError, "a tree has five levels, the root's to the buckets'");
+        return 0;
+    }
+    for (int depth = 0; depth <= LEVELS; depth++)
+        if ((level[depth] = level_of(levels, depth, writable)) == NULL)
+            return 0;
+    return 1;
+}
+
+static int
+compare_positions(const void *a, const void *b)
+{
+    int x = ((const Hashing *)a)->position, y = ((const Hashing *)b)->position;
+    return (x > y) - (x < y);
+}
+
+/* A level's changes: ``count`` positions, ascending, and each one's new hash. */
+typedef struct {
+    Py_ssize_t count;
+    int *positions;
+    unsigned char *hashes;
+} Changes;
 
 static PyObject *
 rehash(PyObject *module, PyObject *args)
 {
     PyObject *levels, *changed;
-    if (!PyArg_ParseTuple(args, "O!O!:rehash", &PyTuple_Type, &levels, &PyDict_Type, &changed))
+    if (!PyArg_ParseTuple(args, "OO!:rehash", &levels, &PyDict_Type, &changed))
         return NULL;
-    if (PyTuple_GET_SIZE(levels) != LEVELS + 1) {
-        PyErr_SetString(PyExc_ValueError, "a tree has five levels, the root's to the buckets'");
+    unsigned char *level[LEVELS + 1];
+    if (!checked_levels(levels, level, 0))
         return NULL;
-    }
-    Py_ssize_t count = PyDict_GET_SIZE(changed), size = 1;
-    PyObject *result = PyTuple_New(LEVELS + 1), *held = PyList_New(0);
+    Py_ssize_t count = PyDict_GET_SIZE(changed);
+    PyObject *result = NULL, *held = PyList_New(0), *parts = PyTuple_New(LEVELS + 1);
     Hashing *hashing = PyMem_RawCalloc(count ? count : 1, sizeof(Hashing));
-    int *positions = PyMem_RawCalloc(count ? count : 1, sizeof(int));
-    unsigned char *dirty = PyMem_RawCalloc(BUCKETS, 1);
+    Changes changes[LEVELS + 1] = {{0}};
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (result == NULL || held == NULL || hashing == NULL || positions == NULL || dirty == NULL || ctx == NULL) {
-        if (result != NULL && held != NULL)
-            PyErr_NoMemory();
-        goto fail;
+    int ok = held != NULL && parts != NULL && hashing != NULL && ctx != NULL;
+    for (int depth = 0; ok && depth <= LEVELS; depth++) {
+        changes[depth].positions = PyMem_RawCalloc(count ? count : 1, sizeof(int));
+        changes[depth].hashes = PyMem_RawCalloc(count ? count : 1, HASH_SIZE);
+        ok = changes[depth].positions != NULL && changes[depth].hashes != NULL;
     }
-    for (int depth = 0; depth <= LEVELS; depth++, size *= FANOUT) {
-        PyObject *copy = copied_level(PyTuple_GET_ITEM(levels, depth), size);
-        if (copy == NULL)
-            goto fail;
-        PyTuple_SET_ITEM(result, depth, copy);
+    if (!ok) {
+        if (held != NULL && parts != NULL)
+            PyErr_NoMemory();
+        goto done;
     }
     /* The changed buckets, hashed with the GIL released: ``held`` keeps each alive, and bytes never change. */
     PyObject *index, *bucket;
@@ -268,81 +302,143 @@ rehash(PyObject *module, PyObject *args)
         if (position < 0 || position >= BUCKETS) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_ValueError, "a changed bucket's index is 0 to 65,535");
-            goto fail;
+            goto done;
         }
-        if (!check_bucket(bucket))
-            goto fail;
-        if (PyList_Append(held, bucket) < 0)
-            goto fail;
-        positions[n] = (int)position;
+        if (!check_bucket(bucket) || PyList_Append(held, bucket) < 0)
+            goto done;
+        hashing[n].position = (int)position;
         hashing[n].data = PyBytes_AS_STRING(bucket);
         hashing[n].size = PyBytes_GET_SIZE(bucket);
         n++;
     }
+    /* Each level up, a node is hashed again if any of its 16 children changed: from the children's new
+     * hashes where they changed, from the level as it is where they did not.  Only the changed nodes are
+     * touched, so the levels are read, never copied. */
     int hashed;
     Py_BEGIN_ALLOW_THREADS
     hashed = hash_all(ctx, hashing, count);
+    qsort(hashing, count, sizeof(Hashing), compare_positions);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        changes[LEVELS].positions[i] = hashing[i].position;
+        memcpy(changes[LEVELS].hashes + i * HASH_SIZE, hashing[i].hash, HASH_SIZE);
+    }
+    changes[LEVELS].count = count;
+    unsigned char node[1 + FANOUT * HASH_SIZE];
+    node[0] = NODE_TAG;
+    for (int depth = LEVELS - 1; hashed && depth >= 0; depth--) {
+        const Changes *below = &changes[depth + 1];
+        Changes *here = &changes[depth];
+        for (Py_ssize_t i = 0; hashed && i < below->count;) {
+            int parent = below->positions[i] / FANOUT;
+            for (int child = 0; child < FANOUT; child++) {
+                int position = parent * FANOUT + child;
+                const unsigned char *hash = level[depth + 1] + (Py_ssize_t)position * HASH_SIZE;
+                if (i < below->count && below->positions[i] == position)
+                    hash = below->hashes + i++ * HASH_SIZE;
+                memcpy(node + 1 + child * HASH_SIZE, hash, HASH_SIZE);
+            }
+            here->positions[here->count] = parent;
+            hashed = EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, node, sizeof node)
+                     && EVP_DigestFinal_ex(ctx, here->hashes + here->count * HASH_SIZE, NULL);
+            here->count++;
+        }
+    }
     Py_END_ALLOW_THREADS
     if (!hashed) {
         PyErr_SetString(PyExc_RuntimeError, "OpenSSL's SHA-256 failed");
-        goto fail;
+        goto done;
     }
-    PyObject *below = PyTuple_GET_ITEM(result, LEVELS);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *hash = PyBytes_FromStringAndSize((const char *)hashing[i].hash, HASH_SIZE);
-        if (hash == NULL)
-            goto fail;
-        PyList_SetItem(below, positions[i], hash);
-        dirty[positions[i]] = 1;
+    for (int depth = 0; depth <= LEVELS; depth++) {
+        PyObject *positions = PyBytes_FromStringAndSize((const char *)changes[depth].positions,
+                                                        changes[depth].count * (Py_ssize_t)sizeof(int));
+        PyObject *hashes = PyBytes_FromStringAndSize((const char *)changes[depth].hashes,
+                                                     changes[depth].count * HASH_SIZE);
+        PyObject *pair = positions != NULL && hashes != NULL ? PyTuple_Pack(2, positions, hashes) : NULL;
+        Py_XDECREF(positions);
+        Py_XDECREF(hashes);
+        if (pair == NULL)
+            goto done;
+        PyTuple_SET_ITEM(parts, depth, pair);
     }
-    /* Each level up: a node is hashed again if any of its 16 children changed. */
-    unsigned char node[1 + FANOUT * HASH_SIZE], digest[HASH_SIZE];
-    node[0] = NODE_TAG;
-    for (int depth = LEVELS - 1, width = BUCKETS / FANOUT; depth >= 0; depth--, width /= FANOUT) {
-        PyObject *here = PyTuple_GET_ITEM(result, depth);
-        below = PyTuple_GET_ITEM(result, depth + 1);
-        for (int parent = 0; parent < width; parent++) {
-            int any = 0;
-            for (int child = 0; child < FANOUT; child++)
-                any |= dirty[parent * FANOUT + child];
-            dirty[parent] = (unsigned char)any; /* parent <= its first child: read before written */
-            if (!any)
-                continue;
-            for (int child = 0; child < FANOUT; child++)
-                memcpy(node + 1 + child * HASH_SIZE, PyBytes_AS_STRING(PyList_GET_ITEM(below, parent * FANOUT + child)),
-                       HASH_SIZE);
-            PyObject *hash = NULL;
-            if (EVP_DigestInit_ex(ctx, sha256_md, NULL) && EVP_DigestUpdate(ctx, node, sizeof node)
-                && EVP_DigestFinal_ex(ctx, digest, NULL))
-                hash = PyBytes_FromStringAndSize((const char *)digest, HASH_SIZE);
-            else
-                PyErr_SetString(PyExc_RuntimeError, "OpenSSL's SHA-256 failed");
-            if (hash == NULL)
-                goto fail;
-            PyList_SetItem(here, parent, hash);
-        }
-    }
+    /* No change at all (an empty block) leaves the root as it is. */
+    result = Py_BuildValue("(y#O)", changes[0].count ? (const char *)changes[0].hashes : (const char *)level[0],
+                           (Py_ssize_t)HASH_SIZE, parts);
+done:
     EVP_MD_CTX_free(ctx);
-    Py_DECREF(held);
-    PyMem_RawFree(dirty);
-    PyMem_RawFree(positions);
+    for (int depth = 0; depth <= LEVELS; depth++) {
+        PyMem_RawFree(changes[depth].positions);
+        PyMem_RawFree(changes[depth].hashes);
+    }
     PyMem_RawFree(hashing);
-    return result;
-fail:
-    EVP_MD_CTX_free(ctx);
+    Py_XDECREF(parts);
     Py_XDECREF(held);
-    Py_XDECREF(result);
-    PyMem_RawFree(dirty);
-    PyMem_RawFree(positions);
-    PyMem_RawFree(hashing);
-    return NULL;
+    return result;
+}
+
+static PyObject *
+install(PyObject *module, PyObject *args)
+{
+    PyObject *levels, *parts;
+    if (!PyArg_ParseTuple(args, "OO!:install", &levels, &PyTuple_Type, &parts))
+        return NULL;
+    unsigned char *level[LEVELS + 1];
+    if (!checked_levels(levels, level, 1))
+        return NULL;
+    if (PyTuple_GET_SIZE(parts) != LEVELS + 1) {
+        PyErr_SetString(PyExc_ValueError, "a tree's changes are one (positions, hashes) pair per level");
+        return NULL;
+    }
+    /* Every pair is checked before any hash is written: a level is changed whole or not at all. */
+    Py_ssize_t width = 1;
+    for (int depth = 0; depth <= LEVELS; depth++, width *= FANOUT) {
+        PyObject *pair = PyTuple_GET_ITEM(parts, depth);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0))
+            || !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))
+            || PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 0)) % sizeof(int)
+            || PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 1)) / HASH_SIZE
+                   != PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 0)) / (Py_ssize_t)sizeof(int)
+            || PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 1)) % HASH_SIZE) {
+            PyErr_SetString(PyExc_ValueError, "a level's changes are packed positions and as many 32-byte hashes");
+            return NULL;
+        }
+        const int *positions = (const int *)PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 0));
+        for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 0)) / (Py_ssize_t)sizeof(int); i++)
+            if (positions[i] < 0 || positions[i] >= width) {
+                PyErr_SetString(PyExc_ValueError, "a changed position lies outside its level");
+                return NULL;
+            }
+    }
+    PyObject *old = PyTuple_New(LEVELS + 1);
+    if (old == NULL)
+        return NULL;
+    for (int depth = 0; depth <= LEVELS; depth++) {
+        PyObject *pair = PyTuple_GET_ITEM(parts, depth);
+        const int *positions = (const int *)PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 0));
+        const char *hashes = PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 1));
+        Py_ssize_t count = PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 1)) / HASH_SIZE;
+        PyObject *was = PyBytes_FromStringAndSize(NULL, count * HASH_SIZE);
+        if (was == NULL) {
+            Py_DECREF(old);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            unsigned char *at = level[depth] + (Py_ssize_t)positions[i] * HASH_SIZE;
+            memcpy(PyBytes_AS_STRING(was) + i * HASH_SIZE, at, HASH_SIZE);
+            memcpy(at, hashes + i * HASH_SIZE, HASH_SIZE);
+        }
+        PyTuple_SET_ITEM(old, depth, was);
+    }
+    return old;
 }
 
 static PyMethodDef methods[] = {
     {"merge", merge, METH_VARARGS,
      "merge(buckets, records) -> {bucket index: bucket}: the buckets a block's records change, as they become."},
     {"rehash", rehash, METH_VARARGS,
-     "rehash(levels, changed) -> levels: every level's hashes once the changed buckets replace theirs."},
+     "rehash(levels, changed) -> (root, changes): per level, the positions and new hashes of the nodes the changed "
+     "buckets change."},
+    {"install", install, METH_VARARGS,
+     "install(levels, changes) -> old: write rehash's changes into the levels, and return the hashes they replace."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -207,7 +207,7 @@ class LedgerStore:
         except (plyvel.CorruptionError, UnicodeDecodeError, ValueError, struct.error) as exc:
             raise LedgerCorruptError(f"ledger store {path} has damaged meta records: {_said(exc)}") from exc
         snapshot = db.snapshot()
-        tree = StateTree.build(self._read_state(snapshot))
+        tree = StateTree.build(self._read_state(snapshot), kept=proof_heights)
         if tree.root != self._app_hash:
             raise LedgerCorruptError(
                 f"ledger store {path}: the state records hash to {tree.root.hex()}, not to the app hash "
@@ -375,7 +375,8 @@ class LedgerStore:
     def state_proof(self, key: bytes, height: int) -> tuple[bytes | None, StateProof, bytes]:
         """The record ``key`` after block ``height`` (None: absent), its proof, and the root it proves to.
 
-        Safe from any thread: a version is never changed once made.  Raises
+        Safe from any thread: the record comes from that height's LevelDB snapshot, and the tree
+        proves a kept version under its lock while commits go on.  Raises
         LedgerHeightError for a height outside ``provable_heights()``.
         """
         versions = self._versions

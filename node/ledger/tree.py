@@ -1,4 +1,4 @@
-"""The state tree held in memory, one immutable version per committed height.
+"""The state tree held in memory: the newest version whole, and what each kept block changed.
 
 The shape and hashes are node/core/state_proof.py's.  The tree's leaves are
 the ledger's application records, which each block writes in its one synced
@@ -7,16 +7,23 @@ function of them, so it is not written but rebuilt when the store opens and
 checked there against the stored root (docs/ledger.md, "The state tree").
 
 A block is hashed in two steps, like its execution: ``prepare`` computes the
-next version's buckets and hashes without touching this one (a proposal is
-judged before it may commit), and ``advance`` makes them a version of their
-own.  A version shares every unchanged bucket with the one before and is
-never modified, so a reader may prove against it from any thread while the
-next block is hashed.
+next version's buckets and hashes without touching the tree (a proposal is
+judged before it may commit), and ``advance`` installs them.  Only the newest
+version is held whole; each older kept version is the newest one with the
+blocks after it undone, record by record and hash by hash.  Keeping every
+version whole would hold a copy of each bucket a block touched (at a million
+accounts, some 20 MB a block) for as long as the version is kept.  A prover
+on another thread reads a version under the tree's lock, which ``advance``
+takes while it installs a block.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from array import array
+from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -26,87 +33,180 @@ from node.core.state_proof import (
     EMPTY_BUCKET_HASH,
     ENTRY_SIZE,
     FANOUT,
+    HASH_SIZE,
     LEVELS,
     StateProof,
     bucket_of,
     node_hash,
 )
-from node.ledger._tree import merge, rehash
+from node.ledger._tree import install, merge, rehash
+
+# A record's undo, as merge writes it: its key hash, 1 if the key was present before the block
+# (0 if not), and its value hash then.
+_UNDO_SIZE = 2 * HASH_SIZE + 1
+DEFAULT_KEPT_VERSIONS = 32
 
 
 @dataclass(frozen=True, slots=True)
 class TreeUpdate:
-    """A block's records hashed into the next version: its root, and what ``advance`` installs."""
+    """A block's records hashed against one version: its root, and what ``advance`` installs."""
 
+    base: int  # the version it was prepared from
     root: bytes
     changed: dict[int, bytes]  # bucket -> as stored: the bucket tag, then its entries in key-hash order
-    levels: tuple[list[bytes], ...]  # every level's hashes after the block: [root], 16, ..., 65,536 buckets
+    undo: bytes  # each record as it was before the block, in key-hash order (_UNDO_SIZE bytes each)
+    levels: tuple[tuple[bytes, bytes], ...]  # per level, root first: the changed positions (packed ints), new hashes
+
+
+@dataclass(frozen=True, slots=True)
+class _Undo:
+    """What one block changed, as it was before: enough to see the version before it."""
+
+    version: int
+    records: bytes
+    positions: tuple[array[int], ...]  # per level, the positions the block changed, ascending
+    hashes: tuple[bytes, ...]  # per level, the hashes those positions held before it
+
+
+class _History:
+    """The newest version's buckets and levels, changed in place by ``advance``, and the undo of each
+    block after the oldest kept version."""
+
+    __slots__ = ("buckets", "levels", "newest", "undos", "lock")
+
+    def __init__(self, kept: int) -> None:
+        assert kept >= 1, "the newest version is always kept"
+        self.buckets = [BUCKET_TAG] * BUCKETS
+        self.levels = tuple(bytearray(level) for level in _EMPTY_LEVELS)
+        self.newest = 0
+        self.undos: deque[_Undo] = deque(maxlen=kept - 1)
+        self.lock = threading.Lock()
+
+    def oldest(self) -> int:
+        return self.newest - len(self.undos)
 
 
 class StateTree:
-    """One version.  A bucket is one ``bytes``: the bucket tag and its sorted 64-byte entries, which
-    is what its hash covers, so it is hashed as it is stored; and unlike a list it is nothing the
-    cyclic garbage collector has to walk."""
+    """One version of the tree: the newest, or an older one still kept.
 
-    __slots__ = ("_buckets", "_levels")
+    Only the newest version may be advanced; an older one can still be read
+    (its root, its proofs) until ``kept`` newer versions have been made.
+    """
 
-    def __init__(self, buckets: list[bytes], levels: tuple[list[bytes], ...]) -> None:
-        assert len(buckets) == BUCKETS and len(levels) == LEVELS + 1, "a tree has its fixed shape"
-        self._buckets = buckets
-        self._levels = levels
+    __slots__ = ("_history", "_version", "root")
 
-    @classmethod
-    def empty(cls) -> StateTree:
-        return cls([BUCKET_TAG] * BUCKETS, _EMPTY_LEVELS)
+    def __init__(self, history: _History, version: int, root: bytes) -> None:
+        self._history = history
+        self._version = version
+        self.root = root
 
     @classmethod
-    def build(cls, records: Iterable[tuple[bytes, bytes]]) -> StateTree:
+    def empty(cls, kept: int = DEFAULT_KEPT_VERSIONS) -> StateTree:
+        return cls(_History(kept), 0, _EMPTY_LEVELS[0])
+
+    @classmethod
+    def build(cls, records: Iterable[tuple[bytes, bytes]], kept: int = DEFAULT_KEPT_VERSIONS) -> StateTree:
         """The tree of a whole state, from its records in any order (each key once): opening a store
-        rebuilds its tree this way from every record, as one block that writes them all."""
-        empty = cls.empty()
-        return empty.advance(empty.prepare(list(records)))
-
-    @property
-    def root(self) -> bytes:
-        return self._levels[0][0]
+        rebuilds its tree this way, as one block that writes them all and keeps no undo of it."""
+        empty = cls.empty(kept)
+        built = empty.advance(empty.prepare(list(records)))
+        built._history.undos.clear()
+        return built
 
     def prepare(self, records: Sequence[tuple[bytes, bytes | None]]) -> TreeUpdate:
-        """The next version's hashes after ``records`` (each key once; a value of None deletes), this
-        version unchanged.  The work is node/ledger/_tree.c's: what a 10,000-transfer block waits on."""
-        changed = merge(self._buckets, records)
-        levels = rehash(self._levels, changed)
-        return TreeUpdate(levels[0][0], changed, levels)
+        """The next version's hashes after ``records`` (each key once; a value of None deletes), the tree
+        unchanged.  The work is node/ledger/_tree.c's: what a 10,000-transfer block waits on."""
+        history = self._history
+        if self._version != history.newest:
+            raise ValueError(f"version {self._version} is not the newest ({history.newest}): only the newest "
+                             f"is built on")
+        changed, undo = merge(history.buckets, records)
+        root, levels = rehash(history.levels, changed)
+        return TreeUpdate(self._version, root, changed, undo, levels)
 
     def advance(self, update: TreeUpdate) -> StateTree:
-        """The version ``update`` describes; ``update`` must have been prepared from this version."""
-        if update.root == self.root:
-            return self  # the same records (an empty block rewrites the supply as it was): share them all
-        buckets = self._buckets.copy()
-        for bucket, entries in update.changed.items():
-            buckets[bucket] = entries
-        return StateTree(buckets, update.levels)
+        """The version ``update`` describes; ``update`` must have been prepared from this version, the newest."""
+        history = self._history
+        with history.lock:
+            if not self._version == update.base == history.newest:
+                raise ValueError(f"an update prepared from version {update.base} cannot advance version "
+                                 f"{self._version}: only the newest ({history.newest}) advances, by its own updates")
+            replaced = install(history.levels, update.levels)  # checks the whole update before it writes
+            buckets = history.buckets
+            for bucket, entries in update.changed.items():
+                buckets[bucket] = entries
+            history.newest += 1
+            history.undos.append(_Undo(history.newest, update.undo,
+                                       tuple(array("i", positions) for positions, _ in update.levels), replaced))
+            return StateTree(history, history.newest, update.root)
 
     def proof(self, key: bytes) -> StateProof:
         """The proof of ``key``'s record, or of its absence, against this version's root."""
-        position = bucket_of(hashlib.sha256(key).digest())
-        packed = self._buckets[position]
-        entries = tuple(packed[i:i + ENTRY_SIZE] for i in range(len(BUCKET_TAG), len(packed), ENTRY_SIZE))
-        siblings = []
-        for depth in range(LEVELS, 0, -1):
-            first = position - position % FANOUT
-            group = self._levels[depth][first:first + FANOUT]
-            del group[position % FANOUT]
-            siblings.append(tuple(group))
-            position //= FANOUT
+        hashed = hashlib.sha256(key).digest()
+        position = bucket_of(hashed)
+        history = self._history
+        with history.lock:
+            if self._version < history.oldest():
+                raise LookupError(f"version {self._version} is no longer kept (the oldest is {history.oldest()})")
+            later = [undo for undo in reversed(history.undos) if undo.version > self._version]  # newest first
+            entries = _bucket_entries(history.buckets[position], position, later)
+            siblings = []
+            for depth in range(LEVELS, 0, -1):
+                first = position - position % FANOUT
+                group = _hashes(history.levels[depth], depth, first, later)
+                del group[position % FANOUT]
+                siblings.append(tuple(group))
+                position //= FANOUT
         return StateProof(entries, tuple(siblings))
 
 
-def _empty_levels() -> tuple[list[bytes], ...]:
+def _bucket_entries(packed: bytes, position: int, later: list[_Undo]) -> tuple[bytes, ...]:
+    """The bucket's entries as they were before the ``later`` blocks (newest first)."""
+    entries = {packed[i:i + HASH_SIZE]: packed[i:i + ENTRY_SIZE] for i in range(len(BUCKET_TAG), len(packed),
+                                                                                ENTRY_SIZE)}
+    for undo in later:
+        records = _UndoRecords(undo.records)
+        for at in range(bisect_left(records, position), bisect_left(records, position + 1)):
+            record = undo.records[at * _UNDO_SIZE:(at + 1) * _UNDO_SIZE]
+            if record[HASH_SIZE]:
+                entries[record[:HASH_SIZE]] = record[:HASH_SIZE] + record[HASH_SIZE + 1:]
+            else:
+                entries.pop(record[:HASH_SIZE], None)
+    return tuple(entries[hashed] for hashed in sorted(entries))
+
+
+def _hashes(level: bytearray, depth: int, first: int, later: list[_Undo]) -> list[bytes]:
+    """The FANOUT hashes of ``level`` from position ``first`` on, as they were before the ``later`` blocks."""
+    group = [bytes(level[at * HASH_SIZE:(at + 1) * HASH_SIZE]) for at in range(first, first + FANOUT)]
+    for undo in later:
+        positions = undo.positions[depth]
+        for at in range(bisect_left(positions, first), bisect_left(positions, first + FANOUT)):
+            group[positions[at] - first] = undo.hashes[depth][at * HASH_SIZE:(at + 1) * HASH_SIZE]
+    return group
+
+
+class _UndoRecords:
+    """A block's undo records seen as the sequence of their buckets, ascending, for ``bisect``."""
+
+    __slots__ = ("_records",)
+
+    def __init__(self, records: bytes) -> None:
+        self._records = records
+
+    def __len__(self) -> int:
+        return len(self._records) // _UNDO_SIZE
+
+    def __getitem__(self, index: int) -> int:
+        at = index * _UNDO_SIZE
+        return bucket_of(self._records[at:at + 2])
+
+
+def _empty_levels() -> tuple[bytes, ...]:
     levels = [[EMPTY_BUCKET_HASH] * BUCKETS]
     while len(levels[0]) > 1:
         below = levels[0]
         levels.insert(0, [node_hash(below[i:i + FANOUT]) for i in range(0, len(below), FANOUT)])
-    return tuple(levels)
+    return tuple(b"".join(level) for level in levels)
 
 
 _EMPTY_LEVELS = _empty_levels()
