@@ -74,7 +74,10 @@ DEFAULT_CACHE_ACCOUNTS = 262_144
 # Heights back from the committed one whose state can still be proven (each keeps its tree version
 # and a LevelDB snapshot): a light client proves against the last height a later header certifies.
 DEFAULT_PROOF_HEIGHTS = 32
-_WRITE_BUFFER_BYTES = 64 * 1024 * 1024
+# LevelDB's own default.  A block's records go into the memtable, a skip list, at random keys (account keys
+# and transaction hashes): the larger it grows, the more cache misses each insert costs on the committing
+# thread, and the flush and compaction it saves are on LevelDB's background thread (docs/performance.md).
+_WRITE_BUFFER_BYTES = 4 * 1024 * 1024
 _BLOCK_CACHE_BYTES = 64 * 1024 * 1024
 
 
@@ -715,6 +718,10 @@ def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
     batch.put(k.META_HISTORY_COUNT, k.encode_count(0))
     batch.put(k.META_SCHEMA, k.SCHEMA_VERSION)
     batch.write()
+    # The genesis batch is one memtable however large (a million accounts: some 150 MB).  Compacted now,
+    # while nothing waits; left to the background it would still be flushing when the first blocks have
+    # filled the next memtable, and hold their writes up for seconds.
+    db.compact_range()
 
 
 def _state_records(execution: Execution, height: int) -> list[tuple[bytes, bytes | None]]:
