@@ -74,10 +74,10 @@ DEFAULT_CACHE_ACCOUNTS = 262_144
 # Heights back from the committed one whose state can still be proven (each keeps its tree version
 # and a LevelDB snapshot): a light client proves against the last height a later header certifies.
 DEFAULT_PROOF_HEIGHTS = 32
-# LevelDB's own default.  A block's records go into the memtable, a skip list, at random keys (account keys
-# and transaction hashes): the larger it grows, the more cache misses each insert costs on the committing
-# thread, and the flush and compaction it saves are on LevelDB's background thread (docs/performance.md).
-_WRITE_BUFFER_BYTES = 4 * 1024 * 1024
+# A block's records fill the memtable at random keys (account keys, transaction hashes).  LevelDB's default
+# 4 MB would make each insert cheaper on the committing thread, but flushes and compacts every few
+# blocks on the background thread, which takes a core from signature checks (docs/performance.md).
+_WRITE_BUFFER_BYTES = 64 * 1024 * 1024
 _BLOCK_CACHE_BYTES = 64 * 1024 * 1024
 
 
