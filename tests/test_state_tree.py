@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from node.core.state_proof import BUCKET_TAG, ProofError, StateProof, empty_root, verify
 from node.ledger._tree import install, merge, rehash
-from node.ledger.tree import _EMPTY_LEVELS, StateTree
+from node.ledger.tree import _EMPTY_LEVELS, StateTree, VersionGoneError
 from tests.state_reference import reference_root
 
 keys = st.binary(min_size=1, max_size=40)
@@ -188,7 +188,9 @@ def test_changes_that_do_not_fit_the_levels_are_refused_before_anything_is_writt
     before = tuple(bytes(level) for level in levels)
     _, changes = rehash(levels, merge([BUCKET_TAG] * 65_536, [(b"alice", b"1")])[0])
     outside = changes[:3] + ((struct.pack("=i", 4096), b"h" * 32),) + changes[4:]  # level 3 has 4,096 nodes
+    twice = changes[:4] + ((changes[4][0] * 2, changes[4][1] * 2),)  # the same bucket's position twice
     for damaged, said in [(outside, "outside its level"), (changes[:4], "one \\(positions, hashes\\) pair"),
+                          (twice, "ascend, each once"),
                           (changes[:4] + ((changes[4][0], changes[4][1][:-1]),), "packed positions")]:
         with pytest.raises(ValueError, match=said):
             install(levels, damaged)
@@ -225,7 +227,7 @@ def test_a_version_older_than_those_kept_is_refused_and_only_the_newest_advances
         versions.append(versions[-1].advance(versions[-1].prepare([(b"alice", b"%d" % n)])))
     for version, value in zip(versions[-3:], (b"2", b"3", b"4")):
         verify(version.root, b"alice", value, version.proof(b"alice"))
-    with pytest.raises(LookupError, match="no longer kept"):
+    with pytest.raises(VersionGoneError, match="no longer kept"):
         versions[1].proof(b"alice")
     with pytest.raises(ValueError, match="only the newest"):
         versions[-2].prepare([(b"alice", b"x")])
@@ -233,3 +235,12 @@ def test_a_version_older_than_those_kept_is_refused_and_only_the_newest_advances
     newest = versions[-1].advance(update)
     with pytest.raises(ValueError, match="only the newest"):
         newest.advance(update)  # an update of the version before: it would undo what the newest holds
+
+
+def test_an_update_prepared_on_another_tree_is_refused():
+    one, other = StateTree.build([(b"alice", b"1")]), StateTree.build([(b"alice", b"1")])
+    update = one.prepare([(b"alice", b"2")])
+    assert not other.accepts(update) and one.accepts(update)
+    with pytest.raises(ValueError, match="only the newest"):
+        other.advance(update)
+    assert other.root == one.root == reference_root({b"alice": b"1"})

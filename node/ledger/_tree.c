@@ -402,31 +402,40 @@ install(PyObject *module, PyObject *args)
             return NULL;
         }
         const int *positions = (const int *)PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 0));
-        for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 0)) / (Py_ssize_t)sizeof(int); i++)
+        for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 0)) / (Py_ssize_t)sizeof(int); i++) {
             if (positions[i] < 0 || positions[i] >= width) {
                 PyErr_SetString(PyExc_ValueError, "a changed position lies outside its level");
                 return NULL;
             }
+            if (i > 0 && positions[i] <= positions[i - 1]) {
+                PyErr_SetString(PyExc_ValueError, "a level's changed positions ascend, each once");
+                return NULL;
+            }
+        }
     }
+    /* Everything that can fail (the old hashes' objects) is made before the first hash is written. */
     PyObject *old = PyTuple_New(LEVELS + 1);
     if (old == NULL)
         return NULL;
+    for (int depth = 0; depth <= LEVELS; depth++) {
+        PyObject *was = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(PyTuple_GET_ITEM(PyTuple_GET_ITEM(parts, depth), 1)));
+        if (was == NULL) {
+            Py_DECREF(old);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(old, depth, was);
+    }
     for (int depth = 0; depth <= LEVELS; depth++) {
         PyObject *pair = PyTuple_GET_ITEM(parts, depth);
         const int *positions = (const int *)PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 0));
         const char *hashes = PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 1));
         Py_ssize_t count = PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 1)) / HASH_SIZE;
-        PyObject *was = PyBytes_FromStringAndSize(NULL, count * HASH_SIZE);
-        if (was == NULL) {
-            Py_DECREF(old);
-            return NULL;
-        }
+        PyObject *was = PyTuple_GET_ITEM(old, depth);
         for (Py_ssize_t i = 0; i < count; i++) {
             unsigned char *at = level[depth] + (Py_ssize_t)positions[i] * HASH_SIZE;
             memcpy(PyBytes_AS_STRING(was) + i * HASH_SIZE, at, HASH_SIZE);
             memcpy(at, hashes + i * HASH_SIZE, HASH_SIZE);
         }
-        PyTuple_SET_ITEM(old, depth, was);
     }
     return old;
 }

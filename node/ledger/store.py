@@ -66,7 +66,7 @@ from node.ledger.receipts import (
     encode_waterfall,
 )
 from node.ledger.state import Execution, GenesisState, Waterfall, execute
-from node.ledger.tree import StateTree, TreeUpdate
+from node.ledger.tree import StateTree, TreeUpdate, VersionGoneError
 
 log = logging.getLogger(__name__)
 
@@ -389,9 +389,12 @@ class LedgerStore:
                                     f"{versions[0].height} to {versions[-1].height}")
         try:
             value = found.snapshot.get(key, verify_checksums=True)
+            proof = found.tree.proof(key)
         except plyvel.CorruptionError as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
-        return value, found.tree.proof(key), found.tree.root
+        except VersionGoneError as exc:  # a commit on another thread moved the window on meanwhile
+            raise LedgerHeightError(f"the state of height {height} is no longer kept: {exc}") from exc
+        return value, proof, found.tree.root
 
     def state_export(self) -> StateExport:
         """The committed height's state, to be read on another thread while blocks go on committing.
@@ -515,6 +518,9 @@ class LedgerStore:
         height = prepared.height
         if height != self._height + 1:
             raise LedgerHeightError(f"block {height} prepared for another height; the ledger is at {self._height}")
+        if not self._versions[-1].tree.accepts(prepared.tree):
+            raise LedgerHeightError(f"block {height} was prepared on another state than this store's at height "
+                                    f"{self._height}")
         execution, app_hash, hashes = prepared.execution, prepared.app_hash, prepared.hashes
         codes = execution.codes
         db = self._db

@@ -47,10 +47,15 @@ _UNDO_SIZE = 2 * HASH_SIZE + 1
 DEFAULT_KEPT_VERSIONS = 32
 
 
+class VersionGoneError(LookupError):
+    """The version is older than those the tree keeps."""
+
+
 @dataclass(frozen=True, slots=True)
 class TreeUpdate:
     """A block's records hashed against one version: its root, and what ``advance`` installs."""
 
+    history: _History  # the tree it was prepared on
     base: int  # the version it was prepared from
     root: bytes
     changed: dict[int, bytes]  # bucket -> as stored: the bucket tag, then its entries in key-hash order
@@ -115,20 +120,28 @@ class StateTree:
 
     def prepare(self, records: Sequence[tuple[bytes, bytes | None]]) -> TreeUpdate:
         """The next version's hashes after ``records`` (each key once; a value of None deletes), the tree
-        unchanged.  The work is node/ledger/_tree.c's: what a 10,000-transfer block waits on."""
+        unchanged.  The work is node/ledger/_tree.c's: what a 10,000-transfer block waits on.
+
+        It reads the newest version without the lock: the caller runs it on the thread that advances,
+        never beside ``advance`` (node/ledger/store.py serialises execution and commits)."""
         history = self._history
         if self._version != history.newest:
             raise ValueError(f"version {self._version} is not the newest ({history.newest}): only the newest "
                              f"is built on")
         changed, undo = merge(history.buckets, records)
         root, levels = rehash(history.levels, changed)
-        return TreeUpdate(self._version, root, changed, undo, levels)
+        return TreeUpdate(history, self._version, root, changed, undo, levels)
+
+    def accepts(self, update: TreeUpdate) -> bool:
+        """Whether ``advance`` would take ``update``: prepared on this tree from this version, the newest."""
+        return update.history is self._history and self._version == update.base == self._history.newest
 
     def advance(self, update: TreeUpdate) -> StateTree:
         """The version ``update`` describes; ``update`` must have been prepared from this version, the newest."""
         history = self._history
+        positions = tuple(array("i", changed) for changed, _ in update.levels)
         with history.lock:
-            if not self._version == update.base == history.newest:
+            if not self.accepts(update):
                 raise ValueError(f"an update prepared from version {update.base} cannot advance version "
                                  f"{self._version}: only the newest ({history.newest}) advances, by its own updates")
             replaced = install(history.levels, update.levels)  # checks the whole update before it writes
@@ -136,8 +149,7 @@ class StateTree:
             for bucket, entries in update.changed.items():
                 buckets[bucket] = entries
             history.newest += 1
-            history.undos.append(_Undo(history.newest, update.undo,
-                                       tuple(array("i", positions) for positions, _ in update.levels), replaced))
+            history.undos.append(_Undo(history.newest, update.undo, positions, replaced))
             return StateTree(history, history.newest, update.root)
 
     def proof(self, key: bytes) -> StateProof:
@@ -147,7 +159,7 @@ class StateTree:
         history = self._history
         with history.lock:
             if self._version < history.oldest():
-                raise LookupError(f"version {self._version} is no longer kept (the oldest is {history.oldest()})")
+                raise VersionGoneError(f"version {self._version} is no longer kept (the oldest is {history.oldest()})")
             later = [undo for undo in reversed(history.undos) if undo.version > self._version]  # newest first
             entries = _bucket_entries(history.buckets[position], position, later)
             siblings = []
