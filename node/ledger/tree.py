@@ -140,6 +140,8 @@ class StateTree:
         """The version ``update`` describes; ``update`` must have been prepared from this version, the newest."""
         history = self._history
         positions = tuple(array("i", changed) for changed, _ in update.levels)
+        # Held here, the buckets the block replaces are freed after the lock, not while a prover waits on it.
+        replaced_buckets = list(map(history.buckets.__getitem__, update.changed))
         with history.lock:
             if not self.accepts(update):
                 raise ValueError(f"an update prepared from version {update.base} cannot advance version "
@@ -150,7 +152,9 @@ class StateTree:
                 buckets[bucket] = entries
             history.newest += 1
             history.undos.append(_Undo(history.newest, update.undo, positions, replaced))
-            return StateTree(history, history.newest, update.root)
+            newest = StateTree(history, history.newest, update.root)
+        del replaced_buckets
+        return newest
 
     def proof(self, key: bytes) -> StateProof:
         """The proof of ``key``'s record, or of its absence, against this version's root."""
