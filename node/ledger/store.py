@@ -725,8 +725,8 @@ def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
     batch.put(k.META_SCHEMA, k.SCHEMA_VERSION)
     batch.write()
     # The genesis batch is one memtable however large (a million accounts: some 150 MB).  Compacted now,
-    # while nothing waits; left to the background it would still be flushing when the first blocks have
-    # filled the next memtable, and hold their writes up for seconds.
+    # while nothing waits, not on LevelDB's background thread beside the first blocks' commits (with a
+    # small write buffer, that flush held the second block's write up for seconds).
     db.compact_range()
 
 
