@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from array import array
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from node.core.state_proof import (
     BUCKET_TAG,
@@ -69,7 +69,7 @@ class _Undo:
 
     version: int
     records: bytes
-    positions: tuple[array[int], ...]  # per level, the positions the block changed, ascending
+    positions: tuple[memoryview, ...]  # per level, the positions the block changed, ascending
     hashes: tuple[bytes, ...]  # per level, the hashes those positions held before it
 
 
@@ -139,7 +139,7 @@ class StateTree:
     def advance(self, update: TreeUpdate) -> StateTree:
         """The version ``update`` describes; ``update`` must have been prepared from this version, the newest."""
         history = self._history
-        positions = tuple(array("i", changed) for changed, _ in update.levels)
+        positions = tuple(memoryview(changed).cast("i") for changed, _ in update.levels)
         # Held here, the buckets the block replaces are freed after the lock, not while a prover waits on it.
         replaced_buckets = list(map(history.buckets.__getitem__, update.changed))
         with history.lock:
@@ -181,14 +181,20 @@ def _bucket_entries(packed: bytes, position: int, later: list[_Undo]) -> tuple[b
     entries = {packed[i:i + HASH_SIZE]: packed[i:i + ENTRY_SIZE] for i in range(len(BUCKET_TAG), len(packed),
                                                                                 ENTRY_SIZE)}
     for undo in later:
-        records = _UndoRecords(undo.records)
-        for at in range(bisect_left(records, position), bisect_left(records, position + 1)):
-            record = undo.records[at * _UNDO_SIZE:(at + 1) * _UNDO_SIZE]
+        records = undo.records
+        indices = range(len(records) // _UNDO_SIZE)  # in key-hash order, so in bucket order
+        bucket = partial(_bucket_of_record, records)
+        for at in range(bisect_left(indices, position, key=bucket), bisect_left(indices, position + 1, key=bucket)):
+            record = records[at * _UNDO_SIZE:(at + 1) * _UNDO_SIZE]
             if record[HASH_SIZE]:
                 entries[record[:HASH_SIZE]] = record[:HASH_SIZE] + record[HASH_SIZE + 1:]
             else:
                 entries.pop(record[:HASH_SIZE], None)
     return tuple(entries[hashed] for hashed in sorted(entries))
+
+
+def _bucket_of_record(records: bytes, at: int) -> int:
+    return bucket_of(records[at * _UNDO_SIZE:at * _UNDO_SIZE + 2])
 
 
 def _hashes(level: bytearray, depth: int, first: int, later: list[_Undo]) -> list[bytes]:
@@ -199,22 +205,6 @@ def _hashes(level: bytearray, depth: int, first: int, later: list[_Undo]) -> lis
         for at in range(bisect_left(positions, first), bisect_left(positions, first + FANOUT)):
             group[positions[at] - first] = undo.hashes[depth][at * HASH_SIZE:(at + 1) * HASH_SIZE]
     return group
-
-
-class _UndoRecords:
-    """A block's undo records seen as the sequence of their buckets, ascending, for ``bisect``."""
-
-    __slots__ = ("_records",)
-
-    def __init__(self, records: bytes) -> None:
-        self._records = records
-
-    def __len__(self) -> int:
-        return len(self._records) // _UNDO_SIZE
-
-    def __getitem__(self, index: int) -> int:
-        at = index * _UNDO_SIZE
-        return bucket_of(self._records[at:at + 2])
 
 
 def _empty_levels() -> tuple[bytes, ...]:
