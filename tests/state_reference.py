@@ -24,9 +24,11 @@ def reference_root(records: dict[bytes, bytes]) -> bytes:
     for key, value in records.items():
         hashed = sha(key)
         buckets.setdefault(int.from_bytes(hashed[:2], "big"), []).append(hashed + sha(value))
+    # The subtrees holding a record, by depth: each bucket's index shifted up to that depth.
+    occupied = {depth: {bucket >> 4 * (4 - depth) for bucket in buckets} for depth in range(5)}
 
     def subtree(depth: int, index: int) -> bytes:
-        if not any(bucket >> 4 * (4 - depth) == index for bucket in buckets):
+        if index not in occupied[depth]:
             return EMPTY[depth]
         if depth == 4:
             return sha(b"\x00" + b"".join(sorted(buckets[index])))

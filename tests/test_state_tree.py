@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.core.state_proof import BUCKET_TAG, ProofError, StateProof, empty_root, verify
-from node.ledger._tree import install, merge, rehash
+from node.ledger._tree import install, update
 from node.ledger.tree import _EMPTY_LEVELS, StateTree, VersionGoneError
 from tests.state_reference import reference_root
 
@@ -166,19 +166,20 @@ def test_buckets_emptied_while_a_block_s_records_are_taken_are_refused_not_read_
         buckets.clear()  # Python code that runs while merge takes the records
 
     with pytest.raises(ValueError, match="buckets changed"):
-        merge(buckets, records())
+        update(buckets, _EMPTY_LEVELS, records())
 
 
 def test_levels_that_are_not_the_tree_s_hashes_are_refused_by_name():
     levels = tuple(bytearray(level) for level in _EMPTY_LEVELS)
+    buckets = [BUCKET_TAG] * 65_536
     with pytest.raises(ValueError, match="16 to the power"):
-        rehash(levels[:4] + (levels[4][:-1],), {})
+        update(buckets, levels[:4] + (levels[4][:-1],), [])
     with pytest.raises(TypeError, match="bytes or bytearray"):
-        rehash(levels[:4] + (list(levels[4]),), {})
+        update(buckets, levels[:4] + (list(levels[4]),), [])
     with pytest.raises(ValueError, match="five levels"):
-        rehash(levels[:4], {})
-    root, changes = rehash(levels, {})
-    assert root == StateTree.empty().root
+        update(buckets, levels[:4], [])
+    root, changed, undo, changes = update(buckets, levels, [])
+    assert (root, changed, undo) == (StateTree.empty().root, {}, b"")
     with pytest.raises(TypeError, match="is a bytearray"):
         install(tuple(bytes(level) for level in levels), changes)
 
@@ -186,7 +187,7 @@ def test_levels_that_are_not_the_tree_s_hashes_are_refused_by_name():
 def test_changes_that_do_not_fit_the_levels_are_refused_before_anything_is_written():
     levels = tuple(bytearray(level) for level in _EMPTY_LEVELS)
     before = tuple(bytes(level) for level in levels)
-    _, changes = rehash(levels, merge([BUCKET_TAG] * 65_536, [(b"alice", b"1")])[0])
+    *_, changes = update([BUCKET_TAG] * 65_536, levels, [(b"alice", b"1")])
     outside = changes[:3] + ((struct.pack("=i", 4096), b"h" * 32),) + changes[4:]  # level 3 has 4,096 nodes
     twice = changes[:4] + ((changes[4][0] * 2, changes[4][1] * 2),)  # the same bucket's position twice
     for damaged, said in [(outside, "outside its level"), (changes[:4], "one \\(positions, hashes\\) pair"),
@@ -244,3 +245,28 @@ def test_an_update_prepared_on_another_tree_is_refused():
     with pytest.raises(ValueError, match="only the newest"):
         other.advance(update)
     assert other.root == one.root == reference_root({b"alice": b"1"})
+
+
+@pytest.mark.parametrize("sizes", [(255, 256, 257), (6_000, 4_000, 3_000)])
+def test_blocks_large_enough_to_be_split_between_threads_equal_the_reference(sizes):
+    """Blocks of 256 records and more are hashed and merged by two threads, each taking a share of the
+    records and then of the buckets: every share boundary must leave the same tree as one thread would."""
+    tree = StateTree.empty()
+    state: dict[bytes, bytes] = {}
+    versions = []
+    for height, size in enumerate(sizes):
+        known = sorted(state)
+        writes: dict[bytes, bytes | None] = {b"key %d at %d" % (n, height): b"v%d" % n for n in range(size // 2)}
+        for n, key in enumerate(known[: size - len(writes)]):  # the rest rewrite or delete what earlier blocks wrote
+            writes[key] = None if n % 3 == 0 else b"rewritten at %d" % height
+        tree = tree.advance(tree.prepare(list(writes.items())))
+        for key, value in writes.items():
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
+        assert tree.root == reference_root(state)
+        versions.append((tree, dict(state)))
+    for version, records in versions:  # older versions, seen through the undo of the blocks after them
+        for key in sorted(records)[:: max(1, len(records) // 40)] + [b"never written"]:
+            verify(version.root, key, records.get(key), version.proof(key))

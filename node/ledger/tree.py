@@ -39,9 +39,9 @@ from node.core.state_proof import (
     bucket_of,
     node_hash,
 )
-from node.ledger._tree import install, merge, rehash
+from node.ledger._tree import install, update
 
-# A record's undo, as merge writes it: its key hash, 1 if the key was present before the block
+# A record's undo, as update writes it: its key hash, 1 if the key was present before the block
 # (0 if not), and its value hash then.
 _UNDO_SIZE = 2 * HASH_SIZE + 1
 DEFAULT_KEPT_VERSIONS = 32
@@ -128,8 +128,7 @@ class StateTree:
         if self._version != history.newest:
             raise ValueError(f"version {self._version} is not the newest ({history.newest}): only the newest "
                              f"is built on")
-        changed, undo = merge(history.buckets, records)
-        root, levels = rehash(history.levels, changed)
+        root, changed, undo, levels = update(history.buckets, history.levels, records)
         return TreeUpdate(history, self._version, root, changed, undo, levels)
 
     def accepts(self, update: TreeUpdate) -> bool:
