@@ -44,11 +44,15 @@ class Book:
     def account(self, key: bytes) -> list[int] | None:
         """The account as this block left it so far, or None if there is none."""
         account = self.loaded.get(key)
-        if account is None:
-            stored = self._lookup(key)
-            if stored is None:
-                return None
-            account = self.loaded[key] = list(stored)
+        return self.load(key) if account is None else account
+
+    def load(self, key: bytes) -> list[int] | None:
+        """The committed account, now loaded, for a key the block has not loaded yet (the execution loop
+        has just looked in ``loaded`` itself); None if there is none."""
+        stored = self._lookup(key)
+        if stored is None:
+            return None
+        account = self.loaded[key] = list(stored)
         return account
 
     def opened(self, key: bytes) -> list[int]:

@@ -126,11 +126,12 @@ def execute(
     """
     loaded, written = book.loaded, book.written
     get = loaded.get
-    lookup = book.account
+    load = book.load
     codes = bytearray(len(txs))  # zero is "ok"
     waterfalls: dict[int, Waterfall] = {}
     supply = issued - redeemed
-    transfer, issue, redeem, governing = TxKind.TRANSFER, TxKind.ISSUE, TxKind.REDEEM, TxKind.GOVERNANCE
+    transfer, issue, redeem, register, governing = (TxKind.TRANSFER, TxKind.ISSUE, TxKind.REDEEM, TxKind.REGISTER,
+                                                    TxKind.GOVERNANCE)
     issuer = governance.issuer
     redeemers = governance.redeemers
     limits = _limits(governance.tiers)
@@ -150,7 +151,7 @@ def execute(
         sender = tx.sender
         account = get(sender)
         if account is None:
-            account = lookup(sender)
+            account = load(sender)
             if account is None:
                 codes[i] = UNKNOWN_ACCOUNT
                 continue
@@ -167,7 +168,7 @@ def execute(
         if account[3] & FROZEN_OUT:
             codes[i] = SENDER_FROZEN
             continue
-        if kind is TxKind.REGISTER:
+        if kind is register:
             codes[i] = BYTE_OF[_register(stx.tx, book, limits)]  # type: ignore[arg-type]
             continue
         amount = tx.amount
@@ -202,7 +203,7 @@ def execute(
         if target is None:
             # A key the state has never held opens its account only if the payment applies:
             # a refused payment leaves no account behind for later transactions to find.
-            target = lookup(recipient) or new_account()
+            target = load(recipient) or new_account()
         if target[3] & FROZEN_IN:
             codes[i] = RECIPIENT_FROZEN
             continue
