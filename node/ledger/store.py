@@ -29,7 +29,7 @@ import re
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, starmap
 from typing import NamedTuple
 
 import msgpack
@@ -161,6 +161,7 @@ class PreparedBlock:
     hashes: tuple[bytes, ...]
     execution: Execution
     records: list[tuple[bytes, bytes | None]]
+    accounts: list[bytes]  # the records of ``execution.written``'s accounts, in its order, as the cache keeps them
     tree: TreeUpdate
 
     @property
@@ -175,7 +176,9 @@ class LedgerStore:
         assert proof_heights >= 1, "the committed height's state is always provable"
         self._db = db
         self.path = path
-        self._cache: dict[bytes, AccountRecord] = {}
+        # Each cached account as stored (k.ACCOUNT_VALUE): a commit's records are what it caches, and one
+        # bytes object is cheaper than a tuple of six ints to replace in a dict of a million.
+        self._cache: dict[bytes, bytes] = {}
         self._cache_limit = cache_accounts
         self._proof_heights = proof_heights
         try:
@@ -340,14 +343,13 @@ class LedgerStore:
         """
         stored = self._cache.get(public_key)
         if stored is None:
-            raw = self._get(k.ACCOUNT + public_key)
-            if raw is None:
+            stored = self._get(k.ACCOUNT + public_key)
+            if stored is None:
                 return None
-            try:
-                stored = k.ACCOUNT_VALUE.unpack(raw)
-            except struct.error as exc:
-                raise LedgerCorruptError(f"ledger store {self.path}: account {public_key.hex()}: {_said(exc)}") from exc
-        return Account(*stored)
+        try:
+            return Account(*k.ACCOUNT_VALUE.unpack(stored))
+        except struct.error as exc:
+            raise LedgerCorruptError(f"ledger store {self.path}: account {public_key.hex()}: {_said(exc)}") from exc
 
     def standing(self, public_key: bytes) -> tuple[int, int, int, int]:
         """(balance, nonce, tier, flags) as admission judges a sender: an absent account is all zeros."""
@@ -503,8 +505,10 @@ class LedgerStore:
         """Execute ``txs`` as the next block, made at ``time_ms``, without writing anything."""
         hashes = tuple([stx.hash for stx in txs])
         execution = self._execute(txs, time_ms)
-        records = _state_records(execution, self._height + 1)
-        return PreparedBlock(self._height + 1, hashes, execution, records, self._versions[-1].tree.prepare(records))
+        accounts = list(starmap(k.ACCOUNT_VALUE.pack, execution.written.values()))
+        records = _state_records(execution, accounts, self._height + 1)
+        return PreparedBlock(self._height + 1, hashes, execution, records, accounts,
+                             self._versions[-1].tree.prepare(records))
 
     def apply_block(self, height: int, txs: Sequence[AnyTransaction],
                     block_bytes: bytes, certificate_bytes: bytes, time_ms: int = 0) -> BlockResult:
@@ -559,9 +563,7 @@ class LedgerStore:
         except plyvel.Error as exc:
             # Nothing was applied, on disk or in memory: the block may be retried once the cause is fixed.
             raise LedgerError(f"ledger store {self.path} could not write block {height}: {_said(exc)}") from exc
-        cache = self._cache
-        for public_key, account in execution.written.items():
-            cache[public_key] = tuple(account)  # type: ignore[assignment]  # six ints, as AccountRecord
+        self._cache.update(zip(execution.written, prepared.accounts))
         self._trim_cache()
         self._supply = Supply(execution.issued, execution.redeemed)  # one assignment: readers never see half
         if changes is not None:
@@ -595,29 +597,30 @@ class LedgerStore:
     def _read_state(self, snapshot: plyvel.Snapshot) -> Iterator[tuple[bytes, bytes]]:
         """Every application record (node/ledger/layout.py), the leaves of the state tree, in one pass
         that also fills the account cache: a block's first payments then find their accounts in memory."""
-        cache, room, unpack = self._cache, self._cache_limit, k.ACCOUNT_VALUE.unpack
+        cache, room, size = self._cache, self._cache_limit, k.ACCOUNT_VALUE.size
         try:
             for prefix in k.STATE_PREFIXES:
                 with snapshot.iterator(prefix=prefix, verify_checksums=True) as records:
                     for key, value in records:
-                        if prefix == k.ACCOUNT and len(cache) < room:
-                            cache[key[1:]] = unpack(value)
+                        if prefix == k.ACCOUNT:
+                            if len(value) != size:
+                                raise LedgerCorruptError(f"ledger store {self.path}: an account record is "
+                                                         f"{len(value)} bytes, not {size} (account {key[1:].hex()})")
+                            if len(cache) < room:
+                                cache[key[1:]] = value
                         yield key, value
         except plyvel.CorruptionError as exc:
             raise LedgerCorruptError(f"ledger store {self.path} is corrupted: {_said(exc)}") from exc
-        except struct.error as exc:
-            raise LedgerCorruptError(f"ledger store {self.path}: an account record: {_said(exc)}") from exc
 
     def _lookup(self, public_key: bytes) -> AccountRecord | None:
         """Committed account record through the cache, filling it: for the committing thread only."""
-        cached = self._cache.get(public_key)
-        if cached is not None:
-            return cached
-        raw = self._get(k.ACCOUNT + public_key)
-        if raw is None:
-            return None
-        record = self._cache[public_key] = k.ACCOUNT_VALUE.unpack(raw)
-        return record
+        stored = self._cache.get(public_key)
+        if stored is None:
+            stored = self._get(k.ACCOUNT + public_key)
+            if stored is None:
+                return None
+            self._cache[public_key] = stored
+        return k.ACCOUNT_VALUE.unpack(stored)
 
     def _index_records(self, height: int, hashes: tuple[bytes, ...], codes: bytearray,
                        waterfalls: dict[int, Waterfall]) -> list[tuple[bytes, bytes]]:
@@ -730,15 +733,13 @@ def _write_genesis(db: plyvel.DB, genesis: GenesisState) -> None:
     db.compact_range()
 
 
-def _state_records(execution: Execution, height: int) -> list[tuple[bytes, bytes | None]]:
+def _state_records(execution: Execution, accounts: list[bytes], height: int) -> list[tuple[bytes, bytes | None]]:
     """The block's state changes as (key, value) records, each key once; a value of None deletes.
+    ``accounts`` are the written accounts' records, in ``execution.written``'s order.
 
     In no particular order: the tree places a record by its key alone, and LevelDB sorts a batch itself.
     """
-    pack = k.ACCOUNT_VALUE.pack
-    prefix = k.ACCOUNT
-    records: list[tuple[bytes, bytes | None]] = [
-        (prefix + public_key, pack(*account)) for public_key, account in execution.written.items()]
+    records: list[tuple[bytes, bytes | None]] = list(zip(map(k.ACCOUNT.__add__, execution.written), accounts))
     records.append((k.SUPPLY, k.encode_supply(execution.issued, execution.redeemed)))
     registrations = execution.book.registrations
     changes = execution.governance
