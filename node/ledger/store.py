@@ -30,6 +30,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice, starmap
+from operator import itemgetter
 from typing import NamedTuple
 
 import msgpack
@@ -529,11 +530,14 @@ class LedgerStore:
         codes = execution.codes
         db = self._db
         # An explicit write(), never the context manager: plyvel's ``with`` block
-        # writes whatever was put so far when an exception escapes it.
+        # writes whatever was put so far when an exception escapes it.  The records and index entries go
+        # in key order: LevelDB inserts each into its memtable, a skip list of up to 64 MB, and inserts in
+        # key order walk the nodes the one before walked, where random ones miss the CPU's cache ever more
+        # often as the memtable fills (docs/performance.md).
         batch = db.write_batch(sync=True)
         put = batch.put
         delete = batch.delete
-        for key, value in prepared.records:
+        for key, value in sorted(prepared.records, key=_KEY):
             if value is None:
                 delete(key)
             else:
@@ -541,7 +545,7 @@ class LedgerStore:
         put(k.block_key(height), block_bytes)
         put(k.certificate_key(height), certificate_bytes)
         put(k.receipts_key(height), encode_receipts(hashes, codes))
-        for key, value in self._index_records(height, hashes, codes, execution.waterfalls):
+        for key, value in sorted(self._index_records(height, hashes, codes, execution.waterfalls), key=_KEY):
             put(key, value)
         put(k.META_HEIGHT, k.encode_height(height))
         put(k.META_APP_HASH, app_hash)
@@ -737,7 +741,7 @@ def _state_records(execution: Execution, accounts: list[bytes], height: int) -> 
     """The block's state changes as (key, value) records, each key once; a value of None deletes.
     ``accounts`` are the written accounts' records, in ``execution.written``'s order.
 
-    In no particular order: the tree places a record by its key alone, and LevelDB sorts a batch itself.
+    In no particular order: the tree places a record by its key alone, and ``apply`` puts them in key order.
     """
     records: list[tuple[bytes, bytes | None]] = list(zip(map(k.ACCOUNT.__add__, execution.written), accounts))
     records.append((k.SUPPLY, k.encode_supply(execution.issued, execution.redeemed)))
@@ -765,6 +769,7 @@ def _results_root(hashes: tuple[bytes, ...], codes: bytearray, waterfalls: dict[
 
 
 _CODE_BYTES = [bytes((code,)) for code in range(256)]
+_KEY = itemgetter(0)
 
 
 def _registration(raw: bytes) -> tuple[bytes, bytes]:
