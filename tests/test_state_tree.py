@@ -163,10 +163,21 @@ def test_buckets_emptied_while_a_block_s_records_are_taken_are_refused_not_read_
 
     def records():
         yield (b"alice", b"1")
-        buckets.clear()  # Python code that runs while merge takes the records
+        buckets.clear()  # Python code that runs while update takes the records
 
     with pytest.raises(ValueError, match="buckets changed"):
         update(buckets, _EMPTY_LEVELS, records())
+
+
+def test_levels_resized_while_a_block_s_records_are_taken_are_refused_not_read_past_their_end():
+    levels = tuple(bytearray(level) for level in _EMPTY_LEVELS)
+
+    def records():
+        yield (b"alice", b"1")
+        del levels[4][-32:]  # Python code that runs while update takes the records
+
+    with pytest.raises(ValueError, match="16 to the power"):
+        update([BUCKET_TAG] * 65_536, levels, records())
 
 
 def test_levels_that_are_not_the_tree_s_hashes_are_refused_by_name():

@@ -258,6 +258,25 @@ checked_levels(PyObject *levels, unsigned char **level, int writable)
     return 1;
 }
 
+/* The levels' bytes, held as buffers while ``update`` reads them: a bytearray cannot be resized while a
+ * buffer of it is held, so no Python code (a finalizer, another thread while the GIL is released) can move
+ * them.  False, with an exception set and nothing held, if a level is not the tree's. */
+static int
+hold_levels(PyObject *levels, Py_buffer *views, unsigned char **level)
+{
+    if (!checked_levels(levels, level, 0))
+        return 0;
+    for (int depth = 0; depth <= LEVELS; depth++) {
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(levels, depth), &views[depth], PyBUF_SIMPLE) < 0) {
+            while (depth-- > 0)
+                PyBuffer_Release(&views[depth]);
+            return 0;
+        }
+        level[depth] = views[depth].buf;
+    }
+    return 1;
+}
+
 /* The records as Updates, their keys and values borrowed from ``held``; NULL with an exception set. */
 static Update *
 taken_records(PyObject *held)
@@ -327,6 +346,8 @@ update(PyObject *module, PyObject *args)
     Update *updates = taken_records(held);
     Merge *merges = NULL;
     Changes changes[LEVELS + 1] = {{0}};
+    Py_buffer views[LEVELS + 1];
+    int holding = 0;
     PyObject *undo = NULL, *changed = NULL, *parts = NULL, *result = NULL;
     if (updates == NULL)
         goto done;
@@ -337,7 +358,7 @@ update(PyObject *module, PyObject *args)
         qsort(updates, count, sizeof(Update), compare_key_hashes);
     Py_END_ALLOW_THREADS
     if (!hashed) {
-        PyErr_SetString(PyExc_RuntimeError, "OpenSSL's SHA-256 failed");
+        PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed (OpenSSL, or memory for its context)");
         goto done;
     }
     touched = count > 0;
@@ -348,13 +369,14 @@ update(PyObject *module, PyObject *args)
         }
         touched += memcmp(updates[n - 1].entry, updates[n].entry, 2) != 0;
     }
-    /* Taking the records may have run Python code (an iterator, a finalizer): the buckets and levels are
-     * checked again here, and nothing below runs any. */
+    /* Taking the records may have run Python code (an iterator, a finalizer), and code may run again below
+     * (a collection, other threads while the GIL is released): the buckets are checked again here, each one
+     * read is held by a reference of our own, and the levels are held as buffers from here on. */
     if (PyList_GET_SIZE(buckets) != BUCKETS) {
         PyErr_SetString(PyExc_ValueError, "the buckets changed while a block's records were taken");
         goto done;
     }
-    if (!checked_levels(levels, level, 0))
+    if (!(holding = hold_levels(levels, views, level)))
         goto done;
     merges = PyMem_RawCalloc(touched ? touched : 1, sizeof(Merge));
     undo = PyBytes_FromStringAndSize(NULL, count * UNDO_SIZE);
@@ -403,7 +425,7 @@ update(PyObject *module, PyObject *args)
     }
     Py_END_ALLOW_THREADS
     if (!hashed) {
-        PyErr_SetString(PyExc_RuntimeError, "OpenSSL's SHA-256 failed");
+        PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed (OpenSSL, or memory for its context)");
         goto done;
     }
     changed = PyDict_New();
@@ -433,6 +455,8 @@ done:
         PyMem_RawFree(changes[depth].positions);
         PyMem_RawFree(changes[depth].hashes);
     }
+    for (int depth = 0; holding && depth <= LEVELS; depth++)
+        PyBuffer_Release(&views[depth]);
     PyMem_RawFree(merges);
     PyMem_RawFree(updates);
     Py_XDECREF(parts);

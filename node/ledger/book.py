@@ -47,13 +47,12 @@ class Book:
         return self.load(key) if account is None else account
 
     def load(self, key: bytes) -> list[int] | None:
-        """The committed account, now loaded, for a key the block has not loaded yet (the execution loop
-        has just looked in ``loaded`` itself); None if there is none."""
+        """``account(key)`` for the execution loop, which has just looked in ``loaded`` itself: the committed
+        account is read first, and the block's own is kept if it has one after all."""
         stored = self._lookup(key)
         if stored is None:
-            return None
-        account = self.loaded[key] = list(stored)
-        return account
+            return self.loaded.get(key)
+        return self.loaded.setdefault(key, list(stored))
 
     def opened(self, key: bytes) -> list[int]:
         """The account, opened empty (tier 0) if there is none yet; written either way."""

@@ -533,7 +533,7 @@ class LedgerStore:
         # writes whatever was put so far when an exception escapes it.  The records and index entries go
         # in key order: LevelDB inserts each into its memtable, a skip list of up to 64 MB, and inserts in
         # key order walk the nodes the one before walked, where random ones miss the CPU's cache ever more
-        # often as the memtable fills (docs/performance.md).
+        # often as the memtable fills (docs/performance.md, "The tree's buckets hashed as they are merged").
         batch = db.write_batch(sync=True)
         put = batch.put
         delete = batch.delete
@@ -567,7 +567,7 @@ class LedgerStore:
         except plyvel.Error as exc:
             # Nothing was applied, on disk or in memory: the block may be retried once the cause is fixed.
             raise LedgerError(f"ledger store {self.path} could not write block {height}: {_said(exc)}") from exc
-        self._cache.update(zip(execution.written, prepared.accounts))
+        self._cache.update(zip(execution.written, prepared.accounts, strict=True))
         self._trim_cache()
         self._supply = Supply(execution.issued, execution.redeemed)  # one assignment: readers never see half
         if changes is not None:
@@ -619,12 +619,14 @@ class LedgerStore:
     def _lookup(self, public_key: bytes) -> AccountRecord | None:
         """Committed account record through the cache, filling it: for the committing thread only."""
         stored = self._cache.get(public_key)
+        if stored is not None:
+            return k.ACCOUNT_VALUE.unpack(stored)
+        stored = self._get(k.ACCOUNT + public_key)
         if stored is None:
-            stored = self._get(k.ACCOUNT + public_key)
-            if stored is None:
-                return None
-            self._cache[public_key] = stored
-        return k.ACCOUNT_VALUE.unpack(stored)
+            return None
+        record = k.ACCOUNT_VALUE.unpack(stored)  # a damaged record raises here, before it is cached
+        self._cache[public_key] = stored
+        return record
 
     def _index_records(self, height: int, hashes: tuple[bytes, ...], codes: bytearray,
                        waterfalls: dict[int, Waterfall]) -> list[tuple[bytes, bytes]]:
